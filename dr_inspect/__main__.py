@@ -1,0 +1,3 @@
+from dr_inspect.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""Result objects shared by verify, doctor and every report renderer.
+
+Plain dataclasses so renderers (table, JSON, JUnit, Markdown, HTML) are pure functions of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["pass", "fail", "not-exercised"]
+Severity = Literal["error", "warning"]
+
+
+@dataclass
+class Evidence:
+    """One violation, with what a person needs to find it in Wireshark."""
+
+    point: str                      # capture point name
+    frames: list[int]               # 1-based frame numbers at that point
+    ts_ns: list[int]                # their timestamps
+    five_tuple: str                 # "tcp 192.168.7.2:51000 -> 192.168.7.33:8000" (or "arp" ...)
+    expected: str
+    actual: str
+    display_filter: str             # a Wireshark display filter that shows it
+    cause: str = ""                 # one line: likely cause and the fix
+    seq: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RuleResult:
+    id: str                         # DR001 ... (public contract)
+    name: str                       # forward-mac-rewrite ...
+    title: str
+    severity: Severity
+    status: Status
+    checked: int = 0                # how many items the rule looked at
+    violations: int = 0
+    evidence: list[Evidence] = field(default_factory=list)   # capped; see evidence_omitted
+    evidence_omitted: int = 0       # "and N more"
+    explanation: str = ""
+    fix_hint: str = ""
+    note: str = ""                  # e.g. why not exercised
+    host_causes: list[str] = field(default_factory=list)     # doctor checks that explain it
+
+
+@dataclass
+class PointSummary:
+    name: str
+    file: str
+    role: str                       # vip-segment | rs-segment | both | unknown
+    interface: str = ""
+    frames: int = 0
+    decoded: int = 0
+    undecodable: dict[str, int] = field(default_factory=dict)
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+    clock_offset_ns: int = 0        # estimated offset against the reference point
+    kernel_drops: int | None = None
+    snaplen: int | None = None
+    error: str | None = None        # a read error; frames before it were kept
+
+
+@dataclass
+class RealServer:
+    name: str                       # rs1, rs2 ... in order of first appearance
+    macs: dict[str, str]            # segment/point role -> MAC
+    rip: str | None = None
+
+
+@dataclass
+class Topology:
+    vips: list[str]                                  # "ip:port" (IPv6 as "[ip]:port")
+    director_macs: dict[str, list[str]]              # segment -> MACs
+    real_servers: list[RealServer]
+    point_roles: dict[str, str]                      # point -> role
+    shape: str = "two-segment"                       # two-segment | shared-segment | single-point
+    pinned: dict[str, Any] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)  # pinned values the traffic contradicts
+
+
+@dataclass
+class VerifyReport:
+    verdict: Literal["pass", "fail"]
+    rules: list[RuleResult]
+    topology: Topology | None
+    points: list[PointSummary]
+    flows: int = 0
+    hops: int = 0
+    errors: list[str] = field(default_factory=list)  # input problems that did not stop the run
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(r.status == "fail" and r.severity == "error" for r in self.rules) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,42 @@
+"""Shared test helpers.
+
+In CI (CI=true) a missing prerequisite fails the test; elsewhere it skips with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus" / "tcpdump-tests"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip (outside CI) or fail (in CI) when a prerequisite is missing."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"prerequisite missing in CI: {reason}")
+    pytest.skip(reason)
+
+
+def require_tool(tool: str, package: str) -> str:
+    path = shutil.which(tool)
+    require(path is not None, f"{tool} not installed (apt-get install {package})")
+    return path  # type: ignore[return-value]
+
+
+def require_root_netns() -> None:
+    require(os.geteuid() == 0, "not root: the lab needs network namespaces")
+    require(shutil.which("ip") is not None, "iproute2 missing")
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    require(CORPUS.is_dir(), f"tcpdump test corpus not found at {CORPUS}")
+    return CORPUS
