@@ -97,3 +97,38 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class LadderStep:
+    """One packet at one capture point, placed on the seed's narrative."""
+
+    label: str        # client send | director receive | director send | server receive | server send | client receive
+    point: str
+    frame: int
+    ts_ns: int
+    src_mac: str
+    dst_mac: str
+    src_ip: str
+    dst_ip: str
+    src_port: int | None
+    dst_port: int | None
+    ttl: int | None
+    tcp_flags: int | None
+    seq: int | None
+    ack: int | None
+    payload_len: int | None
+    src_host: str = ""   # client | director | rs1 ... (column the arrow starts at)
+    dst_host: str = ""   # column the arrow ends at
+    note: str = ""       # e.g. "dst MAC rewritten to rs1", "reply bypasses director"
+
+
+@dataclass
+class Ladder:
+    flow_id: int
+    five_tuple: str
+    real_server: str | None
+    hosts: list[str]             # columns, left to right: client, director, rs1...
+    points: list[str]
+    steps: list[LadderStep]
+    violations: list[str] = field(default_factory=list)   # rule ids this flow violates

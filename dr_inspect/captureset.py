@@ -1,0 +1,170 @@
+"""A capture set: a directory with one capture file per point, plus an optional manifest.toml.
+
+manifest.toml (written by `capture`, the lab and the bundled-capture script; read by verify and
+doctor):
+
+    [capture]                      # all keys optional
+    tool = "dr-inspect 0.1.0"
+    host = "lab-host"
+    started = "2026-11-30T06:50:00Z"
+    stopped = "2026-11-30T06:50:09Z"
+    director = "ipvs"              # lab sets only
+    faults = ["rs-answers-arp"]
+    description = "..."
+
+    [[points]]
+    name = "br_e"                  # required, unique
+    file = "br_e.pcap"             # required, relative to the set
+    role = "vip-segment"           # vip-segment | rs-segment | both | unknown
+    interface = "br_e"
+    netns = "dri-sw"
+    host = "lab-host"
+    received = 120                 # tcpdump: packets received by filter
+    dropped = 0                    # tcpdump: packets dropped by kernel
+    snaplen = 262144
+
+    [snapshots]                    # host state snapshots (JSON), host name -> relative path
+    director = "snapshots/director.json"
+
+Bundled sets also carry expected.toml: `fail = ["DR005"]` (rule ids that must fail) and a
+`description`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dr_inspect.errors import InputError
+
+ROLES = ("vip-segment", "rs-segment", "both", "unknown")
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+
+_CAPTURE_KEYS = {"tool", "host", "started", "stopped", "director", "faults", "description",
+                 "real_servers", "vip", "port"}
+_POINT_KEYS = {"name", "file", "role", "interface", "netns", "host", "received", "dropped",
+               "snaplen", "started", "stopped"}
+
+
+@dataclass
+class Point:
+    name: str
+    file: Path
+    role: str = "unknown"
+    interface: str = ""
+    netns: str = ""
+    host: str = ""
+    received: int | None = None
+    dropped: int | None = None
+    snaplen: int | None = None
+
+
+@dataclass
+class CaptureSet:
+    root: Path | None                     # the directory, or None for loose files
+    points: list[Point]
+    capture: dict[str, Any] = field(default_factory=dict)
+    snapshots: dict[str, Path] = field(default_factory=dict)
+    expected_fail: list[str] | None = None
+
+
+def is_capture_file(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_file() and any(name.endswith(s) for s in CAPTURE_SUFFIXES)
+
+
+def point_name_for(path: Path) -> str:
+    name = path.name
+    for suffix in sorted(CAPTURE_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
+
+
+def read_manifest(directory: Path) -> CaptureSet:
+    path = directory / "manifest.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML: {exc}") from None
+    _check_keys(data, {"capture", "points", "snapshots"}, str(path))
+    capture = data.get("capture", {})
+    _check_keys(capture, _CAPTURE_KEYS, f"{path} [capture]")
+    points: list[Point] = []
+    for i, raw in enumerate(data.get("points", [])):
+        where = f"{path} points[{i}]"
+        _check_keys(raw, _POINT_KEYS, where)
+        if "name" not in raw or "file" not in raw:
+            raise InputError(f"{where}: 'name' and 'file' are required")
+        role = raw.get("role", "unknown")
+        if role not in ROLES:
+            raise InputError(f"{where}: role {role!r} is not one of {', '.join(ROLES)}")
+        file = directory / raw["file"]
+        if not file.is_file():
+            raise InputError(f"{where}: capture file {file} does not exist")
+        points.append(Point(name=raw["name"], file=file, role=role,
+                            interface=raw.get("interface", ""), netns=raw.get("netns", ""),
+                            host=raw.get("host", ""), received=raw.get("received"),
+                            dropped=raw.get("dropped"), snaplen=raw.get("snaplen")))
+    names = [p.name for p in points]
+    if len(set(names)) != len(names):
+        raise InputError(f"{path}: point names are not unique: {', '.join(names)}")
+    snapshots = {host: directory / rel for host, rel in data.get("snapshots", {}).items()}
+    return CaptureSet(root=directory, points=points, capture=capture, snapshots=snapshots)
+
+
+def read_expected(directory: Path) -> list[str] | None:
+    path = directory / "expected.toml"
+    if not path.is_file():
+        return None
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML: {exc}") from None
+    _check_keys(data, {"fail", "description"}, str(path))
+    return list(data.get("fail", []))
+
+
+def load_capture_set(paths: list[Path | str]) -> CaptureSet:
+    """Resolve command-line PATHs (one directory, or capture files) into a CaptureSet.
+
+    A directory with manifest.toml uses it; a directory without one takes every capture file in it
+    as a point named after the file. Loose files are points named after their file names.
+    """
+    resolved = [Path(p) for p in paths]
+    if not resolved:
+        raise InputError("no capture path given")
+    missing = [str(p) for p in resolved if not p.exists()]
+    if missing:
+        raise InputError(f"no such file or directory: {', '.join(missing)}")
+    dirs = [p for p in resolved if p.is_dir()]
+    if dirs:
+        if len(resolved) != 1:
+            raise InputError("give either one capture-set directory or capture files, not both")
+        directory = dirs[0]
+        if (directory / "manifest.toml").is_file():
+            cs = read_manifest(directory)
+        else:
+            files = sorted(p for p in directory.iterdir() if is_capture_file(p))
+            if not files:
+                raise InputError(f"{directory}: no capture files (*.pcap, *.pcapng, *.gz) in it")
+            cs = CaptureSet(root=directory, points=[Point(point_name_for(f), f) for f in files])
+        cs.expected_fail = read_expected(directory)
+        return cs
+    points = [Point(point_name_for(f), f) for f in resolved]
+    seen: dict[str, int] = {}
+    for p in points:  # two files with one name from different folders stay distinct points
+        seen[p.name] = seen.get(p.name, 0) + 1
+        if seen[p.name] > 1:
+            p.name = f"{p.name}#{seen[p.name]}"
+    return CaptureSet(root=None, points=points)
