@@ -1,0 +1,1 @@
+"""The DR rule catalogue (data). Installed as dr_inspect.catalogue."""
