@@ -1,0 +1,1 @@
+"""Live capture agents (one tcpdump per capture point) and streaming verification (watch)."""

@@ -1,0 +1,265 @@
+"""Capture agents: one tcpdump per capture point, writing a capture set that `verify` reads.
+
+    session = start_capture([CapturePoint("br_e", "br_e", netns="dri-sw", role="vip-segment"), ...],
+                            Path("out"))
+    ...                              # traffic
+    summary = session.stop()         # stops the tcpdumps, writes manifest.toml
+
+The set: `<point>.pcap` per point (rotated files `<point>.pcap1`, ... or, with a ring of -W
+files, `<point>.pcap0`...), `manifest.toml`, and `snapshots/<host>.json` (host state).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from dr_inspect import __version__
+from dr_inspect.captureset import ROLES
+from dr_inspect.errors import CaptureAgentError, DrInspectError, InputError
+from dr_inspect.live.agent import TcpdumpAgent
+from dr_inspect.live.files import point_files
+from dr_inspect.live.manifest import render_manifest
+from dr_inspect.live.preflight import check_interface, check_point_name, prepare_out_dir
+from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN, build_argv, find_tcpdump, supports_nano
+
+START_TIMEOUT_S = 15.0
+DEFAULT_RING_FILES = 8
+
+
+@dataclass
+class CapturePoint:
+    name: str                       # point name (names the file: <name>.pcap)
+    interface: str                  # the bridge / interface tcpdump listens on
+    netns: str | None = None        # network namespace it lives in (None: this one)
+    role: str | None = None         # vip-segment | rs-segment | both | unknown
+
+
+@dataclass
+class PointResult:
+    name: str
+    interface: str
+    netns: str | None
+    role: str | None
+    files: list[Path]               # oldest first; empty if tcpdump wrote nothing
+    received: int | None            # tcpdump: packets received by filter
+    dropped: int | None             # tcpdump: packets dropped by kernel
+    captured: int | None            # tcpdump: packets written
+    exit_code: int | None
+    error: str | None = None        # tcpdump died on its own: its message
+
+
+@dataclass
+class CaptureSummary:
+    out_dir: Path
+    manifest: Path
+    started: str
+    stopped: str
+    points: list[PointResult]
+    snapshots: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[PointResult]:
+        return [p for p in self.points if p.error]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def validate_points(points: list[CapturePoint]) -> None:
+    if not points:
+        raise InputError("no capture point given (--bridge NAME)")
+    names = [p.name for p in points]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"capture point names must be unique: {', '.join(dupes)} given twice")
+    for p in points:
+        check_point_name(p.name)
+        if p.role is not None and p.role not in ROLES:
+            raise InputError(f"point {p.name}: role {p.role!r} is not one of {', '.join(ROLES)}")
+
+
+def take_snapshots(hosts: dict[str, str | None], out_dir: Path) -> tuple[dict[str, Path], list[str]]:
+    """Write snapshots/<host>.json for each host (host name -> netns). Returns (written, warnings)."""
+    if not hosts:
+        return {}, []
+    from dr_inspect.doctor.snapshot import take_snapshot, write_snapshot
+
+    written: dict[str, Path] = {}
+    warnings: list[str] = []
+    for host, netns in hosts.items():
+        check_point_name(host)
+        try:
+            snapshot = take_snapshot(netns, host=host)
+        except DrInspectError as exc:
+            warnings.append(f"snapshot of {host}: {exc}")
+            continue
+        written[host] = write_snapshot(snapshot, out_dir / "snapshots" / f"{host}.json")
+    return written, warnings
+
+
+class CaptureSession:
+    """Running capture agents. Stop with stop(); wait() returns when they end by themselves."""
+
+    def __init__(self, points: list[CapturePoint], agents: list[TcpdumpAgent], out_dir: Path,
+                 bases: list[str], *, snaplen: int, started: str, host: str,
+                 snapshots: dict[str, Path], warnings: list[str], description: str | None = None):
+        self.points = points
+        self.agents = agents
+        self.out_dir = out_dir
+        self.bases = bases
+        self.snaplen = snaplen
+        self.started = started
+        self.host = host
+        self.snapshots = snapshots
+        self.warnings = warnings
+        self.description = description
+        self._summary: CaptureSummary | None = None
+
+    def progress(self) -> dict[str, tuple[int, int | None]]:
+        """Point -> (packets written so far, kernel drops reported so far)."""
+        return {a.name: (a.state.got, a.state.stats.dropped) for a in self.agents}
+
+    def running(self) -> list[str]:
+        return [a.name for a in self.agents if a.alive()]
+
+    def crashed(self) -> list[str]:
+        return [a.name for a in self.agents if a.crashed()]
+
+    def wait(self, timeout: float | None = None, *, poll: float = 0.2) -> str:
+        """Block until every agent has ended ("ended"), one crashed ("crashed") or `timeout` s
+        passed ("timeout"). Ctrl-C propagates as KeyboardInterrupt; the caller then stop()s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.crashed():
+                return "crashed"
+            if not self.running():
+                return "ended"
+            if deadline is not None and time.monotonic() >= deadline:
+                return "timeout"
+            time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+
+    def stop(self) -> CaptureSummary:
+        """Stop every agent (SIGINT: tcpdump flushes and prints its counts), write manifest.toml."""
+        if self._summary is not None:
+            return self._summary
+        codes = [a.stop() for a in self.agents]
+        stopped = utc_now()
+        results: list[PointResult] = []
+        for point, agent, base, rc in zip(self.points, self.agents, self.bases, codes):
+            st = agent.state.stats
+            error = None
+            if agent.crashed():
+                error = f"tcpdump exited with status {rc} during the capture: {agent.error_message()}"
+            results.append(PointResult(
+                name=point.name, interface=point.interface, netns=point.netns, role=point.role,
+                files=point_files(self.out_dir, base), received=st.received, dropped=st.dropped,
+                captured=st.captured, exit_code=rc, error=error))
+        summary = CaptureSummary(out_dir=self.out_dir, manifest=self.out_dir / "manifest.toml",
+                                 started=self.started, stopped=stopped, points=results,
+                                 snapshots=self.snapshots, warnings=list(self.warnings))
+        summary.manifest.write_text(self.manifest_text(summary))
+        self._summary = summary
+        return summary
+
+    def manifest_text(self, summary: CaptureSummary) -> str:
+        notes = [f"{p.name}: {p.error}" for p in summary.failed]
+        description = "; ".join(filter(None, [self.description, *notes])) or None
+        capture = {"tool": f"dr-inspect {__version__}", "host": self.host,
+                   "started": summary.started, "stopped": summary.stopped, "description": description}
+        points = []
+        for p in summary.points:
+            if not p.files:
+                summary.warnings.append(f"{p.name}: tcpdump wrote no file; the point is left out of the manifest")
+                continue
+            rel = [str(f.relative_to(self.out_dir)) for f in p.files]
+            entry = {"name": p.name, "file": rel[0],
+                     # `files` only when tcpdump rotated: every file of the point, oldest first.
+                     "files": rel if len(rel) > 1 else None,
+                     "role": p.role, "interface": p.interface, "netns": p.netns, "host": self.host,
+                     "received": p.received, "dropped": p.dropped, "snaplen": self.snaplen,
+                     "started": summary.started, "stopped": summary.stopped}
+            points.append(entry)
+        snaps = {h: str(path.relative_to(self.out_dir)) for h, path in summary.snapshots.items()}
+        return render_manifest(capture, points, snaps)
+
+
+def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = DEFAULT_SNAPLEN,
+                  bpf: str | None = None, count: int | None = None, rotate_mb: int | None = None,
+                  rotate_files: int | None = None, snapshot_hosts: dict[str, str | None] | None = None,
+                  description: str | None = None, start_timeout: float = START_TIMEOUT_S) -> CaptureSession:
+    """Start one tcpdump per point writing into `out_dir`; return once every one is capturing.
+
+    count: each point stops after that many packets. rotate_mb: start a new file every N million
+    bytes, keeping a ring of `rotate_files` files per point (default 8; the oldest is reused).
+    On any failure every agent already started is stopped before the error is raised.
+    """
+    validate_points(points)
+    if snaplen <= 0 or (count is not None and count <= 0) or (rotate_mb is not None and rotate_mb <= 0):
+        raise InputError("snaplen, count and rotate-mb must be positive")
+    tcpdump = find_tcpdump()
+    for p in points:
+        check_interface(p.interface, p.netns)
+    out_dir = prepare_out_dir(Path(out_dir))
+    if rotate_mb is not None and rotate_files is None:
+        rotate_files = DEFAULT_RING_FILES
+    host = socket.gethostname()
+    snapshots, warnings = take_snapshots(dict(snapshot_hosts or {}), out_dir)
+    nano = supports_nano(tcpdump)
+    if not nano:
+        warnings.append("this tcpdump cannot write nanosecond timestamps; files have microseconds")
+    agents: list[TcpdumpAgent] = []
+    bases: list[str] = []
+    started = utc_now()
+    try:
+        for p in points:
+            base = f"{p.name}.pcap"
+            argv = build_argv(tcpdump, p.interface, str(out_dir / base), netns=p.netns, snaplen=snaplen,
+                              bpf=bpf, count=count, rotate_mb=rotate_mb, rotate_files=rotate_files,
+                              nano=nano, as_root=os.geteuid() == 0)
+            agents.append(TcpdumpAgent(p.name, argv))
+            bases.append(base)
+        for a in agents:
+            a.wait_listening(start_timeout)
+    except BaseException:
+        for a in agents:
+            a.stop(timeout=2.0)
+        raise
+    return CaptureSession(points, agents, out_dir, bases, snaplen=snaplen, started=started, host=host,
+                          snapshots=snapshots, warnings=warnings, description=description)
+
+
+def capture_for(points: list[CapturePoint], out_dir: Path, *, duration: float | None = None,
+                on_tick=None, tick_s: float = 0.5, **options) -> CaptureSummary:
+    """Capture until `duration` s passed, every point reached --count, a tcpdump died, or Ctrl-C/
+    SIGTERM (KeyboardInterrupt). Always stops the agents and writes the manifest.
+
+    on_tick(session) is called every tick_s seconds (live progress).
+    """
+    session = start_capture(points, out_dir, **options)
+    try:
+        deadline = None if duration is None else time.monotonic() + duration
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            reason = session.wait(tick_s if left is None else min(tick_s, left))
+            if on_tick is not None:
+                on_tick(session)
+            if reason in ("ended", "crashed"):
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        summary = session.stop()
+    return summary
+
+
+__all__ = ["CapturePoint", "CaptureSession", "CaptureSummary", "PointResult", "start_capture",
+           "capture_for", "CaptureAgentError"]

@@ -1,0 +1,39 @@
+"""Render a capture set's manifest.toml (the format documented in dr_inspect.captureset). Pure."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to manifest.toml")
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+
+
+def _table(items: dict[str, Any]) -> list[str]:
+    return [f"{_key(k)} = {_value(v)}" for k, v in items.items() if v is not None]
+
+
+def render_manifest(capture: dict[str, Any], points: list[dict[str, Any]],
+                    snapshots: dict[str, str] | None = None) -> str:
+    """manifest.toml text: [capture], one [[points]] per point, [snapshots]. None values omitted."""
+    lines = ["# written by dr-inspect capture", "[capture]", *_table(capture)]
+    for point in points:
+        lines += ["", "[[points]]", *_table(point)]
+    if snapshots:
+        lines += ["", "[snapshots]", *_table(snapshots)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,63 @@
+"""Checks made before any tcpdump starts, so bad input gives one clear message and starts nothing."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from dr_inspect.errors import CaptureAgentError, InputError, MissingToolError
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
+
+
+def check_point_name(name: str) -> None:
+    if not _SAFE_NAME.match(name) or name in (".", ".."):
+        raise InputError(f"capture point name {name!r}: use letters, digits and . _ - + @ (it names a file)")
+
+
+def netns_exists(netns: str) -> bool:
+    return Path("/run/netns", netns).exists()
+
+
+def check_netns(netns: str) -> None:
+    if not netns_exists(netns):
+        raise CaptureAgentError(f"network namespace {netns!r} does not exist (ip netns list)")
+
+
+def check_interface(interface: str, netns: str | None) -> None:
+    """The interface must exist where tcpdump will run (in `netns`, or in this namespace)."""
+    if netns is None:
+        if interface != "any" and not Path("/sys/class/net", interface).exists():
+            raise CaptureAgentError(f"interface {interface!r} does not exist on this host")
+        return
+    check_netns(netns)
+    if interface == "any":
+        return
+    argv = ["ip", "-n", netns, "link", "show", "dev", interface]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        raise MissingToolError("ip", "iproute2", "needed to capture inside a network namespace") from None
+    if result.returncode != 0:
+        raise CaptureAgentError(f"interface {interface!r} does not exist in network namespace {netns!r}")
+
+
+def prepare_out_dir(out_dir: Path) -> Path:
+    """Create the output folder (and parents) and prove it is writable. Refuse to overwrite a set."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CaptureAgentError(f"{out_dir}: cannot create output folder: {exc.strerror}") from None
+    if not out_dir.is_dir():
+        raise CaptureAgentError(f"{out_dir}: not a folder")
+    if (out_dir / "manifest.toml").exists():
+        raise CaptureAgentError(f"{out_dir}: already holds a capture set (manifest.toml); choose another --out")
+    try:
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".dri-write-test-"):
+            pass
+    except OSError as exc:
+        raise CaptureAgentError(f"{out_dir}: output folder is not writable: {exc.strerror}") from None
+    return out_dir
+

@@ -1,0 +1,120 @@
+"""tcpdump as a capture agent: its argv (pure), its stderr messages (pure parsers), its lookup.
+
+tcpdump 4.99 writes, on stderr: "listening on IF, link-type ..." once capturing, "Got N" (with -v
+and -w, once a second, ended by a carriage return), and at exit "N packets captured",
+"N packets received by filter", "N packets dropped by kernel" (some builds also "... dropped by
+interface"). SIGUSR1 makes it print the same three counts on one line.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+
+from dr_inspect.errors import MissingToolError
+
+DEFAULT_SNAPLEN = 262144
+
+_LISTENING = re.compile(r"listening on (\S+), link-type (\S+)")
+_GOT = re.compile(r"^Got (\d+)$")
+_COUNT = re.compile(r"(\d+) packets? (captured|received by filter|dropped by kernel|dropped by interface)")
+
+
+@dataclass
+class TcpdumpStats:
+    """Counts tcpdump reports on stderr; None where it has not said."""
+
+    captured: int | None = None
+    received: int | None = None
+    dropped: int | None = None
+    if_dropped: int | None = None
+
+
+def find_tcpdump() -> str:
+    path = shutil.which("tcpdump")
+    if path is None:
+        raise MissingToolError("tcpdump", "tcpdump", "dr-inspect capture runs one tcpdump per capture point")
+    return path
+
+
+@lru_cache(maxsize=4)
+def supports_nano(tcpdump: str) -> bool:
+    """True when this tcpdump accepts --time-stamp-precision (nanosecond pcap files)."""
+    try:
+        out = subprocess.run([tcpdump, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--time-stamp-precision" in (out.stdout + out.stderr)
+
+
+def build_argv(tcpdump: str, interface: str, output: str, *, netns: str | None = None,
+               snaplen: int = DEFAULT_SNAPLEN, bpf: str | None = None, count: int | None = None,
+               rotate_mb: int | None = None, rotate_files: int | None = None, nano: bool = True,
+               as_root: bool = True, verbose_counts: bool = True) -> list[str]:
+    """The argv of one capture agent. `output` is a file path, or "-" for a pcap stream on stdout.
+
+    -U flushes each packet (a reader of the file or stream sees it at once); -n avoids DNS;
+    -Z root keeps tcpdump from switching to user tcpdump, which could not write in root's folders.
+    """
+    argv: list[str] = []
+    if netns:
+        argv += ["ip", "netns", "exec", netns]
+    argv += [tcpdump, "-i", interface, "-n", "-U", "-s", str(snaplen), "-w", output]
+    if verbose_counts and output != "-":
+        argv.append("-v")  # "Got N" once a second: live progress without reading the file
+    if nano:
+        argv += ["--time-stamp-precision", "nano"]
+    if as_root:
+        argv += ["-Z", "root"]
+    if count is not None:
+        argv += ["-c", str(count)]
+    if rotate_mb is not None:
+        argv += ["-C", str(rotate_mb)]
+        if rotate_files is not None:
+            argv += ["-W", str(rotate_files)]
+    if bpf:
+        argv.append(bpf)  # one argument: tcpdump joins the remaining words into the filter
+    return argv
+
+
+def parse_listening(line: str) -> tuple[str, str] | None:
+    """(interface, link type) from tcpdump's "listening on" line, else None."""
+    m = _LISTENING.search(line)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def parse_got(fragment: str) -> int | None:
+    m = _GOT.match(fragment.strip())
+    return int(m.group(1)) if m else None
+
+
+def parse_counts(text: str, stats: TcpdumpStats | None = None) -> TcpdumpStats:
+    """Fold every count statement found in `text` into `stats` (later statements win)."""
+    stats = stats if stats is not None else TcpdumpStats()
+    for m in _COUNT.finditer(text):
+        value, what = int(m.group(1)), m.group(2)
+        if what == "captured":
+            stats.captured = value
+        elif what == "received by filter":
+            stats.received = value
+        elif what == "dropped by kernel":
+            stats.dropped = value
+        else:
+            stats.if_dropped = value
+    return stats
+
+
+def error_lines(text: str) -> list[str]:
+    """tcpdump's diagnostic lines, without the progress and count chatter."""
+    out = []
+    for raw in re.split(r"[\r\n]+", text):
+        line = raw.strip()
+        if not line or parse_listening(line) or parse_got(line) is not None:
+            continue
+        if _COUNT.fullmatch(line) or line.startswith("tcpdump: ") and _COUNT.search(line) and "," in line:
+            continue
+        out.append(line)
+    return out
