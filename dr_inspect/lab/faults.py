@@ -1,0 +1,147 @@
+"""Fault catalogue: each fault is a real misconfiguration the lab applies, not a faked symptom.
+
+`fault_effects` turns a list of fault names into the concrete changes (pure data); `build`
+applies them. Faults act on rs1 (the first real server) so that with two or more real servers
+the healthy ones show the contrast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dr_inspect.errors import LabError
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    misconfiguration: str        # what the lab sets up
+    symptom: str                 # what a user sees
+    rules: tuple[str, ...]       # DR rule ids it makes fail (see DESIGN.md catalogue)
+    backends: tuple[str, ...] = ("ipvs", "nft")
+
+
+FAULTS: dict[str, Fault] = {f.name: f for f in [
+    Fault("rs-answers-arp",
+          "rs1 has arp_ignore=0 (all and eth14), so it answers ARP requests for the VIP it holds on lo",
+          "two MACs answer 'who-has VIP' on br_e; clients that keep rs1's answer bypass the director "
+          "and all their connections land on rs1",
+          ("DR005",)),
+    Fault("rs-arp-announce",
+          "rs1 has arp_announce=0 (all and eth14); its neighbour cache is emptied before traffic, so "
+          "replying to a client makes it ARP with the VIP as sender address",
+          "ARP requests 'tell VIP' from rs1's MAC on br_e: clients and switches may re-learn the VIP "
+          "at rs1 and bypass the director",
+          ("DR006",)),
+    Fault("rs-no-vip",
+          "rs1 has no VIP on lo",
+          "connections scheduled to rs1 hang: rs1 drops frames for an address it does not own "
+          "(SYN retransmits, no SYN-ACK)",
+          ("DR009",)),
+    Fault("rs-vip-wide-mask",
+          "rs1 has the VIP on lo with a /24 mask instead of /32",
+          "the whole VIP subnet becomes local to rs1: its SYN-ACKs to clients are delivered to itself "
+          "and never leave, so connections to rs1 hang",
+          ("DR009",)),
+    Fault("reply-via-director",
+          "rs1 routes clients via the director's DIP (ip route CLIENT via DIP dev eth12) and the "
+          "director forwards (ip_forward=1)",
+          "connections to rs1 work but every reply crosses the director: the director carries the "
+          "return traffic DR exists to avoid, and its firewall/conntrack sees both directions",
+          ("DR003",)),
+    Fault("rs-rp-filter",
+          "rs1 has strict reverse-path filtering (rp_filter=1 on all and eth12)",
+          "connections scheduled to rs1 hang: forwarded SYNs from clients arrive on eth12 while the "
+          "route back to the client is via eth14, so rs1 drops them silently",
+          ("DR009",)),
+    Fault("port-mismatch",
+          "rs1's HTTP server listens on PORT+1 instead of the service port",
+          "connections scheduled to rs1 are refused: rs1 answers the SYN with a RST from the VIP",
+          ("DR009",)),
+    Fault("stale-arp",
+          "the client holds a permanent ARP entry for the VIP with the MAC of a former director "
+          "(02:00:de:ad:be:ef) that is no longer on the segment",
+          "every connection to the VIP times out: SYNs on br_e are addressed to a MAC no host owns, "
+          "the director never sees them and nothing is forwarded",
+          ("DR007",)),
+    Fault("director-drops-invalid",
+          "the director's firewall drops conntrack state invalid (nft input hook, priority 0, before "
+          "IPVS); with DR the director sees only the client half of each connection, so the "
+          "client's ACK after SYN-ACK is 'invalid' to conntrack",
+          "SYNs are forwarded, the real server answers SYN-ACK, but the client's ACK and request "
+          "never leave the director: connections hang after the handshake",
+          ("DR007",), backends=("ipvs",)),
+    Fault("forwarding-loop",
+          "rs1 has no VIP, ip_forward=1 and a route VIP via the director's DIP; the director "
+          "schedules VIP packets arriving on eth8 too (IPVS does that by nature; the nft backend "
+          "adds the same dispatch on eth8)",
+          "packets to rs1 bounce between rs1 and the director until the TTL runs out (rs1 "
+          "decrements it each pass, IPVS too); rs1 finally sends ICMP time exceeded to the client",
+          ("DR010", "DR009")),
+]}
+
+STALE_DIRECTOR_MAC = "02:00:de:ad:be:ef"
+FAULTY_RS = "rs1"
+
+
+@dataclass
+class FaultEffects:
+    rs_sysctl: dict[str, int] = field(default_factory=dict)     # extra sysctls on rs1
+    rs_vip_prefix: int | None = 32                              # None: no VIP on rs1's lo
+    rs_routes: list[str] = field(default_factory=list)          # `ip route` batch lines on rs1
+    rs_port_offset: int = 0
+    rs_flush_neigh: bool = False                                # before each traffic run
+    client_static_vip_mac: str | None = None
+    director_ip_forward: bool = False
+    director_drop_invalid: bool = False
+    director_dispatch_on_dip: bool = False                      # nft backend: also hook eth8
+
+
+def check_faults(names: tuple[str, ...] | list[str], director: str) -> None:
+    for name in names:
+        fault = FAULTS.get(name)
+        if fault is None:
+            raise LabError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})")
+        if director not in fault.backends:
+            raise LabError(f"fault {name!r} needs the {' or '.join(fault.backends)} director backend, "
+                           f"not {director!r}: {fault.misconfiguration}")
+
+
+def fault_effects(names: tuple[str, ...] | list[str], *, client_ip: str, vip: str,
+                  dip: str) -> FaultEffects:
+    """The concrete changes for these faults (several may combine)."""
+    fx = FaultEffects()
+    for name in names:
+        if name == "rs-answers-arp":
+            fx.rs_sysctl.update({"net.ipv4.conf.all.arp_ignore": 0, "net.ipv4.conf.eth14.arp_ignore": 0})
+        elif name == "rs-arp-announce":
+            fx.rs_sysctl.update({"net.ipv4.conf.all.arp_announce": 0, "net.ipv4.conf.eth14.arp_announce": 0})
+            fx.rs_flush_neigh = True
+        elif name == "rs-no-vip":
+            fx.rs_vip_prefix = None
+        elif name == "rs-vip-wide-mask":
+            if fx.rs_vip_prefix is not None:
+                fx.rs_vip_prefix = 24
+        elif name == "reply-via-director":
+            fx.rs_routes.append(f"route replace {client_ip}/32 via {dip} dev eth12")
+            fx.director_ip_forward = True
+        elif name == "rs-rp-filter":
+            fx.rs_sysctl.update({"net.ipv4.conf.all.rp_filter": 1, "net.ipv4.conf.eth12.rp_filter": 1})
+        elif name == "port-mismatch":
+            fx.rs_port_offset = 1
+        elif name == "stale-arp":
+            fx.client_static_vip_mac = STALE_DIRECTOR_MAC
+        elif name == "director-drops-invalid":
+            fx.director_drop_invalid = True
+        elif name == "forwarding-loop":
+            fx.rs_vip_prefix = None
+            fx.rs_sysctl.update({"net.ipv4.ip_forward": 1})
+            fx.rs_routes.append(f"route replace {vip}/32 via {dip} dev eth12")
+            fx.director_dispatch_on_dip = True
+        else:  # check_faults ran first
+            raise LabError(f"unknown fault {name!r}")
+    return fx
+
+
+def describe_faults(names: tuple[str, ...] | list[str]) -> str:
+    return " ".join(f"{n}: {FAULTS[n].misconfiguration}; symptom: {FAULTS[n].symptom}." for n in names)

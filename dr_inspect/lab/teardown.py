@@ -1,0 +1,133 @@
+"""`lab down` and `lab status`: find everything a lab started, by state file and by name.
+
+Leftovers of a crashed run are found without the state file: namespaces named `<prefix>-*`, the
+processes inside them (`ip netns pids`), and the recorded pids (VM, servers) when the file exists.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from dr_inspect.errors import LabError
+from dr_inspect.lab import sysrun
+from dr_inspect.lab.plan import LabConfig
+from dr_inspect.lab.state import LabState, load_state, state_path, workdir_for
+
+
+def _lab_namespaces(prefix: str) -> list[str]:
+    return sorted(ns for ns in sysrun.list_netns() if ns.startswith(f"{prefix}-"))
+
+
+def _recorded_pids(state: LabState | None) -> dict[str, int]:
+    if state is None:
+        return {}
+    pids = dict(state.processes)
+    if state.vm and state.vm.get("pid"):
+        pids["vm"] = int(state.vm["pid"])
+    return pids
+
+
+def _is_lab_process(pid: int, netns_names: list[str], what: str) -> bool:
+    """Guard against pid reuse: the pid must still look like what the lab started."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    if what == "vm":
+        return "qemu" in cmdline
+    return "dr_inspect" in cmdline or any(ns in cmdline for ns in netns_names)
+
+
+def lab_down(prefix: str) -> list[str]:
+    """Remove every namespace, process, VM, bridge, veth and tap of lab `prefix`. What was removed."""
+    removed: list[str] = []
+    try:
+        state = load_state(prefix)
+    except LabError:
+        state = None  # unreadable state: clean up by name
+    namespaces = _lab_namespaces(prefix)
+    if state is not None:
+        namespaces = sorted(set(namespaces) | {ns for ns in state.namespaces if ns in sysrun.list_netns()})
+    if state is not None and state.vm is not None:
+        try:
+            from dr_inspect.lab.director_ipvs import stop_vm
+            removed += stop_vm(state)
+        except Exception as exc:  # keep going: the pid kill below still ends qemu
+            removed.append(f"vm stop failed ({exc}); killing by pid")
+    for what, pid in _recorded_pids(state).items():
+        if sysrun.pid_alive(pid) and _is_lab_process(pid, namespaces, what) and sysrun.kill_pid(pid):
+            removed.append(f"process {what} (pid {pid})")
+    for ns in namespaces:
+        for pid in sysrun.netns_pids(ns):
+            if sysrun.kill_pid(pid):
+                removed.append(f"process pid {pid} in netns {ns}")
+    # the switch namespace last: deleting it removes the bridges, the veth peers and the taps
+    for ns in sorted(namespaces, key=lambda n: n.endswith("-sw")):
+        devices = _devices(ns) if ns.endswith("-sw") else []
+        sysrun.run(["ip", "netns", "del", ns], check=False)
+        removed.append(f"netns {ns}" + (f" (with {', '.join(devices)})" if devices else ""))
+    path = state_path(prefix)
+    if path.exists():
+        path.unlink()
+        removed.append(f"state file {path}")
+    workdir = workdir_for(prefix)
+    if workdir.exists():
+        shutil.rmtree(workdir, ignore_errors=True)
+        removed.append(f"workdir {workdir}")
+    return removed
+
+
+def _devices(netns: str) -> list[str]:
+    proc = sysrun.run(["ip", "-n", netns, "-o", "link", "show"], check=False)
+    names = []
+    for line in proc.stdout.splitlines():
+        parts = line.split(": ")
+        if len(parts) > 1:
+            name = parts[1].split("@")[0]
+            if name != "lo":
+                names.append(name)
+    return names
+
+
+def lab_status(prefix: str) -> LabState | None:
+    """The running lab (with leftovers noted), or None when nothing of `prefix` exists."""
+    try:
+        state = load_state(prefix)
+    except LabError as exc:
+        state = LabState(prefix=prefix, config=LabConfig(prefix=prefix), switch_netns=f"{prefix}-sw",
+                         hosts={}, leftovers=[str(exc)])
+    namespaces = _lab_namespaces(prefix)
+    if state is None:
+        if not namespaces:
+            return None
+        state = LabState(prefix=prefix, config=LabConfig(prefix=prefix), switch_netns=f"{prefix}-sw",
+                         hosts={}, namespaces=[],
+                         leftovers=[f"no state file {state_path(prefix)}: leftovers of a crashed lab"])
+    for ns in namespaces:
+        if ns not in state.namespaces:
+            state.leftovers.append(f"netns {ns} (unrecorded)")
+            for pid in sysrun.netns_pids(ns):
+                state.leftovers.append(f"process pid {pid} in netns {ns}")
+    for ns in state.namespaces:
+        if ns not in namespaces:
+            state.leftovers.append(f"netns {ns} recorded but missing")
+    for what, pid in _recorded_pids(state).items():
+        if not sysrun.pid_alive(pid):
+            state.leftovers.append(f"process {what} (pid {pid}) recorded but not running")
+    return state
+
+
+def lab_inventory(state: LabState) -> dict[str, list[str]]:
+    """What exists now: namespaces, devices in the switch namespace, processes (pid, what)."""
+    namespaces = _lab_namespaces(state.prefix)
+    devices = _devices(state.switch_netns) if state.switch_netns in namespaces else []
+    processes = [f"{what} pid {pid}" + ("" if sysrun.pid_alive(pid) else " (gone)")
+                 for what, pid in _recorded_pids(state).items()]
+    known = set(_recorded_pids(state).values())
+    for ns in namespaces:
+        for pid in sysrun.netns_pids(ns):
+            if pid not in known:
+                processes.append(f"pid {pid} in netns {ns}")
+    taps = list(state.vm.get("taps", [])) if state.vm else []
+    return {"namespaces": namespaces, "switch devices": devices, "taps": taps, "processes": processes}
