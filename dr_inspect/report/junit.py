@@ -1,0 +1,75 @@
+"""JUnit XML: one testcase per rule, for Jenkins and GitLab test reports.
+
+Failing rules are <failure> (type "error" or "warning", so Jenkins can mark warnings unstable),
+rules that matched no traffic are <skipped> (they did not pass), passing rules are plain
+testcases. The evidence goes into the failure body, one block per violation.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from dr_inspect.model import RuleResult, VerifyReport
+from dr_inspect.report.format import evidence_where, rule_counts, verdict_line
+from dr_inspect.report.table import topology_lines
+
+CLASSNAME = "dr-inspect.DR"
+SUITE_NAME = "dr-inspect.DR"
+
+
+def _failure_body(rule: RuleResult) -> str:
+    lines = [rule.title]
+    if rule.explanation:
+        lines.append(f"why: {rule.explanation}")
+    for ev in rule.evidence:
+        lines.append("")
+        lines.append(f"{evidence_where(ev)}  {ev.five_tuple}"
+                     + (f"  seq {ev.seq}" if ev.seq is not None else ""))
+        lines.append(f"  expected: {ev.expected}")
+        lines.append(f"  actual:   {ev.actual}")
+        if ev.cause:
+            lines.append(f"  cause:    {ev.cause}")
+        lines.append(f"  filter:   {ev.display_filter}")
+    if rule.evidence_omitted:
+        lines.append(f"... and {rule.evidence_omitted} more")
+    if rule.fix_hint:
+        lines.append(f"fix: {rule.fix_hint}")
+    lines.extend(f"host: {cause}" for cause in rule.host_causes)
+    return "\n".join(lines)
+
+
+def _testcase(suite: ET.Element, rule: RuleResult) -> None:
+    case = ET.SubElement(suite, "testcase", {"classname": CLASSNAME,
+                                             "name": f"{rule.id} {rule.name}", "time": "0"})
+    if rule.status == "fail":
+        failure = ET.SubElement(case, "failure", {
+            "message": f"{rule.id} {rule.name}: {rule.violations} violation(s) of {rule.checked} checked",
+            "type": rule.severity})
+        failure.text = _failure_body(rule)
+    elif rule.status == "not-exercised":
+        ET.SubElement(case, "skipped", {"message": f"not exercised: {rule.note or 'no traffic matched'}"})
+    else:
+        out = ET.SubElement(case, "system-out")
+        out.text = f"{rule.title}: {rule.checked} checked, 0 violations"
+
+
+def render_junit(report: VerifyReport) -> str:
+    counts = rule_counts(report)
+    attrs = {"tests": str(counts["rules"]), "failures": str(counts["fail"]),
+             "errors": "0", "skipped": str(counts["not-exercised"]), "time": "0"}
+    root = ET.Element("testsuites", {"name": "dr-inspect", **attrs})
+    suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, **attrs})
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("verdict", report.verdict), ("flows", str(report.flows)),
+                        ("hops", str(report.hops)),
+                        ("points", ",".join(p.name for p in report.points))):
+        ET.SubElement(props, "property", {"name": name, "value": value})
+    for rule in report.rules:
+        _testcase(suite, rule)
+    out = ET.SubElement(suite, "system-out")
+    out.text = "\n".join(topology_lines(report.topology) + [verdict_line(report)])
+    if report.errors:
+        err = ET.SubElement(suite, "system-err")
+        err.text = "\n".join(report.errors)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
