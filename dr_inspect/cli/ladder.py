@@ -1,0 +1,35 @@
+"""dr-inspect ladder: draw one connection across the capture points (text, optionally SVG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dr_inspect.cli.verify import analysis_options, library_options, write_output
+from dr_inspect.report import render_ladder_svg, render_ladder_text
+from dr_inspect.report.progress import StatusLine
+
+
+@click.command()
+@analysis_options
+@click.option("--flow", type=click.IntRange(min=0), metavar="N", help="Flow id (as in reports).")
+@click.option("--client", metavar="IP:PORT", help="The connection from this client address.")
+@click.option("--svg", "svg_file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Also write the ladder as an SVG picture.")
+def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, client,
+           svg_file) -> None:
+    """Show one connection the way the seed narrates it: client send, director receive,
+    director send, server receive, server send, client receive."""
+    if (flow is None) == (client is None):
+        raise click.UsageError("give exactly one of --flow N or --client IP:PORT")
+    from dr_inspect.verify import analyse_paths, build_ladder
+
+    with StatusLine(quiet=quiet) as status:
+        status.show(f"analysing {len(paths)} path(s) ...")
+        analysis = analyse_paths(paths, **library_options(vips, topology_file, rule_files, window_ms))
+        result = build_ladder(analysis, flow=flow, client=client)
+    click.echo(render_ladder_text(result), nl=False)
+    if svg_file is not None:
+        write_output(render_ladder_svg(result), svg_file)
+        click.echo(f"SVG written to {svg_file}")

@@ -1,0 +1,36 @@
+"""dr-inspect report: one self-contained HTML file for a capture set."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dr_inspect.cli.verify import analysis_options, library_options, write_output
+from dr_inspect.report.format import verdict_line
+from dr_inspect.report.progress import StatusLine
+
+
+@click.command()
+@analysis_options
+@click.option("--html", "html_file", type=click.Path(path_type=Path), required=True,
+              metavar="OUT.html", help="Where to write the HTML report.")
+@click.option("--max-evidence", type=click.IntRange(min=0), default=10, show_default=True,
+              metavar="N", help="Evidence items kept per rule.")
+def report(paths, vips, topology_file, rule_files, window_ms, quiet, html_file,
+           max_evidence) -> None:
+    """Write an HTML report: verdict, rules, learned topology, evidence with ladders of
+    offending connections, sample ladders, per-server share and latency charts.
+
+    Exit status as for verify: 0 pass, 1 an error-severity rule failed, 2 bad input.
+    """
+    from dr_inspect.report.build import html_report
+
+    options = library_options(vips, topology_file, rule_files, window_ms)
+    with StatusLine(quiet=quiet) as status:
+        status.show(f"analysing {len(paths)} path(s) ...")
+        result, html = html_report(paths, max_evidence=max_evidence, **options)
+    write_output(html, html_file)
+    click.echo(f"{html_file}: {verdict_line(result)}")
+    sys.exit(result.exit_code)

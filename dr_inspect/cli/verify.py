@@ -1,0 +1,84 @@
+"""dr-inspect verify: check a capture set against the DR rules and report; exit 0/1/2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dr_inspect.errors import InputError
+from dr_inspect.report import render_json, render_junit, render_markdown, render_table
+from dr_inspect.report.format import verdict_line
+from dr_inspect.report.progress import StatusLine
+
+FORMATS = ("table", "json", "junit", "markdown", "html")
+
+
+def analysis_options(func):
+    """Capture paths and the options that shape the analysis (shared by verify, ladder, report)."""
+    for decorator in reversed([
+        click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path)),
+        click.option("--vip", "vips", multiple=True, metavar="IP:PORT",
+                     help="Pin a VIP (repeatable); default: learned from the traffic."),
+        click.option("--topology", "topology_file", type=click.Path(path_type=Path),
+                     metavar="FILE", help="topology.toml pinning VIPs, director and real servers."),
+        click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path),
+                     metavar="FILE", help="Extra rule file (repeatable), added to the catalogue."),
+        click.option("--window", "window_ms", type=click.FloatRange(min=0, min_open=True),
+                     default=500.0, show_default=True, metavar="MS",
+                     help="Time window for matching one packet across capture points."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress on the terminal."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def library_options(vips, topology_file, rule_files, window_ms) -> dict:
+    return {"vips": tuple(vips), "topology_file": topology_file,
+            "rule_files": tuple(rule_files), "window_ms": window_ms}
+
+
+def write_output(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
+
+
+@click.command()
+@analysis_options
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="Report format.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write the report to FILE (the verdict line still goes to stdout).")
+@click.option("--max-evidence", type=click.IntRange(min=0), default=10, show_default=True,
+              metavar="N", help="Evidence items kept per rule (the rest are counted).")
+def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output,
+           max_evidence) -> None:
+    """Verify the LVS-DR invariants on a capture set (a directory or capture files).
+
+    Exit status: 0 when no error-severity rule failed, 1 when one did, 2 for bad input.
+    """
+    options = library_options(vips, topology_file, rule_files, window_ms)
+    options["max_evidence"] = max_evidence
+    with StatusLine(quiet=quiet) as status:
+        status.show(f"verifying {len(paths)} path(s) ...")
+        if fmt == "html":
+            from dr_inspect.report.build import html_report
+            report, text = html_report(paths, **options)
+        else:
+            from dr_inspect.verify import verify_paths
+            report = verify_paths(paths, **options)
+            if fmt == "table":
+                text = render_table(report, colour=output is None and sys.stdout.isatty())
+            else:
+                text = {"json": render_json, "junit": render_junit,
+                        "markdown": render_markdown}[fmt](report)
+    write_output(text, output)
+    if output is not None:
+        click.echo(f"{output}: {verdict_line(report)}")
+    sys.exit(report.exit_code)
