@@ -1,0 +1,170 @@
+"""Public entry points: decode a whole file, a file in bounded-memory chunks, or a live stream."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dr_inspect.decode import source
+from dr_inspect.decode.containers import ContainerError, ContainerParser, FrameIndex
+from dr_inspect.decode.layers import decode_fields
+from dr_inspect.decode.stats import DecodedCapture, DecodeStats
+from dr_inspect.decode.table import build_table
+from dr_inspect.errors import CaptureError
+
+
+def _decode_batch(buf: np.ndarray, idx: FrameIndex, name: str, first_frame: int,
+                  stats: DecodeStats) -> pd.DataFrame:
+    fields = decode_fields(buf, idx)
+    stats.frames_read += len(idx)
+    stats.add_undecodable(dict(fields.reasons))
+    stats.frames_decoded = stats.frames_read - sum(stats.undecodable.values())
+    return build_table(fields, idx, name, first_frame)
+
+
+def _finish_stats(stats: DecodeStats, parser: ContainerParser) -> None:
+    stats.format = parser.format or ""
+    stats.interfaces = list(parser.interfaces)
+    stats.snaplen = max((i.snaplen for i in parser.interfaces), default=0)
+
+
+def decode_file(path: str | os.PathLike[str], *, point: str | None = None) -> DecodedCapture:
+    """Decode a whole capture file (pcap, pcapng, either gzip-compressed) into the packets table.
+
+    Raises CaptureError when the file cannot be read from the start; a file broken mid-way gives
+    the frames before the break and stats.error."""
+    name = str(path)
+    label = point if point is not None else Path(path).name
+    loaded = source.load(path)
+    buf = loaded.buf
+    stats = DecodeStats(file=name, gzip=loaded.gzip)
+    parser = ContainerParser(name)
+    try:
+        idx, _ = parser.parse(buf, 0, final=True)
+    except ContainerError as exc:
+        idx = exc.index  # type: ignore[attr-defined]
+        err = CaptureError(name, exc.offset, exc.reason + (" (offset in the decompressed data)"
+                                                          if loaded.gzip else ""))
+        if loaded.gzip_error is not None and exc.offset >= len(buf) - 65536:
+            # The container broke at the end because the gzip stream did: report the cause.
+            err = loaded.gzip_error
+        if parser.format is None:
+            raise err from None
+        stats.error = err
+    else:
+        stats.error = loaded.gzip_error
+    table = _decode_batch(buf, idx, label, 1, stats)
+    _finish_stats(stats, parser)
+    return DecodedCapture(table, stats)
+
+
+class StreamDecoder:
+    """Decode a capture arriving in arbitrary chunks (e.g. `tcpdump -w -` output).
+
+    feed() returns the rows of the frames completed so far (frame numbers continue across feeds);
+    finish() reports a truncated last record. After a broken record, stats.error is set and later
+    data is ignored. An unreadable file header raises CaptureError."""
+
+    def __init__(self, name: str, *, label: str | None = None):
+        self.name = name
+        self.label = label if label is not None else name
+        self.stats = DecodeStats(file=name)
+        self._parser = ContainerParser(name)
+        self._pending = b""
+        self._base = 0
+        self._frames = 0
+        self._done = False
+
+    def _run(self, data: bytes, final: bool) -> pd.DataFrame:
+        if self._done:
+            return self._empty()
+        self._pending = self._pending + data if self._pending else bytes(data)
+        buf = np.frombuffer(self._pending, dtype=np.uint8)
+        try:
+            idx, consumed = self._parser.parse(buf, self._base, final)
+        except ContainerError as exc:
+            err = CaptureError(self.name, exc.offset, exc.reason)
+            if self._parser.format is None:
+                self._done = True
+                raise err from None
+            idx = exc.index  # type: ignore[attr-defined]
+            consumed = len(self._pending)
+            self.stats.error = err
+            self._done = True
+        table = _decode_batch(buf, idx, self.label, self._frames + 1, self.stats)
+        _finish_stats(self.stats, self._parser)
+        self._frames += len(idx)
+        del buf
+        self._pending = self._pending[consumed:]
+        self._base += consumed
+        return table
+
+    def feed(self, data: bytes) -> pd.DataFrame:
+        return self._run(data, final=False)
+
+    def finish(self) -> pd.DataFrame:
+        """End of stream: decode what is left; an incomplete last record sets stats.error."""
+        if not self._pending and self._parser.format is not None:
+            self._done = True
+            return self._empty()
+        table = self._run(b"", final=True)
+        self._done = True
+        return table
+
+    def _empty(self) -> pd.DataFrame:
+        return _decode_batch(np.zeros(0, np.uint8), FrameIndex.empty(), self.label,
+                             self._frames + 1, DecodeStats(file=self.name))
+
+
+def iter_decode(path: str | os.PathLike[str], *, chunk_frames: int = 1_000_000,
+                point: str | None = None) -> Iterator[DecodedCapture]:
+    """Decode a file in pieces of at most chunk_frames rows, reading it in bounded blocks.
+
+    Each piece's stats are cumulative (the last piece's stats cover the whole file). At least one
+    piece is yielded."""
+    if chunk_frames < 1:
+        raise ValueError("chunk_frames must be >= 1")
+    name = str(path)
+    dec = StreamDecoder(name, label=point if point is not None else Path(path).name)
+    gz = source.is_gzip(path)
+    dec.stats.gzip = gz
+    yielded = False
+    gz_error: CaptureError | None = None
+
+    def pieces(table: pd.DataFrame) -> Iterator[DecodedCapture]:
+        for start in range(0, len(table), chunk_frames):
+            yield DecodedCapture(table.iloc[start:start + chunk_frames].reset_index(drop=True),
+                                 _snapshot(dec.stats))
+
+    with source._open(path) as fh:
+        blocks = ((b, None) for b in source.plain_blocks(fh)) if not gz else \
+            source.gunzip_blocks(name, fh)
+        for block, error in blocks:
+            if error is not None:
+                gz_error = error
+                break
+            table = dec.feed(block)
+            for piece in pieces(table):
+                yielded = True
+                yield piece
+            if dec.stats.error is not None:
+                break
+    table = dec.finish()
+    if gz_error is not None and (dec.stats.error is None or
+                                 "truncated" in dec.stats.error.reason):
+        dec.stats.error = gz_error
+    for piece in pieces(table):
+        yielded = True
+        yield piece
+    if not yielded:
+        yield DecodedCapture(table, _snapshot(dec.stats))
+
+
+def _snapshot(stats: DecodeStats) -> DecodeStats:
+    return dataclasses.replace(stats, undecodable=dict(stats.undecodable),
+                               interfaces=list(stats.interfaces))

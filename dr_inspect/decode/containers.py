@@ -1,0 +1,527 @@
+"""Capture containers (classic pcap, pcapng): file headers, record walk, per-frame metadata.
+
+`ContainerParser` is incremental: it is given a buffer holding the not-yet-consumed bytes of the
+capture and says which frames it found and how many bytes it consumed, so the same code serves
+whole files (one call with final=True), bounded-memory windows and live streams fed in chunks.
+Frame metadata comes out as arrays (FrameIndex); packet bytes are decoded later by layers.py.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dr_inspect.decode import walk as w
+from dr_inspect.decode.stats import InterfaceInfo
+
+PCAP_MAGICS: dict[bytes, tuple[bool, int, int]] = {
+    # magic bytes as stored -> (little endian, timestamp fraction in ns per unit, record header len)
+    b"\xd4\xc3\xb2\xa1": (True, 1000, 16),
+    b"\xa1\xb2\xc3\xd4": (False, 1000, 16),
+    b"\x4d\x3c\xb2\xa1": (True, 1, 16),
+    b"\xa1\xb2\x3c\x4d": (False, 1, 16),
+    # Alexey Kuznetzov's patched format: 8 more bytes per record header (ifindex, proto, type).
+    b"\x34\xcd\xb2\xa1": (True, 1000, 24),
+    b"\xa1\xb2\xcd\x34": (False, 1000, 24),
+}
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+BOM = 0x1A2B3C4D
+EPB, SPB, OPB, IDB = 6, 3, 2, 1
+# No real frame is bigger than this; a larger length is a corrupt header, not an allocation request.
+MAX_RECORD = 16 * 1024 * 1024
+MAX_PCAP_CAPLEN = 262144 * 4
+
+
+class ContainerError(Exception):
+    """Raised inside the parser; the caller turns it into CaptureError with the absolute offset."""
+
+    def __init__(self, offset: int, reason: str):
+        self.offset = offset
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass
+class FrameIndex:
+    """Per-frame metadata, one entry per frame, in file order."""
+
+    data_pos: np.ndarray   # int64 offset of the frame's first byte in the buffer given to parse()
+    caplen: np.ndarray     # int64
+    wirelen: np.ndarray    # int64
+    ts_ns: np.ndarray      # int64
+    interface: np.ndarray  # int32
+    linktype: np.ndarray   # int32
+    bad_interface: np.ndarray | None = None  # bool: pcapng interface id not defined
+
+    @staticmethod
+    def empty() -> "FrameIndex":
+        z = np.empty(0, np.int64)
+        return FrameIndex(z, z, z, z, np.empty(0, np.int32), np.empty(0, np.int32))
+
+    def __len__(self) -> int:
+        return len(self.data_pos)
+
+
+def concat_index(parts: list[FrameIndex]) -> FrameIndex:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return FrameIndex.empty()
+    if len(parts) == 1:
+        return parts[0]
+    bad = [p.bad_interface if p.bad_interface is not None else np.zeros(len(p), bool) for p in parts]
+    return FrameIndex(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                        ("data_pos", "caplen", "wirelen", "ts_ns", "interface", "linktype")),
+                      bad_interface=np.concatenate(bad))
+
+
+def detect_format(head: bytes) -> str | None:
+    if head[:4] in PCAP_MAGICS:
+        return "pcap"
+    if head[:4] == PCAPNG_MAGIC:
+        return "pcapng"
+    return None
+
+
+# ---------------------------------------------------------------- classic pcap
+
+def _pcap_step(little: bool, hdrlen: int, max_caplen: int) -> w.StepFn:
+    def step(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(buf)
+        status = np.full(len(pos), w.OK, dtype=np.int8)
+        have = pos + hdrlen <= n
+        caplen = np.zeros(len(pos), dtype=np.int64)
+        if have.any():
+            caplen[have] = w.read_u32(buf, pos[have] + 8, little)
+        nxt = pos + hdrlen + caplen
+        status[~have] = w.INCOMPLETE
+        status[have & (caplen > max_caplen)] = w.INVALID
+        status[(status == w.OK) & (nxt > n)] = w.INCOMPLETE
+        return nxt, status
+    return step
+
+
+def _pcap_sync(little: bool, hdrlen: int, max_caplen: int, ts0: int, frac_max: int) -> w.SyncFn:
+    step = _pcap_step(little, hdrlen, max_caplen)
+
+    def plausible_u32(sec, frac, cap, wire):  # type: ignore[no-untyped-def]
+        return ((np.abs(sec.astype(np.int64) - ts0) < 86400 * 366) & (frac < frac_max)
+                & (cap <= max_caplen) & (cap <= wire) & (wire <= MAX_RECORD))
+
+    def plausible(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        ok = pos + hdrlen <= len(buf)
+        out = np.zeros(len(pos), bool)
+        p = pos[ok]
+        if len(p):
+            out[ok] = plausible_u32(w.read_u32(buf, p, little), w.read_u32(buf, p + 4, little),
+                                    w.read_u32(buf, p + 8, little), w.read_u32(buf, p + 12, little))
+        return out
+
+    def sync(buf: np.ndarray, chunks: np.ndarray, limit: int) -> np.ndarray:
+        # Every byte offset of a window after each chunk start is a candidate, all chunks at once;
+        # a candidate must look like a record header and be followed by two more. Misses only cost
+        # speed (walk.py verifies every guess).
+        window = 2048
+        n = len(buf)
+        idx = np.minimum(chunks[:, None] + np.arange(window + 16, dtype=np.int64), n - 1)
+        m = buf[idx].astype(np.uint32)
+        if little:
+            v = m[:, :-3] | (m[:, 1:-2] << 8) | (m[:, 2:-1] << 16) | (m[:, 3:] << 24)
+        else:
+            v = (m[:, :-3] << 24) | (m[:, 1:-2] << 16) | (m[:, 2:-1] << 8) | m[:, 3:]
+        cand = plausible_u32(v[:, 0:window], v[:, 4:window + 4], v[:, 8:window + 8],
+                             v[:, 12:window + 12])
+        cand &= (chunks[:, None] + np.arange(window)) < min(limit, n)
+        guesses = chunks.copy()
+        rows = np.arange(len(chunks))
+        for _ in range(16):
+            has = cand[rows].any(axis=1)
+            rows = rows[has]
+            if len(rows) == 0:
+                break
+            first = cand[rows].argmax(axis=1)
+            pos = chunks[rows] + first
+            good = np.ones(len(rows), bool)
+            p = pos
+            for _hop in range(2):
+                nxt, st = step(buf, p)
+                good &= st == w.OK
+                p = np.where(good, nxt, p)
+                good &= plausible(buf, p) | (p >= n)
+            guesses[rows[good]] = pos[good]
+            cand[rows[~good], first[~good]] = False
+            rows = rows[~good]
+        return guesses
+    return sync
+
+
+# ---------------------------------------------------------------- pcapng
+
+def _pcapng_step(little: bool) -> w.StepFn:
+    def step(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(buf)
+        status = np.full(len(pos), w.OK, dtype=np.int8)
+        have = pos + 8 <= n
+        btype = np.zeros(len(pos), dtype=np.int64)
+        btl = np.zeros(len(pos), dtype=np.int64)
+        if have.any():
+            btype[have] = w.read_u32(buf, pos[have], little)
+            btl[have] = w.read_u32(buf, pos[have] + 4, little)
+        status[~have] = w.INCOMPLETE
+        status[have & (btype == PCAPNG_SHB)] = w.STOP
+        bad = have & (btype != PCAPNG_SHB) & ((btl < 12) | (btl % 4 != 0) | (btl > MAX_RECORD))
+        status[bad] = w.INVALID
+        nxt = pos + btl
+        status[(status == w.OK) & (nxt > n)] = w.INCOMPLETE
+        ok = status == w.OK
+        if ok.any():
+            trailer = w.read_u32(buf, nxt[ok] - 4, little)
+            idx = np.flatnonzero(ok)
+            status[idx[trailer != btl[ok]]] = w.INVALID
+        return nxt, status
+    return step
+
+
+def _pcapng_sync(little: bool, align_base: int) -> w.SyncFn:
+    step = _pcapng_step(little)
+
+    def sync(buf: np.ndarray, chunks: np.ndarray, limit: int) -> np.ndarray:
+        # Blocks are 4-byte aligned: candidates are the aligned offsets of a window after each
+        # chunk start whose block type is a packet block and whose length is sane; the first
+        # one whose trailing length matches wins (walk.py verifies every guess).
+        window = 4096
+        n = len(buf)
+        chunks = chunks + (-(chunks - align_base)) % 4
+        idx = np.minimum(chunks[:, None] + np.arange(window + 8, dtype=np.int64), n - 1)
+        m = buf[idx].astype(np.uint32)
+        if little:
+            v = m[:, :-3] | (m[:, 1:-2] << 8) | (m[:, 2:-1] << 16) | (m[:, 3:] << 24)
+        else:
+            v = (m[:, :-3] << 24) | (m[:, 1:-2] << 16) | (m[:, 2:-1] << 8) | m[:, 3:]
+        btype = v[:, 0:window:4]
+        btl = v[:, 4:window + 4:4]
+        cand = (np.isin(btype, (EPB, SPB, OPB)) & (btl >= 12) & (btl % 4 == 0)
+                & (btl <= MAX_RECORD))
+        cand &= (chunks[:, None] + np.arange(0, window, 4)) + 8 <= min(limit, n)
+        guesses = chunks.copy()
+        rows = np.arange(len(chunks))
+        for _ in range(16):
+            has = cand[rows].any(axis=1)
+            rows = rows[has]
+            if len(rows) == 0:
+                break
+            first = cand[rows].argmax(axis=1)
+            pos = chunks[rows] + 4 * first
+            _, st = step(buf, pos)
+            good = st == w.OK
+            guesses[rows[good]] = pos[good]
+            cand[rows[~good], first[~good]] = False
+            rows = rows[~good]
+        return guesses
+    return sync
+
+
+@dataclass
+class _Iface:
+    info: InterfaceInfo
+    ts_div: int = 1         # ticks -> ns: ticks * mul // div (exact for powers of ten)
+    ts_mul: int = 1000
+    ts_shift: int = -1      # binary resolution 2^-shift, or -1
+    ts_offset_s: int = 0
+
+
+def _tsresol(code: int) -> tuple[int, int, int, int]:
+    """if_tsresol byte -> (mul, div, shift, resolution in ns rounded)."""
+    if code & 0x80:
+        shift = code & 0x7F
+        return 1, 1, shift, max(1, int(round(1e9 / (1 << shift)))) if shift < 64 else 1
+    exp = code
+    if exp <= 9:
+        return 10 ** (9 - exp), 1, -1, 10 ** (9 - exp)
+    return 1, 10 ** min(exp - 9, 18), -1, 1
+
+
+# ---------------------------------------------------------------- the parser
+
+@dataclass
+class ContainerParser:
+    """Incremental container parser. Feed buffers of unconsumed bytes; keep the state between."""
+
+    file: str
+    format: str | None = None
+    little: bool = True
+    frac_ns: int = 1000
+    hdrlen: int = 16
+    snaplen: int = 0
+    linktype: int = 0
+    interfaces: list[InterfaceInfo] = field(default_factory=list)
+    _ifaces: list[_Iface] = field(default_factory=list)
+    _section_base: int = 0          # global interface id of the current section's interface 0
+    _in_section: bool = False       # pcapng: a section header has been read
+    _ts0: int = 0
+
+    def parse(self, buf: np.ndarray, base: int, final: bool) -> tuple[FrameIndex, int]:
+        """Frames completely inside buf, and the number of bytes consumed. base = absolute file
+        offset of buf[0] (for messages). Raises ContainerError at the first unreadable byte; frames
+        found before it are attached as .index and .consumed."""
+        parts: list[FrameIndex] = []
+        pos = 0
+        try:
+            if self.format is None:
+                got = self._file_header(buf, base, final)
+                if got == 0:
+                    return FrameIndex.empty(), 0
+                pos = got
+            if self.format == "pcap":
+                pos = self._pcap_records(buf, pos, base, final, parts)
+            else:
+                pos = self._pcapng_blocks(buf, pos, base, final, parts)
+        except ContainerError as exc:
+            exc.index = concat_index(parts)  # type: ignore[attr-defined]
+            raise
+        return concat_index(parts), pos
+
+    # -- headers
+
+    def _file_header(self, buf: np.ndarray, base: int, final: bool) -> int:
+        n = len(buf)
+        if n < 4:
+            if final:
+                raise ContainerError(base, "empty file" if n == 0 and base == 0 else
+                                     f"truncated file header ({n} bytes)")
+            return 0
+        head = bytes(buf[:4])
+        fmt = detect_format(head)
+        if fmt is None:
+            raise ContainerError(base, f"not a pcap or pcapng file (magic {head.hex()})")
+        if fmt == "pcap":
+            if n < 24:
+                if final:
+                    raise ContainerError(base + n, f"truncated pcap file header ({n} of 24 bytes)")
+                return 0
+            self.little, self.frac_ns, self.hdrlen = PCAP_MAGICS[head]
+            e = "<" if self.little else ">"
+            major, minor, _tz, _sig, snaplen, lt = struct.unpack(e + "HHiIII", bytes(buf[4:24]))
+            if major != 2:
+                raise ContainerError(base + 4, f"unsupported pcap version {major}.{minor}")
+            self.format = "pcap"
+            self.snaplen = snaplen
+            self.linktype = lt & 0xFFFF   # upper bits: FCS length flags
+            res = self.frac_ns
+            self.interfaces = [InterfaceInfo(0, "", self.linktype, res, snaplen)]
+            if n >= 28:
+                self._ts0 = int(w.read_u32(buf, np.array([24]), self.little)[0])
+            return 24
+        got = self._shb(buf, 0, base, final)
+        if got:
+            self.format = "pcapng"
+        return got
+
+    def _shb(self, buf: np.ndarray, pos: int, base: int, final: bool) -> int:
+        """Parse a section header block at pos; returns its end, or 0 if incomplete (not final)."""
+        n = len(buf)
+        if pos + 12 > n:
+            if final:
+                raise ContainerError(base + pos, "truncated pcapng section header")
+            return 0
+        bom = bytes(buf[pos + 8:pos + 12])
+        if bom == b"\x4d\x3c\x2b\x1a":
+            little = True
+        elif bom == b"\x1a\x2b\x3c\x4d":
+            little = False
+        else:
+            raise ContainerError(base + pos + 8, f"bad pcapng byte-order magic {bom.hex()}")
+        e = "<" if little else ">"
+        (btl,) = struct.unpack(e + "I", bytes(buf[pos + 4:pos + 8]))
+        if btl < 28 or btl % 4 or btl > MAX_RECORD:
+            raise ContainerError(base + pos + 4, f"bad pcapng section header length {btl}")
+        if pos + btl > n:
+            if final:
+                raise ContainerError(base + pos, f"truncated pcapng section header "
+                                     f"(block of {btl} bytes, {n - pos} left)")
+            return 0
+        major = struct.unpack(e + "H", bytes(buf[pos + 12:pos + 14]))[0]
+        if major != 1:
+            raise ContainerError(base + pos + 12, f"unsupported pcapng version {major}")
+        self.little = little
+        self._section_base = len(self.interfaces)
+        self._in_section = True
+        return pos + btl
+
+    # -- classic pcap records
+
+    def _pcap_records(self, buf: np.ndarray, pos: int, base: int, final: bool,
+                      parts: list[FrameIndex]) -> int:
+        max_cap = max(MAX_PCAP_CAPLEN, self.snaplen if self.snaplen <= MAX_RECORD else 0)
+        step = _pcap_step(self.little, self.hdrlen, max_cap)
+        if self._ts0 == 0 and pos + 4 <= len(buf):
+            self._ts0 = int(w.read_u32(buf, np.array([pos]), self.little)[0])
+        sync = _pcap_sync(self.little, self.hdrlen, max_cap, self._ts0,
+                          1_000_000 if self.frac_ns == 1000 else 1_000_000_000)
+        res = w.walk(buf, pos, len(buf), step, sync)
+        p = res.positions
+        if len(p):
+            sec = w.read_u32(buf, p, self.little)
+            frac = w.read_u32(buf, p + 4, self.little)
+            cap = w.read_u32(buf, p + 8, self.little)
+            wire = w.read_u32(buf, p + 12, self.little)
+            parts.append(FrameIndex(
+                data_pos=p + self.hdrlen, caplen=cap, wirelen=wire,
+                ts_ns=sec * 1_000_000_000 + frac * self.frac_ns,
+                interface=np.zeros(len(p), np.int32),
+                linktype=np.full(len(p), self.linktype, np.int32)))
+        if res.status == w.INVALID:
+            cap = int(w.read_u32(buf, np.array([res.end + 8]), self.little)[0])
+            raise ContainerError(base + res.end, f"absurd record length: caplen {cap} "
+                                 f"(snaplen {self.snaplen})")
+        if res.status == w.INCOMPLETE:
+            if final:
+                left = len(buf) - res.end
+                raise ContainerError(base + res.end, f"truncated record ({left} bytes left, "
+                                     f"record header says more)" if left >= self.hdrlen
+                                     else f"truncated record header ({left} of {self.hdrlen} bytes)")
+            return res.end
+        return len(buf) if res.status == w.OK else res.end
+
+    # -- pcapng blocks
+
+    def _pcapng_blocks(self, buf: np.ndarray, pos: int, base: int, final: bool,
+                       parts: list[FrameIndex]) -> int:
+        while True:
+            if not self._in_section:
+                # The stream stopped at a new section header last time.
+                got = self._shb(buf, pos, base, final)
+                if got == 0:
+                    return pos
+                pos = got
+            step = _pcapng_step(self.little)
+            res = w.walk(buf, pos, len(buf), step, _pcapng_sync(self.little, pos))
+            if len(res.positions):
+                self._blocks(buf, res.positions, base, parts)
+            if res.status == w.STOP:
+                self._in_section = False
+                pos = res.end
+                continue
+            if res.status == w.INVALID:
+                e = "<" if self.little else ">"
+                btype, btl = struct.unpack(e + "II", bytes(buf[res.end:res.end + 8]))
+                raise ContainerError(base + res.end, f"bad pcapng block (type 0x{btype:x}, "
+                                     f"length {btl})")
+            if res.status == w.INCOMPLETE:
+                if final:
+                    left = len(buf) - res.end
+                    raise ContainerError(base + res.end, f"truncated pcapng block ({left} bytes "
+                                         "left)")
+                return res.end
+            return len(buf)
+
+    def _blocks(self, buf: np.ndarray, pos: np.ndarray, base: int,
+                parts: list[FrameIndex]) -> None:
+        little = self.little
+        btype = w.read_u32(buf, pos, little)
+        btl = w.read_u32(buf, pos + 4, little)
+        # Rare blocks (interface descriptions, statistics, name resolution, custom): Python loop.
+        rare = np.flatnonzero(~np.isin(btype, (EPB, SPB, OPB)))
+        for i in rare:
+            if btype[i] == IDB:
+                self._idb(buf, int(pos[i]), int(btl[i]), base)
+        n_if = len(self.interfaces) - self._section_base
+        # Enhanced packet blocks.
+        for kind in (EPB, OPB, SPB):
+            sel = np.flatnonzero(btype == kind)
+            if len(sel) == 0:
+                continue
+            p = pos[sel]
+            bl = btl[sel]
+            if kind == SPB:
+                local = np.zeros(len(p), np.int64)
+                wire = w.read_u32(buf, p + 8, little)
+                cap = np.minimum(wire, bl - 16)
+                ticks = None
+                data = p + 12
+            else:
+                if kind == EPB:
+                    local = w.read_u32(buf, p + 8, little)
+                else:
+                    raw = w.read_u32(buf, p + 8, little)
+                    local = (raw & 0xFFFF) if little else (raw >> 16)
+                hi = w.read_u32(buf, p + 12, little)
+                lo = w.read_u32(buf, p + 16, little)
+                cap = w.read_u32(buf, p + 20, little)
+                wire = w.read_u32(buf, p + 24, little)
+                ticks = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
+                data = p + 28
+                over = cap > bl - 32
+                if over.any():
+                    first = int(p[np.flatnonzero(over)[0]])
+                    keep = p < first
+                    self._emit(parts, data[keep], cap[keep], wire[keep], ticks[keep],
+                               local[keep], n_if)
+                    raise ContainerError(base + first, "pcapng packet block: captured length "
+                                         "exceeds the block")
+            self._emit(parts, data, cap, wire, ticks, local, n_if)
+        if len(parts) > 1:
+            # Several block kinds in one walk: restore file order.
+            merged = concat_index(parts)
+            order = np.argsort(merged.data_pos, kind="stable")
+            for f in ("data_pos", "caplen", "wirelen", "ts_ns", "interface", "linktype",
+                      "bad_interface"):
+                setattr(merged, f, getattr(merged, f)[order])
+            parts[:] = [merged]
+
+    def _emit(self, parts: list[FrameIndex], data: np.ndarray, cap: np.ndarray, wire: np.ndarray,
+              ticks: np.ndarray | None, local: np.ndarray, n_if: int) -> None:
+        bad = (local < 0) | (local >= n_if)
+        gid = np.where(bad, 0, local + self._section_base).astype(np.int32)
+        ts = np.zeros(len(data), np.int64)
+        lt = np.full(len(data), -1, np.int32)
+        for g in np.unique(gid[~bad]):
+            sel = (gid == g) & ~bad
+            itf = self._ifaces[int(g)]
+            lt[sel] = itf.info.linktype
+            if ticks is None:
+                continue
+            t = ticks[sel]
+            if itf.ts_shift >= 0:
+                sec = (t >> np.uint64(itf.ts_shift)).astype(np.int64)
+                rem = (t & np.uint64((1 << itf.ts_shift) - 1)).astype(np.float64)
+                ns = sec * 1_000_000_000 + np.round(rem * 1e9 / (1 << itf.ts_shift)).astype(np.int64)
+            elif itf.ts_div > 1:
+                ns = (t // np.uint64(itf.ts_div)).astype(np.int64)
+            else:
+                ns = t.astype(np.int64) * itf.ts_mul
+            ts[sel] = ns + itf.ts_offset_s * 1_000_000_000
+        parts.append(FrameIndex(data, cap, wire, ts, np.where(bad, -1, gid).astype(np.int32), lt,
+                                bad_interface=bad))
+
+    def _idb(self, buf: np.ndarray, pos: int, btl: int, base: int) -> None:
+        e = "<" if self.little else ">"
+        raw = bytes(buf[pos:pos + btl])
+        if btl < 20:
+            raise ContainerError(base + pos, f"pcapng interface block too short ({btl} bytes)")
+        lt, _res, snaplen = struct.unpack(e + "HHI", raw[8:16])
+        name = ""
+        mul, div, shift, res_ns = 1000, 1, -1, 1000
+        offset_s = 0
+        o = 16
+        while o + 4 <= btl - 4:
+            code, length = struct.unpack(e + "HH", raw[o:o + 4])
+            val = raw[o + 4:o + 4 + length]
+            if code == 0:
+                break
+            if code == 2:
+                name = val.decode("utf-8", "replace").rstrip("\x00")
+            elif code == 9 and length >= 1:
+                mul, div, shift, res_ns = _tsresol(val[0])
+            elif code == 14 and length >= 8:
+                (offset_s,) = struct.unpack(e + "q", val[:8])
+            o += 4 + ((length + 3) & ~3)
+        if shift >= 63:
+            shift = 62
+        gid = len(self.interfaces)
+        info = InterfaceInfo(gid, name, lt, res_ns, snaplen)
+        self.interfaces.append(info)
+        self._ifaces.append(_Iface(info, ts_div=div, ts_mul=mul, ts_shift=shift,
+                                   ts_offset_s=offset_s))

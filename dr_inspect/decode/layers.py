@@ -1,0 +1,338 @@
+"""Decode protocol fields of all frames at once, column-wise with numpy.
+
+Each layer is gathered once into a fixed-width matrix with its header at column 0 (one row per
+frame: the L2 header at the frame start, the L3 header at data + l3 offset, the L4 header at
+data + l3 offset + IP header length), so every field is a fixed column slice whatever the VLAN
+tags or IP options before it. Only rare cases (IPv6 extension headers, ND options that are not
+first) take a Python loop over just those frames. A field is valid only where the frame's captured
+length covers it; frames cut inside a header keep the fields that were captured and are counted
+under a reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from dr_inspect.decode.containers import FrameIndex
+
+ETH, RAW_BSD, RAW_OPENBSD, RAW, SLL, SLL2, IPV4_LT, IPV6_LT = 1, 12, 14, 101, 113, 276, 228, 229
+SUPPORTED_LINKTYPES = {ETH, RAW_BSD, RAW_OPENBSD, RAW, SLL, SLL2, IPV4_LT, IPV6_LT}
+ET_IPV4, ET_IPV6, ET_ARP = 0x0800, 0x86DD, 0x0806
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+MAX_VLAN_TAGS = 4
+IPV6_EXT = (0, 43, 44, 60, 51)       # hop-by-hop, routing, fragment, destination options, AH
+K2, K3, K4 = 24, 40, 40               # bytes gathered per layer
+
+
+@dataclass
+class Col:
+    values: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass
+class Fields:
+    """Numeric columns of one batch of frames; addresses still numeric."""
+
+    n: int
+    ints: dict[str, Col] = field(default_factory=dict)
+    macs: dict[str, Col] = field(default_factory=dict)        # uint64
+    ip4: dict[str, Col] = field(default_factory=dict)         # uint32
+    ip6: dict[str, Col] = field(default_factory=dict)         # (n, 16) uint8
+    reasons: Counter = field(default_factory=Counter)
+    undecodable: np.ndarray | None = None                    # bool per frame
+
+
+def gather(buf: np.ndarray, pos: np.ndarray, k: int) -> np.ndarray:
+    """(len(pos), k) uint8: the k bytes at each position (zeros past the end of buf)."""
+    n = len(buf)
+    pos = pos.astype(np.int64, copy=False)
+    if len(pos) == 0:
+        return np.zeros((0, k), np.uint8)
+    ok = (pos >= 0) & (pos <= n - k)
+    if ok.all():
+        return sliding_window_view(buf, k)[pos]
+    out = np.zeros((len(pos), k), np.uint8)
+    if n >= k and ok.any():
+        out[ok] = sliding_window_view(buf, k)[pos[ok]]
+    rest = np.flatnonzero(~ok)
+    tail_start = int(max(0, min(n, pos[rest].min(), n - k)))
+    tail = np.zeros(n - tail_start + k, np.uint8)
+    tail[: n - tail_start] = buf[tail_start:]
+    p = np.clip(pos[rest] - tail_start, 0, n - tail_start)
+    out[rest] = sliding_window_view(tail, k)[p]
+    return out
+
+
+def be16(m: np.ndarray, o: int) -> np.ndarray:
+    return (m[:, o].astype(np.uint16) << 8) | m[:, o + 1]
+
+
+def be32(m: np.ndarray, o: int) -> np.ndarray:
+    return np.ascontiguousarray(m[:, o:o + 4]).view(">u4").ravel().astype(np.uint32)
+
+
+def u48(m: np.ndarray, o: int) -> np.ndarray:
+    tmp = np.zeros((len(m), 8), np.uint8)
+    tmp[:, 2:8] = m[:, o:o + 6]
+    return tmp.view(">u8").ravel().astype(np.uint64)
+
+
+def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
+    n = len(idx)
+    f = Fields(n)
+    cap = idx.caplen.astype(np.int64)
+    lt = idx.linktype.astype(np.int64)
+    data = idx.data_pos.astype(np.int64)
+    reason_code = np.zeros(n, np.int16)   # 0 = fine; index into reason_names
+    reason_names: list[str] = [""]
+
+    def flag(mask: np.ndarray, why: str) -> None:
+        """Count frames under a reason (the first reason found for a frame wins)."""
+        mask = mask & (reason_code == 0)
+        if mask.any():
+            if why not in reason_names:
+                reason_names.append(why)
+            reason_code[mask] = reason_names.index(why)
+
+    g2 = gather(buf, data, K2)
+    eth = lt == ETH
+    sll = lt == SLL
+    sll2 = lt == SLL2
+    raw = np.isin(lt, (RAW_BSD, RAW_OPENBSD, RAW))
+    known = np.isin(lt, list(SUPPORTED_LINKTYPES))
+    if idx.bad_interface is not None:
+        flag(idx.bad_interface, "undefined pcapng interface")
+        known &= ~idx.bad_interface
+    for value in np.unique(lt[~known & (lt >= 0)]):
+        flag(~known & (lt == value), f"unsupported link type {int(value)}")
+
+    # ---- link layer
+    ethertype = np.zeros(n, np.uint32)
+    et_valid = np.zeros(n, bool)
+    l3off = np.zeros(n, np.int64)
+    src_mac = np.zeros(n, np.uint64)
+    dst_mac = np.zeros(n, np.uint64)
+    src_ok = np.zeros(n, bool)
+    dst_ok = np.zeros(n, bool)
+
+    dst_ok |= eth & (cap >= 6)
+    src_ok |= eth & (cap >= 12)
+    e_full = eth & (cap >= 14)
+    flag(eth & ~e_full, "truncated Ethernet header")
+    macd = u48(g2, 0)
+    macs = u48(g2, 6)
+    dst_mac = np.where(eth, macd, dst_mac)
+    src_mac = np.where(eth, macs, src_mac)
+    et16 = be16(g2, 12)
+    ethertype = np.where(e_full, et16, ethertype)
+    et_valid |= e_full
+    l3off[eth] = 14
+
+    # Linux cooked v1: pkttype(2) hatype(2) halen(2) addr(8) protocol(2).
+    s_full = sll & (cap >= 16)
+    flag(sll & ~s_full, "truncated Linux cooked header")
+    halen = be16(g2, 4)
+    s_mac = s_full & (halen == 6)
+    src_mac = np.where(s_mac, macs, src_mac)  # address at offset 6, same bytes as the eth source
+    src_ok |= s_mac
+    ethertype = np.where(s_full, be16(g2, 14), ethertype)
+    et_valid |= s_full
+    l3off[sll] = 16
+
+    # Linux cooked v2: protocol(2) reserved(2) ifindex(4) hatype(2) pkttype(1) halen(1) addr(8).
+    s2_full = sll2 & (cap >= 20)
+    flag(sll2 & ~s2_full, "truncated Linux cooked v2 header")
+    s2_mac = s2_full & (g2[:, 11] == 6)
+    src_mac = np.where(s2_mac, u48(g2, 12), src_mac)
+    src_ok |= s2_mac
+    ethertype = np.where(s2_full, be16(g2, 0), ethertype)
+    et_valid |= s2_full
+    l3off[sll2] = 20
+
+    # ---- VLAN tags (802.1Q, 802.1ad, old QinQ): outermost id kept, ethertype = innermost.
+    vlan = np.zeros(n, np.uint32)
+    vlan_ok = np.zeros(n, bool)
+    tagged = et_valid & np.isin(ethertype, VLAN_TPIDS)
+    for _ in range(MAX_VLAN_TAGS):
+        rows = np.flatnonzero(tagged)
+        if len(rows) == 0:
+            break
+        full = cap[rows] >= l3off[rows] + 4
+        flag(_mask(n, rows[~full]), "truncated VLAN tag")
+        et_valid[rows[~full]] = False
+        rows = rows[full]
+        tag = gather(buf, data[rows] + l3off[rows], 4)
+        first = rows[~vlan_ok[rows]]
+        vlan[first] = (be16(tag, 0) & 0x0FFF)[~vlan_ok[rows]]
+        vlan_ok[first] = True
+        ethertype[rows] = be16(tag, 2)
+        l3off[rows] += 4
+        tagged = np.zeros(n, bool)
+        tagged[rows] = np.isin(ethertype[rows], VLAN_TPIDS)
+
+    # ---- network layer
+    cap3 = cap - l3off
+    g3 = gather(buf, data + l3off, K3)
+    version = g3[:, 0] >> 4
+    is4 = ((et_valid & (ethertype == ET_IPV4)) | (raw & (version == 4)) | (lt == IPV4_LT))
+    is6 = ((et_valid & (ethertype == ET_IPV6)) | (raw & (version == 6)) | (lt == IPV6_LT))
+    flag(raw & (cap >= 1) & ~is4 & ~is6, "raw IP with unknown version")
+    flag((raw | (lt == IPV4_LT) | (lt == IPV6_LT)) & (cap < 1), "empty raw IP frame")
+    is4 &= cap3 >= 1
+    is6 &= cap3 >= 1
+    bad4 = is4 & (version != 4)
+    bad6 = is6 & (version != 6)
+    flag(bad4 | bad6, "bad IP version")
+    is4 &= ~bad4
+    is6 &= ~bad6
+
+    ip_version = np.where(is4, 4, np.where(is6, 6, 0)).astype(np.uint8)
+    ihl = (g3[:, 0] & 0x0F).astype(np.int64) * 4
+    v4 = is4 & (cap3 >= 20)
+    flag(is4 & ~v4, "truncated IPv4 header")
+    bad_ihl = v4 & (ihl < 20)
+    flag(bad_ihl, "bad IPv4 header length")
+    flag(v4 & ~bad_ihl & (cap3 < ihl), "truncated IPv4 options")
+    tot = be16(g3, 2).astype(np.int64)
+    # A zero total length is what TSO/GSO frames carry on capture; the frame length stands in.
+    tot = np.where(tot == 0, idx.wirelen - l3off, tot)
+    frag = be16(g3, 6)
+    ttl = g3[:, 8]
+    proto = g3[:, 9].astype(np.uint32)
+    v6 = is6 & (cap3 >= 40)
+    flag(is6 & ~v6, "truncated IPv6 header")
+
+    ip_id = be16(g3, 4)
+    ints = f.ints
+    ints["ip_version"] = Col(ip_version, is4 | is6)
+    ints["ip_id"] = Col(ip_id.astype(np.uint32), v4)
+    ints["ttl"] = Col(ttl, v4 | v6)
+    f.ip4["src_ip"] = Col(be32(g3, 12), v4)
+    f.ip4["dst_ip"] = Col(be32(g3, 16), v4)
+    f.ip6["src_ip"] = Col(g3[:, 8:24], v6)
+    f.ip6["dst_ip"] = Col(g3[:, 24:40], v6)
+
+    l4off = np.where(v4, ihl, 40)
+    ip_payload = np.where(v4, tot - ihl, be16(g3, 4).astype(np.int64))
+    has_l4 = (v4 & ~bad_ihl & ((frag & 0x1FFF) == 0)) | v6
+    proto = np.where(v6, g3[:, 6], proto)
+    # IPv6 extension headers: rare, walked per frame.
+    ext_rows = np.flatnonzero(v6 & np.isin(proto, IPV6_EXT))
+    ext_truncated: list[int] = []
+    for r in ext_rows:
+        nh = int(proto[r])
+        off = 40
+        base = int(data[r] + l3off[r])
+        avail = int(cap3[r])
+        while nh in IPV6_EXT:
+            if off + 8 > avail:
+                ext_truncated.append(int(r))
+                has_l4[r] = False
+                break
+            h = bytes(buf[base + off:base + off + 8])
+            if nh == 44:
+                if (int.from_bytes(h[2:4], "big") >> 3) != 0:
+                    has_l4[r] = False      # not the first fragment: no L4 header here
+                size = 8
+            elif nh == 51:
+                size = (h[1] + 2) * 4
+            else:
+                size = (h[1] + 1) * 8
+            nh = h[0]
+            off += size
+        proto[r] = nh
+        l4off[r] = off
+        ip_payload[r] -= off - 40
+    flag(_mask(n, ext_truncated), "truncated IPv6 extension header")
+    ints["proto"] = Col(proto.astype(np.uint8), v4 | v6)
+
+    # ---- transport layer
+    cap4 = cap3 - l4off
+    g4 = gather(buf, data + l3off + l4off, K4)
+    tcp = has_l4 & (proto == 6)
+    udp = has_l4 & (proto == 17)
+    icmp4 = has_l4 & v4 & (proto == 1)
+    icmp6 = has_l4 & v6 & (proto == 58)
+    icmp = icmp4 | icmp6
+    ports_ok = (tcp | udp) & (cap4 >= 4)
+    ints["src_port"] = Col(be16(g4, 0), ports_ok)
+    ints["dst_port"] = Col(be16(g4, 2), ports_ok)
+    ints["seq"] = Col(be32(g4, 4), tcp & (cap4 >= 8))
+    ints["ack"] = Col(be32(g4, 8), tcp & (cap4 >= 12))
+    flags_ok = tcp & (cap4 >= 14)
+    ints["tcp_flags"] = Col(((g4[:, 12].astype(np.uint16) & 0x0F) << 8) | g4[:, 13], flags_ok)
+    flag(tcp & (cap4 < 20), "truncated TCP header")
+    flag(udp & (cap4 < 8), "truncated UDP header")
+    flag(icmp & (cap4 < 4), "truncated ICMP header")
+    doff = (g4[:, 12] >> 4).astype(np.int64) * 4
+    bad_doff = flags_ok & (doff < 20)
+    flag(bad_doff, "bad TCP header length")
+    payload = np.where(tcp, ip_payload - doff, np.where(udp | icmp, ip_payload - 8, 0))
+    payload_ok = (tcp & flags_ok & ~bad_doff) | (udp & (cap4 >= 8)) | (icmp & (cap4 >= 4))
+    ints["payload_len"] = Col(payload.astype(np.int32), payload_ok)
+    ints["icmp_type"] = Col(g4[:, 0], icmp & (cap4 >= 1))
+    ints["icmp_code"] = Col(g4[:, 1], icmp & (cap4 >= 2))
+
+    # ---- IPv6 neighbour discovery: target, flags, link-layer address option.
+    itype = g4[:, 0]
+    ns_na = icmp6 & np.isin(itype, (135, 136))
+    f.ip6["nd_target"] = Col(g4[:, 8:24], ns_na & (cap4 >= 24))
+    flag(ns_na & (cap4 < 24), "truncated neighbour discovery message")
+    ints["nd_flags"] = Col(g4[:, 4] & 0xE0, icmp6 & (itype == 136) & (cap4 >= 8))
+    opt_start = np.select([np.isin(itype, (135, 136)), itype == 133, itype == 134], [24, 8, 16], 0)
+    nd = icmp6 & (opt_start > 0)
+    want = np.where(itype == 136, 2, 1)   # NA carries the target's address, the others the source's
+    lladdr = np.zeros(n, np.uint64)
+    ll_ok = np.zeros(n, bool)
+    for start in (8, 16, 24):
+        rows = nd & (opt_start == start) & (cap4 >= start + 8)
+        first_is = rows & (g4[:, start] == want) & (g4[:, start + 1] == 1)
+        lladdr = np.where(first_is, u48(g4, start + 2), lladdr)
+        ll_ok |= first_is
+        # The wanted option is not first: walk the options of just these frames.
+        for r in np.flatnonzero(rows & ~first_is):
+            o = start
+            base = int(data[r] + l3off[r] + l4off[r])
+            while o + 8 <= cap4[r]:
+                t, ln = int(buf[base + o]), int(buf[base + o + 1])
+                if ln == 0:
+                    break
+                if t == want[r] and ln == 1:
+                    lladdr[r] = int.from_bytes(bytes(buf[base + o + 2:base + o + 8]), "big")
+                    ll_ok[r] = True
+                    break
+                o += ln * 8
+    f.macs["nd_lladdr"] = Col(lladdr, ll_ok)
+
+    # ---- ARP (Ethernet/IPv4 form for the addresses; op for every ARP frame).
+    arp = et_valid & (ethertype == ET_ARP)
+    arp_op_ok = arp & (cap3 >= 8)
+    arp_full = arp_op_ok & (g3[:, 4] == 6) & (g3[:, 5] == 4) & (cap3 >= 28)
+    flag(arp & ~arp_op_ok, "truncated ARP header")
+    flag(arp_op_ok & (g3[:, 4] == 6) & (g3[:, 5] == 4) & (cap3 < 28), "truncated ARP header")
+    ints["arp_op"] = Col(be16(g3, 6), arp_op_ok)
+    f.macs["arp_sender_mac"] = Col(u48(g3, 8), arp_full)
+    f.ip4["arp_sender_ip"] = Col(be32(g3, 14), arp_full)
+    f.macs["arp_target_mac"] = Col(u48(g3, 18), arp_full)
+    f.ip4["arp_target_ip"] = Col(be32(g3, 24), arp_full)
+
+    ints["vlan"] = Col(vlan.astype(np.uint16), vlan_ok)
+    ints["ethertype"] = Col(ethertype.astype(np.uint16), et_valid)
+    f.macs["src_mac"] = Col(src_mac, src_ok)
+    f.macs["dst_mac"] = Col(dst_mac, dst_ok)
+
+    f.undecodable = reason_code > 0
+    codes, counts = np.unique(reason_code[reason_code > 0], return_counts=True)
+    f.reasons = Counter({reason_names[int(c)]: int(k) for c, k in zip(codes, counts)})
+    return f
+
+
+def _mask(n: int, rows: np.ndarray | list[int]) -> np.ndarray:
+    m = np.zeros(n, bool)
+    m[np.asarray(rows, dtype=np.int64)] = True
+    return m

@@ -1,0 +1,106 @@
+"""Read a capture file's bytes: memory-mapped when plain, decompressed when gzip (by magic)."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dr_inspect.errors import CaptureError
+
+GZIP_MAGIC = b"\x1f\x8b"
+READ_BLOCK = 16 * 1024 * 1024
+
+
+@dataclass
+class Loaded:
+    buf: np.ndarray               # uint8 view of the (decompressed) capture bytes
+    gzip: bool
+    gzip_error: CaptureError | None = None
+
+
+def _open(path: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
+    p = Path(path)
+    try:
+        return open(p, "rb")
+    except IsADirectoryError:
+        raise CaptureError(str(path), None, "is a directory, not a capture file") from None
+    except FileNotFoundError:
+        raise CaptureError(str(path), None, "no such file") from None
+    except OSError as exc:
+        raise CaptureError(str(path), None, f"cannot open: {exc.strerror}") from None
+
+
+def is_gzip(path: str | os.PathLike[str]) -> bool:
+    with _open(path) as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def load(path: str | os.PathLike[str]) -> Loaded:
+    """The whole capture as a uint8 array (mmap for plain files: no copy, no heap)."""
+    with _open(path) as fh:
+        if fh.read(2) == GZIP_MAGIC:
+            fh.seek(0)
+            parts: list[bytes] = []
+            err = None
+            for block, error in gunzip_blocks(str(path), fh):
+                parts.append(block)
+                err = error or err
+            data = b"".join(parts)
+            return Loaded(np.frombuffer(data, dtype=np.uint8), True, err)
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return Loaded(np.zeros(0, np.uint8), False)
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        return Loaded(np.frombuffer(mm, dtype=np.uint8), False)
+
+
+def gunzip_blocks(name: str, fh) -> Iterator[tuple[bytes, CaptureError | None]]:  # type: ignore[no-untyped-def]
+    """Decompressed blocks of a (possibly multi-member) gzip file. A corrupt or truncated stream
+    ends with (b"", error naming the compressed offset)."""
+    dec = zlib.decompressobj(wbits=31)
+    offset = 0
+    started = False
+    while True:
+        raw = fh.read(READ_BLOCK)
+        if not raw:
+            break
+        while raw:
+            try:
+                out = dec.decompress(raw)
+            except zlib.error as exc:
+                yield b"", CaptureError(name, offset, f"corrupt gzip stream: {exc}")
+                return
+            started = True
+            if out:
+                yield out, None
+            if dec.eof:
+                used = len(raw) - len(dec.unused_data)
+                offset += used
+                raw = dec.unused_data
+                if raw.strip(b"\x00") == b"":
+                    raw = b""
+                    break
+                dec = zlib.decompressobj(wbits=31)
+                started = False
+            else:
+                offset += len(raw)
+                raw = b""
+    tail = dec.flush()
+    if tail:
+        yield tail, None
+    if started and not dec.eof:
+        yield b"", CaptureError(name, offset, "truncated gzip stream (no end-of-stream marker)")
+
+
+def plain_blocks(fh) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+    while True:
+        raw = fh.read(READ_BLOCK)
+        if not raw:
+            return
+        yield raw

@@ -1,0 +1,121 @@
+"""Turn decoded numeric columns into the packets table (schema.py dtypes).
+
+Addresses become Categoricals: the distinct values are found on the numbers (hash factorize),
+and only those few are formatted as text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+import pandas as pd
+
+from dr_inspect.decode import schema
+from dr_inspect.decode.containers import FrameIndex
+from dr_inspect.decode.layers import Col, Fields
+
+_INT_DTYPES = {"UInt8": np.uint8, "UInt16": np.uint16, "UInt32": np.uint32, "Int32": np.int32,
+               "int32": np.int32, "int64": np.int64}
+
+
+def _mac_text(v: int) -> str:
+    return ":".join(f"{b:02x}" for b in int(v).to_bytes(6, "big"))
+
+
+def _ip4_text(v: int) -> str:
+    return str(ipaddress.IPv4Address(int(v)))
+
+
+def _codes(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (-1 where invalid) and the distinct values, for 1-D numeric values."""
+    codes = np.full(len(values), -1, dtype=np.int32)
+    if valid.any():
+        sub, uniq = pd.factorize(values[valid])
+        codes[valid] = sub
+        return codes, np.asarray(uniq)
+    return codes, values[:0]
+
+
+def _ip6_codes(rows16: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    codes = np.full(len(rows16), -1, dtype=np.int32)
+    if not valid.any():
+        return codes, []
+    pairs = np.ascontiguousarray(rows16[valid]).view(">u8").reshape(-1, 2)
+    hi, lo = pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
+    # Factorize the pair through a combined key of the two halves' codes.
+    ch, uh = pd.factorize(hi)
+    cl, ul = pd.factorize(lo)
+    key = ch.astype(np.int64) * (len(ul) + 1) + cl
+    ck, uk = pd.factorize(key)
+    codes[valid] = ck
+    texts = []
+    for k in np.asarray(uk):
+        h, l_ = uh[int(k) // (len(ul) + 1)], ul[int(k) % (len(ul) + 1)]
+        texts.append(str(ipaddress.IPv6Address((int(h) << 64) | int(l_))))
+    return codes, texts
+
+
+def _categorical(codes: np.ndarray, texts: list[str]) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, categories=pd.Index(texts, dtype=object),
+                                     validate=False)
+
+
+def mac_column(col: Col) -> pd.Categorical:
+    codes, uniq = _codes(col.values, col.valid)
+    return _categorical(codes, [_mac_text(v) for v in uniq])
+
+
+def ip_column(v4: Col | None, v6: Col | None) -> pd.Categorical:
+    n = len(v4.values) if v4 is not None else len(v6.values)  # type: ignore[union-attr]
+    codes = np.full(n, -1, dtype=np.int32)
+    texts: list[str] = []
+    if v4 is not None:
+        c4, u4 = _codes(v4.values, v4.valid)
+        texts = [_ip4_text(v) for v in u4]
+        codes = c4
+    if v6 is not None:
+        c6, t6 = _ip6_codes(v6.values, v6.valid)
+        codes = np.where(c6 >= 0, c6 + len(texts), codes).astype(np.int32)
+        texts = texts + t6
+    return _categorical(codes, texts)
+
+
+def _nullable(col: Col, dtype: str) -> pd.api.extensions.ExtensionArray:
+    values = col.values.astype(_INT_DTYPES[dtype], copy=False)
+    if dtype == "Int32":
+        return pd.arrays.IntegerArray(values, ~col.valid)
+    return pd.arrays.IntegerArray(values, ~col.valid)
+
+
+def build_table(fields: Fields, idx: FrameIndex, file: str, first_frame: int) -> pd.DataFrame:
+    n = fields.n
+    cols: dict[str, object] = {}
+    cols["file"] = _categorical(np.zeros(n, np.int32), [file])
+    cols["frame"] = np.arange(first_frame, first_frame + n, dtype=np.int64)
+    cols["ts_ns"] = idx.ts_ns.astype(np.int64, copy=False)
+    for name in ("src_mac", "dst_mac", "arp_sender_mac", "arp_target_mac", "nd_lladdr"):
+        cols[name] = mac_column(fields.macs[name])
+    for name in ("src_ip", "dst_ip"):
+        cols[name] = ip_column(fields.ip4[name], fields.ip6[name])
+    for name in ("arp_sender_ip", "arp_target_ip"):
+        cols[name] = ip_column(fields.ip4[name], None)
+    cols["nd_target"] = ip_column(None, fields.ip6["nd_target"])
+    for name, col in fields.ints.items():
+        cols[name] = _nullable(col, schema.DTYPES[name])
+    cols["interface"] = idx.interface.astype(np.int32, copy=False)
+    cols["linktype"] = idx.linktype.astype(np.int32, copy=False)
+    cols["caplen"] = idx.caplen.astype(np.int32)
+    cols["wirelen"] = idx.wirelen.astype(np.int32)
+    order = schema.COLUMNS + schema.EXTRA_COLUMNS
+    return pd.DataFrame({c: cols[c] for c in order}, copy=False)
+
+
+def empty_table(file: str) -> pd.DataFrame:
+    return build_table_from_nothing(file)
+
+
+def build_table_from_nothing(file: str) -> pd.DataFrame:
+    from dr_inspect.decode.layers import decode_fields
+    idx = FrameIndex.empty()
+    return build_table(decode_fields(np.zeros(0, np.uint8), idx), idx, file, 1)
