@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import pandas as pd
+
 from dr_inspect.errors import DrInspectError
 from dr_inspect.model import Ladder, VerifyReport
 
@@ -57,39 +59,26 @@ def named_flow_ids(report: VerifyReport) -> set[int]:
 
 
 def healthy_flow_ids(flows: Any, exclude: set[int], limit: int = MAX_HEALTHY) -> list[int]:
-    """Up to `limit` flow ids from the flows table, one per real server first, skipping `exclude`.
+    """Up to `limit` flow ids from the flows table, skipping `exclude`: first one per real server
+    (in order of appearance), then the next flows in table order.
 
     `flows` is the analysis flows table (a DataFrame with a flow_id column and, where known, a
-    real_server column); anything without those yields no samples.
+    real_server column); anything without a flow_id column yields no samples. Connections whose
+    handshake completed come first when the table says so.
     """
     columns = getattr(flows, "columns", ())
     if flows is None or "flow_id" not in columns or limit <= 0:
         return []
-    ids = flows["flow_id"].to_numpy()
-    servers = flows["real_server"].to_numpy() if "real_server" in columns else None
-    # Prefer connections that completed a handshake, when the table says so.
-    ok = None
+    candidates = flows[~flows["flow_id"].isin(list(exclude))].reset_index(drop=True)
     for col in ("handshake_complete", "complete", "established"):
         if col in columns:
-            ok = flows[col].to_numpy()
+            done = candidates[col].fillna(False).astype(bool)
+            candidates = pd.concat([candidates[done], candidates[~done]], ignore_index=True)
             break
-    picked: list[int] = []
-    seen_servers: set = set()
-    for pass_no in (0, 1):   # first one per real server, then fill up
-        for i in range(len(ids)):
-            if len(picked) >= limit:
-                return picked
-            fid = _flow_id(ids[i])
-            if fid is None or fid in exclude or fid in picked:
-                continue
-            if ok is not None and pass_no == 0 and not bool(ok[i]):
-                continue
-            server = servers[i] if servers is not None else None
-            if pass_no == 0 and server in seen_servers:
-                continue
-            seen_servers.add(server)
-            picked.append(fid)
-    return picked
+    if "real_server" in columns:
+        first = candidates.drop_duplicates("real_server")
+        candidates = pd.concat([first, candidates.drop(index=first.index)])
+    return [int(f) for f in candidates["flow_id"].head(limit)]
 
 
 def select_ladders(report: VerifyReport, analysis: Any, *, healthy: int = MAX_HEALTHY,
@@ -114,7 +103,10 @@ def select_ladders(report: VerifyReport, analysis: Any, *, healthy: int = MAX_HE
         if ladder is not None:
             out.offending[rule_id] = ladder
     flows = getattr(analysis, "flows", None)
-    for fid in healthy_flow_ids(flows, named_flow_ids(report), healthy):
+    # A few spare candidates in case a ladder cannot be built; still a small, fixed number.
+    for fid in healthy_flow_ids(flows, named_flow_ids(report), 3 * healthy):
+        if len(out.healthy) >= healthy:
+            break
         ladder = get(fid)
         if ladder is not None:
             out.healthy.append(ladder)
