@@ -14,7 +14,8 @@ A snapshot holds what the checks need and nothing they compute:
                  "net.ipv4.conf": {"all": {"arp_ignore": 0, "arp_announce": 0, "rp_filter": 0},
                                    "default": {...}, "eth0": {...}}},
       "ipvsadm_ln": "text" | None, "ipvsadm_sn": "text" | None,
-      "nft": "text" | None, "iptables_save": "text" | None,
+      "nft": "text" | None,            # `nft -a list ruleset` (with rule handles, for fixes)
+      "iptables_save": "text" | None,
       "listeners": [{"local": "0.0.0.0", "port": 80}, ...] | None,
       "sources": {"addr": "ip -j addr", ...},   # which command produced each item
       "errors": {"ipvsadm_ln": "ipvsadm: not found", ...}   # why an item is None / missing
@@ -76,6 +77,20 @@ def make_runner(netns: str | None = None) -> Runner:
         return proc.stdout
 
     return run
+
+
+def runner_from(run: Callable[[list[str]], "subprocess.CompletedProcess[str]"]) -> Runner:
+    """Adapt a function returning CompletedProcess (e.g. the lab's `lambda argv: state.run(host, argv)`)
+    into a Runner that raises on a non-zero exit status."""
+
+    def runner(argv: list[str]) -> str:
+        proc = run(list(argv))
+        if proc.returncode != 0:
+            err = _first_line(proc.stderr or "") or _first_line(proc.stdout or "")
+            raise CommandFailed(err or f"{' '.join(argv)}: exit status {proc.returncode}")
+        return proc.stdout or ""
+
+    return runner
 
 
 def netns_exists(netns: str) -> bool:
@@ -210,7 +225,7 @@ def take_snapshot(netns: str | None = None, *, runner: Runner | None = None,
     snap["sysctl"] = _read_sysctls(runner, snap, _interfaces(snap["addr"], runner))
     snap["ipvsadm_ln"] = _try(snap, "ipvsadm_ln", lambda: runner(["ipvsadm", "-Ln"]))
     snap["ipvsadm_sn"] = _try(snap, "ipvsadm_sn", lambda: runner(["ipvsadm", "-Sn"]))
-    snap["nft"] = _try(snap, "nft", lambda: runner(["nft", "list", "ruleset"]))
+    snap["nft"] = _try(snap, "nft", lambda: runner(["nft", "-a", "list", "ruleset"]))
     snap["iptables_save"] = _try(snap, "iptables_save", lambda: runner(["iptables-save"]))
     snap["listeners"] = _listeners(runner, snap)
     return snap

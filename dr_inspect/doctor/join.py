@@ -1,0 +1,100 @@
+"""Join host checks to a verify report: a failing DR rule gets the host configuration lines that
+explain it ("HC002: arp_ignore=0 ... on eth14 of real server rs1 (MAC ...); fix: sysctl -w ...").
+
+Pure: snapshots and report in, report.rules[*].host_causes filled in place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from dr_inspect.doctor import hoststate as hs
+from dr_inspect.doctor.catalogue import BY_ID
+from dr_inspect.doctor.checks import parse_vip
+from dr_inspect.doctor.result import HostCheck
+from dr_inspect.doctor.run import vip_from_ipvs, doctor_snapshots
+from dr_inspect.errors import InputError
+from dr_inspect.model import Topology, VerifyReport
+
+_ROLE_WORDS = {"director": "director", "realserver": "real server"}
+
+
+def _topology_names(snapshots: dict[str, dict[str, Any]], topology: Topology | None
+                    ) -> dict[str, tuple[str, str | None, str | None]]:
+    """snapshot name -> (label, role, MAC) from the MACs the traffic showed; label is the
+    topology's name for the host (rs1 ...) or the snapshot's name."""
+    out: dict[str, tuple[str, str | None, str | None]] = {}
+    director_macs = {m.lower() for ms in (topology.director_macs.values() if topology else []) for m in ms}
+    rs_macs = {m.lower(): rs.name for rs in (topology.real_servers if topology else []) for m in rs.macs.values()}
+    for name, snap in snapshots.items():
+        own = hs.macs(snap)
+        hit_d = next((m for m in own.values() if m in director_macs), None)
+        hit_rs = next((m for m in own.values() if m in rs_macs), None)
+        if hit_d:
+            out[name] = (name, "director", hit_d)
+        elif hit_rs:
+            topo_name = rs_macs[hit_rs]
+            label = name if topo_name == name else f"{name} ({topo_name} in the traffic)"
+            out[name] = (label, "realserver", hit_rs)
+        else:
+            out[name] = (name, None, None)
+    return out
+
+
+def _vips(snapshots: dict[str, dict[str, Any]], report: VerifyReport) -> list[tuple[Any, int | None]]:
+    vips = []
+    for text in (report.topology.vips if report.topology else []):
+        try:
+            vips.append(parse_vip(text))
+        except InputError:
+            continue
+    if not vips:
+        found = vip_from_ipvs(snapshots)
+        if found:
+            vips.append(found)
+    return vips
+
+
+def cause_line(check: HostCheck, label: str, role: str, mac: str | None, snap: dict[str, Any]) -> str:
+    """'HC002: arp_ignore=0 (...) on eth14 of real server rs1 (MAC 02:00:..); fix: sysctl -w ...'."""
+    if_mac = hs.macs(snap).get(check.subject)
+    mac_text = if_mac or mac
+    where = f" on {check.subject}" if check.subject else ""
+    who = f"{_ROLE_WORDS.get(role, role)} {label}" + (f" (MAC {mac_text})" if mac_text else "")
+    text = f"{check.id}: {check.found}{where} of {who}"
+    if check.fix:
+        text += f"; fix: {check.fix}"
+    return text
+
+
+def host_causes(snapshots: dict[str, dict[str, Any]], report: VerifyReport) -> None:
+    """Fill RuleResult.host_causes of every failing DR rule that a failing host check explains."""
+    failing = [r for r in report.rules if r.status == "fail"]
+    if not snapshots or not failing:
+        return
+    names = _topology_names(snapshots, report.topology)
+    roles = {n: role for n, (_label, role, _mac) in names.items() if role}
+    director_macs = tuple(m for ms in (report.topology.director_macs.values() if report.topology else []) for m in ms)
+    lines_by_rule: dict[str, list[str]] = {}
+    for vip, port in _vips(snapshots, report):
+        doctor = doctor_snapshots(snapshots, ipaddress.ip_address(vip), port, roles=roles,
+                                  director_macs=director_macs, source="verify")
+        by_host = {h.host: h for h in doctor.hosts}
+        for name, snap in snapshots.items():
+            hreport = by_host.get(str(snap.get("host") or name))
+            if hreport is None:
+                continue
+            label, _role, mac = names[name]
+            for check in hreport.checks:
+                if check.status != "fail":
+                    continue
+                line = cause_line(check, label, hreport.role, mac, snap)
+                for rule_id in BY_ID[check.id].explains:
+                    lines_by_rule.setdefault(rule_id, [])
+                    if line not in lines_by_rule[rule_id]:
+                        lines_by_rule[rule_id].append(line)
+    for rule in failing:
+        for line in lines_by_rule.get(rule.id, []):
+            if line not in rule.host_causes:
+                rule.host_causes.append(line)
