@@ -54,6 +54,8 @@ RESPONSE_WEIGHTS = np.array([0.35, 0.20, 0.15, 0.12, 0.10, 0.08])
 _FILLER = np.frombuffer(
     b"HTTP/1.1 200 OK\r\nServer: rs\r\nContent-Type: text/plain\r\nContent-Length: 4096\r\n\r\n"
     + b"lvs-dr synthetic payload 0123456789 abcdefghijklmnopqrstuvwxyz\n" * 64, dtype=np.uint8)
+if len(_FILLER) < MSS:  # a full segment's payload is a prefix of the filler
+    raise RuntimeError("payload filler shorter than one MSS")
 
 
 def ip4(text: str) -> int:
@@ -468,40 +470,49 @@ def frame_headers(f: Frames) -> tuple[np.ndarray, np.ndarray]:
     return header_len, h
 
 
-def _scatter_rows(buf: np.ndarray, offsets: np.ndarray, rows: np.ndarray, widths: np.ndarray) -> None:
-    """buf[offsets[i] : offsets[i] + widths[i]] = rows[i, :widths[i]], grouped by width."""
-    for w in np.unique(widths):
-        sel = widths == w
-        idx = offsets[sel, None] + np.arange(w)
-        buf[idx] = rows[sel, :w]
-
-
 def _encode_chunk(f: Frames, fmt: str, nsec: bool) -> np.ndarray:
+    """The records of frames f as one byte buffer.
+
+    Built as two streams interleaved by a byte mask: the "head" stream (record header + frame
+    headers, and for pcapng the padding and trailing block length) and the payload stream, where
+    every payload starts at the beginning of the filler. So a payload's bytes depend only on its
+    length, never on where the record sits in the file: a forwarded copy is byte-identical."""
+    m = len(f)
     header_len, h = frame_headers(f)
-    flen = f.frame_len()
+    pay = np.where(f.arp, 0, f.payload).astype(np.int64)
+    flen = header_len + pay
     if fmt == "pcap":
         sec, sub = np.divmod(f.ts_ns, 1_000_000_000)
         if not nsec:
             sub = sub // 1000
         prefix = np.concatenate([_le(sec, 4), _le(sub, 4), _le(flen, 4), _le(flen, 4)], axis=1)
-        rec = 16 + flen
+        tail_len = np.zeros(m, np.int64)
     else:
-        padded = flen + (-flen) % 4
-        rec = 32 + padded
+        pad = (-flen) % 4
+        rec = 32 + flen + pad
         ts = f.ts_ns.astype(np.uint64)
-        prefix = np.concatenate([_le(np.full(len(f), 6), 4), _le(rec, 4), _le(np.zeros(len(f)), 4),
+        prefix = np.concatenate([_le(np.full(m, 6), 4), _le(rec, 4), _le(np.zeros(m), 4),
                                  _le(ts >> np.uint64(32), 4), _le(ts & np.uint64(0xFFFF_FFFF), 4),
                                  _le(flen, 4), _le(flen, 4)], axis=1)
-    offsets = np.zeros(len(f), np.int64)
-    np.cumsum(rec[:-1], out=offsets[1:])
-    buf = np.resize(_FILLER, int(rec.sum()))
-    rows = np.concatenate([prefix, h], axis=1)
-    _scatter_rows(buf, offsets, rows, prefix.shape[1] + header_len)
+        tail_len = pad + 4
+    lead = prefix.shape[1] + header_len
+    width = prefix.shape[1] + MAX_HEADER + 7
+    rows = np.zeros((m, width), np.uint8)
+    rows[:, :prefix.shape[1]] = prefix
+    rows[:, prefix.shape[1]:prefix.shape[1] + MAX_HEADER] = h
     if fmt == "pcapng":
-        pad_at = offsets + 28 + flen        # zero the padding (the trailer write below covers overlap)
-        buf[pad_at[:, None] + np.arange(3)] = 0
-        trailer = offsets + rec - 4
-        buf[trailer[:, None] + np.arange(4)] = _le(rec, 4)
+        # padding (zeros) then the repeated block length, right after the frame headers
+        tail = np.zeros((m, 7), np.uint8)
+        tail[np.arange(m)[:, None], pad[:, None] + np.arange(4)] = _le(rec, 4)
+        rows[np.arange(m)[:, None], lead[:, None] + np.arange(7)] = tail
+    head_stream = rows[np.arange(width) < (lead + tail_len)[:, None]]
+    max_pay = int(pay.max(initial=0))
+    payload_stream = np.broadcast_to(_FILLER[:max_pay], (m, max_pay))[np.arange(max_pay) < pay[:, None]]
+    is_head = np.repeat(np.tile(np.array([True, False, True]), m),
+                        np.stack([lead, pay, tail_len], axis=1).ravel())
+    buf = np.empty(len(is_head), np.uint8)
+    buf[is_head] = head_stream
+    buf[~is_head] = payload_stream
     return buf
 
 
@@ -527,7 +538,7 @@ def _pcapng_header(if_name: str) -> bytes:
 
 
 def write_frames(out: BinaryIO, frames: Frames, fmt: str, *, nsec: bool = False,
-                 if_name: str = "eth0", chunk: int = 65536) -> int:
+                 if_name: str = "eth0", chunk: int = 32768) -> int:
     """Write frames as classic pcap (usec, or nsec) or pcapng (one Ethernet interface, ns EPBs).
     Returns bytes written."""
     if fmt not in ("pcap", "pcapng"):
