@@ -229,7 +229,7 @@ def _wait_listening(plan: LabPlan, state: LabState, fx: FaultEffects, timeout: f
 def _nft_director(plan: LabPlan, fx: FaultEffects) -> None:
     d = plan.director
     ruleset = nft_director_ruleset(vip=plan.config.vip, port=plan.config.port, vip_ifname="eth7",
-                                   dip_ifname="eth8", dip_mac=d.iface("eth8").mac,
+                                   vip_mac=d.iface("eth7").mac, dip_ifname="eth8", dip_mac=d.iface("eth8").mac,
                                    rs_macs=[rs.iface("eth12").mac for rs in plan.real_servers],
                                    dispatch_on_dip=fx.director_dispatch_on_dip)
     sysrun.run(sysrun.netns_exec(d.netns, ["nft", "-f", "-"]), input=ruleset)

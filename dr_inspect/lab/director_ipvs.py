@@ -6,6 +6,9 @@ dr_inspect.lab.vm (its NICs are taps on br_e and br_lvs in the switch namespace)
 
 from __future__ import annotations
 
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 from dr_inspect.errors import LabError
@@ -55,7 +58,7 @@ def start_ipvs_director(plan: LabPlan, state: LabState, fx: FaultEffects) -> Non
 
 def _start_vm(plan: LabPlan, state: LabState, fx: FaultEffects, rips: list[str]) -> None:
     try:
-        from dr_inspect.lab.vm import IpvsVmSpec, start_ipvs_vm
+        from dr_inspect.lab.vm import IpvsVmSpec, start_ipvs_vm, tap_names
     except ImportError as exc:
         raise LabError(f"this kernel has no IPVS and the IPVS VM module is unavailable ({exc}); "
                        "use --director nft") from None
@@ -66,48 +69,66 @@ def _start_vm(plan: LabPlan, state: LabState, fx: FaultEffects, rips: list[str])
                       scheduler=cfg.scheduler, vip_ifname="eth7", dip_ifname="eth8",
                       vip_mac=d.iface("eth7").mac, dip_mac=d.iface("eth8").mac,
                       extra_commands=director_extra_commands(fx))
-    # record the VM before it exists so a crash during boot is still cleaned up
-    state.vm = {"pid": None, "taps": [], "console_log": "", "starting": True}
+    workdir = Path(state.workdir) / "vm"
+    # Recorded before the boot: a crash during it still leaves lab down what to remove.
+    state.vm = {"pid": None, "taps": list(tap_names(state.prefix)), "netns": plan.switch_netns,
+                "workdir": str(workdir)}
     save_state(state)
     vm = start_ipvs_vm(spec, netns=plan.switch_netns, bridge_vip=BRIDGE_VIP, bridge_rs=BRIDGE_RS,
-                       tap_prefix=state.prefix, workdir=state.workdir)
+                       tap_prefix=state.prefix, workdir=workdir)
     state._vm_handle = vm
-    state.vm = {"pid": vm.pid, "taps": list(vm.taps), "console_log": str(vm.console_log)}
-    state.vm.update(_handle_record(vm))
+    state.vm.update({"pid": vm.pid, "taps": list(vm.taps), "console_log": str(vm.console_log),
+                     "control_socket": str(vm.control_socket), "accel": vm.accel,
+                     "boot_seconds": round(vm.boot_seconds, 2)})
     save_state(state)
 
 
-def _handle_record(vm: Any) -> dict[str, Any]:
-    """Whatever the VM handle offers to re-attach from another process."""
-    for attr in ("to_record", "record", "to_json", "as_dict"):
-        fn = getattr(vm, attr, None)
-        if callable(fn):
-            try:
-                data = fn()
-            except Exception:
-                continue
-            if isinstance(data, dict):
-                return {"handle": data}
-    return {}
+class _RecordedProcess:
+    """Duck-typed Popen for a VM started by another process (poll/wait/kill by pid)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return None if sysrun.pid_alive(self.pid) else 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while sysrun.pid_alive(self.pid):
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(["qemu"], timeout or 0)
+            time.sleep(0.05)
+        return 0
+
+    def kill(self) -> None:
+        sysrun.kill_pid(self.pid, grace=0)
 
 
 def attach_vm(state: LabState) -> Any:
-    """A VmHandle for the lab's running VM (from another process)."""
-    from dr_inspect.lab import vm as vm_module
-    for name in ("attach_vm", "attach", "VmHandle.from_record"):
-        obj: Any = vm_module
-        for part in name.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                break
-        if callable(obj):
-            record = (state.vm or {}).get("handle", state.vm)
-            return obj(record)
-    raise LabError("the IPVS VM module offers no way to re-attach to a running VM")
+    """A VmHandle for the lab's running VM, from a process other than the one that started it."""
+    from dr_inspect.lab.vm import IpvsVmSpec, VmHandle
+    rec = state.vm or {}
+    if not rec.get("pid") or not rec.get("control_socket"):
+        raise LabError(f"lab {state.prefix!r}: the director VM was not started completely; run lab down")
+    if not sysrun.pid_alive(int(rec["pid"])):
+        raise LabError(f"lab {state.prefix!r}: the director VM (pid {rec['pid']}) is not running; "
+                       f"console: {rec.get('console_log', '?')}")
+    spec = IpvsVmSpec(vip=state.vip, dip=state.host("director").interfaces["eth8"]["ip"], port=state.port)
+    return VmHandle(proc=_RecordedProcess(int(rec["pid"])), taps=tuple(rec.get("taps", ())),  # type: ignore[arg-type]
+                    netns=rec.get("netns", state.switch_netns), workdir=Path(rec["workdir"]),
+                    console_log=Path(rec.get("console_log", "")), control_socket=Path(rec["control_socket"]),
+                    socket_dir=None, spec=spec, accel=rec.get("accel", "?"))
 
 
 def stop_vm(state: LabState) -> list[str]:
+    """Stop the lab's VM (handle of this process, or by recorded pid) and remove its taps."""
+    rec = state.vm or {}
     if state._vm_handle is not None:
         state._vm_handle.stop()
-        return [f"vm pid {state.vm.get('pid') if state.vm else '?'} stopped"]
-    return []
+    else:
+        from dr_inspect.lab.vm import stop_vm_by_pid
+        if not rec.get("pid") or not sysrun.pid_alive(int(rec["pid"])):
+            return []
+        stop_vm_by_pid(int(rec["pid"]), rec.get("taps", []), rec.get("netns", state.switch_netns))
+    return [f"director VM (pid {rec.get('pid')}, taps {', '.join(rec.get('taps', []))})"]

@@ -44,10 +44,10 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "and never leave, so connections to rs1 hang",
           ("DR009",)),
     Fault("reply-via-director",
-          "rs1 routes clients via the director's DIP (ip route CLIENT via DIP dev eth12) and the "
-          "director forwards (ip_forward=1)",
-          "connections to rs1 work but every reply crosses the director: the director carries the "
-          "return traffic DR exists to avoid, and its firewall/conntrack sees both directions",
+          "rs1 routes clients via the director's DIP (ip route CLIENT/32 via DIP dev eth12), as when "
+          "the director is made the real servers' gateway; the director forwards (ip_forward=1)",
+          "connections to rs1 hang: its SYN-ACKs go to the director's eth8 MAC on br_lvs, and the "
+          "director drops them as martians (their source, the VIP, is its own address)",
           ("DR003",)),
     Fault("rs-rp-filter",
           "rs1 has strict reverse-path filtering (rp_filter=1 on all and eth12)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import sys
 from collections import Counter
@@ -60,7 +61,7 @@ async def run(vip: str, port: int, requests: int, concurrency: int, payloads: li
             except ConnectionResetError:
                 errors["reset"] += 1
             except OSError as exc:
-                errors[type(exc).__name__ if not exc.strerror else exc.strerror.lower()] += 1
+                errors[errno.errorcode.get(exc.errno or 0, type(exc).__name__).lower()] += 1
             except ValueError as exc:
                 errors[str(exc)] += 1
 

@@ -10,7 +10,7 @@ import json
 import os
 import shlex
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +78,8 @@ class LabState:
                                   text=True, timeout=timeout, input=input)
         vm = self.vm_handle()
         line = " ".join(shlex.quote(a) for a in argv)
-        try:
-            out = vm.run(line)
-        except Exception as exc:  # the VM module's own error types; keep the message
-            return subprocess.CompletedProcess(argv, 1, "", str(exc))
-        return subprocess.CompletedProcess(argv, 0, out, "")
+        result = vm.execute(line, timeout=timeout)   # LabError if the VM is gone
+        return subprocess.CompletedProcess(argv, result.returncode, result.output, "")
 
     def vm_handle(self) -> Any:
         if self._vm_handle is None:
@@ -94,11 +91,11 @@ class LabState:
 
     # -- persistence -------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("_vm_handle", None)
-        data.pop("leftovers", None)
-        data["config"]["faults"] = list(self.config.faults)
-        return data
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("_vm_handle", "leftovers", "config", "hosts")}
+        data["config"] = asdict(self.config) | {"faults": list(self.config.faults)}
+        data["hosts"] = {name: asdict(h) for name, h in self.hosts.items()}
+        return json.loads(json.dumps(data))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "LabState":
