@@ -25,7 +25,7 @@ ET_IPV4, ET_IPV6, ET_ARP = 0x0800, 0x86DD, 0x0806
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 MAX_VLAN_TAGS = 4
 IPV6_EXT = (0, 43, 44, 60, 51)       # hop-by-hop, routing, fragment, destination options, AH
-K2, K3, K4 = 24, 40, 40               # bytes gathered per layer
+K_FRAME, K3, K4 = 96, 40, 40          # bytes gathered at the frame start, per L3 / L4 header
 
 
 @dataclass
@@ -55,16 +55,46 @@ def gather(buf: np.ndarray, pos: np.ndarray, k: int) -> np.ndarray:
         return np.zeros((0, k), np.uint8)
     ok = (pos >= 0) & (pos <= n - k)
     if ok.all():
-        return sliding_window_view(buf, k)[pos]
+        return _rows(buf, pos, k)
     out = np.zeros((len(pos), k), np.uint8)
     if n >= k and ok.any():
-        out[ok] = sliding_window_view(buf, k)[pos[ok]]
+        out[ok] = _rows(buf, pos[ok], k)
     rest = np.flatnonzero(~ok)
     tail_start = int(max(0, min(n, pos[rest].min(), n - k)))
     tail = np.zeros(n - tail_start + k, np.uint8)
     tail[: n - tail_start] = buf[tail_start:]
     p = np.clip(pos[rest] - tail_start, 0, n - tail_start)
-    out[rest] = sliding_window_view(tail, k)[p]
+    out[rest] = _rows(tail, p, k)
+    return out
+
+
+def _rows(buf: np.ndarray, pos: np.ndarray, k: int) -> np.ndarray:
+    # Each element of this overlapping view is the k bytes starting at one offset: fancy indexing
+    # copies whole rows (memcpy-like), much faster than a (n, k) index of single bytes.
+    view = np.ndarray(shape=(len(buf) - k + 1,), dtype=f"V{k}", buffer=buf, strides=(1,))
+    return view[pos].view(np.uint8).reshape(len(pos), k)
+
+
+def at_offsets(g: np.ndarray, buf: np.ndarray, data: np.ndarray, off: np.ndarray, k: int
+               ) -> np.ndarray:
+    """(n, k): the k bytes at data + off of each frame, sliced from the frame-start matrix g where
+    it holds them (a view when every frame has the same offset), else gathered from buf."""
+    n, width = g.shape
+    if n == 0:
+        return np.zeros((0, k), np.uint8)
+    lo, hi = int(off.min()), int(off.max())
+    if lo == hi and 0 <= lo and lo + k <= width:
+        return g[:, lo:lo + k]
+    values, counts = np.unique(off, return_counts=True)
+    out = np.empty((n, k), np.uint8)
+    if len(values) > 16:
+        return gather(buf, data + off, k)
+    for v in values:
+        rows = np.flatnonzero(off == v)
+        if 0 <= v and v + k <= width:
+            out[rows] = g[rows, v:v + k]
+        else:
+            out[rows] = gather(buf, data[rows] + v, k)
     return out
 
 
@@ -77,9 +107,7 @@ def be32(m: np.ndarray, o: int) -> np.ndarray:
 
 
 def u48(m: np.ndarray, o: int) -> np.ndarray:
-    tmp = np.zeros((len(m), 8), np.uint8)
-    tmp[:, 2:8] = m[:, o:o + 6]
-    return tmp.view(">u8").ravel().astype(np.uint64)
+    return (be16(m, o).astype(np.uint64) << np.uint64(32)) | be32(m, o + 2).astype(np.uint64)
 
 
 def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
@@ -99,7 +127,7 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
                 reason_names.append(why)
             reason_code[mask] = reason_names.index(why)
 
-    g2 = gather(buf, data, K2)
+    g2 = gather(buf, data, K_FRAME)
     eth = lt == ETH
     sll = lt == SLL
     sll2 = lt == SLL2
@@ -136,11 +164,11 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     # Linux cooked v1: pkttype(2) hatype(2) halen(2) addr(8) protocol(2).
     s_full = sll & (cap >= 16)
     flag(sll & ~s_full, "truncated Linux cooked header")
-    halen = be16(g2, 4)
-    s_mac = s_full & (halen == 6)
+    s_mac = s_full & (g2[:, 4] == 0) & (g2[:, 5] == 6)
     src_mac = np.where(s_mac, macs, src_mac)  # address at offset 6, same bytes as the eth source
     src_ok |= s_mac
-    ethertype = np.where(s_full, be16(g2, 14), ethertype)
+    if s_full.any():
+        ethertype = np.where(s_full, be16(g2, 14), ethertype)
     et_valid |= s_full
     l3off[sll] = 16
 
@@ -148,9 +176,10 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     s2_full = sll2 & (cap >= 20)
     flag(sll2 & ~s2_full, "truncated Linux cooked v2 header")
     s2_mac = s2_full & (g2[:, 11] == 6)
-    src_mac = np.where(s2_mac, u48(g2, 12), src_mac)
+    if s2_full.any():
+        src_mac = np.where(s2_mac, u48(g2, 12), src_mac)
+        ethertype = np.where(s2_full, be16(g2, 0), ethertype)
     src_ok |= s2_mac
-    ethertype = np.where(s2_full, be16(g2, 0), ethertype)
     et_valid |= s2_full
     l3off[sll2] = 20
 
@@ -177,7 +206,7 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
 
     # ---- network layer
     cap3 = cap - l3off
-    g3 = gather(buf, data + l3off, K3)
+    g3 = at_offsets(g2, buf, data, l3off, K3)
     version = g3[:, 0] >> 4
     is4 = ((et_valid & (ethertype == ET_IPV4)) | (raw & (version == 4)) | (lt == IPV4_LT))
     is6 = ((et_valid & (ethertype == ET_IPV6)) | (raw & (version == 6)) | (lt == IPV6_LT))
@@ -253,7 +282,7 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
 
     # ---- transport layer
     cap4 = cap3 - l4off
-    g4 = gather(buf, data + l3off + l4off, K4)
+    g4 = at_offsets(g2, buf, data, l3off + l4off, K4)
     tcp = has_l4 & (proto == 6)
     udp = has_l4 & (proto == 17)
     icmp4 = has_l4 & v4 & (proto == 1)
@@ -278,35 +307,47 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     ints["icmp_type"] = Col(g4[:, 0], icmp & (cap4 >= 1))
     ints["icmp_code"] = Col(g4[:, 1], icmp & (cap4 >= 2))
 
-    # ---- IPv6 neighbour discovery: target, flags, link-layer address option.
-    itype = g4[:, 0]
-    ns_na = icmp6 & np.isin(itype, (135, 136))
-    f.ip6["nd_target"] = Col(g4[:, 8:24], ns_na & (cap4 >= 24))
-    flag(ns_na & (cap4 < 24), "truncated neighbour discovery message")
-    ints["nd_flags"] = Col(g4[:, 4] & 0xE0, icmp6 & (itype == 136) & (cap4 >= 8))
-    opt_start = np.select([np.isin(itype, (135, 136)), itype == 133, itype == 134], [24, 8, 16], 0)
-    nd = icmp6 & (opt_start > 0)
-    want = np.where(itype == 136, 2, 1)   # NA carries the target's address, the others the source's
+    # ---- IPv6 neighbour discovery: target, flags, link-layer address option (ICMPv6 rows only).
     lladdr = np.zeros(n, np.uint64)
     ll_ok = np.zeros(n, bool)
-    for start in (8, 16, 24):
-        rows = nd & (opt_start == start) & (cap4 >= start + 8)
-        first_is = rows & (g4[:, start] == want) & (g4[:, start + 1] == 1)
-        lladdr = np.where(first_is, u48(g4, start + 2), lladdr)
-        ll_ok |= first_is
-        # The wanted option is not first: walk the options of just these frames.
-        for r in np.flatnonzero(rows & ~first_is):
-            o = start
-            base = int(data[r] + l3off[r] + l4off[r])
-            while o + 8 <= cap4[r]:
-                t, ln = int(buf[base + o]), int(buf[base + o + 1])
-                if ln == 0:
-                    break
-                if t == want[r] and ln == 1:
-                    lladdr[r] = int.from_bytes(bytes(buf[base + o + 2:base + o + 8]), "big")
-                    ll_ok[r] = True
-                    break
-                o += ln * 8
+    target = np.zeros((n, 16), np.uint8)
+    target_ok = np.zeros(n, bool)
+    nd_flags = np.zeros(n, np.uint8)
+    nd_flags_ok = np.zeros(n, bool)
+    r6 = np.flatnonzero(icmp6)
+    if len(r6):
+        h = g4[r6]
+        c4 = cap4[r6]
+        itype = h[:, 0]
+        ns_na = np.isin(itype, (135, 136))
+        target[r6[ns_na & (c4 >= 24)]] = h[ns_na & (c4 >= 24), 8:24]
+        target_ok[r6] = ns_na & (c4 >= 24)
+        flag(_mask(n, r6[ns_na & (c4 < 24)]), "truncated neighbour discovery message")
+        nd_flags[r6] = h[:, 4] & 0xE0
+        nd_flags_ok[r6] = (itype == 136) & (c4 >= 8)
+        opt_start = np.select([ns_na, itype == 133, itype == 134], [24, 8, 16], 0)
+        want = np.where(itype == 136, 2, 1)   # NA: the target's address; the others: the source's
+        for start in (8, 16, 24):
+            rows = (opt_start == start) & (c4 >= start + 8)
+            first_is = rows & (h[:, start] == want) & (h[:, start + 1] == 1)
+            lladdr[r6[first_is]] = u48(h[first_is], start + 2)
+            ll_ok[r6[first_is]] = True
+            # The wanted option is not first: walk the options of just these frames.
+            for j in np.flatnonzero(rows & ~first_is):
+                r = r6[j]
+                o = start
+                base = int(data[r] + l3off[r] + l4off[r])
+                while o + 8 <= cap4[r]:
+                    t, ln = int(buf[base + o]), int(buf[base + o + 1])
+                    if ln == 0:
+                        break
+                    if t == want[j] and ln == 1:
+                        lladdr[r] = int.from_bytes(bytes(buf[base + o + 2:base + o + 8]), "big")
+                        ll_ok[r] = True
+                        break
+                    o += ln * 8
+    f.ip6["nd_target"] = Col(target, target_ok)
+    ints["nd_flags"] = Col(nd_flags, nd_flags_ok)
     f.macs["nd_lladdr"] = Col(lladdr, ll_ok)
 
     # ---- ARP (Ethernet/IPv4 form for the addresses; op for every ARP frame).
@@ -316,10 +357,13 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     flag(arp & ~arp_op_ok, "truncated ARP header")
     flag(arp_op_ok & (g3[:, 4] == 6) & (g3[:, 5] == 4) & (cap3 < 28), "truncated ARP header")
     ints["arp_op"] = Col(be16(g3, 6), arp_op_ok)
-    f.macs["arp_sender_mac"] = Col(u48(g3, 8), arp_full)
-    f.ip4["arp_sender_ip"] = Col(be32(g3, 14), arp_full)
-    f.macs["arp_target_mac"] = Col(u48(g3, 18), arp_full)
-    f.ip4["arp_target_ip"] = Col(be32(g3, 24), arp_full)
+    rows = np.flatnonzero(arp_full)
+    ga = g3[rows]
+    for name, fn, o in (("arp_sender_mac", u48, 8), ("arp_target_mac", u48, 18),
+                        ("arp_sender_ip", be32, 14), ("arp_target_ip", be32, 24)):
+        values = np.zeros(n, np.uint64 if fn is u48 else np.uint32)
+        values[rows] = fn(ga, o)
+        (f.macs if fn is u48 else f.ip4)[name] = Col(values, arp_full)
 
     ints["vlan"] = Col(vlan.astype(np.uint16), vlan_ok)
     ints["ethertype"] = Col(ethertype.astype(np.uint16), et_valid)

@@ -38,10 +38,13 @@ class WalkResult:
 
 
 def read_u32(buf: np.ndarray, pos: np.ndarray, little: bool) -> np.ndarray:
-    """uint32 at each position (positions must have 4 bytes available)."""
-    idx = pos[:, None] + np.arange(4, dtype=np.int64)
-    raw = np.ascontiguousarray(buf[idx])
-    return raw.view("<u4" if little else ">u4").ravel().astype(np.int64)
+    """uint32 at each position (positions must have 4 bytes available), as int64."""
+    n = len(buf)
+    if n < 4:
+        return np.zeros(len(pos), np.int64)
+    # An unaligned strided view: element i is the uint32 starting at byte i. One fancy index.
+    view = np.ndarray(shape=(n - 3,), dtype="<u4" if little else ">u4", buffer=buf, strides=(1,))
+    return view[pos].astype(np.int64)
 
 
 def _walk_lanes(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, step: StepFn
