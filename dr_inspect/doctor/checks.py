@@ -241,7 +241,11 @@ def check_rs_reply_route(snap: dict[str, Any], target: Target, mk: _Maker) -> li
                                        ["ip", "addr", "add", f"{local.ip}/{_full_prefix(local.ip)}", "dev", local.ifname])))
             continue
         route = hs.lookup_route(snap, net)
-        relevant = ([route] if route else []) + hs.more_specific_routes(snap, net)
+        # A host route to the VIP itself is no route to a client (HC001 judges where the VIP is).
+        vip_net = ipaddress.ip_network(f"{target.vip}/{_full_prefix(target.vip)}")
+        relevant = ([route] if route else []) + [
+            r for r in hs.more_specific_routes(snap, net)
+            if hs.route_network(r, net.version) != vip_net]
         if route is None and not relevant:
             results.append(mk("HC005", "fail", subject, found=f"no route to {net}", needed=needed,
                               fix=_cmd(snap, ["ip", "route", "add", str(net), "via", "GATEWAY"]),

@@ -105,7 +105,7 @@ def sysctl_name(ifname: str, key: str) -> str:
 
 # -- routes -----------------------------------------------------------------------------------
 
-def _route_network(route: dict[str, Any], family: int) -> IPNetwork | None:
+def route_network(route: dict[str, Any], family: int) -> IPNetwork | None:
     dst = route.get("dst")
     if dst == "default":
         return ipaddress.ip_network("0.0.0.0/0" if family == 4 else "::/0")
@@ -121,7 +121,7 @@ def routes(snap: dict[str, Any], family: int) -> list[tuple[IPNetwork, dict[str,
     for r in snap.get("route4" if family == 4 else "route6") or []:
         if r.get("type", "unicast") != "unicast":
             continue
-        net = _route_network(r, family)
+        net = route_network(r, family)
         if net is not None:
             out.append((net, r))
     return out

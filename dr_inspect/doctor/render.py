@@ -34,6 +34,15 @@ def _detail(c: HostCheck) -> str:
     return text
 
 
+def _fixes(h: HostReport) -> list[tuple[str, str]]:
+    """(which checks, command), one entry per distinct command: one cause can fail two checks."""
+    grouped: dict[str, list[str]] = {}
+    for c in h.checks:
+        if c.status == "fail" and c.fix:
+            grouped.setdefault(c.fix, []).append(f"{c.id} {c.subject}".strip())
+    return [(", ".join(who), fix) for fix, who in grouped.items()]
+
+
 def render_table(report: DoctorReport) -> str:
     out = []
     for h in report.hosts:
@@ -42,10 +51,10 @@ def render_table(report: DoctorReport) -> str:
         out.append(_host_title(h))
         out.append(tabulate(rows, headers=["id", "check", "subject", "status", "found", "needed"],
                             tablefmt="simple", maxcolwidths=[None, None, 24, None, 60, 36]))
-        fixes = [c for c in h.checks if c.status == "fail" and c.fix]
+        fixes = _fixes(h)
         if fixes:
             out.append("fix:")
-            out.extend(f"  {c.id} {c.subject}: {c.fix}" for c in fixes)
+            out.extend(f"  {who}: {fix}" for who, fix in fixes)
         out.append("")
     out.append(_summary(report))
     return "\n".join(out) + "\n"
@@ -93,10 +102,10 @@ def render_markdown(report: DoctorReport) -> str:
         for c in h.checks:
             out.append(f"| {c.id} | {c.name} | {_md(c.subject)} | {_MARK[c.status]} | {_md(_detail(c))} | "
                        f"{_md(c.needed) if c.status == 'fail' else ''} |")
-        fixes = [c for c in h.checks if c.status == "fail" and c.fix]
+        fixes = _fixes(h)
         if fixes:
             out += ["", "Fix:", ""]
-            out += [f"- {c.id} {_md(c.subject)}: `{c.fix}`" for c in fixes]
+            out += [f"- {_md(who)}: `{fix}`" for who, fix in fixes]
         out.append("")
     return "\n".join(out)
 
