@@ -1,0 +1,69 @@
+"""Correlator: hops (the same packet seen twice), flows, and the derived tables rules read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dr_inspect.correlate.combine import combine_points
+from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS, estimate_offsets, find_hops
+from dr_inspect.correlate.keys import CONN_KEY, endpoint_in, tcp_view
+from dr_inspect.correlate.tables import (TABLE_COLUMNS, flow_endpoints, flows_table, forwards_table,
+                                         points_table, replies_table, to_vip_table, vip_arp_table)
+from dr_inspect.topology.learn import LearnedTopology, learn_topology
+from dr_inspect.topology.pins import TopologyPins
+
+__all__ = ["CLOCK_TOLERANCE_NS", "TABLE_COLUMNS", "Correlation", "combine_points", "correlate",
+           "points_table", "prepare"]
+
+
+@dataclass
+class Correlation:
+    packets: pd.DataFrame                      # combined packets table (+ point, row, ts)
+    topology: LearnedTopology
+    offsets_estimated: dict[str, int]
+    offsets_applied: dict[str, int]
+    hops: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+
+
+def prepare(packets: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """Combine the points, estimate clock offsets, add the adjusted timestamp column `ts`."""
+    pk = combine_points(packets)
+    points = list(packets)
+    pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64)
+    tv = tcp_view(pk)
+    est, applied = estimate_offsets(tv, points)
+    if any(applied.values()):
+        shift = pk["point"].astype(object).map(applied).fillna(0).to_numpy(dtype=np.int64)
+        pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64) - shift
+        tv = tcp_view(pk)
+    return pk, tv, est, applied
+
+
+def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = None,
+              window_ms: float = 500.0) -> Correlation:
+    """Learn the topology and build hops, flows and the rule tables. TopologyError if no VIP."""
+    pk, tv, est, applied = prepare(packets)
+    window_ns = int(window_ms * 1_000_000)
+    topo = learn_topology(pk, tv, list(packets), pins)
+    hops = find_hops(tv, window_ns)
+    tov = tv[endpoint_in(tv["dst_ip"], tv["dst_port"], topo.vips)]
+    conns = flow_endpoints(tov)
+    tovt = to_vip_table(tov, topo, conns)
+    fw = forwards_table(tv, tovt, pk, topo, window_ns)
+    rp = replies_table(tv, topo, conns)
+    arp = vip_arp_table(pk, topo)
+    flows = flows_table(conns, tovt, fw, rp)
+    stats = {
+        "coalesced": int(fw["coalesced"].sum()) if len(fw) else 0,
+        "forwarded": int(fw["has_copy"].sum()) if len(fw) else 0,
+        "not_forwarded": int((~fw["has_copy"]).sum()) if len(fw) else 0,
+    }
+    return Correlation(packets=pk, topology=topo, offsets_estimated=est, offsets_applied=applied,
+                       hops=hops, tables={"to_vip": tovt, "forwards": fw, "replies": rp,
+                                          "vip_arp": arp, "flows": flows},
+                       stats=stats)

@@ -1,0 +1,85 @@
+"""Hops (the same packet seen twice) and clock offsets between capture points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dr_inspect.correlate.keys import STRICT_KEY, hash_key
+
+# Below this an estimated offset is indistinguishable from forwarding delay on one clock, so
+# timestamps are left as they are (the estimate is still reported).
+CLOCK_TOLERANCE_NS = 1_000_000
+ESTIMATE_WINDOW_NS = 60_000_000_000
+
+
+def _firsts(tv: pd.DataFrame) -> pd.DataFrame:
+    k = hash_key(tv, STRICT_KEY)
+    f = pd.DataFrame({"k": k, "point": tv["point"].to_numpy(), "ts": tv["ts_ns"].to_numpy()})
+    return f.groupby(["k", "point"], sort=False)["ts"].min().reset_index()
+
+
+def estimate_offsets(tv: pd.DataFrame, points: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """(estimated, applied) clock offset per point against the first point, in ns.
+
+    Estimated = median delta of packets seen at both points (within a wide window); applied only
+    when it exceeds CLOCK_TOLERANCE_NS. Points sharing no packet with a point of known offset get 0.
+    """
+    est = {p: 0 for p in points}
+    if len(points) < 2 or len(tv) == 0:
+        return est, dict(est)
+    f = _firsts(tv)
+    known = {points[0]}
+    for _ in range(len(points)):
+        progressed = False
+        for p in points:
+            if p in known:
+                continue
+            mine = f[f["point"] == p]
+            best = None
+            for ref in sorted(known):
+                other = f[f["point"] == ref]
+                m = mine.merge(other, on="k", suffixes=("", "_ref"))
+                d = (m["ts"] - m["ts_ref"]).to_numpy()
+                d = d[np.abs(d) <= ESTIMATE_WINDOW_NS]
+                if len(d) and (best is None or len(d) > best[1]):
+                    best = (int(np.median(d)) + est[ref], len(d))
+            if best is not None:
+                est[p] = best[0]
+                known.add(p)
+                progressed = True
+        if not progressed:
+            break
+    applied = {p: (v if abs(v) > CLOCK_TOLERANCE_NS else 0) for p, v in est.items()}
+    return est, applied
+
+
+def find_hops(tv: pd.DataFrame, window_ns: int) -> pd.DataFrame:
+    """Consecutive sightings of one packet (strict key) within the window: at two points, or at
+    one point with different MACs (shared segment: the client's frame and the forwarded copy)."""
+    cols = ["k", "a_point", "a_frame", "a_ts_ns", "b_point", "b_frame", "b_ts_ns", "delta_ns",
+            "mac_changed", "ttl_drop"]
+    if len(tv) == 0:
+        return pd.DataFrame({c: [] for c in cols})
+    s = pd.DataFrame({"k": hash_key(tv, STRICT_KEY), "point": tv["point"].to_numpy(),
+                      "frame": tv["frame"].to_numpy(), "ts_ns": tv["ts_ns"].to_numpy(),
+                      "ts": tv["ts"].to_numpy(), "src_mac": tv["src_mac"].to_numpy(),
+                      "dst_mac": tv["dst_mac"].to_numpy(), "ttl": tv["ttl"].to_numpy()})
+    s = s.sort_values(["k", "ts"], kind="stable").reset_index(drop=True)
+    prev = s.shift(1)
+    same = (s["k"].to_numpy() == prev["k"].to_numpy())
+    same[0] = False
+    macs_differ = ((s["src_mac"] != prev["src_mac"]) | (s["dst_mac"] != prev["dst_mac"])).to_numpy()
+    other_point = (s["point"] != prev["point"]).to_numpy()
+    close = (s["ts"] - prev["ts"]).abs().to_numpy() <= window_ns
+    keep = same & close & (other_point | macs_differ)
+    a, b = prev[keep], s[keep]
+    return pd.DataFrame({
+        "k": b["k"].to_numpy(), "a_point": a["point"].to_numpy(),
+        "a_frame": a["frame"].to_numpy(dtype=np.int64), "a_ts_ns": a["ts_ns"].to_numpy(dtype=np.int64),
+        "b_point": b["point"].to_numpy(), "b_frame": b["frame"].to_numpy(dtype=np.int64),
+        "b_ts_ns": b["ts_ns"].to_numpy(dtype=np.int64),
+        "delta_ns": (b["ts"].to_numpy(dtype=np.int64) - a["ts"].to_numpy(dtype=np.int64)),
+        "mac_changed": macs_differ[keep],
+        "ttl_drop": a["ttl"].to_numpy(dtype=np.int64) - b["ttl"].to_numpy(dtype=np.int64),
+    })

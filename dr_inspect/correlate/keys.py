@@ -1,0 +1,119 @@
+"""Packet identity keys and small vectorised helpers shared by topology and correlator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dr_inspect.decode.schema import ACK, RST, SYN
+
+# The same packet at two points: everything IPVS DR does not change (DESIGN.md, Correlator).
+STRICT_KEY = ["src_ip", "dst_ip", "src_port", "dst_port", "seq", "ack", "tcp_flags", "ip_id",
+              "payload_len"]
+# Looser: enough to find the forwarded copy even when the director changed something it must
+# not (DR002 then names the field).
+LOOSE_KEY = ["src_ip", "src_port", "seq", "ack", "tcp_flags"]
+CONN_KEY = ["src_ip", "src_port", "dst_ip", "dst_port"]
+
+TCP = 6
+
+
+def hash_key(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """One uint64 per row identifying the values of `columns` (categoricals hash by value)."""
+    if len(df) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    return pd.util.hash_pandas_object(df[columns], index=False).to_numpy(dtype=np.uint64)
+
+
+def flags(df: pd.DataFrame) -> np.ndarray:
+    return df["tcp_flags"].fillna(0).to_numpy(dtype=np.int64)
+
+
+def is_tcp(df: pd.DataFrame) -> np.ndarray:
+    return (df["proto"] == TCP).fillna(False).to_numpy(dtype=bool)
+
+
+def syn_only(df: pd.DataFrame) -> np.ndarray:
+    f = flags(df)
+    return (f & (SYN | ACK)) == SYN
+
+
+def syn_ack(df: pd.DataFrame) -> np.ndarray:
+    f = flags(df)
+    return (f & (SYN | ACK)) == (SYN | ACK)
+
+
+def rst(df: pd.DataFrame) -> np.ndarray:
+    return (flags(df) & RST) != 0
+
+
+def text(s: pd.Series) -> pd.Series:
+    """Addresses as plain Python strings, '' where missing (derived tables never hold NA)."""
+    return s.astype(object).where(s.notna(), "").astype(object)
+
+
+def ints(s: pd.Series, missing: int = -1) -> np.ndarray:
+    return s.astype("Float64").fillna(missing).to_numpy(dtype=np.int64)
+
+
+def endpoint_in(ips: pd.Series, ports: pd.Series, endpoints: list[tuple[str, int]]) -> np.ndarray:
+    """Rows whose (ip, port) is one of `endpoints` (a handful of VIPs: one pass each)."""
+    mask = np.zeros(len(ips), dtype=bool)
+    for ip, port in endpoints:
+        mask |= ((ips == ip) & (ports == port)).fillna(False).to_numpy(dtype=bool)
+    return mask
+
+
+def fmt_endpoint(ip: str, port: int | None) -> str:
+    if port is None or port < 0:
+        return ip
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def five_tuples(src_ip: pd.Series, src_port: np.ndarray, dst_ip: pd.Series,
+                dst_port: np.ndarray, proto: str = "tcp") -> np.ndarray:
+    """'tcp 192.168.7.2:51000 -> 192.168.7.33:8000' per row (IPv6 in brackets)."""
+    def side(ip: pd.Series, port: np.ndarray) -> pd.Series:
+        ip = text(ip).astype(str)
+        v6 = ip.str.contains(":", regex=False)
+        host = ip.where(~v6, "[" + ip + "]")
+        return host + ":" + pd.Series(port, index=ip.index).astype(str)
+    if len(src_ip) == 0:
+        return np.zeros(0, dtype=object)
+    out = proto + " " + side(src_ip, src_port) + " -> " + side(dst_ip, dst_port)
+    return out.to_numpy(dtype=object)
+
+
+def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
+    """TCP rows with plain columns (addresses as str, numbers as int64, -1 when missing).
+
+    Derived tables are built from this view so rule expressions never meet NA or categories.
+    """
+    t = pk[is_tcp(pk)]
+    return pd.DataFrame({
+        "point": t["point"].astype(object).to_numpy(),
+        "frame": t["frame"].to_numpy(dtype=np.int64),
+        "ts_ns": t["ts_ns"].to_numpy(dtype=np.int64),
+        "ts": t["ts"].to_numpy(dtype=np.int64) if "ts" in t else t["ts_ns"].to_numpy(dtype=np.int64),
+        "row": t["row"].to_numpy(dtype=np.int64),
+        "src_mac": text(t["src_mac"]).to_numpy(),
+        "dst_mac": text(t["dst_mac"]).to_numpy(),
+        "src_ip": text(t["src_ip"]).to_numpy(),
+        "dst_ip": text(t["dst_ip"]).to_numpy(),
+        "src_port": ints(t["src_port"]),
+        "dst_port": ints(t["dst_port"]),
+        "seq": ints(t["seq"]),
+        "ack": ints(t["ack"]),
+        "tcp_flags": ints(t["tcp_flags"], 0),
+        "ip_id": ints(t["ip_id"]),
+        "payload_len": ints(t["payload_len"], 0),
+        "ttl": ints(t["ttl"]),
+    })
+
+
+def is_group_mac(macs) -> np.ndarray:
+    """Broadcast/multicast MACs (I/G bit of the first octet set); '' counts as not a group MAC."""
+    first = pd.Series(np.asarray(macs, dtype=object)).str.slice(0, 2)
+    digits = first.str.slice(1, 2).fillna("0")
+    # the I/G bit is the low bit of the first octet = the low bit of its second hex digit
+    return digits.isin(list("13579bdfBDF")).to_numpy(dtype=bool)

@@ -1,0 +1,399 @@
+"""Derived tables the rules read: to_vip, forwards, replies, vip_arp, flows, points.
+
+Every table is plain columns (str, int64 with -1 for missing, float64, bool) so rule expressions
+never meet NA. Each row names where it was seen (point, frame, ts_ns) for evidence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, endpoint_in, five_tuples, fmt_endpoint,
+                                       hash_key, ints, is_group_mac, rst, syn_ack, syn_only, text)
+from dr_inspect.topology.learn import LearnedTopology
+
+MOD32 = 1 << 32
+SLACK_NS = 1_000_000         # a copy may appear this much "before" its original (clock jitter)
+
+# Column names and kinds per table: the rule loader validates expressions against these.
+TABLE_COLUMNS: dict[str, dict[str, str]] = {
+    "to_vip": {
+        "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "flow_id": "int",
+        "five_tuple": "str", "src_ip": "str", "dst_ip": "str", "src_port": "int", "dst_port": "int",
+        "seq": "int", "ack": "int", "tcp_flags": "int", "ip_id": "int", "payload_len": "int",
+        "ttl": "int", "src_mac": "str", "dst_mac": "str", "leg": "str", "dst_is_rs": "bool",
+        "src_is_director": "bool", "dst_is_director": "bool", "real_server": "str",
+    },
+    "forwards": {
+        "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "flow_id": "int",
+        "five_tuple": "str", "vip": "str", "src_ip": "str", "dst_ip": "str", "src_port": "int",
+        "dst_port": "int", "seq": "int", "ack": "int", "tcp_flags": "int", "syn": "bool",
+        "ip_id": "int", "payload_len": "int", "ttl": "int", "src_mac": "str", "dst_mac": "str",
+        "has_copy": "bool", "copy_point": "str", "copy_frame": "int", "copy_ts_ns": "int",
+        "copy_src_mac": "str", "copy_dst_mac": "str", "copy_src_ip": "str", "copy_dst_ip": "str",
+        "copy_src_port": "int", "copy_dst_port": "int", "copy_ack": "int", "copy_tcp_flags": "int",
+        "copy_ip_id": "int", "copy_payload_len": "int", "copy_ttl": "int", "ttl_drop": "int",
+        "delay_us": "float", "copy_dst_is_rs": "bool", "copy_src_is_director": "bool",
+        "real_server": "str", "coalesced": "bool", "copies": "int", "copy_ttls": "int",
+        "likely_cause": "str",
+    },
+    "replies": {
+        "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "flow_id": "int",
+        "five_tuple": "str", "vip": "str", "src_ip": "str", "dst_ip": "str", "src_port": "int",
+        "dst_port": "int", "seq": "int", "ack": "int", "tcp_flags": "int", "ttl": "int",
+        "src_mac": "str", "dst_mac": "str", "from_vip": "bool", "from_director": "bool",
+        "to_director": "bool", "real_server": "str",
+    },
+    "vip_arp": {
+        "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "five_tuple": "str",
+        "seq": "int", "kind": "str", "vip": "str", "claimer_mac": "str", "src_mac": "str",
+        "target_ip": "str", "is_director": "bool", "is_rs": "bool", "real_server": "str",
+        "changed": "bool", "failover": "bool", "director_changes": "int", "match_filter": "str",
+    },
+    "flows": {
+        "point": "str", "frame": "int", "ts_ns": "int", "flow_id": "int", "five_tuple": "str",
+        "seq": "int", "client_ip": "str", "client_port": "int", "vip": "str", "real_server": "str",
+        "rs_count": "int", "syn_seen": "bool", "syn_forwarded": "bool", "synack_seen": "bool",
+        "syn_retransmits": "int", "rst_from_vip": "bool", "refused": "bool", "packets_in": "int",
+        "packets_out": "int", "forward_delay_us": "float", "response_us": "float",
+        "likely_cause": "str",
+    },
+    "points": {
+        "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "five_tuple": "str",
+        "seq": "int", "file": "str", "frames": "int", "decoded": "int", "error": "str",
+        "kernel_drops": "int", "truncated": "int", "overlaps": "bool", "clock_offset_us": "float",
+        "problem": "str",
+    },
+}
+
+
+def _empty(table: str) -> pd.DataFrame:
+    kinds = {"str": object, "int": np.int64, "float": np.float64, "bool": bool}
+    return pd.DataFrame({c: pd.Series([], dtype=kinds[k]) for c, k in TABLE_COLUMNS[table].items()})
+
+
+def _finish(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    if len(df) == 0:
+        return _empty(table)
+    return df[list(TABLE_COLUMNS[table])].reset_index(drop=True)
+
+
+def _roles(points: pd.Series, topo: LearnedTopology) -> np.ndarray:
+    return points.map(lambda p: topo.roles.get(p, "unknown")).to_numpy(dtype=object)
+
+
+def flow_endpoints(tov: pd.DataFrame) -> pd.DataFrame:
+    """One row per connection (client ip:port -> VIP ip:port), flow ids by first appearance."""
+    if len(tov) == 0:
+        return pd.DataFrame({"conn": pd.Series([], dtype=np.uint64), "client_ip": [], "client_port": [],
+                             "vip_ip": [], "vip_port": [], "flow_id": [], "first_ts": []})
+    c = pd.DataFrame({"conn": hash_key(tov, CONN_KEY), "client_ip": tov["src_ip"].to_numpy(),
+                      "client_port": tov["src_port"].to_numpy(), "vip_ip": tov["dst_ip"].to_numpy(),
+                      "vip_port": tov["dst_port"].to_numpy(), "ts": tov["ts"].to_numpy()})
+    f = (c.groupby("conn", sort=False)
+         .agg(client_ip=("client_ip", "first"), client_port=("client_port", "first"),
+              vip_ip=("vip_ip", "first"), vip_port=("vip_port", "first"), first_ts=("ts", "min"))
+         .reset_index().sort_values(["first_ts", "client_port"], kind="stable"))
+    f["flow_id"] = np.arange(1, len(f) + 1, dtype=np.int64)
+    return f.reset_index(drop=True)
+
+
+def to_vip_table(tov: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) -> pd.DataFrame:
+    if len(tov) == 0:
+        return _empty("to_vip")
+    t = tov.copy()
+    t["role"] = _roles(t["point"], topo)
+    t["flow_id"] = pd.Series(hash_key(tov, CONN_KEY)).map(
+        dict(zip(conns["conn"], conns["flow_id"]))).fillna(-1).to_numpy(dtype=np.int64)
+    t["five_tuple"] = five_tuples(t["src_ip"], t["src_port"].to_numpy(), t["dst_ip"],
+                                  t["dst_port"].to_numpy())
+    dmacs, rs_names = topo.director_macs, topo.rs_name_by_mac()
+    t["src_is_director"] = t["src_mac"].isin(dmacs).to_numpy()
+    t["dst_is_director"] = t["dst_mac"].isin(dmacs).to_numpy()
+    t["dst_is_rs"] = t["dst_mac"].isin(set(rs_names)).to_numpy()
+    t["real_server"] = t["dst_mac"].map(rs_names).fillna("").to_numpy(dtype=object)
+    ingress = t["dst_mac"].isin(topo.director_in) & ~t["src_mac"].isin(
+        topo.director_out - topo.director_in)
+    forwarded = t["src_is_director"] & ~t["dst_is_director"]
+    t["leg"] = np.where(ingress, "ingress", np.where(forwarded, "forwarded", "other"))
+    return _finish(t, "to_vip")
+
+
+def _spans(pk: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    if len(pk) == 0:
+        return {}
+    g = pd.DataFrame({"point": pk["point"].astype(object), "ts": pk["ts"]}).groupby("point")["ts"]
+    return {p: (int(lo), int(hi)) for p, lo, hi in zip(g.min().index, g.min(), g.max())}
+
+
+def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
+                   window_ns: int) -> pd.DataFrame:
+    """One row per client->VIP frame arriving at the director where a copy could be seen, with
+    the forwarded copy (or none). Matched on the loose key, then by seq range (GRO/TSO)."""
+    role = tovt["role"]
+    ing = tovt[(tovt["leg"] == "ingress") & role.isin(["vip-segment", "both"])].copy()
+    rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
+    spans = _spans(pk)
+    observable = np.zeros(len(ing), dtype=bool)
+    # tovt holds raw ts_ns; take the clock-adjusted ts from tv by (point, frame)
+    adj = tv.set_index(["point", "frame"])["ts"]
+    ts_adj = adj.reindex(pd.MultiIndex.from_arrays([ing["point"], ing["frame"]])).to_numpy(dtype=np.int64) \
+        if len(ing) else np.zeros(0, dtype=np.int64)
+    for p in rs_points:
+        if p in spans:
+            lo, hi = spans[p]
+            observable |= (ts_adj >= lo) & (ts_adj <= hi)
+    ing = ing[observable]
+    ing["ts"] = ts_adj[observable]
+    if len(ing) == 0:
+        return _empty("forwards")
+    ing["lkey"] = hash_key(ing, LOOSE_KEY)
+    ing["conn"] = hash_key(ing, CONN_KEY)
+
+    vips = topo.vips
+    cand_all = tv[tv["point"].isin(rs_points).to_numpy()
+                  & ~tv["dst_mac"].isin(topo.director_in).to_numpy()
+                  & ~endpoint_in(tv["src_ip"], tv["src_port"], vips)]
+    cand_all = cand_all.assign(conn=hash_key(cand_all, CONN_KEY))
+    cand_all = cand_all[cand_all["conn"].isin(ing["conn"])]
+    cand_all = cand_all.assign(lkey=hash_key(cand_all, LOOSE_KEY))
+    cand = cand_all[cand_all["lkey"].isin(ing["lkey"])]
+
+    copy_cols = ["point", "frame", "ts_ns", "ts", "src_mac", "dst_mac", "src_ip", "dst_ip",
+                 "src_port", "dst_port", "ack", "tcp_flags", "ip_id", "payload_len", "ttl"]
+    right = cand[["lkey"] + copy_cols].rename(columns={c: "copy_" + c for c in copy_cols})
+    right = right.sort_values("copy_ts", kind="stable")
+    left = ing.assign(_t=ing["ts"] - SLACK_NS).sort_values("_t", kind="stable")
+    m = pd.merge_asof(left, right, left_on="_t", right_on="copy_ts", by="lkey",
+                      direction="forward", tolerance=window_ns + SLACK_NS)
+    m["has_copy"] = m["copy_frame"].notna().to_numpy()
+    m["coalesced"] = m["has_copy"] & (m["copy_payload_len"] != m["payload_len"]).fillna(False)
+
+    # GRO/TSO: frames with no exact copy, covered by the seq range of one copy of their connection
+    if (~m["has_copy"]).any() and len(cand_all):
+        base = (pd.concat([ing[["conn", "ts", "seq"]], cand_all[["conn", "ts", "seq"]]])
+                .sort_values("ts", kind="stable").groupby("conn")["seq"].first())
+        miss = m[~m["has_copy"] & (m["payload_len"] > 0)].copy()
+        if len(miss):
+            miss["rseq"] = (miss["seq"] - miss["conn"].map(base)) % MOD32
+            ca = cand_all.copy()
+            ca["rseq"] = (ca["seq"] - ca["conn"].map(base)) % MOD32
+            rr = ca[["conn", "rseq"] + copy_cols].rename(columns={c: "copy_" + c for c in copy_cols})
+            rr["copy_rseq"] = rr["rseq"]
+            rr = rr.sort_values("rseq", kind="stable")
+            lm = miss.drop(columns=[c for c in miss.columns if c.startswith("copy_")])
+            lm = lm.sort_values("rseq", kind="stable").reset_index()
+            g = pd.merge_asof(lm, rr, on="rseq", by="conn", direction="backward")
+            found = g["copy_frame"].notna().to_numpy()
+            end_ok = (g["copy_rseq"].to_numpy(dtype=float) + g["copy_payload_len"].to_numpy(dtype=float)
+                      >= g["rseq"].to_numpy(dtype=float) + g["payload_len"].to_numpy(dtype=float))
+            near = (np.abs(g["copy_ts"].to_numpy(dtype=float) - g["ts"].to_numpy(dtype=float))
+                    <= window_ns + SLACK_NS)
+            ok = found & end_ok & near
+            hit = g[ok].set_index("index")
+            for c in ["copy_" + c for c in copy_cols]:
+                m.loc[hit.index.intersection(m.index), c] = hit[c]
+            m.loc[hit.index, "has_copy"] = True
+            m.loc[hit.index, "coalesced"] = True
+
+    # repeated forwarding (loops): distinct TTLs of the copies of one packet at one point
+    if len(cand):
+        nt = cand.groupby(["lkey", "point"])["ttl"].nunique().groupby(level=0).max()
+        nc = cand.groupby("lkey").size()
+        m["copy_ttls"] = m["lkey"].map(nt).fillna(0).to_numpy(dtype=np.int64)
+        m["copies"] = m["lkey"].map(nc).fillna(0).to_numpy(dtype=np.int64)
+    else:
+        m["copy_ttls"] = 0
+        m["copies"] = 0
+
+    hc = m["has_copy"].to_numpy(dtype=bool)
+    for c in ["copy_point", "copy_src_mac", "copy_dst_mac", "copy_src_ip", "copy_dst_ip"]:
+        m[c] = m[c].where(hc, "").fillna("").astype(object)
+    for c in ["copy_frame", "copy_ts_ns", "copy_src_port", "copy_dst_port", "copy_ack",
+              "copy_tcp_flags", "copy_ip_id", "copy_payload_len", "copy_ttl", "copy_ts"]:
+        m[c] = pd.to_numeric(m[c]).where(hc, -1).fillna(-1).astype(np.int64)
+    m["ttl_drop"] = np.where(hc, m["ttl"] - m["copy_ttl"], 0).astype(np.int64)
+    m["delay_us"] = np.where(hc, (m["copy_ts"] - m["ts"]) / 1000.0, np.nan)
+    rs_names = topo.rs_name_by_mac()
+    dmacs = topo.director_macs
+    cdst = m["copy_dst_mac"]
+    m["copy_dst_is_rs"] = (hc & ~cdst.isin(dmacs).to_numpy() & ~is_group_mac(cdst)
+                           & ~cdst.isin(topo.client_macs).to_numpy() & cdst.isin(rs_names).to_numpy())
+    m["copy_src_is_director"] = hc & m["copy_src_mac"].isin(topo.director_out).to_numpy()
+    m["real_server"] = cdst.map(rs_names).fillna("").to_numpy(dtype=object)
+    m["syn"] = syn_only(m)
+    m["vip"] = [fmt_endpoint(ip, int(p)) for ip, p in zip(m["dst_ip"], m["dst_port"])]
+    m["likely_cause"] = _drop_causes(m)
+    m = m.sort_values(["ts", "point", "frame"], kind="stable")
+    return _finish(m, "forwards")
+
+
+def _drop_causes(m: pd.DataFrame) -> np.ndarray:
+    """One line per frame: why the director most likely did not forward it."""
+    hc = m["has_copy"].astype(bool)
+    vip_any = hc.groupby(m["vip"]).transform("any").to_numpy()
+    syn_fwd = (hc & m["syn"]).groupby(m["flow_id"]).transform("any").to_numpy()
+    causes = np.where(
+        ~vip_any,
+        "the director forwards nothing for this VIP:port: no IPVS virtual service or no "
+        "available real server for it (check ipvsadm -Ln)",
+        np.where(~m["syn"].to_numpy() & ~syn_fwd,
+                 "mid-connection packet of a connection the director holds no state for: "
+                 "conntrack marked it INVALID and a 'ct state invalid drop' rule dropped it",
+                 "dropped by the director after forwarding others: check its conntrack "
+                 "'ct state invalid' drop rules, rp_filter and the real server's health"))
+    return np.where(hc, "", causes).astype(object)
+
+
+def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) -> pd.DataFrame:
+    """Packets toward a VIP connection's client from the VIP's port (from the VIP or elsewhere)."""
+    if len(conns) == 0 or len(tv) == 0:
+        return _empty("replies")
+    ends = conns[["client_ip", "client_port", "vip_ip", "vip_port", "flow_id"]]
+    r = tv.merge(ends, left_on=["dst_ip", "dst_port", "src_port"],
+                 right_on=["client_ip", "client_port", "vip_port"], how="inner")
+    if len(r) == 0:
+        return _empty("replies")
+    r["from_vip"] = (r["src_ip"] == r["vip_ip"]).to_numpy()
+    # a client talking to two VIPs on one port from one port: keep the matching VIP
+    r = r.sort_values("from_vip", ascending=False, kind="stable").drop_duplicates(["point", "frame"])
+    r["role"] = _roles(r["point"], topo)
+    r["five_tuple"] = five_tuples(r["src_ip"], r["src_port"].to_numpy(), r["dst_ip"],
+                                  r["dst_port"].to_numpy())
+    r["vip"] = [fmt_endpoint(ip, int(p)) for ip, p in zip(r["vip_ip"], r["vip_port"])]
+    dmacs = topo.director_macs
+    r["from_director"] = r["src_mac"].isin(dmacs).to_numpy()
+    r["to_director"] = r["dst_mac"].isin(dmacs).to_numpy()
+    r["real_server"] = r["src_mac"].map(topo.rs_name_by_mac()).fillna("").to_numpy(dtype=object)
+    r = r.sort_values(["ts", "point", "frame"], kind="stable")
+    return _finish(r, "replies")
+
+
+def vip_arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
+    """ARP and IPv6 ND frames that claim a VIP (replies, gratuitous ARP, NA) or use it as the
+    sender address of a request (ARP request / NS from the VIP)."""
+    vip_ips = topo.vip_ips
+    if len(pk) == 0 or not vip_ips:
+        return _empty("vip_arp")
+    arp = pk[pk["arp_op"].notna().to_numpy() & pk["arp_sender_ip"].isin(vip_ips).to_numpy()]
+    op = ints(arp["arp_op"])
+    sender, target = text(arp["arp_sender_ip"]), text(arp["arp_target_ip"])
+    a = pd.DataFrame({
+        "point": arp["point"].astype(object).to_numpy(), "frame": arp["frame"].to_numpy(np.int64),
+        "ts_ns": arp["ts_ns"].to_numpy(np.int64), "ts": arp["ts"].to_numpy(np.int64),
+        "kind": np.where(op == 2, "reply", np.where(sender.to_numpy() == target.to_numpy(),
+                                                      "gratuitous", "request")),
+        "vip": sender.to_numpy(), "claimer_mac": text(arp["arp_sender_mac"]).to_numpy(),
+        "src_mac": text(arp["src_mac"]).to_numpy(), "target_ip": target.to_numpy(),
+        "five_tuple": "arp " + sender + " -> " + target})
+    a["match_filter"] = np.where(
+        op == 2, "arp.opcode == 2 && arp.src.proto_ipv4 == " + a["vip"],
+        "arp.opcode == 1 && arp.src.proto_ipv4 == " + a["vip"] + " && arp.src.hw_mac == "
+        + a["claimer_mac"])
+    icmp = ints(pk["icmp_type"])
+    na = (icmp == 136) & pk["nd_target"].isin(vip_ips).to_numpy()
+    ns = (icmp == 135) & pk["src_ip"].isin(vip_ips).to_numpy()
+    nd = pk[na | ns]
+    nd_na = ints(nd["icmp_type"]) == 136
+    lladdr = text(nd["nd_lladdr"])
+    claimer = lladdr.where(lladdr != "", text(nd["src_mac"]))
+    ndt = text(nd["nd_target"])
+    vip = ndt.where(pd.Series(nd_na, index=nd.index), text(nd["src_ip"]))
+    n = pd.DataFrame({
+        "point": nd["point"].astype(object).to_numpy(), "frame": nd["frame"].to_numpy(np.int64),
+        "ts_ns": nd["ts_ns"].to_numpy(np.int64), "ts": nd["ts"].to_numpy(np.int64),
+        "kind": np.where(nd_na, "na", "ns"), "vip": vip.to_numpy(),
+        "claimer_mac": claimer.to_numpy(), "src_mac": text(nd["src_mac"]).to_numpy(),
+        "target_ip": ndt.to_numpy(),
+        "five_tuple": ("icmpv6 " + np.where(nd_na, "na ", "ns ") + ndt).to_numpy()})
+    n["match_filter"] = np.where(
+        nd_na, "icmpv6.type == 136 && icmpv6.nd.na.target_address == " + n["target_ip"],
+        "icmpv6.type == 135 && ipv6.src == " + n["vip"] + " && eth.src == " + n["src_mac"])
+    t = pd.concat([a, n], ignore_index=True)
+    if len(t) == 0:
+        return _empty("vip_arp")
+    t["role"] = _roles(t["point"], topo)
+    t["seq"] = -1
+    dmacs = topo.director_macs
+    rs_names = topo.rs_name_by_mac()
+    t["is_director"] = t["claimer_mac"].isin(dmacs).to_numpy()
+    t["is_rs"] = t["claimer_mac"].isin(set(rs_names)).to_numpy()
+    t["real_server"] = t["claimer_mac"].map(rs_names).fillna("").to_numpy(dtype=object)
+    t = t.sort_values(["ts", "point", "frame"], kind="stable").reset_index(drop=True)
+    claim = t["kind"].isin(["reply", "gratuitous", "na"]).to_numpy()
+    c = t[claim]
+    prev_mac = c.groupby("vip")["claimer_mac"].shift(1)
+    prev_dir = c.groupby("vip")["is_director"].shift(1)
+    changed = (prev_mac.notna() & (prev_mac != c["claimer_mac"])).to_numpy(dtype=bool)
+    failover = changed & c["is_director"].to_numpy() & prev_dir.fillna(False).astype(bool).to_numpy()
+    t["changed"] = False
+    t["failover"] = False
+    t.loc[c.index, "changed"] = changed
+    t.loc[c.index, "failover"] = failover
+    t["director_changes"] = t.groupby("vip")["failover"].transform("sum").astype(np.int64)
+    return _finish(t, "vip_arp")
+
+
+def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
+                rp: pd.DataFrame) -> pd.DataFrame:
+    if len(conns) == 0:
+        return _empty("flows")
+    f = conns.set_index("flow_id")
+    ing = tovt[tovt["leg"] == "ingress"]
+    syn_in = ing[syn_only(ing)]
+    first_syn = syn_in.sort_values("ts_ns", kind="stable").drop_duplicates("flow_id").set_index("flow_id")
+    first_any = tovt.sort_values("ts_ns", kind="stable").drop_duplicates("flow_id").set_index("flow_id")
+    pick = first_syn.reindex(f.index)
+    fallback = first_any.reindex(f.index)
+    out = pd.DataFrame(index=f.index)
+    out["point"] = pick["point"].fillna(fallback["point"]).fillna("").astype(object)
+    out["frame"] = pick["frame"].fillna(fallback["frame"]).fillna(-1).astype(np.int64)
+    out["ts_ns"] = pick["ts_ns"].fillna(fallback["ts_ns"]).fillna(-1).astype(np.int64)
+    out["seq"] = pick["seq"].fillna(fallback["seq"]).fillna(-1).astype(np.int64)
+    out["client_ip"] = f["client_ip"]
+    out["client_port"] = f["client_port"].astype(np.int64)
+    out["vip"] = [fmt_endpoint(ip, int(p)) for ip, p in zip(f["vip_ip"], f["vip_port"])]
+    out["five_tuple"] = five_tuples(f["client_ip"], f["client_port"].to_numpy(), f["vip_ip"],
+                                    f["vip_port"].to_numpy())
+    # count SYNs per point and keep the busiest point: the same SYN seen at two points is one
+    syn_counts = syn_in.groupby(["flow_id", "point"]).size().groupby(level=0).max()
+    out["syn_seen"] = syn_counts.reindex(f.index).fillna(0).to_numpy() > 0
+    out["syn_retransmits"] = (syn_counts.reindex(f.index).fillna(1) - 1).clip(lower=0).astype(np.int64)
+    fwc = fw[fw["has_copy"]]
+    out["syn_forwarded"] = fwc[fwc["syn"]].groupby("flow_id").size().reindex(f.index).fillna(0).to_numpy() > 0
+    rs = fwc[fwc["copy_dst_is_rs"]]
+    out["rs_count"] = rs.groupby("flow_id")["real_server"].nunique().reindex(f.index).fillna(0).astype(np.int64)
+    chosen = rs.groupby("flow_id")["real_server"].agg(lambda s: s.mode().iat[0]) if len(rs) else pd.Series(dtype=object)
+    rp_rs = rp[rp["real_server"] != ""]
+    from_rep = rp_rs.groupby("flow_id")["real_server"].first() if len(rp_rs) else pd.Series(dtype=object)
+    out["real_server"] = chosen.reindex(f.index).fillna(from_rep.reindex(f.index)).fillna("").astype(object)
+    vip_rep = rp[rp["from_vip"]]
+    sa = vip_rep[syn_ack(vip_rep)]
+    out["synack_seen"] = sa.groupby("flow_id").size().reindex(f.index).fillna(0).to_numpy() > 0
+    out["rst_from_vip"] = vip_rep[rst(vip_rep)].groupby("flow_id").size().reindex(f.index).fillna(0).to_numpy() > 0
+    out["refused"] = out["rst_from_vip"] & ~out["synack_seen"]
+    out["packets_in"] = ing.groupby(["flow_id", "point"]).size().groupby(level=0).max().reindex(f.index).fillna(0).astype(np.int64)
+    vseg = rp[rp["role"].isin(["vip-segment", "both"])]
+    out["packets_out"] = vseg.groupby(["flow_id", "point"]).size().groupby(level=0).max().reindex(f.index).fillna(0).astype(np.int64)
+    out["forward_delay_us"] = fwc.groupby("flow_id")["delay_us"].median().reindex(f.index).astype(np.float64)
+    # server response: forwarded SYN (at the rs side) -> first SYN-ACK from the VIP
+    sa_ts = sa.groupby("flow_id")["ts_ns"].min()
+    syn_copy_ts = fwc[fwc["syn"]].groupby("flow_id")["copy_ts_ns"].min()
+    syn_ts = syn_in.groupby("flow_id")["ts_ns"].min()
+    start = syn_copy_ts.reindex(f.index).fillna(syn_ts.reindex(f.index))
+    out["response_us"] = ((sa_ts.reindex(f.index) - start) / 1000.0).astype(np.float64)
+    rsname = out["real_server"].where(out["real_server"] != "", "the real server")
+    out["likely_cause"] = np.where(
+        out["refused"], rsname + " answered RST: nothing listens on " + out["vip"]
+        + " there (port mismatch between the virtual service and the server)",
+        np.where(~out["synack_seen"], rsname + " never answered from the VIP: VIP missing or not /32 "
+                 "on its lo, rp_filter strict on its interface, or its reply is routed elsewhere", ""))
+    out = out.reset_index()
+    return _finish(out, "flows")
+
+
+def points_table(rows: list[dict]) -> pd.DataFrame:
+    if not rows:
+        return _empty("points")
+    return _finish(pd.DataFrame(rows), "points")

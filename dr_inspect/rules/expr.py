@@ -1,0 +1,126 @@
+"""Rule expressions: a small, checked subset of Python evaluated column-wise with numpy.
+
+Allowed: names (table columns or rule variables), str/int/float/bool constants, tuples/lists of
+constants, `and` `or` `not`, comparisons (== != < <= > >= in, not in), + - * / %, and the
+functions abs(). Anything else, or an unknown name, is rejected when the rule file is loaded.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+import numpy as np
+
+FUNCTIONS = {"abs": np.abs}
+_BINOPS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
+           ast.Mod: np.mod}
+_CMPOPS = {ast.Eq: np.equal, ast.NotEq: np.not_equal, ast.Lt: np.less, ast.LtE: np.less_equal,
+           ast.Gt: np.greater, ast.GtE: np.greater_equal}
+
+
+class ExprError(ValueError):
+    """An expression is not valid; the message says why (the loader adds file and rule)."""
+
+
+def parse(source: str, names: set[str], what: str) -> ast.Expression:
+    """Parse and check `source`; every name must be in `names`."""
+    try:
+        tree = ast.parse(str(source).strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"{what}: syntax error in {source!r}: {exc.msg}") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if node.id not in names and node.id not in FUNCTIONS:
+                raise ExprError(f"{what}: unknown column or variable {node.id!r} in {source!r}")
+        elif isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+                raise ExprError(f"{what}: only {', '.join(FUNCTIONS)}(x) may be called in {source!r}")
+        elif isinstance(node, ast.Constant):
+            if not isinstance(node.value, (str, int, float, bool)):
+                raise ExprError(f"{what}: constant {node.value!r} not allowed in {source!r}")
+        elif isinstance(node, (ast.BinOp)):
+            if type(node.op) not in _BINOPS:
+                raise ExprError(f"{what}: operator {type(node.op).__name__} not allowed in {source!r}")
+        elif isinstance(node, ast.Compare):
+            for op in node.ops:
+                if type(op) not in _CMPOPS and not isinstance(op, (ast.In, ast.NotIn)):
+                    raise ExprError(f"{what}: comparison {type(op).__name__} not allowed in {source!r}")
+            for op, right in zip(node.ops, node.comparators):
+                if isinstance(op, (ast.In, ast.NotIn)) and not isinstance(right, (ast.Tuple, ast.List)):
+                    raise ExprError(f"{what}: 'in' needs a literal tuple, e.g. x in (0, 1): {source!r}")
+        elif isinstance(node, (ast.Tuple, ast.List)):
+            if not all(isinstance(e, ast.Constant) for e in node.elts):
+                raise ExprError(f"{what}: tuples may hold constants only: {source!r}")
+        elif isinstance(node, ast.UnaryOp):
+            if not isinstance(node.op, (ast.Not, ast.USub)):
+                raise ExprError(f"{what}: operator {type(node.op).__name__} not allowed in {source!r}")
+        elif not isinstance(node, (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.Load, ast.Not,
+                                   ast.USub, ast.In, ast.NotIn, *_BINOPS, *_CMPOPS)):
+            raise ExprError(f"{what}: {type(node).__name__} not allowed in {source!r}")
+    return tree
+
+
+def names_in(tree: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in FUNCTIONS}
+
+
+def evaluate(tree: ast.Expression, columns: dict[str, np.ndarray], variables: dict[str, Any],
+             n: int) -> np.ndarray:
+    """Evaluate to a bool array of length n (a scalar result is broadcast)."""
+    value = _eval(tree.body, columns, variables)
+    arr = np.asarray(value)
+    if arr.dtype != bool:
+        arr = arr.astype(bool)
+    return np.broadcast_to(arr, (n,)).copy() if arr.ndim == 0 else arr
+
+
+def evaluate_scalar(tree: ast.Expression, variables: dict[str, Any]) -> bool:
+    return bool(_eval(tree.body, {}, variables))
+
+
+def _eval(node: ast.AST, cols: dict[str, np.ndarray], vars_: dict[str, Any]) -> Any:
+    if isinstance(node, ast.Name):
+        return cols[node.id] if node.id in cols else vars_[node.id]
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return [e.value for e in node.elts]  # type: ignore[attr-defined]
+    if isinstance(node, ast.BoolOp):
+        parts = [np.asarray(_eval(v, cols, vars_), dtype=bool) for v in node.values]
+        fn = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+        out = parts[0]
+        for p in parts[1:]:
+            out = fn(out, p)
+        return out
+    if isinstance(node, ast.UnaryOp):
+        v = _eval(node.operand, cols, vars_)
+        return np.logical_not(np.asarray(v, dtype=bool)) if isinstance(node.op, ast.Not) else -np.asarray(v)
+    if isinstance(node, ast.BinOp):
+        return _BINOPS[type(node.op)](np.asarray(_eval(node.left, cols, vars_)),
+                                      np.asarray(_eval(node.right, cols, vars_)))
+    if isinstance(node, ast.Call):
+        return FUNCTIONS[node.func.id](np.asarray(_eval(node.args[0], cols, vars_)))  # type: ignore[attr-defined]
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, cols, vars_)
+        out: Any = True
+        for op, right_node in zip(node.ops, node.comparators):
+            right = _eval(right_node, cols, vars_)
+            if isinstance(op, (ast.In, ast.NotIn)):
+                if isinstance(left, np.ndarray):
+                    res = np.isin(left, np.asarray(right, dtype=left.dtype if left.dtype != object else object))
+                else:
+                    res = left in right
+                if isinstance(op, ast.NotIn):
+                    res = np.logical_not(res)
+            else:
+                res = _CMPOPS[type(op)](np.asarray(left, dtype=object) if _is_text(left, right) else left,
+                                        right)
+            out = np.logical_and(out, res)
+            left = right
+        return out
+    raise ExprError(f"cannot evaluate {type(node).__name__}")  # parse() rejects these first
+
+
+def _is_text(left: Any, right: Any) -> bool:
+    return isinstance(right, str) or (isinstance(left, np.ndarray) and left.dtype == object)

@@ -1,0 +1,251 @@
+"""Load rule files (rules/*.toml and users' --rules files), validated strictly.
+
+    [[rule]]
+    id = "DR001"                      # unique over all loaded files
+    name = "forward-mac-rewrite"
+    title = "..."
+    severity = "error"                # error | warning
+    table = "forwards"                # a table of dr_inspect.correlate.TABLE_COLUMNS
+    kind = "each"                     # each | none | distinct-at-most | balanced
+    select = "has_copy"               # optional: rows the rule looks at
+    expect = "..."                    # each: every selected row must satisfy it
+    match = "..."                     # none: no selected row may satisfy it
+    key = ["flow_id"]                 # distinct-at-most: groups ...
+    column = "real_server"            # ... whose distinct values of column ...
+    max = 1                           # ... are at most max; balanced: groups by column
+    tolerance = 0.2                   # balanced: max-min <= max(1, tolerance * mean)
+    min_groups = 2                    # balanced: fewer groups = not exercised
+    when = "scheduler == 'rr'"        # optional, variables only: false = not exercised
+    warn_if = "failover"              # optional: when every violating row satisfies it, the
+                                      # result is a warning (e.g. a director failover)
+    core = true                       # a core forwarding rule: the verdict needs it exercised
+    explanation = "..."               # why the invariant matters
+    fix = "..."                       # fix hint shown on failure
+    not_exercised = "..."             # note when nothing matched
+    expected = "template {column}"    # evidence text, formatted per violating row
+    actual = "template {column}"
+    cause = "template {column}"       # one line: likely cause and fix
+    filter = "frame.number == {frame}"  # Wireshark display filter
+    point = "point"                   # evidence columns: where it was seen ...
+    frames = ["frame"]
+    ts = ["ts_ns"]
+    evidence = ["copy_ttl"]           # extra columns copied into Evidence.extra
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.resources
+import string
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dr_inspect.correlate.tables import TABLE_COLUMNS
+from dr_inspect.errors import RuleFileError
+from dr_inspect.rules.expr import ExprError, parse
+
+KINDS = ("each", "none", "distinct-at-most", "balanced")
+SEVERITIES = ("error", "warning")
+# Values verify passes to every rule (names usable in expressions and templates).
+VARIABLES = ("window_ms", "scheduler", "shape", "points")
+GROUP_FIELDS = {"distinct-at-most": ("distinct", "values", "frames"),
+                "balanced": ("group", "count", "expected_count", "groups", "frames")}
+
+_REQUIRED = ("id", "name", "title", "severity", "table", "kind", "explanation", "fix")
+_TEXT = ("explanation", "fix", "not_exercised", "expected", "actual", "cause", "filter")
+_KEYS = set(_REQUIRED) | set(_TEXT) | {
+    "select", "expect", "match", "key", "column", "max", "tolerance", "min_groups", "when",
+    "warn_if", "core", "point", "frames", "ts", "evidence"}
+_KIND_KEYS = {"each": {"expect"}, "none": {"match"}, "distinct-at-most": {"key", "column", "max"},
+              "balanced": {"column"}}
+_KIND_ONLY = {"expect": "each", "match": "none", "key": "distinct-at-most", "max": "distinct-at-most",
+              "tolerance": "balanced", "min_groups": "balanced"}
+
+
+@dataclass
+class Rule:
+    id: str
+    name: str
+    title: str
+    severity: str
+    table: str
+    kind: str
+    explanation: str
+    fix: str
+    file: str
+    select: ast.Expression | None = None
+    expect: ast.Expression | None = None
+    match: ast.Expression | None = None
+    when: ast.Expression | None = None
+    warn_if: ast.Expression | None = None
+    key: list[str] = field(default_factory=list)
+    column: str = ""
+    max: int = 1
+    tolerance: float = 0.2
+    min_groups: int = 2
+    core: bool = False
+    not_exercised: str = ""
+    expected: str = ""
+    actual: str = ""
+    cause: str = ""
+    filter: str = ""
+    point: str = "point"
+    frames: list[str] = field(default_factory=lambda: ["frame"])
+    ts: list[str] = field(default_factory=lambda: ["ts_ns"])
+    evidence: list[str] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)   # the expressions as written
+
+
+def _template_fields(template: str) -> set[str]:
+    try:
+        return {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(template) if f}
+    except ValueError as exc:
+        raise ExprError(f"bad template {template!r}: {exc}") from None
+
+
+def _rule_from(raw: dict[str, Any], file: str, index: int) -> Rule:
+    rid = raw.get("id") if isinstance(raw.get("id"), str) else None
+    label = rid or f"#{index + 1}"
+
+    def fail(reason: str) -> RuleFileError:
+        return RuleFileError(file, label, reason)
+
+    unknown = sorted(set(raw) - _KEYS)
+    if unknown:
+        raise fail(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_KEYS))})")
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        raise fail(f"missing key(s) {', '.join(missing)}")
+    for k in ("id", "name", "title", "table", "kind", "severity", *_TEXT):
+        if k in raw and not isinstance(raw[k], str):
+            raise fail(f"{k} must be a string")
+    if raw["kind"] not in KINDS:
+        raise fail(f"unknown kind {raw['kind']!r} (kinds: {', '.join(KINDS)})")
+    if raw["severity"] not in SEVERITIES:
+        raise fail(f"severity {raw['severity']!r} is not one of {', '.join(SEVERITIES)}")
+    if raw["table"] not in TABLE_COLUMNS:
+        raise fail(f"unknown table {raw['table']!r} (tables: {', '.join(TABLE_COLUMNS)})")
+    kind = raw["kind"]
+    need = sorted(_KIND_KEYS[kind] - set(raw))
+    if need:
+        raise fail(f"kind {kind} needs {', '.join(need)}")
+    for k, only in _KIND_ONLY.items():
+        if k in raw and kind != only:
+            raise fail(f"{k} is only for kind {only}, not {kind}")
+    if "column" in raw and kind not in ("distinct-at-most", "balanced"):
+        raise fail(f"column is only for kinds distinct-at-most and balanced, not {kind}")
+    columns = set(TABLE_COLUMNS[raw["table"]])
+    names = columns | set(VARIABLES)
+    rule = Rule(id=raw["id"], name=raw["name"], title=raw["title"], severity=raw["severity"],
+                table=raw["table"], kind=kind, explanation=raw["explanation"], fix=raw["fix"],
+                file=file)
+    try:
+        for k in ("select", "expect", "match", "warn_if"):
+            if k in raw:
+                setattr(rule, k, parse(raw[k], names, k))
+                rule.source[k] = raw[k]
+        if "when" in raw:
+            rule.when = parse(raw["when"], set(VARIABLES), "when (variables only)")
+            rule.source["when"] = raw["when"]
+        templ_names = names | set(GROUP_FIELDS.get(kind, ()))
+        for k in ("expected", "actual", "cause", "filter", "not_exercised"):
+            if k in raw:
+                bad = sorted(_template_fields(raw[k]) - templ_names)
+                if bad:
+                    raise ExprError(f"{k}: unknown column or variable {', '.join(bad)} in the template")
+                setattr(rule, k, raw[k])
+    except ExprError as exc:
+        raise fail(str(exc)) from None
+    for k in ("key", "frames", "ts", "evidence"):
+        if k in raw:
+            value = raw[k]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise fail(f"{k} must be a list of column names")
+            bad = sorted(set(value) - columns)
+            if bad:
+                raise fail(f"{k}: unknown column(s) {', '.join(bad)} of table {raw['table']}")
+            setattr(rule, k, list(value))
+    for k in ("column", "point"):
+        if k in raw:
+            if raw[k] not in columns:
+                raise fail(f"{k}: unknown column {raw[k]!r} of table {raw['table']}")
+            setattr(rule, k, raw[k])
+    if "max" in raw:
+        if not isinstance(raw["max"], int) or isinstance(raw["max"], bool) or raw["max"] < 0:
+            raise fail("max must be a non-negative integer")
+        rule.max = raw["max"]
+    if "min_groups" in raw:
+        if not isinstance(raw["min_groups"], int) or raw["min_groups"] < 2:
+            raise fail("min_groups must be an integer >= 2")
+        rule.min_groups = raw["min_groups"]
+    if "tolerance" in raw:
+        if not isinstance(raw["tolerance"], (int, float)) or raw["tolerance"] < 0:
+            raise fail("tolerance must be a non-negative number")
+        rule.tolerance = float(raw["tolerance"])
+    if "core" in raw:
+        if not isinstance(raw["core"], bool):
+            raise fail("core must be true or false")
+        rule.core = raw["core"]
+    return rule
+
+
+def load_rule_file(path: Path | str, text: str | None = None) -> list[Rule]:
+    """Parse one rule file; RuleFileError names the file (and the rule) on any problem."""
+    file = str(path)
+    try:
+        data = tomllib.loads(text if text is not None else Path(path).read_text())
+    except OSError as exc:
+        raise RuleFileError(file, None, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise RuleFileError(file, None, "not a text file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleFileError(file, None, f"invalid TOML: {exc}") from None
+    unknown = sorted(set(data) - {"rule"})
+    if unknown:
+        raise RuleFileError(file, None, f"unknown top-level key(s) {', '.join(unknown)} "
+                                        "(rules go in [[rule]] tables)")
+    raws = data.get("rule", [])
+    if not isinstance(raws, list) or not all(isinstance(r, dict) for r in raws):
+        raise RuleFileError(file, None, "rules must be [[rule]] tables")
+    if not raws:
+        raise RuleFileError(file, None, "no [[rule]] in the file")
+    rules = [_rule_from(raw, file, i) for i, raw in enumerate(raws)]
+    seen: set[str] = set()
+    for r in rules:
+        if r.id in seen:
+            raise RuleFileError(file, r.id, "duplicate rule id")
+        seen.add(r.id)
+    return rules
+
+
+def _catalogue_texts() -> list[tuple[str, str]]:
+    """(name, text) of the bundled catalogue: package data, or <repo>/rules from a source tree."""
+    try:
+        root = importlib.resources.files("dr_inspect.catalogue")
+        items = [(f"dr_inspect.catalogue/{p.name}", p.read_text()) for p in root.iterdir()
+                 if p.name.endswith(".toml")]
+        if items:
+            return sorted(items)
+    except ModuleNotFoundError:
+        pass
+    folder = Path(__file__).resolve().parent.parent.parent / "rules"
+    return sorted((str(p), p.read_text()) for p in folder.glob("*.toml"))
+
+
+def load_rules(extra_files: list[Path | str] | tuple = ()) -> list[Rule]:
+    """The bundled DR catalogue plus users' files; ids must be unique over all of them."""
+    rules: list[Rule] = []
+    for name, text in _catalogue_texts():
+        rules.extend(load_rule_file(name, text))
+    if not rules:
+        raise RuleFileError("rules/", None, "the rule catalogue is missing (no *.toml found)")
+    by_id = {r.id: r for r in rules}
+    for path in extra_files:
+        for r in load_rule_file(path):
+            if r.id in by_id:
+                raise RuleFileError(str(path), r.id, f"rule id already defined in {by_id[r.id].file}")
+            by_id[r.id] = r
+            rules.append(r)
+    return rules
