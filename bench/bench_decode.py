@@ -129,7 +129,8 @@ def render(rows: list[Row]) -> str:
                 parts += [f"{ratio(r.rate / scapy[0].rate)} scapy"] if scapy else []
                 ratios = ", ".join(parts)
             elif ours:
-                ratios = f"ours {ratio(ours[-1].rate / r.rate)}"
+                mine = [o for o in ours if o.frames == r.frames] or ours[-1:]
+                ratios = f"ours {ratio(mine[0].rate / r.rate)}"
             table.append([fmt, r.tool, f"{r.frames:,}", f"{r.seconds:.3f}", f"{r.rate / 1e3:,.1f}k",
                           f"{r.file_bytes / r.seconds / 1e6:,.0f}", rss, rss_pf, anon, anon_pf,
                           ratios, target, r.note])

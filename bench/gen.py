@@ -574,8 +574,7 @@ def write_single_capture(path: Path, n_frames: int, *, fmt: str | None = None, s
 ROLES = {"br_e": "vip-segment", "br_lvs": "rs-segment"}
 
 
-def manifest_text(counts: dict[str, int], files: dict[str, str], lab: SyntheticLab,
-                  description: str) -> str:
+def manifest_text(counts: dict[str, int], files: dict[str, str], description: str) -> str:
     """manifest.toml in the format of dr_inspect/captureset.py."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     lines = ["[capture]", 'tool = "dr-inspect bench.gen"', 'host = "synthetic"',
@@ -599,7 +598,7 @@ def write_dr_set(directory: Path, frames_per_point: int, *, fmt: str = "pcap", s
     counts = {name: len(frames) for name, frames in points.items()}
     description = (f"synthetic healthy LVS-DR capture: VIP {lab.vip}:{lab.port}, "
                    f"{lab.real_servers} real servers round-robin, seed {seed}")
-    (directory / "manifest.toml").write_text(manifest_text(counts, files, lab, description))
+    (directory / "manifest.toml").write_text(manifest_text(counts, files, description))
     return counts
 
 
