@@ -74,12 +74,12 @@ def lab_up(cfg: LabConfig) -> LabState:
     """Bring the lab up; LabError if the prefix is in use, MissingToolError names the package."""
     cfg.validate()
     check_faults(cfg.faults, cfg.director)
-    if os.geteuid() != 0:
-        raise LabError("the lab needs root (network namespaces, bridges, nftables)")
     sysrun.need_tool("ip", "network namespaces")
     sysrun.need_tool("sysctl", "namespace settings")
     if cfg.director == "nft":
         sysrun.need_tool("nft", "the nft director backend")
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, bridges, nftables)")
     busy = existing_lab_namespaces(cfg.prefix)
     if state_path(cfg.prefix).exists() or busy:
         raise LabError(f"lab {cfg.prefix!r} is already up or left over ({', '.join(busy) or state_path(cfg.prefix)}): "
