@@ -93,6 +93,9 @@ class VerifyReport:
 
     @property
     def exit_code(self) -> int:
+        # verdict "fail" also covers captures that never exercised the core forwarding rules
+        if self.verdict == "fail":
+            return 1
         return 1 if any(r.status == "fail" and r.severity == "error" for r in self.rules) else 0
 
     def to_dict(self) -> dict[str, Any]:
