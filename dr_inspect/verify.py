@@ -1,0 +1,441 @@
+"""verify: capture files -> decoded points -> topology -> correlation -> rules -> VerifyReport.
+
+I/O (reading the capture set, decoding files, host snapshots) happens in verify_paths /
+analyse_paths; verify_packets and everything below it are pure functions of the tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dr_inspect.captureset import CaptureSet, load_capture_set
+from dr_inspect.correlate import CLOCK_TOLERANCE_NS, Correlation, correlate, points_table
+from dr_inspect.errors import CaptureError, InputError, TopologyError
+from dr_inspect.model import Ladder, LadderStep, PointSummary, Topology, VerifyReport
+from dr_inspect.rules import Rule, evaluate_rules, load_rules
+from dr_inspect.topology import (TopologyPins, load_topology_file, merge_pins, parse_vip)
+
+SAMPLE = 1000
+
+
+@dataclass
+class Analysis:
+    """Everything verify computed, for the HTML report and the ladder."""
+
+    packets: pd.DataFrame                 # all points, with `point` and clock-adjusted `ts`
+    topology: Topology
+    hops: pd.DataFrame
+    flows: pd.DataFrame
+    tables: dict[str, pd.DataFrame]       # to_vip, forwards, replies, vip_arp, flows, points
+    points: list[PointSummary]
+    report: VerifyReport
+    correlation: Correlation | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+# -- decoding (I/O) ---------------------------------------------------------------------------
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _decode_set(cs: CaptureSet) -> tuple[dict[str, pd.DataFrame], list[PointSummary], list[str]]:
+    from dr_inspect.decode import decode_file  # the decoder is another module's: import at use
+
+    packets: dict[str, pd.DataFrame] = {}
+    summaries: list[PointSummary] = []
+    errors: list[str] = []
+    seen: dict[str, str] = {}
+    for point in cs.points:
+        digest = _digest(point.file)
+        if digest in seen:
+            errors.append(f"{point.file}: same content as point {seen[digest]}; ignored as a duplicate")
+            continue
+        seen[digest] = point.name
+        summary = PointSummary(name=point.name, file=str(point.file), role=point.role,
+                               interface=point.interface, kernel_drops=point.dropped,
+                               snaplen=point.snaplen)
+        try:
+            decoded = decode_file(point.file, point=point.name)
+        except CaptureError as exc:
+            summary.error = str(exc)
+            errors.append(str(exc))
+            summaries.append(summary)
+            packets[point.name] = pd.DataFrame()
+            continue
+        st = decoded.stats
+        if st.error is not None:
+            summary.error = str(st.error)
+            errors.append(f"{st.error} (the {st.frames_read} frames before it are verified)")
+        df = decoded.packets
+        ifaces = {i.id: i.name for i in st.interfaces}
+        used = sorted(set(df["interface"].tolist())) if len(df) and "interface" in df else []
+        if len(used) > 1:
+            # a pcapng with several interfaces is several points
+            for iid in used:
+                name = f"{point.name}:{ifaces.get(iid) or iid}"
+                part = df[df["interface"] == iid].reset_index(drop=True)
+                packets[name] = part
+                summaries.append(_summary_of(part, PointSummary(
+                    name=name, file=str(point.file), role="unknown", interface=ifaces.get(iid, ""),
+                    kernel_drops=None, snaplen=st.snaplen or None), st.undecodable, summary.error))
+            continue
+        summary.snaplen = summary.snaplen or (st.snaplen or None)
+        summary.frames = st.frames_read
+        summary.decoded = st.frames_decoded
+        summary.undecodable = dict(st.undecodable)
+        packets[point.name] = df
+        summaries.append(_summary_of(df, summary, None, summary.error))
+    return packets, summaries, errors
+
+
+def _summary_of(df: pd.DataFrame, s: PointSummary, undecodable: dict[str, int] | None,
+                error: str | None) -> PointSummary:
+    if not s.frames:
+        s.frames = len(df)
+        s.decoded = len(df) - (sum(undecodable.values()) if undecodable else 0)
+        s.decoded = max(s.decoded, 0)
+    if undecodable is not None and not s.undecodable:
+        s.undecodable = {}
+    if len(df):
+        s.first_ts_ns = int(df["ts_ns"].min())
+        s.last_ts_ns = int(df["ts_ns"].max())
+    s.error = error
+    return s
+
+
+# -- the pipeline (pure) ----------------------------------------------------------------------
+
+def _points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.DataFrame,
+                 est: dict[str, int], applied: dict[str, int]) -> list[dict[str, Any]]:
+    spans = {}
+    for s in summaries:
+        if s.first_ts_ns is not None:
+            off = applied.get(s.name, 0)
+            spans[s.name] = (s.first_ts_ns - off, s.last_ts_ns - off)
+    trunc: dict[str, int] = {}
+    if len(pk):
+        cut = (pk["caplen"].to_numpy() < pk["wirelen"].to_numpy())
+        if cut.any():
+            trunc = pk.loc[cut, "point"].astype(object).value_counts().to_dict()
+    rows = []
+    for s in summaries:
+        span = spans.get(s.name)
+        others = [v for k, v in spans.items() if k != s.name]
+        overlaps = span is not None and (not others or any(lo <= span[1] and span[0] <= hi
+                                                            for lo, hi in others))
+        problems = []
+        if not s.decoded:
+            problems.append("no frames decoded" if not s.frames else
+                            f"none of {s.frames} frames could be decoded")
+        if s.error:
+            problems.append(f"read error: {s.error}")
+        if s.kernel_drops:
+            problems.append(f"{s.kernel_drops} frames dropped by the kernel during capture "
+                            "(packets may look lost)")
+        if span is not None and not overlaps:
+            problems.append("its capture time does not overlap any other point's")
+        rows.append({"point": s.name, "role": roles.get(s.name, s.role), "frame": -1,
+                     "ts_ns": s.first_ts_ns if s.first_ts_ns is not None else -1,
+                     "five_tuple": "", "seq": -1, "file": s.file, "frames": int(s.frames or 0),
+                     "decoded": int(s.decoded or 0), "error": s.error or "",
+                     "kernel_drops": int(s.kernel_drops) if s.kernel_drops is not None else -1,
+                     "truncated": int(trunc.get(s.name, 0)), "overlaps": bool(overlaps),
+                     "clock_offset_us": est.get(s.name, 0) / 1000.0,
+                     "problem": "; ".join(problems) or "ok"})
+    return rows
+
+
+def _health_note(rows: list[dict[str, Any]], applied: dict[str, int]) -> str:
+    notes = []
+    for r in rows:
+        if r["truncated"]:
+            notes.append(f"{r['point']}: {r['truncated']} frames cut by snaplen (headers kept)")
+        if abs(r["clock_offset_us"]) * 1000 > CLOCK_TOLERANCE_NS:
+            how = "corrected" if applied.get(r["point"]) else "within tolerance, not corrected"
+            notes.append(f"{r['point']}: clock offset {r['clock_offset_us']:.0f} us vs "
+                         f"{rows[0]['point']} ({how})")
+    return "; ".join(notes)
+
+
+def _sample(values: np.ndarray) -> list[float]:
+    values = values[~np.isnan(values)]
+    if len(values) > SAMPLE:
+        values = values[np.linspace(0, len(values) - 1, SAMPLE).astype(int)]
+    return [round(float(v), 3) for v in values]
+
+
+def _rs_stats(corr: Correlation) -> list[dict[str, Any]]:
+    fw, flows = corr.tables["forwards"], corr.tables["flows"]
+    out = []
+    for rs in corr.topology.real_servers:
+        mine = flows[flows["real_server"] == rs.name]
+        out.append({"name": rs.name,
+                    "connections": int(mine["syn_forwarded"].sum()) or len(mine),
+                    "forward_delay_us": _sample(fw.loc[fw["real_server"] == rs.name, "delay_us"]
+                                                .to_numpy(dtype=float)),
+                    "response_us": _sample(mine["response_us"].to_numpy(dtype=float))})
+    return out
+
+
+def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pins: TopologyPins,
+             rules: list[Rule], window_ms: float, max_evidence: int, errors: list[str],
+             scheduler: str | None = None) -> Analysis:
+    corr = correlate(packets, pins=pins, window_ms=window_ms)
+    topo = corr.topology
+    for s in summaries:
+        s.role = topo.roles.get(s.name, s.role)
+        s.clock_offset_ns = int(corr.offsets_estimated.get(s.name, 0))
+    rows = _points_rows(summaries, topo.roles, corr.packets, corr.offsets_estimated,
+                        corr.offsets_applied)
+    tables = dict(corr.tables)
+    tables["points"] = points_table(rows)
+    variables = {"window_ms": window_ms, "scheduler": topo.scheduler or scheduler or "unknown",
+                 "shape": topo.shape, "points": len(summaries)}
+    results = evaluate_rules(rules, tables, variables, max_evidence)
+    note = _health_note(rows, corr.offsets_applied)
+    for r in results:
+        if r.id == "DR013" and note:
+            r.note = f"{r.note}; {note}" if r.note else note
+        if r.id == "DR011" and r.status != "not-exercised" and variables["scheduler"] == "unknown":
+            r.note = "scheduler not pinned (topology.toml scheduler = ...): checked as round robin"
+        if r.id == "DR009" and len(tables["flows"]):
+            retrans = int(tables["flows"]["syn_retransmits"].sum())
+            resets = int(tables["flows"]["rst_from_vip"].sum())
+            if retrans or resets:
+                r.note = f"{retrans} SYN retransmission(s), {resets} connection(s) with RST from the VIP"
+        if r.id == "DR007" and corr.stats.get("coalesced"):
+            r.note = (f"{corr.stats['coalesced']} packets matched by sequence range to segments "
+                      "coalesced by GRO/TSO at another point (not lost)")
+    core = [r for r in results if any(x.core for x in rules if x.id == r.id)]
+    report_errors = list(errors)
+    unexercised = [r.id for r in core if r.status == "not-exercised"]
+    if unexercised:
+        report_errors.append(
+            f"core forwarding rules {', '.join(unexercised)} were not exercised: verify needs "
+            "client->VIP traffic captured on both sides of the director (VIP segment and "
+            "real-server segment, or one shared segment)")
+    failed = any(r.status == "fail" and r.severity == "error" for r in results)
+    verdict = "pass" if not failed and core and not unexercised else "fail"
+    model_topo = topo.to_model()
+    report = VerifyReport(verdict=verdict, rules=results, topology=model_topo, points=summaries,
+                          flows=len(tables["flows"]), hops=len(corr.hops), errors=report_errors,
+                          stats={"real_servers": _rs_stats(corr), **corr.stats,
+                                 "clock_offsets_ns": {k: int(v) for k, v in
+                                                      corr.offsets_estimated.items()},
+                                 "window_ms": window_ms})
+    return Analysis(packets=corr.packets, topology=model_topo, hops=corr.hops,
+                    flows=tables["flows"], tables=tables, points=summaries, report=report,
+                    correlation=corr, errors=report_errors)
+
+
+def _pins_for(topology: TopologyPins | Path | str | None, vips: list[str] | tuple[str, ...],
+              roles: dict[str, str]) -> TopologyPins:
+    if isinstance(topology, (str, Path)):
+        file_pins: TopologyPins | None = load_topology_file(topology)
+    else:
+        file_pins = topology
+    return merge_pins(file_pins, list(vips), roles)
+
+
+def verify_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str], *,
+                   vips: list[str] | tuple[str, ...] = (),
+                   topology: TopologyPins | Path | str | None = None,
+                   rules: list[Rule] | None = None, window_ms: float = 500.0,
+                   max_evidence: int = 10) -> VerifyReport:
+    """Verify already-decoded packets tables (point -> DataFrame); roles: point -> role."""
+    return analyse_packets(packets, roles, vips=vips, topology=topology, rules=rules,
+                           window_ms=window_ms, max_evidence=max_evidence).report
+
+
+def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str], *,
+                    vips: list[str] | tuple[str, ...] = (),
+                    topology: TopologyPins | Path | str | None = None,
+                    rules: list[Rule] | None = None, window_ms: float = 500.0,
+                    max_evidence: int = 10, summaries: list[PointSummary] | None = None,
+                    errors: list[str] | None = None, scheduler: str | None = None) -> Analysis:
+    if window_ms <= 0:
+        raise InputError(f"window must be positive, got {window_ms} ms")
+    pins = _pins_for(topology, vips, roles)
+    if summaries is None:
+        summaries = [_summary_of(df, PointSummary(name=p, file="", role=roles.get(p, "unknown")),
+                                 None, None) for p, df in packets.items()]
+    return _analyse(packets, summaries, pins, rules if rules is not None else load_rules(),
+                    window_ms, max_evidence, list(errors or []), scheduler)
+
+
+def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),
+                  topology_file: Path | None = None, rule_files: list[Path] | tuple = (),
+                  window_ms: float = 500.0, max_evidence: int = 10) -> Analysis:
+    """Read a capture set (or files), decode every point and verify it."""
+    cs = load_capture_set(list(paths))
+    rules = load_rules(rule_files)
+    file_pins = load_topology_file(topology_file) if topology_file else None
+    packets, summaries, errors = _decode_set(cs)
+    if not any(len(df) for df in packets.values()):
+        raise InputError("no frames could be read from " + ", ".join(str(p.file) for p in cs.points)
+                         + (f" ({'; '.join(errors)})" if errors else ""))
+    roles = {p.name: p.role for p in cs.points}
+    try:
+        analysis = analyse_packets(packets, roles, vips=vips, topology=file_pins, rules=rules,
+                                   window_ms=window_ms, max_evidence=max_evidence,
+                                   summaries=summaries, errors=errors,
+                                   scheduler=cs.capture.get("scheduler"))
+    except TopologyError:
+        manifest_vip = _manifest_vip(cs)
+        if vips or (file_pins and file_pins.vips) or not manifest_vip:
+            raise
+        # nothing in the traffic shows DR, but the capture set says which VIP it was taken for
+        analysis = analyse_packets(packets, roles, vips=[manifest_vip], topology=file_pins,
+                                   rules=rules, window_ms=window_ms, max_evidence=max_evidence,
+                                   summaries=summaries, errors=errors)
+        analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {manifest_vip} "
+                                      "named in manifest.toml")
+    _join_host_causes(cs, analysis.report)
+    return analysis
+
+
+def _manifest_vip(cs: CaptureSet) -> str | None:
+    vip, port = cs.capture.get("vip"), cs.capture.get("port")
+    if not vip:
+        return None
+    try:
+        ip, p = parse_vip(str(vip), "manifest.toml [capture] vip")
+    except TopologyError:
+        return None
+    p = p or (int(port) if isinstance(port, int) else None)
+    if p is None:
+        return ip
+    return f"[{ip}]:{p}" if ":" in ip else f"{ip}:{p}"
+
+
+def _join_host_causes(cs: CaptureSet, report: VerifyReport) -> None:
+    """Host snapshots in the set explain failing rules (doctor's join, when it is installed)."""
+    if not cs.snapshots or importlib.util.find_spec("dr_inspect.doctor.join") is None:
+        return
+    from dr_inspect.doctor.join import host_causes
+    from dr_inspect.doctor.snapshot import read_snapshot
+
+    snaps = {}
+    for host, path in cs.snapshots.items():
+        try:
+            snaps[host] = read_snapshot(path)
+        except InputError as exc:
+            report.errors.append(f"host snapshot {host}: {exc}")
+    if snaps:
+        host_causes(snaps, report)
+
+
+def verify_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),
+                 topology_file: Path | None = None, rule_files: list[Path] | tuple = (),
+                 window_ms: float = 500.0, max_evidence: int = 10) -> VerifyReport:
+    """Verify a capture set directory or capture files: the report says whether DR works."""
+    return analyse_paths(paths, vips=vips, topology_file=topology_file, rule_files=rule_files,
+                         window_ms=window_ms, max_evidence=max_evidence).report
+
+
+# -- ladder -----------------------------------------------------------------------------------
+
+def build_ladder(analysis: Analysis, *, flow: int | None = None, client: str | None = None) -> Ladder:
+    """One connection across the points, in the seed's narrative order."""
+    flows = analysis.tables["flows"]
+    if len(flows) == 0:
+        raise InputError("no connection to a VIP in these captures: nothing to draw")
+    if flow is not None:
+        pick = flows[flows["flow_id"] == flow]
+        if len(pick) == 0:
+            raise InputError(f"no flow {flow} (flows 1..{int(flows['flow_id'].max())})")
+    elif client is not None:
+        ip, _, port = client.rpartition(":") if client.count(":") == 1 or client.startswith("[") \
+            else (client, "", "")
+        ip = ip.strip("[]") or client
+        pick = flows[flows["client_ip"] == ip]
+        if port:
+            pick = pick[pick["client_port"] == int(port)]
+        if len(pick) == 0:
+            raise InputError(f"no connection from client {client}")
+    else:
+        pick = flows
+    row = pick.iloc[0]
+    fid = int(row["flow_id"])
+    tv_ = analysis.tables["to_vip"]
+    rp = analysis.tables["replies"]
+    fw = analysis.tables["forwards"]
+    topo = analysis.correlation.topology if analysis.correlation else None
+    director_macs = topo.director_macs if topo else set()
+    rs_names = topo.rs_name_by_mac() if topo else {}
+    out_rows = []
+    mine = tv_[tv_["flow_id"] == fid]
+    for r in mine.to_dict("records"):
+        if r["leg"] == "ingress":
+            label, src, dst, note = "client send", "client", "director", ""
+        elif r["leg"] == "forwarded":
+            rs = rs_names.get(r["dst_mac"], r["dst_mac"])
+            label, src, dst, note = "director send", "director", rs, f"dst MAC rewritten to {rs}"
+        else:
+            rs = rs_names.get(r["dst_mac"], r["dst_mac"])
+            label, src, dst, note = "client send", "client", rs, "addressed straight to a real server"
+        out_rows.append((r, label, src, dst, note))
+    for r in rp[rp["flow_id"] == fid].to_dict("records"):
+        if r["from_director"]:
+            label, src, dst, note = "director send", "director", "client", "reply through the director"
+        elif r["to_director"]:
+            label, src, dst = "server send", rs_names.get(r["src_mac"], r["src_mac"]), "director"
+            note = "reply sent to the director"
+        else:
+            label, src, dst = "server send", rs_names.get(r["src_mac"], r["src_mac"]), "client"
+            note = "reply bypasses the director"
+        if not r["from_vip"]:
+            note += f"; source {r['src_ip']} is not the VIP"
+        out_rows.append((r, label, src, dst, note))
+    ts_of = {(p, f): t for p, f, t in zip(analysis.packets["point"].astype(object),
+                                          analysis.packets["frame"], analysis.packets["ts"])} \
+        if len(out_rows) else {}
+    out_rows.sort(key=lambda x: (ts_of.get((x[0]["point"], x[0]["frame"]), x[0]["ts_ns"]),
+                                 x[0]["point"], x[0]["frame"]))
+    receive = {"client send": "director receive", "director send": "server receive",
+               "server send": "client receive"}
+    seen: set[tuple] = set()
+    steps = []
+    pk = analysis.packets.set_index(["point", "frame"]) if out_rows else None
+    for r, label, src, dst, note in out_rows:
+        ident = (label, r["src_mac"], r["dst_mac"], r["seq"], r["tcp_flags"], r.get("ack"))
+        if ident in seen:
+            label = receive[label]
+        seen.add(ident)
+        ttl = None
+        if pk is not None:
+            v = pk.at[(r["point"], r["frame"]), "ttl"]
+            ttl = None if pd.isna(v) else int(v)
+        steps.append(LadderStep(label=label, point=r["point"], frame=int(r["frame"]),
+                                ts_ns=int(r["ts_ns"]), src_mac=r["src_mac"], dst_mac=r["dst_mac"],
+                                src_ip=r["src_ip"], dst_ip=r["dst_ip"],
+                                src_port=int(r["src_port"]), dst_port=int(r["dst_port"]), ttl=ttl,
+                                tcp_flags=int(r["tcp_flags"]),
+                                seq=int(r["seq"]) if r["seq"] >= 0 else None,
+                                ack=int(r["ack"]) if r["ack"] >= 0 else None,
+                                payload_len=int(r.get("payload_len", 0)) if "payload_len" in r else None,
+                                src_host=src, dst_host=dst, note=note))
+    hosts = ["client", "director"] + [rs.name for rs in (topo.real_servers if topo else [])]
+    for s in steps:
+        for h in (s.src_host, s.dst_host):
+            if h not in hosts:
+                hosts.append(h)
+    violations = sorted({r.id for r in analysis.report.rules for e in r.evidence
+                         if e.extra.get("flow_id") == fid})
+    rs_name = row["real_server"] or None
+    del fw, director_macs
+    return Ladder(flow_id=fid, five_tuple=row["five_tuple"], real_server=rs_name, hosts=hosts,
+                  points=list(dict.fromkeys(s.point for s in steps)), steps=steps,
+                  violations=violations)
