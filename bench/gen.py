@@ -602,6 +602,16 @@ def write_dr_set(directory: Path, frames_per_point: int, *, fmt: str = "pcap", s
     return counts
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gen", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -611,13 +621,16 @@ def main(argv: list[str] | None = None) -> int:
     two.add_argument("output", type=Path, help="directory")
     two.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
     for p in (one, two):
-        p.add_argument("--frames", type=int, default=100_000,
+        p.add_argument("--frames", type=_positive, default=100_000,
                        help="frames (drset: mean per point, total ~2x)")
         p.add_argument("--seed", type=int, default=1)
-        p.add_argument("--real-servers", type=int, default=3)
-        p.add_argument("--clients", type=int, default=1000)
+        p.add_argument("--real-servers", type=_positive, default=3, help="1..150")
+        p.add_argument("--clients", type=_positive, default=1000, help="1..65000")
     args = parser.parse_args(argv)
-    lab = SyntheticLab(real_servers=args.real_servers, clients=args.clients)
+    try:
+        lab = SyntheticLab(real_servers=args.real_servers, clients=args.clients)
+    except ValueError as exc:
+        parser.error(str(exc))
     t0 = time.perf_counter()
     if args.what == "single":
         size = write_single_capture(args.output, args.frames, seed=args.seed, lab=lab)

@@ -196,3 +196,21 @@ def test_dr_set_passes_the_verifier(drset):
     for rule in ("DR001", "DR002", "DR003", "DR004", "DR005", "DR007", "DR008", "DR009"):
         assert statuses.get(rule) == "pass", (rule, statuses)
     assert len(report.topology.real_servers) == 3
+
+
+def test_cli_writes_a_pcapng_set(tmp_path, capsys):
+    from dr_inspect.captureset import load_capture_set
+
+    assert gen.main(["drset", str(tmp_path / "ng"), "--frames", "300", "--format", "pcapng",
+                     "--real-servers", "2"]) == 0
+    cs = load_capture_set([tmp_path / "ng"])
+    assert [p.file.name for p in cs.points] == ["br_e.pcapng", "br_lvs.pcapng"]
+    for point in cs.points:
+        pkts = _read(point.file)
+        assert len(pkts) == point.received > 0
+        assert all(_ip_checksum_ok(p) for p in pkts if IP in p)
+    fwd_macs = {p[Ether].dst for p in _read(tmp_path / "ng" / "br_lvs.pcapng") if IP in p}
+    assert fwd_macs == {LAB.rs_rs_mac(0), LAB.rs_rs_mac(1)}
+    assert "br_e" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        gen.main(["single", str(tmp_path / "x.pcap"), "--frames", "many"])
