@@ -240,7 +240,7 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     ints = f.ints
     ints["ip_version"] = Col(ip_version, is4 | is6)
     ints["ip_id"] = Col(ip_id.astype(np.uint32), v4)
-    ints["ttl"] = Col(ttl, v4 | v6)
+    ints["ttl"] = Col(np.where(v6, g3[:, 7], ttl), v4 | v6)
     f.ip4["src_ip"] = Col(be32(g3, 12), v4)
     f.ip4["dst_ip"] = Col(be32(g3, 16), v4)
     f.ip6["src_ip"] = Col(g3[:, 8:24], v6)

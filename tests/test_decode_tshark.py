@@ -1,0 +1,259 @@
+"""Differential test: our decoder against tshark, on lab-like scapy captures and on the corpus.
+
+Every frame both decode must have equal values in every column both fill. tshark runs once per
+capture (the corpus is batched into one merged pcapng with one interface per source file, so one
+tshark start covers ~all corpus frames). Disagreements that are tshark's choice are listed in
+KNOWN_CORPUS_DIFFERENCES with the reason.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import capturegen as cg  # noqa: E402
+from conftest import require_tool  # noqa: E402
+
+from dr_inspect.decode import decode_file  # noqa: E402
+from dr_inspect.decode import source  # noqa: E402
+from dr_inspect.decode.containers import ContainerError, ContainerParser  # noqa: E402
+from dr_inspect.decode.layers import SUPPORTED_LINKTYPES  # noqa: E402
+from dr_inspect.errors import CaptureError  # noqa: E402
+
+FIELDS = [
+    "frame.number", "frame.time_epoch", "frame.interface_id", "frame.cap_len", "frame.len",
+    "eth.src", "sll.src.eth", "eth.dst", "vlan.id", "ieee8021ad.id", "eth.type", "vlan.etype",
+    "sll.etype", "ip.version", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
+    "ip.id", "ip.ttl", "ipv6.hlim", "ip.proto", "ipv6.nxt", "tcp.srcport", "tcp.dstport",
+    "udp.srcport", "udp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.len",
+    "udp.length", "arp.opcode", "arp.src.hw_mac", "arp.src.proto_ipv4", "arp.dst.hw_mac",
+    "arp.dst.proto_ipv4", "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code",
+    "icmpv6.nd.ns.target_address", "icmpv6.nd.na.target_address", "icmpv6.opt.linkaddr",
+    "icmpv6.nd.na.flag",
+]
+IPV6_EXT = {0, 43, 44, 60, 51}
+
+
+def run_tshark(tshark: str, path: Path) -> list[dict[str, list[str]]]:
+    """One dict per frame: field -> all its occurrences, outermost first."""
+    argv = [tshark, "-n", "-r", str(path), "-T", "fields", "-E", "separator=/t",
+            "-E", "occurrence=a", "-E", "aggregator=,"]
+    for f in FIELDS:
+        argv += ["-e", f]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    rows = []
+    for line in proc.stdout.splitlines():
+        cells = line.split("\t")
+        cells += [""] * (len(FIELDS) - len(cells))
+        rows.append({f: (c.split(",") if c else []) for f, c in zip(FIELDS, cells)})
+    return rows
+
+
+def _int(v: str) -> int:
+    return int(v, 16) if v.startswith("0x") else int(v)
+
+
+def _first(row: dict[str, list[str]], *names: str) -> str | None:
+    for n in names:
+        if row.get(n):
+            return row[n][0]
+    return None
+
+
+def tshark_values(row: dict[str, list[str]], our_proto: object) -> dict[str, object]:
+    """tshark's value for each of our columns in one frame (a column is absent if tshark has
+    none). Transport fields are read from the protocol our decoder found at the outer layer, so
+    an inner (tunnelled, ICMP-quoted) header that tshark also shows is not mistaken for it."""
+    out: dict[str, object] = {}
+    sec, _, frac = row["frame.time_epoch"][0].partition(".")
+    out["ts_ns"] = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
+    out["caplen"] = int(row["frame.cap_len"][0])
+    out["wirelen"] = int(row["frame.len"][0])
+    mac = _first(row, "eth.src", "sll.src.eth")
+    if mac:
+        out["src_mac"] = mac
+    if row["eth.dst"]:
+        out["dst_mac"] = row["eth.dst"][0]
+    vlan = _first(row, "ieee8021ad.id", "vlan.id")
+    if vlan is not None:
+        out["vlan"] = int(vlan)
+    # tshark has no field for the type after an 802.1ad tag that is not followed by 802.1Q.
+    et = (row["vlan.etype"][-1] if row["vlan.etype"] else
+          None if row["ieee8021ad.id"] else _first(row, "eth.type", "sll.etype"))
+    if et is not None:
+        out["ethertype"] = _int(et)
+    version = _first(row, "ip.version")
+    if version == "4" and row["ip.src"]:
+        out["ip_version"] = 4
+        out["src_ip"], out["dst_ip"] = row["ip.src"][0], row["ip.dst"][0]
+        if row["ip.id"]:
+            out["ip_id"] = _int(row["ip.id"][0])
+        if row["ip.ttl"]:
+            out["ttl"] = int(row["ip.ttl"][0])
+        if row["ip.proto"]:
+            out["proto"] = int(row["ip.proto"][0])
+    elif version == "6" and row["ipv6.src"]:
+        out["ip_version"] = 6
+        out["src_ip"], out["dst_ip"] = row["ipv6.src"][0], row["ipv6.dst"][0]
+        if row["ipv6.hlim"]:
+            out["ttl"] = int(row["ipv6.hlim"][0])
+        if row["ipv6.nxt"] and int(row["ipv6.nxt"][0]) not in IPV6_EXT:
+            out["proto"] = int(row["ipv6.nxt"][0])
+    if our_proto == 6 and row["tcp.srcport"]:
+        out["src_port"] = int(row["tcp.srcport"][0])
+        out["dst_port"] = int(row["tcp.dstport"][0])
+        if row["tcp.seq_raw"]:
+            out["seq"] = int(row["tcp.seq_raw"][0])
+        if row["tcp.ack_raw"]:
+            out["ack"] = int(row["tcp.ack_raw"][0])
+        if row["tcp.flags"]:
+            out["tcp_flags"] = _int(row["tcp.flags"][0])
+        if row["tcp.len"]:
+            out["payload_len"] = int(row["tcp.len"][0])
+    elif our_proto == 17 and row["udp.srcport"]:
+        out["src_port"] = int(row["udp.srcport"][0])
+        out["dst_port"] = int(row["udp.dstport"][0])
+    if row["arp.opcode"]:
+        out["arp_op"] = int(row["arp.opcode"][0])
+        if row["arp.src.hw_mac"]:
+            out["arp_sender_mac"] = row["arp.src.hw_mac"][0]
+            out["arp_target_mac"] = row["arp.dst.hw_mac"][0]
+        if row["arp.src.proto_ipv4"]:
+            out["arp_sender_ip"] = row["arp.src.proto_ipv4"][0]
+            out["arp_target_ip"] = row["arp.dst.proto_ipv4"][0]
+    if our_proto == 1 and row["icmp.type"]:
+        out["icmp_type"] = int(row["icmp.type"][0])
+        out["icmp_code"] = int(row["icmp.code"][0])
+    if our_proto == 58 and row["icmpv6.type"]:
+        out["icmp_type"] = int(row["icmpv6.type"][0])
+        out["icmp_code"] = int(row["icmpv6.code"][0])
+        target = _first(row, "icmpv6.nd.ns.target_address", "icmpv6.nd.na.target_address")
+        if target:
+            out["nd_target"] = target
+        if row["icmpv6.opt.linkaddr"]:
+            out["nd_lladdr"] = row["icmpv6.opt.linkaddr"][0]
+        if row["icmpv6.nd.na.flag"]:
+            out["nd_flags"] = _int(row["icmpv6.nd.na.flag"][0]) >> 24
+    return out
+
+
+def compare(ours: pd.DataFrame, theirs: list[dict[str, list[str]]]
+            ) -> tuple[list[tuple[int, str, object, object]], list[tuple[int, str, object]]]:
+    """(value mismatches, fields tshark has and we left empty), per frame and column."""
+    assert len(ours) == len(theirs), f"frame count: ours {len(ours)}, tshark {len(theirs)}"
+    records = ours.to_dict("records")
+    diffs, missing = [], []
+    for rec, row in zip(records, theirs):
+        proto = rec["proto"] if not pd.isna(rec["proto"]) else None
+        for col, want in tshark_values(row, proto).items():
+            got = rec[col]
+            if got is None or got is pd.NA or (isinstance(got, float) and np.isnan(got)):
+                missing.append((int(rec["frame"]), col, want))
+            elif got != want:
+                diffs.append((int(rec["frame"]), col, got, want))
+    return diffs, missing
+
+
+# ------------------------------------------------------------------ lab-like captures
+
+def _lab_files(tmp: Path) -> list[Path]:
+    eth = cg.lab_ethernet_packets()
+    files = [
+        cg.write_pcap(tmp / "eth.pcap", eth),
+        cg.write_pcap(tmp / "eth-nsec-be.pcap", eth, nano=True, big_endian=True),
+        cg.write_pcap(tmp / "sll.pcap", cg.sll_packets(), linktype=113),
+        cg.write_pcap(tmp / "raw101.pcap", cg.raw_ip_packets(), linktype=101),
+        cg.write_pcap(tmp / "raw228.pcap", cg.raw_ip_packets()[:1], linktype=228),
+        cg.write_pcap(tmp / "raw229.pcap", cg.raw_ip_packets()[1:], linktype=229),
+        cg.write_pcap(tmp / "eth-gz.pcap", eth, compress=True),
+    ]
+    if cg.sll2_packets():
+        files.append(cg.write_pcap(tmp / "sll2.pcap", cg.sll2_packets(), linktype=276))
+    secs = [
+        cg.NgSection([cg.NgInterface(1, "br_e", tsresol=9), cg.NgInterface(113, "any"),
+                      cg.NgInterface(101, "tun0", tsresol=3)],
+                     [cg.NgPacket(0, bytes(eth[0]), cg.T0 * 10**9 + 5),
+                      cg.NgPacket(1, bytes(cg.sll_packets()[0]), cg.T0 * 10**6 + 7),
+                      cg.NgPacket(2, cg.raw_ip_packets()[1], cg.T0 * 10**3 + 9),
+                      cg.NgPacket(0, bytes(eth[-1]), cg.T0 * 10**9 + 11)]),
+        cg.NgSection([cg.NgInterface(1, "br_lvs", tsresol=6)],
+                     [cg.NgPacket(0, bytes(eth[3]), cg.T0 * 10**6 + 13)], big_endian=True),
+    ]
+    files.append(cg.write_pcapng(tmp / "multi.pcapng", secs))
+    return files
+
+
+def test_lab_captures_match_tshark(tmp_path: Path) -> None:
+    tshark = require_tool("tshark", "tshark")
+    for path in _lab_files(tmp_path):
+        ours = decode_file(path).packets
+        theirs = run_tshark(tshark, path)
+        diffs, missing = compare(ours, theirs)
+        assert diffs == [], f"{path.name}: {diffs[:10]}"
+        # On these captures we must fill every field tshark fills.
+        assert missing == [], f"{path.name}: we left empty: {missing[:10]}"
+        assert len(ours) > 0
+
+
+# ------------------------------------------------------------------ corpus, batched
+
+# (column, reason): disagreements that are tshark's choice, not a decoding error of ours.
+KNOWN_CORPUS_DIFFERENCES: dict[str, str] = {}
+
+
+def _merged_corpus(corpus: Path, out: Path) -> list[tuple[Path, int]]:
+    """One pcapng holding every frame of every corpus file we read, on a supported link type;
+    one interface per (file, interface). Returns (file, frame count) in order."""
+    ifaces: list[cg.NgInterface] = []
+    packets: list[cg.NgPacket] = []
+    taken: list[tuple[Path, int]] = []
+    for path in sorted(corpus.iterdir()):
+        try:
+            loaded = source.load(path)
+        except CaptureError:
+            continue
+        parser = ContainerParser(str(path))
+        try:
+            idx, _ = parser.parse(loaded.buf, 0, final=True)
+        except ContainerError as exc:
+            idx = exc.index  # type: ignore[attr-defined]
+        if len(idx) == 0 or not np.isin(idx.linktype, list(SUPPORTED_LINKTYPES)).all():
+            continue
+        base = len(ifaces)
+        for itf in parser.interfaces:
+            ifaces.append(cg.NgInterface(itf.linktype, f"{path.name}#{itf.id}", tsresol=9))
+        for k in range(len(idx)):
+            start = int(idx.data_pos[k])
+            data = bytes(loaded.buf[start:start + int(idx.caplen[k])])
+            packets.append(cg.NgPacket(base + int(idx.interface[k]), data,
+                                       int(idx.ts_ns[k]) & (2**64 - 1), int(idx.wirelen[k])))
+        taken.append((path, len(idx)))
+    cg.write_pcapng(out, [cg.NgSection(ifaces, packets)])
+    return taken
+
+
+@pytest.mark.corpus
+def test_corpus_matches_tshark(corpus_dir: Path, tmp_path: Path) -> None:
+    tshark = require_tool("tshark", "tshark")
+    merged = tmp_path / "corpus.pcapng"
+    taken = _merged_corpus(corpus_dir, merged)
+    theirs = run_tshark(tshark, merged)
+    assert len(theirs) == sum(n for _, n in taken)
+    diffs: list[tuple[str, int, str, object, object]] = []
+    pos = 0
+    for path, n in taken:
+        ours = decode_file(path).packets.drop(columns=["interface"])
+        d, _ = compare(ours, theirs[pos:pos + n])
+        diffs += [(path.name, *x) for x in d if x[1] not in KNOWN_CORPUS_DIFFERENCES]
+        pos += n
+    by_col = Counter(c for _, _, c, _, _ in diffs)
+    assert diffs == [], f"{len(diffs)} disagreements by column {dict(by_col)}; first: {diffs[:15]}"
