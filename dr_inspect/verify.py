@@ -33,7 +33,7 @@ class Analysis:
     topology: Topology
     hops: pd.DataFrame
     flows: pd.DataFrame
-    tables: dict[str, pd.DataFrame]       # to_vip, forwards, replies, vip_arp, flows, points
+    tables: dict[str, pd.DataFrame]       # to_vip, forwards, replies, arp, flows, points
     points: list[PointSummary]
     report: VerifyReport
     correlation: Correlation | None = None

@@ -24,6 +24,7 @@ CLIENT2_MAC = "02:00:00:00:00:03"
 DIR_E_MAC = "02:00:00:00:00:01"      # director, VIP segment
 DIR_LVS_MAC = "02:00:00:00:01:01"    # director, real-server segment
 DIR2_E_MAC = "02:00:00:00:00:04"     # a backup director (failover tests)
+DIR2_LVS_MAC = "02:00:00:00:01:04"
 CLIENT_IP, VIP, PORT = "192.168.7.2", "192.168.7.33", 8000
 CLIENT_IP6, VIP6 = "fd00:7::2", "fd00:7::33"
 BROADCAST = "ff:ff:ff:ff:ff:ff"
@@ -94,7 +95,8 @@ class DrCapture:
                    answer: str = "synack", reply_via_director: bool = False,
                    reply_src: str | None = None, client_to_rs: bool = False,
                    data_rs: int | None = None, loop: int = 0, gro: bool = False,
-                   syn_retransmit: bool = False, client_mac: str = CLIENT_MAC) -> None:
+                   syn_retransmit: bool = False, client_mac: str = CLIENT_MAC,
+                   director: tuple[str, str] | None = None) -> None:
         """One connection client:cport -> VIP:PORT served by RS[rs].
 
         drop: client packets ('syn', 'ack', 'req') the director does not forward.
@@ -102,13 +104,15 @@ class DrCapture:
         copy_changes: fields changed in the forwarded copies ({'ip_id': 7} / {'dst_port': 81}).
         loop: extra copies of each forwarded packet, TTL falling by 2 each time.
         gro: the request arrives as 3 segments and is forwarded as one coalesced segment.
+        director: (VIP-segment MAC, real-server-segment MAC) of another director (failover).
         """
+        dir_in, dir_out = director or (self.dir_in, self.dir_out)
         t = self.t
         self.t += gap
         isn, sisn = 1000 + cport * 7, 50000 + cport * 3
         ttl_drop = self.ttl_drop if ttl_drop is None else ttl_drop
         changes = copy_changes or {}
-        dst_mac_in = RS[rs].mac_e if client_to_rs else self.dir_in
+        dst_mac_in = RS[rs].mac_e if client_to_rs else dir_in
         req = b"GET / HTTP/1.0\r\n\r\n" + b"x" * 22
 
         def client_sends(name, flags, seq, ack, payload, when, server):
@@ -126,19 +130,19 @@ class DrCapture:
                            "ip_id": changes.get("ip_id", ip_id),
                            "ttl": 64 - changes.get("ttl_drop", ttl_drop)})
             dst_mac = fwd_dst_mac or self.rs_in(server)
-            self.emit(self.rs_point, self.tcp_frame(self.dir_out, dst_mac, **fields), when + 30e-6)
+            self.emit(self.rs_point, self.tcp_frame(dir_out, dst_mac, **fields), when + 30e-6)
             for i in range(loop):
                 fields["ttl"] -= 2
-                self.emit(self.rs_point, self.tcp_frame(self.dir_out, dst_mac, **fields),
+                self.emit(self.rs_point, self.tcp_frame(dir_out, dst_mac, **fields),
                           when + 30e-6 * (i + 2))
 
         def server_sends(flags, seq, ack, payload, when, server):
             src_ip = reply_src or self.vip
             if reply_via_director:
-                self.emit(self.rs_point, self.tcp_frame(self.rs_in(server), self.dir_out, src_ip,
+                self.emit(self.rs_point, self.tcp_frame(self.rs_in(server), dir_out, src_ip,
                                                         self.client_ip, PORT, cport, flags, seq,
                                                         ack, 64, 900, payload), when)
-                self.emit(self.vip_point, self.tcp_frame(self.dir_in, client_mac, src_ip,
+                self.emit(self.vip_point, self.tcp_frame(dir_in, client_mac, src_ip,
                                                          self.client_ip, PORT, cport, flags, seq,
                                                          ack, 63, 900, payload), when + 30e-6)
             else:
@@ -213,6 +217,11 @@ class DrCapture:
             mac = rs.mac_e if self.shape == "shared-segment" else rs.mac_lvs
             self.arp_reply(mac, rs.rip, point=self.rs_point)
 
+    def shift(self, point: str, seconds: float) -> None:
+        """Move one point's clock (clock offset / no-overlap tests)."""
+        for pkt in self.frames[point]:
+            pkt.time = float(pkt.time) + seconds
+
     # -- output -------------------------------------------------------------------------------
     def healthy(self, connections: int = 4, start_port: int = 40000) -> "DrCapture":
         """Round-robin connections over both real servers, plus the director's ARP reply."""
@@ -220,6 +229,9 @@ class DrCapture:
         if self.v6:
             self.neighbour_advert(self.dir_in)
         self.rs_announces_rip()
+        for rs in RS:  # arp_announce=2: a real server asks for the client from its own address
+            self.arp_request(rs.mac_e, rs.rip if not self.v6 else rs.rip, self.client_ip
+                             if not self.v6 else CLIENT_IP)
         for i in range(connections):
             self.connection(start_port + i, rs=i % 2)
         return self
@@ -242,3 +254,28 @@ class DrCapture:
         from dr_inspect.decode import decode_file
         self.write(folder)
         return {p: decode_file(folder / f"{p}.pcap", point=p).packets for p in self.frames}
+
+
+def unrelated_capture() -> DrCapture:
+    """Plain client/server TCP on one LAN plus DNS: no director, no VIP."""
+    from scapy.layers.dns import DNS, DNSQR
+    from scapy.layers.inet import UDP
+
+    c = DrCapture()
+    server_mac, server_ip = "02:00:00:00:00:50", "192.168.7.50"
+    for i in range(3):
+        t = T0 + i * 0.01
+        cport = 50000 + i
+        c.emit("br_e", c.tcp_frame(CLIENT_MAC, server_mac, CLIENT_IP, server_ip, cport, 80, "S",
+                                   10 + i, 0, 64, 1 + i), t)
+        c.emit("br_e", c.tcp_frame(server_mac, CLIENT_MAC, server_ip, CLIENT_IP, 80, cport, "SA",
+                                   900, 11 + i, 64, 7), t + 1e-4)
+        c.emit("br_e", c.tcp_frame(CLIENT_MAC, server_mac, CLIENT_IP, server_ip, cport, 80, "A",
+                                   11 + i, 901, 64, 2 + i), t + 2e-4)
+    dns = (Ether(src=CLIENT_MAC, dst=server_mac) / IP(src=CLIENT_IP, dst=server_ip)
+           / UDP(sport=5353, dport=53) / DNS(qd=DNSQR(qname="example.org")))
+    c.emit("br_e", dns, T0 + 0.5)
+    c.emit("br_lvs", Ether(src=DIR_LVS_MAC, dst=BROADCAST) / ARP(op=1, hwsrc=DIR_LVS_MAC,
+                                                                  psrc="10.0.0.1", pdst="10.0.0.11"),
+           T0 + 0.2)
+    return c

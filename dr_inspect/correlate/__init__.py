@@ -11,7 +11,7 @@ from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS, estimate_offsets, find_hops
 from dr_inspect.correlate.keys import CONN_KEY, endpoint_in, tcp_view
 from dr_inspect.correlate.tables import (TABLE_COLUMNS, flow_endpoints, flows_table, forwards_table,
-                                         points_table, replies_table, to_vip_table, vip_arp_table)
+                                         points_table, replies_table, to_vip_table, arp_table)
 from dr_inspect.topology.learn import LearnedTopology, learn_topology
 from dr_inspect.topology.pins import TopologyPins
 
@@ -56,7 +56,7 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     tovt = to_vip_table(tov, topo, conns)
     fw = forwards_table(tv, tovt, pk, topo, window_ns)
     rp = replies_table(tv, topo, conns)
-    arp = vip_arp_table(pk, topo)
+    arp = arp_table(pk, topo)
     flows = flows_table(conns, tovt, fw, rp)
     stats = {
         "coalesced": int(fw["coalesced"].sum()) if len(fw) else 0,
@@ -65,5 +65,5 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     }
     return Correlation(packets=pk, topology=topo, offsets_estimated=est, offsets_applied=applied,
                        hops=hops, tables={"to_vip": tovt, "forwards": fw, "replies": rp,
-                                          "vip_arp": arp, "flows": flows},
+                                          "arp": arp, "flows": flows},
                        stats=stats)

@@ -1,4 +1,4 @@
-"""Derived tables the rules read: to_vip, forwards, replies, vip_arp, flows, points.
+"""Derived tables the rules read: to_vip, forwards, replies, arp, flows, points.
 
 Every table is plain columns (str, int64 with -1 for missing, float64, bool) so rule expressions
 never meet NA. Each row names where it was seen (point, frame, ts_ns) for evidence.
@@ -14,6 +14,8 @@ from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, endpoint_in, five_tu
 from dr_inspect.topology.learn import LearnedTopology
 
 MOD32 = 1 << 32
+CLIENT_KEY = ["src_ip", "src_port"]
+END_MARGIN_NS = 10_000_000
 SLACK_NS = 1_000_000         # a copy may appear this much "before" its original (clock jitter)
 
 # Column names and kinds per table: the rule loader validates expressions against these.
@@ -45,11 +47,12 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "src_mac": "str", "dst_mac": "str", "from_vip": "bool", "from_director": "bool",
         "to_director": "bool", "real_server": "str",
     },
-    "vip_arp": {
+    "arp": {
         "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "five_tuple": "str",
-        "seq": "int", "kind": "str", "vip": "str", "claimer_mac": "str", "src_mac": "str",
-        "target_ip": "str", "is_director": "bool", "is_rs": "bool", "real_server": "str",
-        "changed": "bool", "failover": "bool", "director_changes": "int", "match_filter": "str",
+        "seq": "int", "kind": "str", "sender_ip": "str", "target_ip": "str", "about_vip": "bool",
+        "vip": "str", "claimer_mac": "str", "src_mac": "str", "is_director": "bool",
+        "is_rs": "bool", "real_server": "str", "changed": "bool", "failover": "bool",
+        "director_changes": "int", "match_filter": "str",
     },
     "flows": {
         "point": "str", "frame": "int", "ts_ns": "int", "flow_id": "int", "five_tuple": "str",
@@ -140,22 +143,35 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     adj = tv.set_index(["point", "frame"])["ts"]
     ts_adj = adj.reindex(pd.MultiIndex.from_arrays([ing["point"], ing["frame"]])).to_numpy(dtype=np.int64) \
         if len(ing) else np.zeros(0, dtype=np.int64)
+    # A copy can be seen while a real-server-side point captures. Points captured together (their
+    # spans overlap) are taken to run over the set's whole span, less a margin at the end where
+    # one tcpdump may stop before another.
+    if spans:
+        set_lo = min(lo for lo, _ in spans.values())
+        set_hi = max(hi for _, hi in spans.values())
     for p in rs_points:
-        if p in spans:
-            lo, hi = spans[p]
-            observable |= (ts_adj >= lo) & (ts_adj <= hi)
+        if p not in spans:
+            continue
+        lo, hi = spans[p]
+        together = any(olo <= hi and lo <= ohi for q, (olo, ohi) in spans.items()
+                       if q != p and topo.roles.get(q) in ("vip-segment", "both"))
+        if together or topo.roles.get(p) == "both":
+            lo, hi = min(lo, set_lo), max(hi, set_hi - END_MARGIN_NS)
+        observable |= (ts_adj >= lo) & (ts_adj <= hi)
     ing = ing[observable]
     ing["ts"] = ts_adj[observable]
     if len(ing) == 0:
         return _empty("forwards")
     ing["lkey"] = hash_key(ing, LOOSE_KEY)
-    ing["conn"] = hash_key(ing, CONN_KEY)
+    # candidates are found by client endpoint only: a copy whose VIP or port was rewritten must
+    # still be found (DR002 names the change instead of DR007 calling it lost)
+    ing["conn"] = hash_key(ing, CLIENT_KEY)
 
     vips = topo.vips
     cand_all = tv[tv["point"].isin(rs_points).to_numpy()
                   & ~tv["dst_mac"].isin(topo.director_in).to_numpy()
                   & ~endpoint_in(tv["src_ip"], tv["src_port"], vips)]
-    cand_all = cand_all.assign(conn=hash_key(cand_all, CONN_KEY))
+    cand_all = cand_all.assign(conn=hash_key(cand_all, CLIENT_KEY))
     cand_all = cand_all[cand_all["conn"].isin(ing["conn"])]
     cand_all = cand_all.assign(lkey=hash_key(cand_all, LOOSE_KEY))
     cand = cand_all[cand_all["lkey"].isin(ing["lkey"])]
@@ -270,13 +286,15 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     return _finish(r, "replies")
 
 
-def vip_arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
-    """ARP and IPv6 ND frames that claim a VIP (replies, gratuitous ARP, NA) or use it as the
-    sender address of a request (ARP request / NS from the VIP)."""
+def arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
+    """Every ARP and IPv6 neighbour discovery frame: who claims or uses which address.
+
+    sender_ip is the address the frame vouches for: ARP sender, NA target, NS source. Claims of a
+    VIP (ARP reply / gratuitous ARP / NA) are tracked per VIP for owner changes."""
+    if len(pk) == 0:
+        return _empty("arp")
     vip_ips = topo.vip_ips
-    if len(pk) == 0 or not vip_ips:
-        return _empty("vip_arp")
-    arp = pk[pk["arp_op"].notna().to_numpy() & pk["arp_sender_ip"].isin(vip_ips).to_numpy()]
+    arp = pk[pk["arp_op"].notna().to_numpy()]
     op = ints(arp["arp_op"])
     sender, target = text(arp["arp_sender_ip"]), text(arp["arp_target_ip"])
     a = pd.DataFrame({
@@ -284,44 +302,45 @@ def vip_arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
         "ts_ns": arp["ts_ns"].to_numpy(np.int64), "ts": arp["ts"].to_numpy(np.int64),
         "kind": np.where(op == 2, "reply", np.where(sender.to_numpy() == target.to_numpy(),
                                                       "gratuitous", "request")),
-        "vip": sender.to_numpy(), "claimer_mac": text(arp["arp_sender_mac"]).to_numpy(),
+        "sender_ip": sender.to_numpy(), "claimer_mac": text(arp["arp_sender_mac"]).to_numpy(),
         "src_mac": text(arp["src_mac"]).to_numpy(), "target_ip": target.to_numpy(),
-        "five_tuple": "arp " + sender + " -> " + target})
+        "five_tuple": ("arp " + sender + " -> " + target).to_numpy()})
     a["match_filter"] = np.where(
-        op == 2, "arp.opcode == 2 && arp.src.proto_ipv4 == " + a["vip"],
-        "arp.opcode == 1 && arp.src.proto_ipv4 == " + a["vip"] + " && arp.src.hw_mac == "
+        op == 2, "arp.opcode == 2 && arp.src.proto_ipv4 == " + a["sender_ip"],
+        "arp.opcode == 1 && arp.src.proto_ipv4 == " + a["sender_ip"] + " && arp.src.hw_mac == "
         + a["claimer_mac"])
     icmp = ints(pk["icmp_type"])
-    na = (icmp == 136) & pk["nd_target"].isin(vip_ips).to_numpy()
-    ns = (icmp == 135) & pk["src_ip"].isin(vip_ips).to_numpy()
-    nd = pk[na | ns]
+    nd = pk[(icmp == 135) | (icmp == 136)]
     nd_na = ints(nd["icmp_type"]) == 136
     lladdr = text(nd["nd_lladdr"])
     claimer = lladdr.where(lladdr != "", text(nd["src_mac"]))
     ndt = text(nd["nd_target"])
-    vip = ndt.where(pd.Series(nd_na, index=nd.index), text(nd["src_ip"]))
+    who = ndt.where(pd.Series(nd_na, index=nd.index), text(nd["src_ip"]))
     n = pd.DataFrame({
         "point": nd["point"].astype(object).to_numpy(), "frame": nd["frame"].to_numpy(np.int64),
         "ts_ns": nd["ts_ns"].to_numpy(np.int64), "ts": nd["ts"].to_numpy(np.int64),
-        "kind": np.where(nd_na, "na", "ns"), "vip": vip.to_numpy(),
+        "kind": np.where(nd_na, "na", "ns"), "sender_ip": who.to_numpy(),
         "claimer_mac": claimer.to_numpy(), "src_mac": text(nd["src_mac"]).to_numpy(),
         "target_ip": ndt.to_numpy(),
-        "five_tuple": ("icmpv6 " + np.where(nd_na, "na ", "ns ") + ndt).to_numpy()})
+        "five_tuple": ("icmpv6 " + pd.Series(np.where(nd_na, "na ", "ns "), index=nd.index)
+                       + ndt).to_numpy()})
     n["match_filter"] = np.where(
         nd_na, "icmpv6.type == 136 && icmpv6.nd.na.target_address == " + n["target_ip"],
-        "icmpv6.type == 135 && ipv6.src == " + n["vip"] + " && eth.src == " + n["src_mac"])
+        "icmpv6.type == 135 && ipv6.src == " + n["sender_ip"] + " && eth.src == " + n["src_mac"])
     t = pd.concat([a, n], ignore_index=True)
     if len(t) == 0:
-        return _empty("vip_arp")
+        return _empty("arp")
     t["role"] = _roles(t["point"], topo)
     t["seq"] = -1
+    t["about_vip"] = t["sender_ip"].isin(vip_ips).to_numpy()
+    t["vip"] = t["sender_ip"].where(t["about_vip"], "")
     dmacs = topo.director_macs
     rs_names = topo.rs_name_by_mac()
     t["is_director"] = t["claimer_mac"].isin(dmacs).to_numpy()
     t["is_rs"] = t["claimer_mac"].isin(set(rs_names)).to_numpy()
     t["real_server"] = t["claimer_mac"].map(rs_names).fillna("").to_numpy(dtype=object)
     t = t.sort_values(["ts", "point", "frame"], kind="stable").reset_index(drop=True)
-    claim = t["kind"].isin(["reply", "gratuitous", "na"]).to_numpy()
+    claim = (t["about_vip"] & t["kind"].isin(["reply", "gratuitous", "na"])).to_numpy()
     c = t[claim]
     prev_mac = c.groupby("vip")["claimer_mac"].shift(1)
     prev_dir = c.groupby("vip")["is_director"].shift(1)
@@ -332,7 +351,7 @@ def vip_arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
     t.loc[c.index, "changed"] = changed
     t.loc[c.index, "failover"] = failover
     t["director_changes"] = t.groupby("vip")["failover"].transform("sum").astype(np.int64)
-    return _finish(t, "vip_arp")
+    return _finish(t, "arp")
 
 
 def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,

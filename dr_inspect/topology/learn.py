@@ -288,6 +288,16 @@ def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], vip_ips: set[str
 
 
 def _apply_rs_pins(servers: list[RealServerInfo], pins: TopologyPins, conflicts: list[str]) -> None:
+    """Pinned real servers name and complete the learned ones; when servers are pinned, a MAC
+    the director forwards to that matches none of them is not a real server (DR001 fails)."""
+    if not pins.real_servers:
+        return
+    pinned_macs = {m for p in pins.real_servers for m in p["macs"].values()}
+    for rs in list(servers):
+        if not rs.all_macs & pinned_macs:
+            conflicts.append(f"the director forwards to {', '.join(sorted(rs.all_macs))}, which is "
+                             "not a pinned real server")
+            servers.remove(rs)
     for pinned in pins.real_servers:
         pmacs = set(pinned["macs"].values())
         match = next((rs for rs in servers if rs.all_macs & pmacs), None)
