@@ -267,7 +267,8 @@ def test_ladder_text_shows_the_six_steps_in_order():
     positions = [out.index(label) for label in labels]
     assert positions == sorted(positions)
     assert "+0.000ms" in out and "+0.050ms" in out and "+0.250ms" in out
-    assert f"dst MAC rewritten {DIR_E_MAC} -> {RS1_L_MAC}" in out
+    assert f"dst MAC {DIR_E_MAC} -> {RS1_L_MAC}" in out
+    assert f"src MAC {CLIENT_MAC} -> {DIR_L_MAC}" in out
     assert "TTL 64 -> 63" in out
     assert "reply bypasses director" in out
     assert "S." in out and "1001" in out          # SYN-ACK flags and ack
@@ -275,6 +276,28 @@ def test_ladder_text_shows_the_six_steps_in_order():
     assert "<===" in row                           # the direct reply drawn differently
     row = next(line for line in out.splitlines() if "director send" in line)
     assert f"*{RS1_L_MAC}" in row and "---->" in row
+
+
+def test_ladder_text_names_the_receive_of_a_frame_seen_once():
+    # One tcpdump per bridge: the send and the receive are the same frame, build_ladder gives
+    # only the send; the six steps must still read off the ladder.
+    ladder = sample_ladder()
+    ladder.steps = [s for s in ladder.steps if s.label.endswith("send")]
+    out = render_ladder_text(ladder)
+    for pair in ("client send / director receive", "director send / server receive",
+                 "server send / client receive"):
+        assert pair in out
+    assert len([line for line in out.splitlines() if re.match(r"\s+\d+\s+\+", line)]) == 3
+
+
+def test_ladder_svg_caps_long_connections():
+    ladder = sample_ladder()
+    ladder.steps = ladder.steps * 10
+    root = ET.fromstring(render_ladder_svg(ladder, max_steps=8))
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    steps = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if "step" in (g.get("class") or "").split()]
+    assert len(steps) == 8
+    assert any((t.text or "").startswith("... and 52 more packets") for t in root.iterfind(".//s:text", ns))
 
 
 def test_ladder_svg_parses_with_hover_text_and_dashed_reply():

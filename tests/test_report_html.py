@@ -98,6 +98,7 @@ def test_html_shows_evidence_ladders_and_charts():
     assert "One offending connection (flow 3)" in text
     assert "eth.src == 02:00:00:00:00:10" in text and "... and 4 more" in text
     assert "flow 5:" in text and "flow 6:" in text            # healthy samples
+    assert "4 violation(s) are not listed individually" in text
     assert "connections per real server" in text
     assert "80 (80.0%)" in text and "20 (20.0%)" in text
     assert "director forwarding delay" in text and "server response time" in text
@@ -170,6 +171,9 @@ def test_select_ladders_builds_one_per_failing_rule_and_records_problems():
     assert calls.count(3) == 1
 
 
-def test_healthy_flow_ids_prefer_completed_handshakes():
-    flows = _flows().assign(handshake_complete=[False, True, False, True, True, None])
-    assert healthy_flow_ids(flows, exclude=set(), limit=4) == [2, 4, 5, 1]
+def test_healthy_flow_ids_prefer_whole_connections():
+    flows = _flows().assign(synack_seen=[False, True, True, True, True, None],
+                            rst_from_vip=[False, False, True, False, False, False],
+                            rs_count=[1, 1, 1, 1, 2, 1])
+    # whole: 2 (rs1), 4 (rs2); then the rest in table order: 1, 3, 5, 6
+    assert healthy_flow_ids(flows, exclude=set(), limit=4) == [2, 4, 1, 3]

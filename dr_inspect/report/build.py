@@ -13,9 +13,9 @@ from dr_inspect.report.html import render_html
 def html_report(paths: Sequence[str | Path], *, title: str | None = None,
                 **verify_options) -> tuple[VerifyReport, str]:
     """(report, html) for a capture set; verify_options as for dr_inspect.verify.verify_paths."""
-    from dr_inspect.verify import analyse_paths, verify_paths
+    from dr_inspect.verify import analyse_paths
 
-    analysis = analyse_paths(paths, **verify_options)
-    report = verify_paths(paths, **verify_options)
+    analysis = analyse_paths(paths, **verify_options)   # decodes and verifies once
+    report = analysis.report
     name = title or "dr-inspect report: " + ", ".join(str(p) for p in paths)
     return report, render_html(report, analysis, title=name)

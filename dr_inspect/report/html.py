@@ -55,8 +55,11 @@ def _rule_table(report: VerifyReport) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
+MAX_LADDER_STEPS = 40   # packets drawn per ladder; keeps the file small for long connections
+
+
 def _ladder_block(ladder: Ladder) -> str:
-    return (f'<div class="figure">{render_ladder_svg(ladder)}</div>'
+    return (f'<div class="figure">{render_ladder_svg(ladder, max_steps=MAX_LADDER_STEPS)}</div>'
             f'<details><summary>as text</summary><pre>{_e(render_ladder_text(ladder))}</pre>'
             '</details>')
 
@@ -144,8 +147,15 @@ def render_html(report: VerifyReport, analysis: Any = None, *,
         body.append("<h3>Not exercised (no traffic matched; these did not pass)</h3><ul>"
                     + "".join(f"<li>{_e(r.id)} {_e(r.name)}: {_e(r.note or 'nothing matched')}</li>"
                               for r in idle) + "</ul>")
-    body.append("<h2>Healthy connections (sample)</h2>")
+    body.append("<h2>Other connections (sample)</h2>")
+    unlisted = sum(r.evidence_omitted for r in failing)
     if ladders.healthy:
+        body.append("<p>Connections no evidence names, whole ones (handshake answered, one real "
+                    "server) first.</p>")
+        if unlisted:
+            body.append(f'<p class="note">{unlisted} violation(s) are not listed individually, so '
+                        "these connections may share them: read their ladders with that in "
+                        "mind.</p>")
         body += [_ladder_block(ladder) for ladder in ladders.healthy]
     else:
         body.append('<p class="muted">No ladders available.</p>')

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from dr_inspect.model import Ladder, LadderStep
 
 DIRECTOR = "director"
+CLIENT = "client"
+SEND_SUFFIX = " send"
 
 
 @dataclass
@@ -22,6 +24,11 @@ class StepView:
     changed: set[str] = field(default_factory=set)   # "src_mac", "dst_mac", "ttl"
     bypass: bool = False           # arrow crosses the director's column without touching it
     notes: list[str] = field(default_factory=list)
+    label: str = ""                # step label; a send seen once also names its receive
+
+    @property
+    def note(self) -> str:
+        return "; ".join(self.notes)
 
 
 def _packet_key(s: LadderStep) -> tuple:
@@ -35,22 +42,49 @@ def _crosses_director(step: LadderStep, hosts: list[str]) -> bool:
     return min(a, b) < d < max(a, b)
 
 
+def receive_label(dst_host: str) -> str:
+    if dst_host == CLIENT:
+        return "client receive"
+    if dst_host == DIRECTOR:
+        return "director receive"
+    return "server receive" if dst_host else ""
+
+
+def _labels(steps: list[LadderStep]) -> list[str]:
+    """On one bridge capture a send and its receive are the same frame: build_ladder then gives
+    only the send. Name both, so the seed's six steps read off every ladder."""
+    labels = []
+    for i, step in enumerate(steps):
+        label = step.label
+        if label.endswith(SEND_SUFFIX):
+            nxt = steps[i + 1] if i + 1 < len(steps) else None
+            separate = (nxt is not None and nxt.label.endswith(" receive")
+                        and _packet_key(nxt) == _packet_key(step))
+            received = receive_label(step.dst_host)
+            if not separate and received:
+                label = f"{label} / {received}"
+        labels.append(label)
+    return labels
+
+
 def step_views(ladder: Ladder) -> list[StepView]:
     origin = min((s.ts_ns for s in ladder.steps), default=0)
     views: list[StepView] = []
     previous: dict[tuple, LadderStep] = {}
+    labels = _labels(ladder.steps)
     for i, step in enumerate(ladder.steps, start=1):
-        view = StepView(step=step, index=i, rel_ms=(step.ts_ns - origin) / 1e6)
+        view = StepView(step=step, index=i, rel_ms=(step.ts_ns - origin) / 1e6,
+                        label=labels[i - 1])
         if step.note:
             view.notes.append(step.note)
         earlier = previous.get(_packet_key(step))
         if earlier is not None:
             if earlier.dst_mac != step.dst_mac:
                 view.changed.add("dst_mac")
-                view.notes.append(f"dst MAC rewritten {earlier.dst_mac} -> {step.dst_mac}")
+                view.notes.append(f"dst MAC {earlier.dst_mac} -> {step.dst_mac}")
             if earlier.src_mac != step.src_mac:
                 view.changed.add("src_mac")
-                view.notes.append(f"src MAC rewritten {earlier.src_mac} -> {step.src_mac}")
+                view.notes.append(f"src MAC {earlier.src_mac} -> {step.src_mac}")
             if earlier.ttl is not None and step.ttl is not None and earlier.ttl != step.ttl:
                 view.changed.add("ttl")
                 view.notes.append(f"TTL {earlier.ttl} -> {step.ttl}")

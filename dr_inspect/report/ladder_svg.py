@@ -18,7 +18,7 @@ _LANE_GAP = 90
 _ROW = 30
 _TOP = 56
 _LEFT = 86          # room for the relative time column
-_TABLE_COLS = (("#", 26), ("t ms", 70), ("step", 130), ("point", 70), ("frame", 50),
+_TABLE_COLS = (("#", 26), ("t ms", 70), ("step", 250), ("point", 70), ("frame", 50),
                ("src MAC", 140), ("dst MAC", 140), ("ttl", 36), ("flags", 46), ("seq", 90),
                ("ack", 90), ("len", 40))
 NORMAL = "#1f4e79"
@@ -53,7 +53,7 @@ def _positions(cols: list[tuple[str, str]]) -> dict[tuple[str, str], float]:
 
 def _hover(v: StepView) -> str:
     s = v.step
-    lines = [f"{v.index}. {s.label} at {s.point} frame #{s.frame}, +{v.rel_ms:.3f} ms",
+    lines = [f"{v.index}. {v.label} at {s.point} frame #{s.frame}, +{v.rel_ms:.3f} ms",
              f"{s.src_ip}:{opt(s.src_port)} -> {s.dst_ip}:{opt(s.dst_port)}",
              f"flags {tcp_flags_long(s.tcp_flags)}  seq {opt(s.seq)}  ack {opt(s.ack)}  "
              f"len {opt(s.payload_len)}",
@@ -96,7 +96,7 @@ def _table(views: list[StepView], x0: float) -> list[str]:
     for v in views:
         s = v.step
         y = _TOP + (v.index - 1) * _ROW + 4
-        cells = [(str(v.index), ""), (f"+{v.rel_ms:.3f}", ""), (s.label, ""), (s.point, ""),
+        cells = [(str(v.index), ""), (f"+{v.rel_ms:.3f}", ""), (v.label, ""), (s.point, ""),
                  (f"#{s.frame}", ""), (s.src_mac, "src_mac"), (s.dst_mac, "dst_mac"),
                  (opt(s.ttl), "ttl"), (tcp_flags_short(s.tcp_flags), ""), (opt(s.seq), ""),
                  (opt(s.ack), ""), (opt(s.payload_len), "")]
@@ -110,8 +110,13 @@ def _table(views: list[StepView], x0: float) -> list[str]:
     return out
 
 
-def render_ladder_svg(ladder: Ladder) -> str:
+def render_ladder_svg(ladder: Ladder, *, max_steps: int | None = None) -> str:
+    """The ladder as SVG; with max_steps, only the first packets are drawn and the rest counted."""
     views = step_views(ladder)
+    omitted = 0
+    if max_steps is not None and len(views) > max_steps:
+        omitted = len(views) - max_steps
+        views = views[:max_steps]
     cols = _columns(ladder.hosts, ladder.points)
     pos = _positions(cols)
     drawing_width = max(pos.values()) + 60
@@ -150,5 +155,8 @@ def render_ladder_svg(ladder: Ladder) -> str:
     out.append(text(166, legend_y, "bypasses the director (direct reply)", size=10))
     out.append(text(400, legend_y, "o = capture point where seen; red in table = changed since "
                     "previous sighting", size=10))
+    if omitted:
+        out.append(text(_LEFT, legend_y - 16, f"... and {omitted} more packets of this connection "
+                        "(dr-inspect ladder shows them all)", size=11, fill="#b00020"))
     out.append("</svg>")
     return "\n".join(out) + "\n"

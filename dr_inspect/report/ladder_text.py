@@ -54,18 +54,18 @@ def render_ladder_text(ladder: Ladder) -> str:
         lines.append(f"violates: {', '.join(ladder.violations)}")
     lines.append("")
     pad = " " * 16   # row number and relative time
-    lines.append(f"{pad}{_header(hosts)}  step              point     frame   "
+    lines.append(f"{pad}{_header(hosts)}  {'step':<33} point     frame   "
                  f"src MAC -> dst MAC                      ttl  flags  seq         ack         len")
     for v in views:
         s = v.step
         macs = f"{_mac(s.src_mac, 'src_mac' in v.changed)} -> {_mac(s.dst_mac, 'dst_mac' in v.changed)}"
         ttl = ("*" if "ttl" in v.changed else "") + opt(s.ttl)
         lines.append(
-            f"{v.index:>3} {v.rel_ms:>+9.3f}ms {_arrow_row(v, hosts)}  {s.label:<17} {s.point:<9} "
+            f"{v.index:>3} {v.rel_ms:>+9.3f}ms {_arrow_row(v, hosts)}  {v.label:<33} {s.point:<9} "
             f"#{s.frame:<6} {macs:<39} {ttl:>4}  {tcp_flags_short(s.tcp_flags):<5}  "
             f"{opt(s.seq):<11} {opt(s.ack):<11} {opt(s.payload_len)}")
-        for note in v.notes:
-            lines.append(f"{pad}{'':<{len(_arrow_row(v, hosts))}}  ^ {note}")
+        if v.notes:
+            lines.append(f"{pad}{'':<{len(_arrow_row(v, hosts))}}  ^ {v.note}")
     lines.append("")
     lines.append("times in ms relative to the first packet; * marks a field changed since the "
                  "previous sighting of the same packet; === is a path that bypasses the director")

@@ -17,6 +17,8 @@ from dr_inspect.errors import DrInspectError
 from dr_inspect.model import Ladder, VerifyReport
 
 MAX_HEALTHY = 3
+_WHOLE_IF_TRUE = ("syn_forwarded", "synack_seen", "handshake_complete")
+_WHOLE_IF_FALSE = ("rst_from_vip", "refused")
 
 
 @dataclass
@@ -63,18 +65,24 @@ def healthy_flow_ids(flows: Any, exclude: set[int], limit: int = MAX_HEALTHY) ->
     (in order of appearance), then the next flows in table order.
 
     `flows` is the analysis flows table (a DataFrame with a flow_id column and, where known, a
-    real_server column); anything without a flow_id column yields no samples. Connections whose
-    handshake completed come first when the table says so.
+    real_server column); anything without a flow_id column yields no samples. Connections that
+    look whole (handshake answered, one real server, no RST) come first when the table says so.
     """
     columns = getattr(flows, "columns", ())
     if flows is None or "flow_id" not in columns or limit <= 0:
         return []
     candidates = flows[~flows["flow_id"].isin(list(exclude))].reset_index(drop=True)
-    for col in ("handshake_complete", "complete", "established"):
+    # Connections that look whole come first: forwarded SYN answered, one real server, no RST.
+    good = pd.Series(True, index=candidates.index)
+    for col in _WHOLE_IF_TRUE:
         if col in columns:
-            done = candidates[col].fillna(False).astype(bool)
-            candidates = pd.concat([candidates[done], candidates[~done]], ignore_index=True)
-            break
+            good &= candidates[col].fillna(False).astype(bool)
+    for col in _WHOLE_IF_FALSE:
+        if col in columns:
+            good &= ~candidates[col].fillna(False).astype(bool)
+    if "rs_count" in columns:
+        good &= candidates["rs_count"].fillna(0).eq(1)
+    candidates = pd.concat([candidates[good], candidates[~good]], ignore_index=True)
     if "real_server" in columns:
         first = candidates.drop_duplicates("real_server")
         candidates = pd.concat([first, candidates.drop(index=first.index)])
