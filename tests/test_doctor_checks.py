@@ -365,3 +365,48 @@ def test_every_check_id_is_in_the_catalogue():
     results = run_checks(rs_snapshot(), "realserver", rs_target()) + \
         run_checks(director_snapshot(), "director", Target(VIP, 8000))
     assert all(r.id in BY_ID and r.name == BY_ID[r.id].name for r in results)
+
+
+def client_snapshot(neigh: list) -> dict:
+    return {"schema": 1, "host": "client", "netns": "t6-client", "role": None,
+            "addr": [_link(2, "eth0", "02:00:c0:a8:07:02", ["192.168.7.2/24"])],
+            "route4": [{"dst": "192.168.7.0/24", "dev": "eth0", "flags": []}], "route6": [],
+            "neigh": neigh, "sysctl": {"net.ipv4.conf": {}}, "listeners": [], "errors": {}}
+
+
+def test_client_static_arp_entry_for_the_vip():
+    stale = [{"dst": "192.168.7.33", "dev": "eth0", "lladdr": "02:00:de:ad:be:ef", "state": ["PERMANENT"]}]
+    report = doctor_snapshots({"client": client_snapshot(stale), "director": director_snapshot()}, VIP, 8000)
+    by_host = {h.host: h for h in report.hosts}
+    assert by_host["client"].role == "client"
+    (hc20,) = by_host["client"].checks
+    assert hc20.id == "HC020" and hc20.status == "fail" and "never expires" in hc20.reason
+    assert hc20.fix == "ip netns exec t6-client ip neigh del 192.168.7.33 dev eth0"
+    good = [{"dst": "192.168.7.33", "dev": "eth0", "lladdr": "02:00:c0:a8:07:21", "state": ["REACHABLE"]}]
+    report = doctor_snapshots({"client": client_snapshot(good), "director": director_snapshot()}, VIP, 8000)
+    assert report.exit_code == 0
+    # alone, the client cannot tell whose MAC it holds: not checked, unless the MAC is given
+    alone = doctor_snapshots({"client": client_snapshot(stale)}, VIP, 8000)
+    assert [c.status for c in alone.checks] == ["not-checked"]
+    hinted = doctor_snapshots({"client": client_snapshot(stale)}, VIP, 8000, director_macs=("02:00:c0:a8:07:21",))
+    assert [c.status for c in hinted.checks] == ["fail"]
+    assert [c.status for c in doctor_snapshots({"client": client_snapshot([])}, VIP, 8000).checks] == ["pass"]
+
+
+def test_ipv6_real_server():
+    vip6 = ipaddress.ip_address("2001:db8:7::33")
+    snap = rs_snapshot()
+    snap["addr"][0]["addr_info"].append({"family": "inet6", "local": "2001:db8:7::33", "prefixlen": 64})
+    snap["addr"][1]["addr_info"].append({"family": "inet6", "local": "2001:db8:7::99", "prefixlen": 64})
+    snap["route6"] = [{"dst": "2001:db8:7::/64", "dev": "eth14", "flags": []}]
+    snap["listeners"] = [{"local": "::", "port": 443}]
+    results = run_checks(snap, "realserver", Target(vip6, 443))
+    status = {r.id: r.status for r in results}
+    assert status["HC001"] == "fail" and "2001:db8:7::33/128" in by_id(results, "HC001")[0].fix
+    assert "IPv6" in by_id(results, "HC002")[0].reason and status["HC002"] == "not-checked"
+    assert status["HC006"] == "pass"
+    # /64 on lo also makes the client prefix local
+    assert status["HC005"] == "fail"
+    snap["addr"][0]["addr_info"][-1]["prefixlen"] = 128
+    results = run_checks(snap, "realserver", Target(vip6, 443))
+    assert failed(results) == []

@@ -5,7 +5,6 @@ not-checked. Lab prefix "t6" (ours only)."""
 from __future__ import annotations
 
 import shlex
-import shutil
 import subprocess
 from contextlib import contextmanager
 
@@ -179,3 +178,64 @@ def test_ipvs_vm_director_drops_invalid():
             fixed = take_snapshot(runner=runner_from(lambda argv: state.run("director", argv)), host="director")
             assert [c.line for c in doctor_snapshots({"director": fixed}, vip, port).checks
                     if c.status == "fail"] == []
+
+
+def test_stale_arp_on_the_client():
+    _need_lab()
+    with lab(faults=("stale-arp",)) as state:
+        vip = f"{state.vip}:{state.port}"
+        client_ns = state.hosts["client"].netns
+        director_mac = state.hosts["director"].interfaces["eth7"]["mac"]
+        report = doctor_live("client", vip, client_ns, director_macs=(director_mac,))
+        (hc20,) = report.checks
+        assert hc20.status == "fail" and "02:00:de:ad:be:ef" in hc20.found and "PERMANENT" in hc20.found
+        _apply(hc20.fix)
+        assert doctor_live("client", vip, client_ns, director_macs=(director_mac,)).exit_code == 0
+        # Without the director's MAC a lone client cannot judge the entry: not checked, exit 0.
+        res = CliRunner().invoke(main, ["doctor", "--role", "client", "--vip", vip, "--netns", client_ns])
+        assert res.exit_code == 0 and "FAIL" not in res.output
+
+
+def _lab_capture_set(state, out_dir):
+    from dr_inspect.lab.demo import capture_traffic, seed_traffic
+    return capture_traffic(state, out_dir, seed_traffic(requests=4, concurrency=2, curl=1, timeout=2.0))
+
+
+def test_capture_set_of_the_lab_is_doctored_offline(tmp_path):
+    """The lab's own capture set (pcaps, manifest, snapshots of every host) through `doctor SET`."""
+    _need_lab()
+    require_tool("tcpdump", "tcpdump")
+    with lab(faults=("rs-answers-arp",)) as state:
+        run = _lab_capture_set(state, tmp_path / "set")
+    res = CliRunner().invoke(main, ["doctor", str(run.out_dir), "--format", "json"])
+    assert res.exit_code == 1, res.output
+    import json
+    data = json.loads(res.output)
+    roles = {h["host"]: (h["role"], h["role_source"]) for h in data["hosts"]}
+    assert roles["director"][0] == "director" and roles["rs1"][0] == "realserver" and roles["client"][0] == "client"
+    failed = [(c["id"], c["host"], c["subject"]) for h in data["hosts"] for c in h["checks"] if c["status"] == "fail"]
+    assert failed == [("HC002", "rs1", "eth14")]
+
+
+def test_verify_report_gets_host_causes(tmp_path):
+    """verify + join: the failing DR005 of a lab capture names rs1's arp_ignore and its fix."""
+    _need_lab()
+    require_tool("tcpdump", "tcpdump")
+    try:
+        from dr_inspect.verify import verify_paths
+    except ImportError as exc:
+        require(False, f"dr_inspect.verify not available: {exc}")
+    from dr_inspect.captureset import load_capture_set
+    from dr_inspect.doctor.join import host_causes
+    from dr_inspect.doctor.snapshot import read_snapshot
+    with lab(faults=("rs-answers-arp",)) as state:
+        run = _lab_capture_set(state, tmp_path / "set")
+    report = verify_paths([run.out_dir])          # verify joins the set's snapshots itself
+    dr005 = next(r for r in report.rules if r.id == "DR005")
+    require(dr005.status == "fail", f"DR005 did not fail on the rs-answers-arp capture ({dr005.status}: {dr005.note})")
+    hc = [c for c in dr005.host_causes if c.startswith("HC002")]
+    assert len(hc) == 1 and "eth14 of real server rs1" in hc[0] and "arp_ignore=1" in hc[0]
+    before = [list(r.host_causes) for r in report.rules]
+    snaps = {h: read_snapshot(p) for h, p in load_capture_set([run.out_dir]).snapshots.items()}
+    host_causes(snaps, report)                    # a second join adds nothing
+    assert [r.host_causes for r in report.rules] == before

@@ -11,7 +11,7 @@ import pytest
 from conftest import require_root_netns, require_tool
 from dr_inspect.doctor import textparse
 from dr_inspect.doctor.snapshot import make_runner, read_snapshot, take_snapshot, write_snapshot
-from dr_inspect.errors import DoctorError
+from dr_inspect.errors import DoctorError, InputError
 
 
 def _ip(*args: str) -> None:
@@ -112,6 +112,14 @@ def test_read_snapshot_rejects_garbage(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(DoctorError, match="not a dr-inspect host snapshot"):
         read_snapshot(bad)
+    # verify catches InputError for bad input files: a broken snapshot is both kinds
+    for broken, item in ((dict(addr="eth0", sysctl={}), "addr"),
+                         (dict(addr=[{"ifname": "lo", "addr_info": "x"}], sysctl={}), "addr"),
+                         (dict(addr=[], sysctl={"net.ipv4.conf": {"all": {"arp_ignore": "1"}}}), "sysctl"),
+                         (dict(addr=[], sysctl={}, nft=["table"]), "nft")):
+        bad.write_text(json.dumps(broken))
+        with pytest.raises(InputError, match=f"x.json: item '{item}'"):
+            read_snapshot(bad)
 
 
 def test_parse_busybox_ip_text():

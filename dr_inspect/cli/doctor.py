@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import click
 
-from dr_inspect.doctor.render import FORMATS, render
+from dr_inspect.doctor.render import FORMATS, render, render_catalogue
 from dr_inspect.doctor.run import doctor_capture_set, doctor_live
 from dr_inspect.errors import InputError
 
 
 @click.command("doctor")
 @click.argument("capture_set", required=False, type=click.Path())
-@click.option("--role", type=click.Choice(["director", "realserver"]),
+@click.option("--role", type=click.Choice(["director", "realserver", "client"]),
               help="Role of the live host (required without CAPTURE_SET).")
 @click.option("--vip", "vip", metavar="IP[:PORT]", help="The virtual service (required for a live host).")
 @click.option("--netns", metavar="NS", help="Check this network namespace instead of the host.")
@@ -20,26 +20,34 @@ from dr_inspect.errors import InputError
               help="Client address or network (repeatable): where replies must be routable.")
 @click.option("--director-ip", "director_ips", multiple=True, metavar="IP",
               help="The director's address as real servers see it (repeatable): replies must not use it as gateway.")
+@click.option("--director-mac", "director_macs", multiple=True, metavar="MAC",
+              help="The director's MAC (repeatable): a client's ARP entry for the VIP must be it.")
+@click.option("--list-checks", is_flag=True, help="List the host checks (HC ids) and exit.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file.")
 def doctor(capture_set: str | None, role: str | None, vip: str | None, netns: str | None,
-           clients: tuple[str, ...], director_ips: tuple[str, ...], fmt: str, output: str | None) -> None:
+           clients: tuple[str, ...], director_ips: tuple[str, ...], director_macs: tuple[str, ...],
+           list_checks: bool, fmt: str, output: str | None) -> None:
     """Find the host misconfiguration behind a DR symptom (checks HC001...).
 
     Live: dr-inspect doctor --role realserver --vip 192.168.7.33:8000 [--netns NS].
     Offline: dr-inspect doctor CAPTURE_SET (every snapshot in its manifest).
     Exit 0 all checks pass, 1 a check failed, 2 bad input.
     """
+    if list_checks:
+        click.echo(render_catalogue(fmt), nl=False)
+        return
+    hints = {"clients": clients, "director_ips": director_ips, "director_macs": director_macs}
     if capture_set is not None:
         if role or netns:
             raise InputError("--role and --netns apply to a live host, not to a capture set "
                              "(roles come from the snapshots)")
-        report = doctor_capture_set(capture_set, vip, clients=clients, director_ips=director_ips)
+        report = doctor_capture_set(capture_set, vip, **hints)
     else:
         if not role or not vip:
-            raise InputError("a live check needs --role director|realserver and --vip IP[:PORT] "
+            raise InputError("a live check needs --role director|realserver|client and --vip IP[:PORT] "
                              "(or give a CAPTURE_SET)")
-        report = doctor_live(role, vip, netns, clients=clients, director_ips=director_ips)
+        report = doctor_live(role, vip, netns, **hints)
     text = render(report, fmt)
     if output:
         try:

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 class CheckSpec:
     id: str
     name: str
-    role: str                       # director | realserver | any
+    role: str                       # director | realserver | client | any
     title: str
     explains: tuple[str, ...]       # DR rule ids whose failure this check's failure explains
 
 
 CATALOGUE: tuple[CheckSpec, ...] = (
     CheckSpec("HC000", "role-known", "any",
-              "the host's role (director or real server) is given or can be guessed", ()),
+              "the host's role (director, real server or client) is given or can be guessed", ()),
     CheckSpec("HC001", "rs-vip-on-loopback", "realserver",
               "the VIP is on lo (or a NOARP dummy interface) with a /32 (IPv6 /128) mask",
               ("DR004", "DR005", "DR006", "DR009", "DR012")),
@@ -53,6 +53,9 @@ CATALOGUE: tuple[CheckSpec, ...] = (
               "no firewall rule drops conntrack state invalid (DR directors see only half of each "
               "connection, so later packets look invalid)",
               ("DR007", "DR009")),
+    CheckSpec("HC020", "client-vip-neighbour", "client",
+              "the client's neighbour (ARP) entry for the VIP, if any, is a director MAC",
+              ("DR007", "DR012")),
 )
 
 BY_ID: dict[str, CheckSpec] = {spec.id: spec for spec in CATALOGUE}

@@ -147,6 +147,15 @@ def more_specific_routes(snap: dict[str, Any], target: IPNetwork) -> list[dict[s
             if net != target and net.subnet_of(target)]  # type: ignore[arg-type]
 
 
+def route_text(route: dict[str, Any]) -> str:
+    parts = [str(route.get("dst"))]
+    if route.get("gateway"):
+        parts.append(f"via {route['gateway']}")
+    if route.get("dev"):
+        parts.append(f"dev {route['dev']}")
+    return " ".join(parts)
+
+
 def neigh_mac(snap: dict[str, Any], ip: str) -> str | None:
     for n in snap.get("neigh") or []:
         if n.get("dst") == ip and n.get("lladdr"):

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 from tabulate import tabulate
 
-from dr_inspect.doctor.catalogue import BY_ID
+from dr_inspect.doctor.catalogue import BY_ID, CATALOGUE
 from dr_inspect.doctor.result import DoctorReport, HostCheck, HostReport
 
 FORMATS = ("table", "json", "junit", "markdown")
@@ -97,8 +97,8 @@ def _md(text: str) -> str:
 def render_markdown(report: DoctorReport) -> str:
     out = [f"# dr-inspect doctor: {report.vip}", "", f"**{_summary(report)}**", ""]
     for h in report.hosts:
-        out += [f"## {_md(_host_title(h))}", "", "| id | check | subject | status | found | needed |",
-                "|---|---|---|---|---|---|"]
+        out += [f"## {_md(_host_title(h))}", ""]
+        out += ["| id | check | subject | status | found | needed |", "|---|---|---|---|---|---|"]
         for c in h.checks:
             out.append(f"| {c.id} | {c.name} | {_md(c.subject)} | {_MARK[c.status]} | {_md(_detail(c))} | "
                        f"{_md(c.needed) if c.status == 'fail' else ''} |")
@@ -114,3 +114,18 @@ def render(report: DoctorReport, fmt: str) -> str:
     renderers = {"table": render_table, "json": render_json, "junit": render_junit,
                  "markdown": render_markdown}
     return renderers[fmt](report)
+
+
+def render_catalogue(fmt: str = "table") -> str:
+    """The host check list (ids are a public contract) with the DR rules each one explains."""
+    rows = [{"id": c.id, "name": c.name, "role": c.role, "checks": c.title, "explains": list(c.explains)}
+            for c in CATALOGUE]
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "markdown":
+        out = ["| id | name | role | checks | explains |", "|---|---|---|---|---|"]
+        out += [f"| {r['id']} | {r['name']} | {r['role']} | {_md(r['checks'])} | {', '.join(r['explains'])} |"
+                for r in rows]
+        return "\n".join(out) + "\n"
+    return tabulate([[r["id"], r["name"], r["role"], r["checks"], ", ".join(r["explains"])] for r in rows],
+                    headers=["id", "name", "role", "checks", "explains"], maxcolwidths=[None, None, None, 60, 20]) + "\n"

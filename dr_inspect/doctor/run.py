@@ -18,7 +18,7 @@ from dr_inspect.doctor.snapshot import Runner, read_snapshot, take_snapshot
 from dr_inspect.errors import InputError
 
 ROLE_ALIASES = {"director": "director", "realserver": "realserver", "real-server": "realserver",
-                "rs": "realserver"}
+                "rs": "realserver", "client": "client"}
 _RS_NAME = re.compile(r"^(rs|realserver|real-server)[-_]?\d*$", re.IGNORECASE)
 
 
@@ -28,7 +28,7 @@ def normalise_role(role: str | None) -> str | None:
     try:
         return ROLE_ALIASES[role.lower()]
     except KeyError:
-        raise InputError(f"role {role!r}: expected director or realserver") from None
+        raise InputError(f"role {role!r}: expected director, realserver or client") from None
 
 
 def director_neighbours(snap: dict[str, Any], vip: hs.IPAddress) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -51,6 +51,8 @@ def _role_for(name: str, snap: dict[str, Any], vip: hs.IPAddress | None,
         return "director", "guessed from host name"
     if _RS_NAME.match(name):
         return "realserver", "guessed from host name"
+    if name.lower() == "client":
+        return "client", "guessed from host name"
     return None, "unknown"
 
 
@@ -92,22 +94,36 @@ def doctor_snapshots(snapshots: dict[str, dict[str, Any]], vip: hs.IPAddress, po
     return DoctorReport(target.vip_port, hosts, source)
 
 
+def _hints(clients: tuple[str, ...], director_ips: tuple[str, ...], director_macs: tuple[str, ...]
+           ) -> dict[str, Any]:
+    return {"clients": parse_networks(clients, "--client"),
+            "director_ips": tuple(_parse_ip(ip, "--director-ip") for ip in director_ips),
+            "director_macs": tuple(_parse_mac(mac) for mac in director_macs)}
+
+
 def doctor_live(role: str, vip: str, netns: str | None = None, *, clients: tuple[str, ...] = (),
-                director_ips: tuple[str, ...] = (), runner: Runner | None = None) -> DoctorReport:
-    """Snapshot this host (or namespace) now and check it as `role`."""
+                director_ips: tuple[str, ...] = (), director_macs: tuple[str, ...] = (),
+                runner: Runner | None = None) -> DoctorReport:
+    """Snapshot this host (or namespace) now and check it as `role` (director, realserver, client).
+
+    The hints say what one host cannot know about the others: where the clients are, the
+    director's addresses (a real server's reply route must not use them) and MACs (a client's
+    ARP entry for the VIP must be one of them)."""
     role_n = normalise_role(role)
     vip_ip, port = parse_vip(vip)
-    client_nets = parse_networks(clients, "--client")
-    director = tuple(_parse_ip(ip, "--director-ip") for ip in director_ips)
+    hints = _hints(clients, director_ips, director_macs)
     snap = take_snapshot(netns, runner=runner)
     name = str(snap["host"])
     return doctor_snapshots({name: snap}, vip_ip, port, roles={name: role_n} if role_n else {},
-                            clients=client_nets, director_ips=director, source="live")
+                            source="live", **hints)
 
 
-def doctor_capture_set(path: str | Path, vip: str | None = None, *, clients: tuple[str, ...] = (), director_ips: tuple[str, ...] = ()) -> DoctorReport:
+def doctor_capture_set(path: str | Path, vip: str | None = None, *, clients: tuple[str, ...] = (),
+                       director_ips: tuple[str, ...] = (), director_macs: tuple[str, ...] = ()
+                       ) -> DoctorReport:
     """Check every snapshot of a capture set (manifest [snapshots]). Each host's role comes from
     its snapshot, else is guessed (IPVS entries: director; VIP on lo: real server; host name)."""
+    hints = _hints(clients, director_ips, director_macs)
     cs = load_capture_set([path])
     if not cs.snapshots:
         raise InputError(f"{path}: the capture set has no host snapshots (manifest [snapshots] table)")
@@ -124,9 +140,7 @@ def doctor_capture_set(path: str | Path, vip: str | None = None, *, clients: tup
             raise InputError(f"{path}: the VIP is not in the manifest and no single IPVS service tells it: "
                              "give --vip IP:PORT")
         vip_ip, port = found
-    director = tuple(_parse_ip(ip, "--director-ip") for ip in director_ips)
-    return doctor_snapshots(snaps, vip_ip, port, clients=parse_networks(clients, "--client"),
-                            director_ips=director, source=str(path))
+    return doctor_snapshots(snaps, vip_ip, port, source=str(path), **hints)
 
 
 def _parse_ip(text: str, what: str) -> str:
@@ -135,3 +149,12 @@ def _parse_ip(text: str, what: str) -> str:
     except ValueError:
         raise InputError(f"{what} {text!r}: not an IP address") from None
 
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def _parse_mac(text: str) -> str:
+    mac = text.strip().lower().replace("-", ":")
+    if not _MAC.match(mac):
+        raise InputError(f"--director-mac {text!r}: expected a MAC like 02:00:c0:a8:07:21")
+    return mac

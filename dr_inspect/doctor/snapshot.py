@@ -30,20 +30,24 @@ read from /proc/sys, listeners from /proc/net/tcp).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from dr_inspect.doctor import textparse
-from dr_inspect.errors import DoctorError
+from dr_inspect.errors import DoctorError, InputError
 
 Runner = Callable[[list[str]], str]
 
 SCHEMA_VERSION = 1
 CONF_KEYS = ("arp_ignore", "arp_announce", "rp_filter")
 _TIMEOUT_S = 15
+
+
+class SnapshotError(DoctorError, InputError):
+    """A snapshot file is unusable. Both a DoctorError and an InputError (bad input file), so
+    callers that catch either keep running."""
 
 
 class CommandFailed(RuntimeError):
@@ -239,17 +243,53 @@ def write_snapshot(snapshot: dict[str, Any], path: Path | str) -> Path:
     return path
 
 
+_LIST_ITEMS = ("addr", "route4", "route6", "neigh", "listeners")
+_TEXT_ITEMS = ("ipvsadm_ln", "ipvsadm_sn", "nft", "iptables_save")
+
+
+def validate_snapshot(data: Any, where: str) -> dict[str, Any]:
+    """Check the shape the checks rely on; SnapshotError names the file and the item."""
+    if not isinstance(data, dict) or "addr" not in data or "sysctl" not in data:
+        raise SnapshotError(f"{where}: not a dr-inspect host snapshot (no 'addr'/'sysctl' keys)")
+
+    def bad(item: str, expected: str) -> SnapshotError:
+        return SnapshotError(f"{where}: item {item!r} should be {expected}")
+
+    for item in _LIST_ITEMS:
+        value = data.get(item)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+            raise bad(item, "a list of objects or null")
+    for link in data.get("addr") or []:
+        if not isinstance(link.get("addr_info", []), list) or not all(
+                isinstance(a, dict) for a in link.get("addr_info", [])):
+            raise bad("addr", "`ip -j addr` objects (addr_info: list of objects)")
+        if not isinstance(link.get("flags", []), list):
+            raise bad("addr", "`ip -j addr` objects (flags: list)")
+    for item in _TEXT_ITEMS:
+        if data.get(item) is not None and not isinstance(data[item], str):
+            raise bad(item, "text or null")
+    sysctl = data.get("sysctl")
+    if not isinstance(sysctl, dict):
+        raise bad("sysctl", "an object")
+    conf = sysctl.get("net.ipv4.conf", {})
+    if not isinstance(conf, dict) or not all(
+            isinstance(v, dict) and all(isinstance(x, int) for x in v.values()) for v in conf.values()):
+        raise bad("sysctl", "{'net.ipv4.conf': {iface: {key: integer}}}")
+    if not isinstance(data.get("errors", {}), dict):
+        raise bad("errors", "an object")
+    return data
+
+
 def read_snapshot(path: Path | str) -> dict[str, Any]:
-    """Read a snapshot JSON file; DoctorError names the file when it is unusable."""
+    """Read a snapshot JSON file; SnapshotError names the file (and item) when it is unusable."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
-        raise DoctorError(f"{path}: cannot read snapshot: {exc.strerror or exc}") from None
+        raise SnapshotError(f"{path}: cannot read snapshot: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DoctorError(f"{path}: not a JSON snapshot: {exc}") from None
-    if not isinstance(data, dict) or "addr" not in data or "sysctl" not in data:
-        raise DoctorError(f"{path}: not a dr-inspect host snapshot (no 'addr'/'sysctl' keys)")
+        raise SnapshotError(f"{path}: not a JSON snapshot: {exc}") from None
+    validate_snapshot(data, str(path))
     data.setdefault("errors", {})
     data.setdefault("host", path.stem)
     return data
