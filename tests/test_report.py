@@ -330,3 +330,31 @@ def test_ladder_with_unknown_hosts_and_missing_fields():
                                           (0x04, "R"), (0x00, "none"), (None, "-")])
 def test_tcp_flags_tcpdump_style(flags, short):
     assert tcp_flags_short(flags) == short
+
+
+# --- terminal status line ----------------------------------------------------------------------
+
+class _Stream:
+    def __init__(self, tty: bool):
+        self.tty, self.data = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> None:
+        self.data += text
+
+    def flush(self) -> None:
+        pass
+
+
+def test_status_line_only_on_a_terminal_and_not_quiet():
+    from dr_inspect.report.progress import StatusLine
+    tty = _Stream(True)
+    with StatusLine(tty) as status:
+        status.show("verifying 1 path(s) ...")
+    assert "verifying 1 path(s) ..." in tty.data and tty.data.endswith("\r")
+    for stream, quiet in ((_Stream(False), False), (_Stream(True), True)):
+        with StatusLine(stream, quiet=quiet) as status:
+            status.show("verifying")
+        assert stream.data == ""
