@@ -27,10 +27,13 @@ def ipvsadm_commands(*, vip: str, port: int, rips: list[str], scheduler: str = "
 
 
 # The firewall of director-drops-invalid: an input hook at priority 0 runs before IPVS (LOCAL_IN,
-# priority NAT_SRC-2), and conntrack sees only the client half of a DR connection.
+# priority NAT_SRC-2). With DR the director never confirms a conntrack entry for the SYN (IPVS
+# takes it before nf_confirm), so the client's next ACK is "mid-stream": with the hardening
+# nf_conntrack_tcp_loose=0 conntrack refuses to pick it up and it is invalid.
 DROP_INVALID_NFT = ("add table inet dr_fw",
                     "add chain inet dr_fw input { type filter hook input priority 0 ; policy accept ; }",
                     "add rule inet dr_fw input ct state invalid counter drop")
+TCP_LOOSE_SYSCTL = "net.netfilter.nf_conntrack_tcp_loose"
 
 
 def director_extra_commands(fx: FaultEffects) -> list[str]:
@@ -40,6 +43,8 @@ def director_extra_commands(fx: FaultEffects) -> list[str]:
         lines.append("echo 1 > /proc/sys/net/ipv4/ip_forward")
     if fx.director_drop_invalid:
         lines += [f"nft '{line}'" for line in DROP_INVALID_NFT]
+        # after nft loaded conntrack, so the sysctl exists
+        lines.append(f"echo 0 > /proc/sys/{TCP_LOOSE_SYSCTL.replace('.', '/')}")
     return lines
 
 
@@ -52,6 +57,7 @@ def start_ipvs_director(plan: LabPlan, state: LabState, fx: FaultEffects) -> Non
             sysrun.run(sysrun.netns_exec(ns, argv))
         if fx.director_drop_invalid:
             sysrun.run(sysrun.netns_exec(ns, ["nft", "-f", "-"]), input="\n".join(DROP_INVALID_NFT) + "\n")
+            sysrun.sysctl(ns, {TCP_LOOSE_SYSCTL: 0})
         return
     _start_vm(plan, state, fx, rips)
 

@@ -66,10 +66,12 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           ("DR007",)),
     Fault("director-drops-invalid",
           "the director's firewall drops conntrack state invalid (nft input hook, priority 0, before "
-          "IPVS); with DR the director sees only the client half of each connection, so the "
-          "client's ACK after SYN-ACK is 'invalid' to conntrack",
-          "SYNs are forwarded, the real server answers SYN-ACK, but the client's ACK and request "
-          "never leave the director: connections hang after the handshake",
+          "IPVS) with the hardening nf_conntrack_tcp_loose=0; with DR the director sees only the "
+          "client half of each connection and IPVS takes the SYN before its conntrack entry is "
+          "confirmed, so the client's ACK after the SYN-ACK is 'invalid' and dropped",
+          "SYNs are forwarded and the real server answers SYN-ACK, but the client's ACK and request "
+          "never leave the director: the client thinks it is connected, the real server keeps "
+          "resending SYN-ACK, requests time out",
           ("DR007",), backends=("ipvs",)),
     Fault("forwarding-loop",
           "rs1 has no VIP, ip_forward=1 and a route VIP via the director's DIP; the director "
