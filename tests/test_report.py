@@ -229,6 +229,47 @@ def test_junit_failure_carries_evidence_and_severity():
     assert dr011.find("failure").get("type") == "warning"
 
 
+# The essentials of the JUnit schema Jenkins validates against (junit-10.xsd; GitLab reads the
+# same): which children and attributes each element may have, required attributes, child order.
+_JUNIT_SCHEMA = {
+    "testsuites": ({"name", "time", "tests", "failures", "disabled", "errors"}, set(), ["testsuite"]),
+    "testsuite": ({"name", "tests", "failures", "errors", "group", "time", "disabled", "skipped",
+                   "timestamp", "hostname", "id", "package", "file", "log", "url", "version"},
+                  {"name", "tests"}, ["properties", "testcase", "system-out", "system-err"]),
+    "properties": (set(), set(), ["property"]),
+    "property": ({"name", "value"}, {"name", "value"}, []),
+    "testcase": ({"name", "assertions", "time", "classname", "status", "group", "file", "line"},
+                 {"name"}, ["skipped", "error", "failure", "system-out", "system-err"]),
+    "failure": ({"message", "type"}, set(), []),
+    "error": ({"message", "type"}, set(), []),
+    "skipped": ({"message"}, set(), []),
+    "system-out": (set(), set(), []),
+    "system-err": (set(), set(), []),
+}
+
+
+def _check_junit_element(el: ET.Element) -> None:
+    allowed, required, children = _JUNIT_SCHEMA[el.tag]
+    assert set(el.attrib) <= allowed, (el.tag, set(el.attrib) - allowed)
+    assert required <= set(el.attrib), (el.tag, required - set(el.attrib))
+    order = [children.index(child.tag) for child in el]      # ValueError: child not allowed
+    assert order == sorted(order), (el.tag, [c.tag for c in el])
+    for child in el:
+        _check_junit_element(child)
+
+
+@pytest.mark.parametrize("failing", [True, False])
+def test_junit_follows_the_schema_essentials(failing):
+    root = ET.fromstring(render_junit(sample_report(failing=failing)))
+    _check_junit_element(root)
+    for el in root.iter():
+        for key in ("tests", "failures", "errors", "skipped"):
+            if key in el.attrib:
+                assert el.get(key).isdigit()
+        if "time" in el.attrib:
+            float(el.get("time"))
+
+
 def test_junit_all_pass():
     root = ET.fromstring(render_junit(sample_report(failing=False)))
     assert root.find("testsuite").get("failures") == "0"
