@@ -223,13 +223,15 @@ class DrCapture:
             pkt.time = float(pkt.time) + seconds
 
     # -- output -------------------------------------------------------------------------------
-    def healthy(self, connections: int = 4, start_port: int = 40000) -> "DrCapture":
-        """Round-robin connections over both real servers, plus the director's ARP reply."""
-        self.arp_reply(self.dir_in, self.vip if not self.v6 else VIP)
-        if self.v6:
-            self.neighbour_advert(self.dir_in)
-        self.rs_announces_rip()
-        for rs in RS:  # arp_announce=2: a real server asks for the client from its own address
+    def healthy(self, connections: int = 4, start_port: int = 40000, arp: bool = True) -> "DrCapture":
+        """Round-robin connections over both real servers, plus the director's ARP reply and
+        the real servers' own ARP traffic (arp=False: TCP only)."""
+        if arp:
+            self.arp_reply(self.dir_in, self.vip if not self.v6 else VIP)
+            if self.v6:
+                self.neighbour_advert(self.dir_in)
+            self.rs_announces_rip()
+        for rs in RS if arp else []:  # arp_announce=2: a real server asks for the client from its own address
             self.arp_request(rs.mac_e, rs.rip if not self.v6 else rs.rip, self.client_ip
                              if not self.v6 else CLIENT_IP)
         for i in range(connections):

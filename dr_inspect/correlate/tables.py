@@ -82,6 +82,12 @@ def _finish(df: pd.DataFrame, table: str) -> pd.DataFrame:
     return df[list(TABLE_COLUMNS[table])].reset_index(drop=True)
 
 
+def _lookup(s: pd.Series, mapping: dict) -> np.ndarray:
+    """Map values through a dict; '' where absent (an empty dict must not give floats)."""
+    out = s.map(mapping)
+    return out.astype(object).where(out.notna(), "").to_numpy(dtype=object)
+
+
 def _roles(points: pd.Series, topo: LearnedTopology) -> np.ndarray:
     return points.map(lambda p: topo.roles.get(p, "unknown")).to_numpy(dtype=object)
 
@@ -115,7 +121,7 @@ def to_vip_table(tov: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     t["src_is_director"] = t["src_mac"].isin(dmacs).to_numpy()
     t["dst_is_director"] = t["dst_mac"].isin(dmacs).to_numpy()
     t["dst_is_rs"] = t["dst_mac"].isin(set(rs_names)).to_numpy()
-    t["real_server"] = t["dst_mac"].map(rs_names).fillna("").to_numpy(dtype=object)
+    t["real_server"] = _lookup(t["dst_mac"], rs_names)
     ingress = t["dst_mac"].isin(topo.director_in) & ~t["src_mac"].isin(
         topo.director_out - topo.director_in)
     forwarded = t["src_is_director"] & ~t["dst_is_director"]
@@ -225,7 +231,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
 
     hc = m["has_copy"].to_numpy(dtype=bool)
     for c in ["copy_point", "copy_src_mac", "copy_dst_mac", "copy_src_ip", "copy_dst_ip"]:
-        m[c] = m[c].where(hc, "").fillna("").astype(object)
+        m[c] = m[c].astype(object).where(hc & m[c].notna().to_numpy(), "")
     for c in ["copy_frame", "copy_ts_ns", "copy_src_port", "copy_dst_port", "copy_ack",
               "copy_tcp_flags", "copy_ip_id", "copy_payload_len", "copy_ttl", "copy_ts"]:
         m[c] = pd.to_numeric(m[c]).where(hc, -1).fillna(-1).astype(np.int64)
@@ -237,7 +243,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m["copy_dst_is_rs"] = (hc & ~cdst.isin(dmacs).to_numpy() & ~is_group_mac(cdst)
                            & ~cdst.isin(topo.client_macs).to_numpy() & cdst.isin(rs_names).to_numpy())
     m["copy_src_is_director"] = hc & m["copy_src_mac"].isin(topo.director_out).to_numpy()
-    m["real_server"] = cdst.map(rs_names).fillna("").to_numpy(dtype=object)
+    m["real_server"] = _lookup(cdst, rs_names)
     m["syn"] = syn_only(m)
     m["vip"] = [fmt_endpoint(ip, int(p)) for ip, p in zip(m["dst_ip"], m["dst_port"])]
     m["likely_cause"] = _drop_causes(m)
@@ -281,7 +287,7 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     dmacs = topo.director_macs
     r["from_director"] = r["src_mac"].isin(dmacs).to_numpy()
     r["to_director"] = r["dst_mac"].isin(dmacs).to_numpy()
-    r["real_server"] = r["src_mac"].map(topo.rs_name_by_mac()).fillna("").to_numpy(dtype=object)
+    r["real_server"] = _lookup(r["src_mac"], topo.rs_name_by_mac())
     r = r.sort_values(["ts", "point", "frame"], kind="stable")
     return _finish(r, "replies")
 
@@ -338,7 +344,7 @@ def arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
     rs_names = topo.rs_name_by_mac()
     t["is_director"] = t["claimer_mac"].isin(dmacs).to_numpy()
     t["is_rs"] = t["claimer_mac"].isin(set(rs_names)).to_numpy()
-    t["real_server"] = t["claimer_mac"].map(rs_names).fillna("").to_numpy(dtype=object)
+    t["real_server"] = _lookup(t["claimer_mac"], rs_names)
     t = t.sort_values(["ts", "point", "frame"], kind="stable").reset_index(drop=True)
     claim = (t["about_vip"] & t["kind"].isin(["reply", "gratuitous", "na"])).to_numpy()
     c = t[claim]
