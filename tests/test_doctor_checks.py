@@ -159,6 +159,14 @@ def test_missing_vip_and_wide_mask_fail_hc001():
     assert "ip addr del 192.168.7.33/24 dev lo" in hc1.fix and "ip addr add 192.168.7.33/32 dev lo" in hc1.fix
 
 
+def test_vip_on_a_down_loopback_fails():
+    snap = rs_snapshot()
+    snap["addr"][0]["flags"] = ["LOOPBACK"]
+    hc1 = by_id(run_checks(snap, "realserver", rs_target()), "HC001")[0]
+    assert hc1.status == "fail" and "DOWN" in hc1.found
+    assert hc1.fix == "ip netns exec t6-rs1 ip link set lo up"
+
+
 def test_vip_on_an_arp_interface_fails_but_a_noarp_dummy_is_fine():
     snap = rs_snapshot()
     snap["addr"][0]["addr_info"].pop()

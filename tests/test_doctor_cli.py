@@ -86,3 +86,14 @@ def test_bad_capture_sets_exit_2(tmp_path):
     assert res.exit_code == 2 and "rs1.json: not a JSON snapshot" in res.output
     res = _run(str(root), "--role", "director")
     assert res.exit_code == 2 and "apply to a live host" in res.output
+
+
+def test_list_checks_documents_every_id():
+    from dr_inspect.doctor.catalogue import CATALOGUE
+    res = _run("--list-checks", "--format", "json")
+    assert res.exit_code == 0
+    rows = json.loads(res.output)
+    assert [r["id"] for r in rows] == [c.id for c in CATALOGUE]
+    assert next(r for r in rows if r["id"] == "HC002")["explains"] == ["DR005", "DR012"]
+    table = _run("--list-checks").output
+    assert all(c.id in table and c.name in table for c in CATALOGUE)

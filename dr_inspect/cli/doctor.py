@@ -28,10 +28,11 @@ from dr_inspect.errors import InputError
 def doctor(capture_set: str | None, role: str | None, vip: str | None, netns: str | None,
            clients: tuple[str, ...], director_ips: tuple[str, ...], director_macs: tuple[str, ...],
            list_checks: bool, fmt: str, output: str | None) -> None:
-    """Find the host misconfiguration behind a DR symptom (checks HC001...).
+    """Find the host misconfiguration behind a DR symptom (host checks HC000-HC020: --list-checks).
 
-    Live: dr-inspect doctor --role realserver --vip 192.168.7.33:8000 [--netns NS].
-    Offline: dr-inspect doctor CAPTURE_SET (every snapshot in its manifest).
+    \b
+    Live:    dr-inspect doctor --role realserver --vip 192.168.7.33:8000 [--netns NS]
+    Offline: dr-inspect doctor CAPTURE_SET   (every host snapshot in its manifest)
     Exit 0 all checks pass, 1 a check failed, 2 bad input.
     """
     if list_checks:

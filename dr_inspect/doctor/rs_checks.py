@@ -25,12 +25,18 @@ def check_rs_vip(snap: dict[str, Any], target: Target, mk: Maker) -> list[HostCh
     for a in found:
         lnk = hs.link(snap, a.ifname) or {}
         quiet = hs.is_loopback(lnk) or "NOARP" in lnk.get("flags", [])
+        if quiet and a.prefixlen == full and not hs.is_up(lnk):
+            # The kernel installs the local route of an address only while its interface is up.
+            results.append(mk("HC001", "fail", a.ifname, found=f"{a.ip}/{a.prefixlen} on {a.ifname}, which is DOWN",
+                              needed=needed + ", UP", fix=fix_cmd(snap, ["ip", "link", "set", a.ifname, "up"]),
+                              reason="an address on a down interface is not local: forwarded packets are dropped"))
+            continue
         if quiet and a.prefixlen == full:
             results.append(mk("HC001", "pass", a.ifname, found=f"{a.ip}/{a.prefixlen} on {a.ifname}",
                               needed=needed))
             continue
         fix = fix_cmd(snap, ["ip", "addr", "del", f"{a.ip}/{a.prefixlen}", "dev", a.ifname],
-                   ["ip", "addr", "add", f"{a.ip}/{full}", "dev", "lo"])
+                      ["ip", "addr", "add", f"{a.ip}/{full}", "dev", "lo"])
         why = (f"the whole {a.network} becomes local: replies to clients in it never leave"
                if quiet else f"{a.ifname} answers ARP/ND for the VIP and competes with the director")
         results.append(mk("HC001", "fail", a.ifname, found=f"{a.ip}/{a.prefixlen} on {a.ifname}",
