@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 
 from conftest import require_root_netns, require_tool
 from dr_inspect.doctor import textparse
+from dr_inspect.doctor.run import doctor_snapshots
 from dr_inspect.doctor.snapshot import make_runner, read_snapshot, take_snapshot, write_snapshot
 from dr_inspect.errors import DoctorError, InputError
 
@@ -153,3 +155,23 @@ def test_parse_listeners():
     ss = "LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\nLISTEN 0 4096 [::]:80 [::]:*\nLISTEN 0 5 *:8000 *:*\n"
     assert textparse.parse_ss_listeners(ss) == [{"local": "0.0.0.0", "port": 22}, {"local": "::", "port": 80},
                                                 {"local": "::", "port": 8000}]
+
+
+def test_no_permission_to_read_a_namespace_is_not_checked(rs_netns):
+    """An unprivileged user cannot enter the namespace: every item is an error, every check
+    not-checked with that reason, none passes."""
+    setpriv = require_tool("setpriv", "util-linux")
+    def as_nobody(argv):
+        proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                               "ip", "netns", "exec", rs_netns, *argv], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.strip())
+        return proc.stdout
+
+    snap = take_snapshot(runner=as_nobody, host="rs1")
+    assert snap["addr"] is None and "Operation not permitted" in snap["errors"]["addr"]
+    for role in ("realserver", "director", "client"):
+        report = doctor_snapshots({"rs1": snap}, ipaddress.ip_address("10.66.1.10"), 8080, roles={"rs1": role})
+        assert {c.status for c in report.checks} == {"not-checked"}, role
+        assert all(c.reason for c in report.checks)
+        assert any("Operation not permitted" in c.reason for c in report.checks)

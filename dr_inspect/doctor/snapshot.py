@@ -30,6 +30,7 @@ read from /proc/sys, listeners from /proc/net/tcp).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,9 +102,12 @@ def netns_exists(netns: str) -> bool:
     return Path("/run/netns", netns).exists()
 
 
+_SHELL_PREFIX = re.compile(r"^\S+: line \d+: ")   # busybox sh running a script: "/tmp/x: line 1: "
+
+
 def _reason(exc: BaseException) -> str:
     text = _first_line(str(exc)) or type(exc).__name__
-    return text[:300]
+    return _SHELL_PREFIX.sub("", text)[:300]
 
 
 def _try(snap: dict[str, Any], item: str, func: Callable[[], Any]) -> Any:
