@@ -25,6 +25,7 @@ from dr_inspect.lab import initramfs
 from dr_inspect.lab.vm import (
     IpvsVmSpec,
     VmAssets,
+    VmHandle,
     ensure_vm_assets,
     kvm_usable,
     parse_apt_depends,
@@ -485,17 +486,28 @@ def test_director_drops_invalid_fault_and_teardown_from_state(vm_assets: VmAsset
         rules = ["nft add table inet dri",
                  "nft add chain inet dri input '{ type filter hook input priority 0; }'",
                  "nft add rule inet dri input ct state invalid drop"]
+        # A workdir too long for a unix socket path: the control socket goes to a private temp dir.
+        workdir = tmp_path / ("long-" * 12) / "vm"
         vm = start_ipvs_vm(_spec(extra_commands=rules), netns=NS_SW, bridge_vip="br_e", bridge_rs="br_lvs",
-                           tap_prefix="t3v", workdir=tmp_path / "vm", timeout=90)
+                           tap_prefix="t3v", workdir=workdir, timeout=90)
+        socket_dir = vm.control_socket.parent
         try:
+            assert socket_dir != workdir and socket_dir.name.startswith("dri-vm-")
             ruleset = vm.run("nft list ruleset")
             assert "ct state invalid drop" in ruleset, ruleset
             assert "nf_conntrack" in vm.run("cat /proc/modules")
+            # Another process (here: a second handle from the state file) can use the VM.
+            other = VmHandle.attach(workdir)
+            assert other.pid == vm.pid and other.spec == vm.spec
+            assert other.run("ipvsadm -Ln").count(f"{RIP}:{PORT}") == 1
         finally:
-            stop_vm_from_state(tmp_path / "vm")
+            stop_vm_from_state(workdir)
             vm.stop()
         assert "t3v-vm-" not in _sh(["ip", "-n", NS_SW, "-o", "link", "show"]).stdout
+        assert not socket_dir.exists(), "the temp dir of the control socket must be removed"
         with pytest.raises(LabError, match="not running"):
             vm.run("true")
+        with pytest.raises(LabError, match="not running"):
+            VmHandle.attach(workdir)
     with pytest.raises(LabError, match="cannot read VM state"):
         stop_vm_from_state(tmp_path / "nowhere")

@@ -471,6 +471,7 @@ if [ -s /etc/dri/extra.sh ]; then
 fi
 ctl_loop() {
     while IFS= read -r line; do
+        [ -z "$line" ] && continue
         nonce=${line%% *}
         echo "${line#* }" | base64 -d > /tmp/ctl.cmd 2>/dev/null || { echo "$nonce BEGIN"; echo "$nonce END 255"; continue; }
         sh /tmp/ctl.cmd > /tmp/ctl.out 2>&1 < /dev/null
@@ -480,8 +481,11 @@ ctl_loop() {
         echo "$nonce END $rc"
     done
 }
+# PID 1 keeps ttyS1 open for good: the 8250 driver flushes the receive FIFO whenever the port
+# is first opened, so a gap between two opens could eat a command the host just sent.
+exec 3<>/dev/ttyS1 || fail "open ttyS1"
 stty -F /dev/ttyS1 raw -echo || fail "stty ttyS1"
-( while :; do ctl_loop < /dev/ttyS1 > /dev/ttyS1; sleep 1; done ) &
+( while :; do ctl_loop <&3 >&3; sleep 1; done ) &
 echo "DRI-VM-READY"
 while :; do sleep 3600; done
 """

@@ -40,7 +40,7 @@ CACHE_ENV = "DR_INSPECT_CACHE"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 VM_PACKAGES = ("busybox-static", "ipvsadm", "nftables")
 # Bump when the initramfs layout or init script changes, so cached images are rebuilt.
-ASSET_FORMAT = 1
+ASSET_FORMAT = 2
 QEMU = "qemu-system-x86_64"
 QEMU_NAME_TAG = "dri-ipvs-vm"  # -name of our VMs; stop_vm_by_pid only kills processes carrying it
 STATE_FILE = "vm-state.json"
@@ -400,6 +400,24 @@ class VmHandle:
         self.boot_seconds = boot_seconds
         self._stopped = False
 
+    @classmethod
+    def attach(cls, workdir: Path) -> VmHandle:
+        """A handle on a VM started by another process, from the state file in its workdir."""
+        state = _read_state(Path(workdir))
+        pid = state.get("pid")
+        if not isinstance(pid, int) or not _is_our_qemu(pid):
+            raise LabError(f"director VM recorded in {Path(workdir) / STATE_FILE} (pid {pid}) is not running")
+        try:
+            spec_fields = dict(state["spec"])
+            handle = cls(proc=_PidProcess(pid), taps=tuple(state["taps"]), netns=state["netns"],  # type: ignore[arg-type]
+                         workdir=Path(state["workdir"]), console_log=Path(state["console_log"]),
+                         control_socket=Path(state["control_socket"]), socket_dir=None,
+                         spec=IpvsVmSpec(**spec_fields), accel=state.get("accel", "?"),
+                         boot_seconds=float(state.get("boot_seconds") or 0.0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LabError(f"{Path(workdir) / STATE_FILE}: incomplete VM state ({exc})") from exc
+        return handle
+
     def __enter__(self) -> VmHandle:
         return self
 
@@ -422,7 +440,8 @@ class VmHandle:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(max(0.1, timeout))
                 sock.connect(str(self.control_socket))
-                sock.sendall(f"{nonce} {encoded}\n".encode())
+                # The leading newline ends any partial line left in the VM's reader.
+                sock.sendall(f"\n{nonce} {encoded}\n".encode())
                 return _read_reply(sock, nonce, deadline, line)
         except OSError as exc:
             raise LabError(f"VM control channel {self.control_socket}: {exc}") from exc
@@ -449,6 +468,28 @@ class VmHandle:
                 self._proc.wait()
             if self._socket_dir is not None:
                 shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+
+class _PidProcess:
+    """The part of Popen a VmHandle uses, for a qemu that is not our child."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        return None if _is_our_qemu(self.pid) else 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while _is_our_qemu(self.pid):
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired([QEMU], timeout or 0)
+            time.sleep(0.05)
+        return 0
+
+    def kill(self) -> None:
+        if _is_our_qemu(self.pid):
+            os.kill(self.pid, signal.SIGKILL)
 
 
 def _read_reply(sock: socket.socket, nonce: str, deadline: float, line: str) -> CommandResult:
@@ -489,6 +530,16 @@ def _console_tail(path: Path, lines: int = 15) -> str:
         return "(no console output)"
     tail = [ln.rstrip() for ln in text.splitlines() if ln.strip()][-lines:]
     return " | ".join(tail) if tail else "(no console output)"
+
+
+def _failure_message(console_log: Path) -> str:
+    """init's failure message (from its marker to the dmesg tail), then the last kernel lines."""
+    text = console_log.read_text(errors="replace")
+    after = text.split(initramfs.FAILED_MARKER + ":", 1)[-1]
+    message, _, dmesg = after.partition("--- dmesg tail ---")
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    kernel = [ln.strip() for ln in dmesg.splitlines() if ln.strip()][-5:]
+    return " | ".join(lines[:10]) + (f" (kernel: {' | '.join(kernel)})" if kernel else "")
 
 
 def _ip(argv: list[str], what: str) -> None:
@@ -579,10 +630,11 @@ def _boot(spec: IpvsVmSpec, assets: VmAssets, netns: str, taps: tuple[str, str],
                                 stderr=subprocess.STDOUT, start_new_session=True)
     handle = VmHandle(proc=proc, taps=taps, netns=netns, workdir=workdir, console_log=console_log,
                       control_socket=control_socket, socket_dir=None, spec=spec, accel=accel)
-    (workdir / STATE_FILE).write_text(json.dumps(
-        {"pid": proc.pid, "taps": list(taps), "netns": netns, "workdir": str(workdir), "accel": accel,
-         "spec": asdict(spec) | {"real_servers": list(spec.real_servers),
-                                 "extra_commands": list(spec.extra_commands)}}, indent=1) + "\n")
+    state = {"pid": proc.pid, "taps": list(taps), "netns": netns, "workdir": str(workdir), "accel": accel,
+             "console_log": str(console_log), "control_socket": str(control_socket), "boot_seconds": None,
+             "spec": asdict(spec) | {"real_servers": list(spec.real_servers),
+                                     "extra_commands": list(spec.extra_commands)}}
+    _write_state(workdir, state)
     try:
         deadline = started + timeout
         while True:
@@ -590,7 +642,8 @@ def _boot(spec: IpvsVmSpec, assets: VmAssets, netns: str, taps: tuple[str, str],
             if initramfs.READY_MARKER in text:
                 break
             if initramfs.FAILED_MARKER in text:
-                raise LabError(f"director VM setup failed: {_console_tail(console_log)}")
+                time.sleep(0.3)  # let init print the dmesg tail after its message
+                raise LabError(f"director VM setup failed: {_failure_message(console_log)}")
             if proc.poll() is not None:
                 qemu_out = qemu_log.read_text(errors="replace").strip()
                 if accel == "kvm" and ("kvm" in qemu_out.lower() or kvm_fallback):
@@ -603,10 +656,9 @@ def _boot(spec: IpvsVmSpec, assets: VmAssets, netns: str, taps: tuple[str, str],
                 raise LabError(f"director VM not ready after {timeout:.0f} s ({accel}): {_console_tail(console_log)}")
             time.sleep(0.05)
         handle.boot_seconds = time.monotonic() - started
+        _write_state(workdir, state | {"boot_seconds": round(handle.boot_seconds, 3)})
         handle._socket_dir = socket_dir
-        probe = handle.execute("echo dri-ctl-ok", timeout=min(20.0, max(5.0, timeout)))
-        if probe.output.strip() != "dri-ctl-ok":
-            raise LabError(f"director VM control channel answered {probe.output!r}")
+        _probe_control_channel(handle, attempts=5, each=4.0)
         return handle
     except BaseException:
         # Keep the taps (the caller's except removes them) and the socket dir; stop only qemu.
@@ -616,17 +668,65 @@ def _boot(spec: IpvsVmSpec, assets: VmAssets, netns: str, taps: tuple[str, str],
         raise
 
 
-def _is_our_qemu(pid: int) -> bool:
+def _write_state(workdir: Path, state: dict[str, object]) -> None:
+    tmp = workdir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1) + "\n")
+    tmp.replace(workdir / STATE_FILE)
+
+
+def _read_state(workdir: Path) -> dict[str, object]:
+    state_file = workdir / STATE_FILE
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{state_file}: cannot read VM state ({exc})") from exc
+    if not isinstance(state, dict):
+        raise LabError(f"{state_file}: cannot read VM state (not a JSON object)")
+    return state
+
+
+def _qemu_cmdline(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return False
+        return []
+
+
+def _temp_socket_dir(cmdline: list[bytes]) -> Path | None:
+    """The private temp dir of the control socket, when start_ipvs_vm had to make one."""
+    for arg in cmdline:
+        m = re.match(rb"^socket,id=ctl,path=(.+)/ctl\.sock,", arg)
+        if m:
+            folder = Path(m.group(1).decode())
+            if folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("dri-vm-"):
+                return folder
+    return None
+
+
+def _probe_control_channel(handle: VmHandle, attempts: int, each: float) -> None:
+    """Ask the VM's shell loop for a known answer; a lost first line is retried."""
+    last: LabError | None = None
+    for _ in range(attempts):
+        try:
+            probe = handle.execute("echo dri-ctl-ok", timeout=each)
+        except LabError as exc:
+            last = exc
+            continue
+        if probe.output.strip() == "dri-ctl-ok":
+            return
+        raise LabError(f"director VM control channel answered {probe.output!r}")
+    raise LabError(f"director VM control channel does not answer: {last}")
+
+
+def _is_our_qemu(pid: int) -> bool:
+    cmdline = _qemu_cmdline(pid)
     return bool(cmdline) and b"qemu-system" in cmdline[0] and QEMU_NAME_TAG.encode() in cmdline
 
 
 def stop_vm_by_pid(pid: int | None, taps: Sequence[str], netns: str) -> None:
     """Terminate a director VM started by start_ipvs_vm and remove its taps. Safe to call for a VM
     that is already gone (after a crash) or twice; a pid that is not one of our qemus is left alone."""
+    socket_dir = _temp_socket_dir(_qemu_cmdline(pid)) if pid and _is_our_qemu(pid) else None
     if pid and _is_our_qemu(pid):
         try:
             os.kill(pid, signal.SIGTERM)
@@ -638,6 +738,8 @@ def stop_vm_by_pid(pid: int | None, taps: Sequence[str], netns: str) -> None:
                 os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    if socket_dir is not None:
+        shutil.rmtree(socket_dir, ignore_errors=True)
     if netns and _netns_exists(netns):
         for tap in taps:
             subprocess.run(["ip", "-n", netns, "link", "del", "dev", tap], capture_output=True)
@@ -645,9 +747,8 @@ def stop_vm_by_pid(pid: int | None, taps: Sequence[str], netns: str) -> None:
 
 def stop_vm_from_state(workdir: Path) -> None:
     """Tear down the VM recorded in workdir/vm-state.json (for a lab whose Python process died)."""
-    state_file = Path(workdir) / STATE_FILE
-    try:
-        state = json.loads(state_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise LabError(f"{state_file}: cannot read VM state ({exc})") from exc
-    stop_vm_by_pid(state.get("pid"), state.get("taps", []), state.get("netns", ""))
+    state = _read_state(Path(workdir))
+    pid, taps, netns = state.get("pid"), state.get("taps", []), state.get("netns", "")
+    if not (pid is None or isinstance(pid, int)) or not isinstance(taps, list) or not isinstance(netns, str):
+        raise LabError(f"{Path(workdir) / STATE_FILE}: cannot read VM state (bad pid/taps/netns)")
+    stop_vm_by_pid(pid, [str(t) for t in taps], netns)
