@@ -168,7 +168,7 @@ class DrCapture:
         server_sends("PA", sisn + 1, isn + 1 + len(req), b"y" * 100, t + 900e-6, later)
 
     def _gro_request(self, cport, isn, sisn, req, when, server, ttl_drop):
-        """Three 14-byte segments at the director, one 42-byte coalesced copy after it."""
+        """The request as 14+14+12-byte segments at the director, one 40-byte coalesced copy after it."""
         for i in range(3):
             self._ip_id += 1
             part = req[i * 14:(i + 1) * 14]

@@ -1,0 +1,108 @@
+"""Correlator: combining points, hops, clock offsets, forwarded copies (incl. GRO), flows."""
+
+from __future__ import annotations
+
+import pandas as pd
+from rulecaps import CLIENT_IP, RS, VIP, DrCapture
+
+from dr_inspect.correlate import combine_points, correlate
+
+
+def test_combine_points_unions_categories():
+    a = pd.DataFrame({"frame": [1, 2], "ts_ns": [1, 2],
+                      "src_ip": pd.Categorical(["10.0.0.1", "10.0.0.2"])})
+    b = pd.DataFrame({"frame": [1], "ts_ns": [3], "src_ip": pd.Categorical(["10.0.0.3"])})
+    pk = combine_points({"a": a, "b": b})
+    assert isinstance(pk["src_ip"].dtype, pd.CategoricalDtype)
+    assert list(pk["src_ip"].astype(object)) == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    assert list(pk["point"].astype(object)) == ["a", "a", "b"]
+    assert pk["ttl"].isna().all() and list(pk["row"]) == [0, 1, 2]
+
+
+def test_hops_pair_each_forwarded_packet(tmp_path):
+    corr = correlate(DrCapture().healthy(connections=2).decoded(tmp_path))
+    hops = corr.hops
+    # 2 connections x (SYN, ACK, request): seen at br_e and again at br_lvs
+    assert len(hops) == 6
+    assert set(zip(hops["a_point"], hops["b_point"])) == {("br_e", "br_lvs")}
+    assert hops["mac_changed"].all() and (hops["ttl_drop"] == 1).all()
+    assert (hops["delta_ns"] > 0).all()
+
+
+def test_shared_segment_hops_are_at_one_point(tmp_path):
+    corr = correlate(DrCapture("shared-segment").healthy(connections=2).decoded(tmp_path))
+    assert len(corr.hops) == 6 and set(corr.hops["a_point"]) == {"lan"}
+    fw = corr.tables["forwards"]
+    assert fw["has_copy"].all() and set(fw["copy_point"]) == {"lan"}
+    assert list(fw["real_server"][:3]) == ["rs1"] * 3
+
+
+def test_forwards_table_matches_copies(tmp_path):
+    fw = correlate(DrCapture().healthy(connections=2).decoded(tmp_path)).tables["forwards"]
+    assert len(fw) == 6 and fw["has_copy"].all()
+    assert (fw["copy_point"] == "br_lvs").all() and (fw["copy_src_ip"] == CLIENT_IP).all()
+    assert (fw["copy_dst_ip"] == VIP).all() and (fw["ttl_drop"] == 1).all()
+    assert list(fw["copy_dst_mac"]) == [RS[0].mac_lvs] * 3 + [RS[1].mac_lvs] * 3
+    assert fw["delay_us"].between(29, 31).all()
+    assert (fw["copies"] == 1).all() and (fw["copy_ttls"] == 1).all()
+
+
+def test_unforwarded_packet_has_no_copy_and_a_cause(tmp_path):
+    cap = DrCapture().healthy(connections=2)
+    cap.connection(41000, drop=("ack", "req"))
+    cap.connection(41001)
+    fw = correlate(cap.decoded(tmp_path)).tables["forwards"]
+    lost = fw[~fw["has_copy"]]
+    assert len(lost) == 2 and set(lost["src_port"]) == {41000}
+    assert (lost["copy_frame"] == -1).all() and lost["likely_cause"].str.len().gt(0).all()
+
+
+def test_gro_coalesced_segments_matched_by_seq_range(tmp_path):
+    cap = DrCapture().healthy(connections=1)
+    cap.connection(41000, gro=True)
+    corr = correlate(cap.decoded(tmp_path))
+    fw = corr.tables["forwards"]
+    gro = fw[fw["coalesced"]]
+    assert len(gro) == 3 and gro["has_copy"].all()
+    assert gro["copy_frame"].nunique() == 1 and (gro["copy_payload_len"] == 40).all()
+    assert corr.stats["coalesced"] == 3 and corr.stats["not_forwarded"] == 0
+
+
+def test_clock_offset_estimated_and_corrected(tmp_path):
+    cap = DrCapture().healthy()
+    cap.shift("br_lvs", 5.0)
+    corr = correlate(cap.decoded(tmp_path))
+    off = corr.offsets_estimated["br_lvs"]
+    assert abs(off - 5_000_030_000) < 10_000
+    assert corr.offsets_applied["br_lvs"] == off
+    fw = corr.tables["forwards"]
+    assert fw["has_copy"].all() and fw["delay_us"].abs().max() < 100
+
+
+def test_small_offsets_are_not_corrected(tmp_path):
+    corr = correlate(DrCapture().healthy().decoded(tmp_path))
+    assert corr.offsets_applied == {"br_e": 0, "br_lvs": 0}
+    assert 0 < corr.offsets_estimated["br_lvs"] < 1_000_000
+
+
+def test_flows_table(tmp_path):
+    cap = DrCapture().healthy(connections=2)
+    cap.connection(41000, answer="rst", syn_retransmit=True)
+    cap.connection(41001)
+    flows = correlate(cap.decoded(tmp_path)).tables["flows"]
+    assert list(flows["flow_id"]) == [1, 2, 3, 4]
+    assert list(flows["real_server"]) == ["rs1", "rs2", "rs1", "rs1"]
+    ok = flows.iloc[0]
+    assert ok["synack_seen"] and ok["syn_forwarded"] and ok["packets_in"] == 3
+    assert ok["packets_out"] == 2 and ok["rs_count"] == 1
+    assert abs(ok["forward_delay_us"] - 30) < 1 and abs(ok["response_us"] - 170) < 1
+    refused = flows.iloc[2]
+    assert refused["refused"] and not refused["synack_seen"] and refused["syn_retransmits"] == 1
+    assert "RST" in refused["likely_cause"]
+
+
+def test_ipv6_without_ip_id(tmp_path):
+    corr = correlate(DrCapture(v6=True).healthy(connections=2).decoded(tmp_path))
+    fw = corr.tables["forwards"]
+    assert fw["has_copy"].all() and (fw["ip_id"] == -1).all() and (fw["copy_ip_id"] == -1).all()
+    assert len(corr.hops) == 6
