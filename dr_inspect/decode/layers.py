@@ -204,6 +204,9 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
         tagged = np.zeros(n, bool)
         tagged[rows] = np.isin(ethertype[rows], VLAN_TPIDS)
 
+    # Below 0x0600 the field is an 802.3 length (LLC follows), not an ethertype.
+    et_valid &= ethertype >= 0x0600
+
     # ---- network layer
     cap3 = cap - l3off
     g3 = at_offsets(g2, buf, data, l3off, K3)
@@ -229,7 +232,10 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     flag(v4 & ~bad_ihl & (cap3 < ihl), "truncated IPv4 options")
     tot = be16(g3, 2).astype(np.int64)
     # A zero total length is what TSO/GSO frames carry on capture; the frame length stands in.
-    tot = np.where(tot == 0, idx.wirelen - l3off, tot)
+    # A total length beyond the frame's wire length is bogus; the frame length bounds it (as in
+    # Wireshark).
+    on_wire = idx.wirelen.astype(np.int64) - l3off
+    tot = np.where((tot == 0) | (tot > on_wire), on_wire, tot)
     frag = be16(g3, 6)
     ttl = g3[:, 8]
     proto = g3[:, 9].astype(np.uint32)
@@ -247,7 +253,7 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     f.ip6["dst_ip"] = Col(g3[:, 24:40], v6)
 
     l4off = np.where(v4, ihl, 40)
-    ip_payload = np.where(v4, tot - ihl, be16(g3, 4).astype(np.int64))
+    ip_payload = np.where(v4, tot - ihl, np.minimum(be16(g3, 4).astype(np.int64), on_wire - 40))
     has_l4 = (v4 & ~bad_ihl & ((frag & 0x1FFF) == 0)) | v6
     proto = np.where(v6, g3[:, 6], proto)
     # IPv6 extension headers: rare, walked per frame.
@@ -272,6 +278,10 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
                 size = (h[1] + 2) * 4
             else:
                 size = (h[1] + 1) * 8
+                if nh == 0 and ip_payload[r] == 0:
+                    jumbo = _jumbo_length(bytes(buf[base + off + 2:base + off + min(size, avail - off)]))
+                    if jumbo is not None:
+                        ip_payload[r] = min(jumbo, int(on_wire[r]) - 40)
             nh = h[0]
             off += size
         proto[r] = nh
@@ -374,6 +384,21 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     codes, counts = np.unique(reason_code[reason_code > 0], return_counts=True)
     f.reasons = Counter({reason_names[int(c)]: int(k) for c, k in zip(codes, counts)})
     return f
+
+
+def _jumbo_length(options: bytes) -> int | None:
+    """The Jumbo Payload option (RFC 2675) of a hop-by-hop header's options, if any."""
+    i = 0
+    while i + 1 < len(options):
+        kind = options[i]
+        if kind == 0:          # Pad1
+            i += 1
+            continue
+        length = options[i + 1]
+        if kind == 0xC2 and length == 4 and i + 6 <= len(options):
+            return int.from_bytes(options[i + 2:i + 6], "big")
+        i += 2 + length
+    return None
 
 
 def _mask(n: int, rows: np.ndarray | list[int]) -> np.ndarray:
