@@ -117,6 +117,8 @@ def _server_section(stats: dict[str, Any]) -> str:
         '<div class="figure">' + latency_chart(
             list(zip(names, (s.get("response_us") for s in servers))),
             "server response time (forwarded request -> reply from the VIP)") + "</div>",
+        '<p class="muted">Boxes span the 25th to 75th percentile, the red line is the median, '
+        "whiskers reach the 5th and 95th percentile; log scale. Hover for all figures.</p>",
     ])
 
 
