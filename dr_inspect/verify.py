@@ -191,8 +191,8 @@ def _rs_stats(corr: Correlation) -> list[dict[str, Any]]:
 
 def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pins: TopologyPins,
              rules: list[Rule], window_ms: float, max_evidence: int, errors: list[str],
-             scheduler: str | None = None) -> Analysis:
-    corr = correlate(packets, pins=pins, window_ms=window_ms)
+             scheduler: str | None = None, hosts: dict[str, str] | None = None) -> Analysis:
+    corr = correlate(packets, pins=pins, window_ms=window_ms, hosts=hosts)
     topo = corr.topology
     for s in summaries:
         s.role = topo.roles.get(s.name, s.role)
@@ -264,7 +264,8 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str], *,
                     topology: TopologyPins | Path | str | None = None,
                     rules: list[Rule] | None = None, window_ms: float = 500.0,
                     max_evidence: int = 10, summaries: list[PointSummary] | None = None,
-                    errors: list[str] | None = None, scheduler: str | None = None) -> Analysis:
+                    errors: list[str] | None = None, scheduler: str | None = None,
+                    hosts: dict[str, str] | None = None) -> Analysis:
     if window_ms <= 0:
         raise InputError(f"window must be positive, got {window_ms} ms")
     pins = _pins_for(topology, vips, roles)
@@ -272,7 +273,7 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str], *,
         summaries = [_summary_of(df, PointSummary(name=p, file="", role=roles.get(p, "unknown")),
                                  None, None) for p, df in packets.items()]
     return _analyse(packets, summaries, pins, rules if rules is not None else load_rules(),
-                    window_ms, max_evidence, list(errors or []), scheduler)
+                    window_ms, max_evidence, list(errors or []), scheduler, hosts)
 
 
 def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),
@@ -287,11 +288,13 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
         raise InputError("no frames could be read from " + ", ".join(str(p.file) for p in cs.points)
                          + (f" ({'; '.join(errors)})" if errors else ""))
     roles = {p.name: p.role for p in cs.points}
+    # points captured on one host share its clock (netns-only points: the capturing machine)
+    hosts = {p.name: p.host or "this-machine" for p in cs.points if p.host or p.netns}
     try:
         analysis = analyse_packets(packets, roles, vips=vips, topology=file_pins, rules=rules,
                                    window_ms=window_ms, max_evidence=max_evidence,
                                    summaries=summaries, errors=errors,
-                                   scheduler=cs.capture.get("scheduler"))
+                                   scheduler=cs.capture.get("scheduler"), hosts=hosts)
     except TopologyError:
         manifest_vip = _manifest_vip(cs)
         if vips or (file_pins and file_pins.vips) or not manifest_vip:
@@ -299,7 +302,7 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
         # nothing in the traffic shows DR, but the capture set says which VIP it was taken for
         analysis = analyse_packets(packets, roles, vips=[manifest_vip], topology=file_pins,
                                    rules=rules, window_ms=window_ms, max_evidence=max_evidence,
-                                   summaries=summaries, errors=errors)
+                                   summaries=summaries, errors=errors, hosts=hosts)
         analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {manifest_vip} "
                                       "named in manifest.toml")
     _join_host_causes(cs, analysis.report)

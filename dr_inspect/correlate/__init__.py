@@ -30,13 +30,14 @@ class Correlation:
     stats: dict = field(default_factory=dict)
 
 
-def prepare(packets: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """Combine the points, estimate clock offsets, add the adjusted timestamp column `ts`."""
     pk = combine_points(packets)
     points = list(packets)
     pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64)
     tv = tcp_view(pk)
-    est, applied = estimate_offsets(tv, points)
+    est, applied = estimate_offsets(tv, points, hosts)
     if any(applied.values()):
         shift = pk["point"].astype(object).map(applied).fillna(0).to_numpy(dtype=np.int64)
         pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64) - shift
@@ -45,9 +46,11 @@ def prepare(packets: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFram
 
 
 def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = None,
-              window_ms: float = 500.0) -> Correlation:
-    """Learn the topology and build hops, flows and the rule tables. TopologyError if no VIP."""
-    pk, tv, est, applied = prepare(packets)
+              window_ms: float = 500.0, hosts: dict[str, str] | None = None) -> Correlation:
+    """Learn the topology and build hops, flows and the rule tables. TopologyError if no VIP.
+
+    hosts: point -> capturing host (manifest); points of one host share a clock."""
+    pk, tv, est, applied = prepare(packets, hosts)
     window_ns = int(window_ms * 1_000_000)
     topo = learn_topology(pk, tv, list(packets), pins)
     hops = find_hops(tv, window_ns)

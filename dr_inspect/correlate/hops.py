@@ -19,12 +19,16 @@ def _firsts(tv: pd.DataFrame) -> pd.DataFrame:
     return f.groupby(["k", "point"], sort=False)["ts"].min().reset_index()
 
 
-def estimate_offsets(tv: pd.DataFrame, points: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+def estimate_offsets(tv: pd.DataFrame, points: list[str], hosts: dict[str, str] | None = None
+                     ) -> tuple[dict[str, int], dict[str, int]]:
     """(estimated, applied) clock offset per point against the first point, in ns.
 
     Estimated = median delta of packets seen at both points (within a wide window); applied only
-    when it exceeds CLOCK_TOLERANCE_NS. Points sharing no packet with a point of known offset get 0.
+    when it exceeds CLOCK_TOLERANCE_NS and the points are not known to share a host (one clock:
+    the delta is then forwarding delay, e.g. a director waiting for ARP). Points sharing no packet
+    with a point of known offset get 0.
     """
+    hosts = hosts or {}
     est = {p: 0 for p in points}
     if len(points) < 2 or len(tv) == 0:
         return est, dict(est)
@@ -50,7 +54,9 @@ def estimate_offsets(tv: pd.DataFrame, points: list[str]) -> tuple[dict[str, int
                 progressed = True
         if not progressed:
             break
-    applied = {p: (v if abs(v) > CLOCK_TOLERANCE_NS else 0) for p, v in est.items()}
+    ref_host = hosts.get(points[0], "")
+    applied = {p: (v if abs(v) > CLOCK_TOLERANCE_NS and not (ref_host and hosts.get(p) == ref_host)
+                   else 0) for p, v in est.items()}
     return est, applied
 
 

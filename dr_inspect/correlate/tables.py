@@ -16,7 +16,6 @@ from dr_inspect.topology.learn import LearnedTopology
 MOD32 = 1 << 32
 CLIENT_KEY = ["src_ip", "src_port"]
 END_MARGIN_NS = 10_000_000
-SLACK_NS = 1_000_000         # a copy may appear this much "before" its original (clock jitter)
 
 # Column names and kinds per table: the rule loader validates expressions against these.
 TABLE_COLUMNS: dict[str, dict[str, str]] = {
@@ -186,9 +185,10 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
                  "src_port", "dst_port", "ack", "tcp_flags", "ip_id", "payload_len", "ttl"]
     right = cand[["lkey"] + copy_cols].rename(columns={c: "copy_" + c for c in copy_cols})
     right = right.sort_values("copy_ts", kind="stable")
-    left = ing.assign(_t=ing["ts"] - SLACK_NS).sort_values("_t", kind="stable")
-    m = pd.merge_asof(left, right, left_on="_t", right_on="copy_ts", by="lkey",
-                      direction="forward", tolerance=window_ns + SLACK_NS)
+    # nearest in time: an uncorrected clock offset may put the copy "before" its original
+    left = ing.sort_values("ts", kind="stable")
+    m = pd.merge_asof(left, right, left_on="ts", right_on="copy_ts", by="lkey",
+                      direction="nearest", tolerance=window_ns)
     m["has_copy"] = m["copy_frame"].notna().to_numpy()
     m["coalesced"] = m["has_copy"] & (m["copy_payload_len"] != m["payload_len"]).fillna(False)
 
@@ -211,7 +211,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
             end_ok = (g["copy_rseq"].to_numpy(dtype=float) + g["copy_payload_len"].to_numpy(dtype=float)
                       >= g["rseq"].to_numpy(dtype=float) + g["payload_len"].to_numpy(dtype=float))
             near = (np.abs(g["copy_ts"].to_numpy(dtype=float) - g["ts"].to_numpy(dtype=float))
-                    <= window_ns + SLACK_NS)
+                    <= window_ns)
             ok = found & end_ok & near
             hit = g[ok].set_index("index")
             for c in ["copy_" + c for c in copy_cols]:

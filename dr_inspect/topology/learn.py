@@ -169,6 +169,10 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     if not director_in and len(tov):
         # One point only: the director is where clients send VIP frames and no reply comes from.
         director_in = set(tov["dst_mac"]) - set(rep["src_mac"]) - {""}
+    if not director_in:
+        # No forwarding seen (clients all bypass it): the director is the VIP's ARP/ND claimer
+        # that is not a real server (real servers are where replies from the VIP come from).
+        director_in = _vip_claimers(pk, {ip for ip, _ in vips}) - set(rep["src_mac"]) - {""}
     fwd_out = fwd[~fwd["dst_mac"].isin(director_in)]
     director_out = set(fwd_out["src_mac"]) - {""}
 
@@ -260,6 +264,14 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     return LearnedTopology(vips=vips, director_in=director_in, director_out=director_out,
                            real_servers=ordered, roles=roles, shape=shape, client_macs=client_macs,
                            scheduler=pins.scheduler, conflicts=conflicts, pinned=pins.as_dict())
+
+
+def _vip_claimers(pk: pd.DataFrame, vip_ips: set[str]) -> set[str]:
+    arp = pk[(pk["arp_op"] == 2).fillna(False).to_numpy(dtype=bool)
+             & pk["arp_sender_ip"].isin(vip_ips).to_numpy(dtype=bool)]
+    na = pk[(pk["icmp_type"] == 136).fillna(False).to_numpy(dtype=bool)
+            & pk["nd_target"].isin(vip_ips).to_numpy(dtype=bool)]
+    return set(text(arp["arp_sender_mac"])) | set(text(na["nd_lladdr"]))
 
 
 def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], vip_ips: set[str]) -> None:
