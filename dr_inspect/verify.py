@@ -84,7 +84,7 @@ def _decode_set(cs: CaptureSet) -> tuple[dict[str, pd.DataFrame], list[PointSumm
         if len(used) > 1:
             # a pcapng with several interfaces is several points
             for iid in used:
-                name = f"{point.name}:{ifaces.get(iid) or iid}"
+                name = f"{point.file.name}:{ifaces.get(iid) or iid}"
                 part = df[df["interface"] == iid].reset_index(drop=True)
                 packets[name] = part
                 summaries.append(_summary_of(part, PointSummary(

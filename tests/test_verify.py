@@ -1,0 +1,218 @@
+"""verify end to end: capture sets and files in, VerifyReport out; bad input; ladders; the
+bundled capture sets under captures/ (healthy sets pass every rule, fault sets fail exactly the
+rules their expected.toml names)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, require
+from rulecaps import RS, VIP, DrCapture, unrelated_capture
+
+from dr_inspect.captureset import read_expected
+from dr_inspect.errors import InputError, RuleFileError, TopologyError
+from dr_inspect.verify import analyse_paths, build_ladder, verify_packets, verify_paths
+
+CAPTURES = ROOT / "captures"
+
+
+def rules_of(report):
+    return {r.id: r for r in report.rules}
+
+
+def test_report_of_a_healthy_set(tmp_path):
+    folder = DrCapture().healthy().write(tmp_path / "set")
+    report = verify_paths([folder])
+    assert report.verdict == "pass" and report.exit_code == 0 and not report.errors
+    assert report.flows == 4 and report.hops == 12
+    assert [(p.name, p.role, p.frames, p.decoded) for p in report.points] == [
+        ("br_e", "vip-segment", 23, 23), ("br_lvs", "rs-segment", 14, 14)]
+    assert report.points[0].first_ts_ns < report.points[0].last_ts_ns
+    assert report.points[1].kernel_drops == 0
+    stats = report.stats["real_servers"]
+    assert [(s["name"], s["connections"]) for s in stats] == [("rs1", 2), ("rs2", 2)]
+    assert all(len(s["forward_delay_us"]) == 6 and len(s["response_us"]) == 2 for s in stats)
+    assert report.to_dict()["topology"]["vips"] == [f"{VIP}:8000"]
+
+
+def test_verify_packets_on_decoded_tables(tmp_path):
+    cap = DrCapture("shared-segment").healthy()
+    packets = cap.decoded(tmp_path / "s")
+    report = verify_packets(packets, {"lan": "both"})
+    assert report.verdict == "pass" and report.topology.shape == "shared-segment"
+    report = verify_packets(packets, {}, vips=[f"{VIP}:9999"])
+    assert report.verdict == "fail"
+    assert any("9999: no TCP traffic" in c for c in report.topology.conflicts)
+    with pytest.raises(InputError, match="window"):
+        verify_packets(packets, {}, window_ms=0)
+
+
+def test_unrelated_traffic_is_an_error_not_a_pass(tmp_path):
+    folder = unrelated_capture().write(tmp_path / "u")
+    with pytest.raises(TopologyError, match="no LVS-DR virtual service"):
+        verify_paths([folder])
+    # with a pinned VIP the rules have nothing to check: never a pass
+    report = verify_paths([folder], vips=[f"{VIP}:8000"])
+    assert report.verdict == "fail" and report.exit_code == 1
+    # (DR006 looks at every ARP request, and the capture has one: it may pass)
+    assert all(r.status == "not-exercised" for r in report.rules if r.id not in ("DR006", "DR013"))
+
+
+def test_one_point_only_fails_for_lack_of_forwarding_evidence(tmp_path):
+    folder = DrCapture().healthy().write(tmp_path / "set")
+    report = verify_paths([folder / "br_e.pcap"])
+    rules = rules_of(report)
+    assert report.verdict == "fail" and report.exit_code == 1
+    assert rules["DR007"].status == "not-exercised" and rules["DR003"].status == "pass"
+    assert any("core forwarding rules DR001, DR002, DR007 were not exercised" in e
+               for e in report.errors)
+    assert report.topology.shape == "single-point"
+
+
+def test_points_without_time_overlap(tmp_path):
+    cap = DrCapture().healthy()
+    cap.shift("br_lvs", 3600.0)
+    report = verify_paths([cap.write(tmp_path / "set")])
+    health = rules_of(report)["DR013"]
+    assert health.status == "fail" and report.verdict == "fail"
+    assert "does not overlap" in health.evidence[0].cause
+    assert rules_of(report)["DR007"].status == "not-exercised"
+
+
+def test_clock_offset_between_hosts_is_tolerated_and_reported(tmp_path):
+    cap = DrCapture().healthy()
+    cap.shift("br_lvs", -2.5)
+    report = verify_paths([cap.write(tmp_path / "set", manifest=False)])
+    assert report.verdict == "pass"
+    offset = {p.name: p.clock_offset_ns for p in report.points}["br_lvs"]
+    assert abs(offset + 2_499_970_000) < 10_000
+    assert "clock offset" in rules_of(report)["DR013"].note
+
+
+def test_duplicate_file_is_reported_and_ignored(tmp_path):
+    folder = DrCapture().healthy().write(tmp_path / "set")
+    copy = tmp_path / "other" / "br_e.pcap"
+    copy.parent.mkdir()
+    shutil.copy(folder / "br_e.pcap", copy)
+    report = verify_paths([folder / "br_e.pcap", folder / "br_lvs.pcap", copy])
+    assert report.verdict == "pass"
+    assert [p.name for p in report.points] == ["br_e", "br_lvs"]
+    assert any("duplicate" in e and "other/br_e.pcap" in e for e in report.errors)
+
+
+def test_broken_file_among_good_ones(tmp_path):
+    folder = DrCapture().healthy().write(tmp_path / "set", manifest=False)
+    (folder / "junk.pcap").write_bytes(b"this is not a capture file at all" * 4)
+    report = verify_paths([folder])
+    rules = rules_of(report)
+    junk = {p.name: p for p in report.points}["junk"]
+    assert junk.error and "junk.pcap" in junk.error
+    assert any("junk.pcap" in e for e in report.errors)
+    assert all(rules[r].status == "pass" for r in ("DR001", "DR002", "DR007", "DR009"))
+    assert rules["DR013"].status == "fail" and report.verdict == "fail"
+    assert rules["DR013"].evidence[0].point == "junk"
+
+
+def test_truncated_file_keeps_the_frames_before_the_break(tmp_path):
+    folder = DrCapture().healthy().write(tmp_path / "set")
+    data = (folder / "br_lvs.pcap").read_bytes()
+    (folder / "br_lvs.pcap").write_bytes(data[:-20])
+    report = verify_paths([folder])
+    lvs = {p.name: p for p in report.points}["br_lvs"]
+    assert lvs.error and lvs.frames == 13
+    assert any("br_lvs.pcap" in e for e in report.errors)
+    assert rules_of(report)["DR001"].status == "pass"
+
+
+def test_pcapng_with_several_interfaces_is_several_points(tmp_path):
+    from scapy.utils import wrpcapng
+    cap = DrCapture().healthy()
+    frames = []
+    for point, pkts in cap.frames.items():
+        for p in pkts:
+            p.sniffed_on = point
+            frames.append(p)
+    path = tmp_path / "both.pcapng"
+    wrpcapng(str(path), sorted(frames, key=lambda p: float(p.time)))
+    report = verify_paths([path])
+    assert [p.name for p in report.points] == ["both.pcapng:br_e", "both.pcapng:br_lvs"]
+    assert report.topology.point_roles == {"both.pcapng:br_e": "vip-segment",
+                                           "both.pcapng:br_lvs": "rs-segment"}
+    assert report.verdict == "pass"
+
+
+def test_bad_rule_and_topology_files_name_the_file(tmp_path):
+    folder = DrCapture().healthy().write(tmp_path / "set")
+    rules = tmp_path / "mine.toml"
+    rules.write_text('[[rule]]\nid = "MY1"\nname = "n"\ntitle = "t"\nseverity = "error"\n'
+                     'table = "flows"\nkind = "each"\nexpect = "synack_seen"\nexplanation = "e"\n'
+                     'fix = "f"\ncolour = "red"\n')
+    with pytest.raises(RuleFileError, match="mine.toml: rule MY1: unknown key.*colour"):
+        verify_paths([folder], rule_files=[rules])
+    topo = tmp_path / "topology.toml"
+    topo.write_text('vips = ["192.168.7.33:8000"]\ndirector = "x"\n')
+    with pytest.raises(TopologyError, match="topology.toml: unknown key.*director"):
+        verify_paths([folder], topology_file=topo)
+
+
+def test_user_rule_file_is_evaluated(tmp_path):
+    folder = DrCapture().healthy().write(tmp_path / "set")
+    rules = tmp_path / "mine.toml"
+    rules.write_text('[[rule]]\nid = "MY1"\nname = "fast-forward"\ntitle = "t"\nseverity = "error"\n'
+                     'table = "forwards"\nkind = "each"\nselect = "has_copy"\n'
+                     'expect = "delay_us < 10"\nexplanation = "e"\nfix = "f"\n'
+                     'actual = "{delay_us} us"\n')
+    report = verify_paths([folder], rule_files=[rules])
+    mine = rules_of(report)["MY1"]
+    assert mine.status == "fail" and mine.violations == 12 and mine.evidence[0].actual == "30.0 us"
+
+
+def test_ladder_follows_one_connection(tmp_path):
+    cap = DrCapture().healthy()
+    cap.connection(41000, reply_via_director=True)
+    cap.connection(45000, rs=1)
+    analysis = analyse_paths([cap.write(tmp_path / "set")])
+    ladder = build_ladder(analysis, flow=1)
+    assert ladder.five_tuple.startswith("tcp 192.168.7.2:40000") and ladder.real_server == "rs1"
+    assert [s.label for s in ladder.steps[:3]] == ["client send", "director send", "server send"]
+    assert ladder.steps[1].dst_host == "rs1" and ladder.steps[1].ttl == 63
+    assert ladder.hosts[:4] == ["client", "director", "rs1", "rs2"]
+    assert ladder.points == ["br_e", "br_lvs"] and not ladder.violations
+    bad = build_ladder(analysis, client="192.168.7.2:41000")
+    assert bad.violations == ["DR003"]
+    assert any("reply" in s.note and "director" in s.note for s in bad.steps)
+    with pytest.raises(InputError):
+        build_ladder(analysis, flow=999)
+
+
+# -- the bundled capture sets --------------------------------------------------------------
+
+def _sets() -> list[Path]:
+    if not CAPTURES.is_dir():
+        return []
+    return sorted(p for p in CAPTURES.iterdir() if (p / "expected.toml").is_file())
+
+
+def test_bundled_seed_sets_exist():
+    names = {p.name for p in _sets()}
+    require({"seed-ipvs", "seed-nft"} <= names,
+            f"captures/seed-ipvs and captures/seed-nft not generated yet (have: {sorted(names)})")
+
+
+@pytest.mark.parametrize("folder", _sets(), ids=lambda p: p.name)
+def test_bundled_set_fails_exactly_the_expected_rules(folder):
+    expected = set(read_expected(folder) or [])
+    report = verify_paths([folder])
+    failed = {r.id for r in report.rules if r.status == "fail"}
+    assert failed == expected, {r.id: (r.status, [e.cause for e in r.evidence[:1]])
+                                for r in report.rules if r.status == "fail"}
+    if not expected:
+        assert {r.id: r.status for r in report.rules} == {r.id: "pass" for r in report.rules}
+        assert report.verdict == "pass" and report.exit_code == 0
+    else:
+        assert report.verdict == "fail" and report.exit_code == 1
+        for r in report.rules:
+            if r.id in expected:
+                assert r.evidence and all(e.display_filter and e.cause for e in r.evidence)
