@@ -40,16 +40,15 @@ def open_in_browser(html: str, name: str, tmp_path: Path) -> tuple[str, list[str
     chromium = require_tool("chromium", "chromium")
     page = tmp_path / f"{name}.html"
     page.write_text(html)
-    dom_run = _chromium(chromium, tmp_path / "profile", ["--dump-dom"], page)
-    assert dom_run.returncode == 0, dom_run.stderr[-2000:]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / f"{name}.png"
     shot.unlink(missing_ok=True)
-    shot_run = _chromium(chromium, tmp_path / "profile",
-                         ["--window-size=1400,2400", f"--screenshot={shot}"], page)
-    assert shot_run.returncode == 0, shot_run.stderr[-2000:]
+    # One browser run loads the page once: DOM on stdout, console on stderr, PNG to the file.
+    run = _chromium(chromium, tmp_path / "profile",
+                    ["--dump-dom", "--window-size=1400,2400", f"--screenshot={shot}"], page)
+    assert run.returncode == 0, run.stderr[-2000:]
     (ARTIFACTS / f"{name}.html").write_text(html)
-    return dom_run.stdout, console_messages(dom_run.stderr + shot_run.stderr), shot
+    return run.stdout, console_messages(run.stderr), shot
 
 
 def _check_dom(dom: str, verdict: str, rule_ids: list[str]) -> None:
@@ -79,3 +78,22 @@ def test_report_in_chromium(tmp_path, failing):
     _check_dom(dom, report.verdict, [r.id for r in sample_rules()])
     assert dom.count("<svg") == html.count("<svg")       # every picture made it into the DOM
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+CAPTURE_SETS = sorted(p for p in CAPTURES.glob("*") if (p / "manifest.toml").is_file())
+
+
+def test_bundled_capture_sets_exist_for_the_browser():
+    require(bool(CAPTURE_SETS), f"no bundled capture sets under {CAPTURES}")
+
+
+@pytest.mark.parametrize("capture_set", CAPTURE_SETS, ids=lambda p: p.name)
+def test_bundled_capture_report_in_chromium(tmp_path, capture_set):
+    from dr_inspect.verify import analyse_paths
+
+    analysis = analyse_paths([capture_set])
+    html = render_html(analysis.report, analysis, title=f"dr-inspect: {capture_set.name}")
+    dom, console, shot = open_in_browser(html, f"capture-{capture_set.name}", tmp_path)
+    assert console == []
+    _check_dom(dom, analysis.report.verdict, [r.id for r in analysis.report.rules])
+    assert shot.is_file()

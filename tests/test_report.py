@@ -311,7 +311,7 @@ def test_ladder_text_shows_the_six_steps_in_order():
     assert f"dst MAC {DIR_E_MAC} -> {RS1_L_MAC}" in out
     assert f"src MAC {CLIENT_MAC} -> {DIR_L_MAC}" in out
     assert "TTL 64 -> 63" in out
-    assert "reply bypasses director" in out
+    assert "bypasses the director" in out
     assert "S." in out and "1001" in out          # SYN-ACK flags and ack
     row = next(line for line in out.splitlines() if "server send" in line)
     assert "<===" in row                           # the direct reply drawn differently

@@ -92,7 +92,7 @@ def step_views(ladder: Ladder) -> list[StepView]:
         if _crosses_director(step, ladder.hosts):
             view.bypass = True
             if not any("bypass" in n for n in view.notes):
-                view.notes.append("reply bypasses director")
+                view.notes.append("bypasses the director")
         # build_ladder may already say the same thing; keep each note once.
         view.notes = list(dict.fromkeys(view.notes))
         views.append(view)
