@@ -22,6 +22,7 @@ import pytest
 
 from dr_inspect.errors import DrInspectError, LabError, MissingToolError
 from dr_inspect.lab import initramfs
+from dr_inspect.lab import vm as vm_module
 from dr_inspect.lab.vm import (
     IpvsVmSpec,
     VmAssets,
@@ -210,6 +211,27 @@ def test_kvm_needs_hardware_virtualisation_flags(tmp_path: Path) -> None:
     assert kvm_usable(cpuinfo) is False  # whatever /dev/kvm says: without vmx/svm qemu crawls or crashes
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu vme svm sse2\n")
     assert kvm_usable(cpuinfo) is os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def test_package_resolution_is_remembered_until_apt_state_changes(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "bookworm_Packages").write_text("v1")
+    monkeypatch.setattr(vm_module, "APT_STATE_PATHS", (lists,))
+    calls: list[int] = []
+
+    def fake_resolve() -> dict[str, str]:
+        calls.append(1)
+        return {"linux-image-6.1.0-99-cloud-amd64": f"6.1.{len(calls)}", "ipvsadm": "1:1.31-1"}
+
+    monkeypatch.setattr(vm_module, "resolve_vm_packages", fake_resolve)
+    first = vm_module._resolve_vm_packages_cached(tmp_path)
+    assert vm_module._resolve_vm_packages_cached(tmp_path) == first and len(calls) == 1
+    (lists / "bookworm_Packages").write_text("v2 after apt-get update")
+    second = vm_module._resolve_vm_packages_cached(tmp_path)
+    assert len(calls) == 2 and second["linux-image-6.1.0-99-cloud-amd64"] == "6.1.2"
+    assert vm_module.asset_key(first) != vm_module.asset_key(second)
 
 
 def test_missing_tools_name_the_debian_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -410,7 +432,7 @@ def test_director_vm_forwards_to_the_real_server(vm_assets: VmAssets, tmp_path: 
             assert f"TCP  {VIP}:{PORT} rr" in table, table
             assert f"-> {RIP}:{PORT}" in table and "Route" in table, table
             links = vm.run("ip -o link show")
-            assert f"eth7:" in links and VM_VIP_MAC in links and "eth8:" in links and VM_DIP_MAC in links, links
+            assert "eth7:" in links and VM_VIP_MAC in links and "eth8:" in links and VM_DIP_MAC in links, links
             assert vm.run("cat /proc/sys/net/ipv4/conf/all/rp_filter").strip() == "0"
             assert vm.run("cat /proc/sys/net/ipv4/conf/eth7/rp_filter").strip() == "0"
             failed = vm.execute("echo out; echo err >&2; exit 3")

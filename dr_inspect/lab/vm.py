@@ -158,6 +158,45 @@ def resolve_vm_packages(update_if_unknown: bool = True) -> dict[str, str]:
     return {p: versions[p] for p in wanted}
 
 
+APT_STATE_PATHS = (Path("/var/lib/apt/lists"), Path("/etc/apt"))
+
+
+def apt_state_signature(paths: Sequence[Path] | None = None) -> str:
+    """Changes when apt's package lists, sources or pins change (names, sizes, mtimes)."""
+    items = []
+    for base in APT_STATE_PATHS if paths is None else paths:
+        for path in sorted(base.rglob("*")) if base.is_dir() else []:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if path.is_file():
+                items.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+    return sha256("\n".join(items).encode()).hexdigest()
+
+
+def _resolve_vm_packages_cached(cache: Path) -> dict[str, str]:
+    """resolve_vm_packages, remembered until apt's state changes (each apt-cache run takes 1-3 s)."""
+    memo = cache / "resolved.json"
+    signature = apt_state_signature()
+    try:
+        saved = json.loads(memo.read_text())
+        if saved.get("apt_state") == signature and saved.get("format") == ASSET_FORMAT:
+            return {str(k): str(v) for k, v in saved["packages"].items()}
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    packages = resolve_vm_packages()
+    # An apt-get update run by resolve_vm_packages changes the signature: take it afresh.
+    record = {"apt_state": apt_state_signature(), "format": ASSET_FORMAT, "packages": packages}
+    try:
+        tmp = cache / f".resolved-{os.getpid()}.json"
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        tmp.replace(memo)
+    except OSError:
+        pass  # a read-only cache still works, just slower
+    return packages
+
+
 def asset_key(packages: dict[str, str]) -> str:
     blob = json.dumps({"format": ASSET_FORMAT, "packages": sorted(packages.items())}).encode()
     return sha256(blob).hexdigest()[:16]
@@ -188,7 +227,7 @@ def ensure_vm_assets(cache_dir: Path | None = None) -> VmAssets:
     except OSError as exc:
         raise LabError(f"VM cache {cache}: {exc.strerror}") from exc
     try:
-        packages = resolve_vm_packages()
+        packages = _resolve_vm_packages_cached(cache)
     except LabError:
         cached = sorted((a for a in map(_load_entry, cache.glob("*-*")) if a is not None),
                         key=lambda a: a.initramfs.stat().st_mtime)
@@ -360,14 +399,20 @@ def kvm_usable(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return "vmx" in flags or "svm" in flags
 
 
+def _qemu_opt(value: Path) -> str:
+    """A path inside a qemu option string: commas are doubled."""
+    return str(value).replace(",", ",,")
+
+
 def qemu_argv(*, kernel: Path, initrd: Path, console_log: Path, control_socket: Path, pidfile: Path,
               taps: tuple[str, str], macs: tuple[str, str], accel: str, memory_mb: int = 256) -> list[str]:
     argv = [QEMU, "-name", QEMU_NAME_TAG, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
             "-accel", accel, "-cpu", "host" if accel == "kvm" else "max", "-smp", "1", "-m", str(memory_mb),
             "-kernel", str(kernel), "-initrd", str(initrd),
             "-append", "console=ttyS0 quiet loglevel=3 panic=-1 8250.nr_uarts=2",
-            "-chardev", f"file,id=con,path={console_log}", "-serial", "chardev:con",
-            "-chardev", f"socket,id=ctl,path={control_socket},server=on,wait=off", "-serial", "chardev:ctl",
+            "-chardev", f"file,id=con,path={_qemu_opt(console_log)}", "-serial", "chardev:con",
+            "-chardev", f"socket,id=ctl,path={_qemu_opt(control_socket)},server=on,wait=off",
+            "-serial", "chardev:ctl",
             "-monitor", "none", "-pidfile", str(pidfile)]
     for i, (tap, mac) in enumerate(zip(taps, macs)):
         argv += ["-netdev", f"tap,id=n{i},ifname={tap},script=no,downscript=no",
@@ -695,9 +740,9 @@ def _qemu_cmdline(pid: int) -> list[bytes]:
 def _temp_socket_dir(cmdline: list[bytes]) -> Path | None:
     """The private temp dir of the control socket, when start_ipvs_vm had to make one."""
     for arg in cmdline:
-        m = re.match(rb"^socket,id=ctl,path=(.+)/ctl\.sock,", arg)
+        m = re.match(rb"^socket,id=ctl,path=(.+)/ctl\.sock,server=", arg)
         if m:
-            folder = Path(m.group(1).decode())
+            folder = Path(m.group(1).decode().replace(",,", ","))
             if folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("dri-vm-"):
                 return folder
     return None
