@@ -9,8 +9,8 @@ VIP segment talk HTTP-like to the VIP 192.168.7.33:8000. Every connection has a 
 (SYN / SYN-ACK with MSS, SACK-permitted, timestamps and window-scale options), a request, a
 response of 1..17 MSS-sized segments acknowledged every second segment, and a FIN exchange; all
 non-SYN segments carry the timestamps option like Linux. About 1 % of frames are ARP (the
-router resolving the VIP and the director answering; real servers resolving the router; on the
-real-server segment the director resolving the RIPs).
+router resolving the VIP and the director answering; real servers resolving the router; a few gratuitous ARPs for the VIP from the director, as
+keepalived sends; on the real-server segment the director resolving the RIPs).
 
 * A single-point capture is what tcpdump sees on the VIP segment (br_e).
 * A two-point DR capture set is br_e plus br_lvs, where br_lvs holds the director's forwarded copy
@@ -322,6 +322,21 @@ def _arp_pairs(n_pairs: int, t_lo: int, t_hi: int, askers: list[tuple[int, int, 
     })
 
 
+def _gratuitous_arps(count: int, t_lo: int, t_hi: int, owner_mac: int, ip: int,
+                     rng: np.random.Generator) -> Frames:
+    """Gratuitous ARP requests (sender IP = target IP = ip, broadcast), as keepalived sends them
+    for the VIP from the director."""
+    zeros = np.zeros(count)
+    return Frames({
+        "ts_ns": rng.integers(t_lo, max(t_hi, t_lo + 1), count), "arp": np.ones(count, bool),
+        "src_mac": np.full(count, owner_mac, np.uint64), "dst_mac": np.full(count, BROADCAST, np.uint64),
+        "src_ip": np.full(count, ip), "dst_ip": np.full(count, ip), "arp_op": np.ones(count),
+        "arp_tha": zeros, "conn": np.full(count, -1),
+        **{k: zeros for k in ("ip_id", "ttl", "sport", "dport", "seq", "ack", "flags", "payload",
+                              "opt", "tsval", "tsecr", "window", "c2s")},
+    })
+
+
 def _arp_pair_count(tcp_frames: int) -> int:
     return max(1, round(ARP_FRACTION * tcp_frames / (1 - ARP_FRACTION) / 2))
 
@@ -337,9 +352,12 @@ def _vip_segment(flows: Frames, server: np.ndarray, lab: SyntheticLab,
     askers = [(mac48(lab.router_mac), ip4(lab.router_ip), ip4(lab.vip), mac48(lab.director_vip_mac))]
     askers += [(mac48(lab.rs_vip_mac(k)), ip4(lab.rs_vip_ip(k)), ip4(lab.router_ip),
                 mac48(lab.router_mac)) for k in range(lab.real_servers)]
-    arp = _arp_pairs(_arp_pair_count(len(tcp)), int(tcp.ts_ns.min()), int(tcp.ts_ns.max()),
-                     askers, rng)
-    return Frames.concat([tcp, arp]).sorted_by_time()
+    pairs = _arp_pair_count(len(tcp))
+    t_lo, t_hi = int(tcp.ts_ns.min()), int(tcp.ts_ns.max())
+    arp = _arp_pairs(pairs, t_lo, t_hi, askers, rng)
+    garp = _gratuitous_arps(max(1, pairs // 20), t_lo, t_hi, mac48(lab.director_vip_mac),
+                            ip4(lab.vip), rng)
+    return Frames.concat([tcp, arp, garp]).sorted_by_time()
 
 
 def _rs_segment(flows: Frames, server: np.ndarray, lab: SyntheticLab,
