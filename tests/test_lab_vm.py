@@ -176,6 +176,8 @@ def test_apt_output_parsers() -> None:
     ({"dip": "not-an-ip"}, "dip"),
     ({"real_servers": "192.168.88.20"}, "real_servers"),
     ({"real_servers": ["192.168.88.20", "x"]}, "real_servers"),
+    ({"real_servers": ["192.168.88.20", "192.168.88.20"]}, "duplicate"),
+    ({"dip": VIP}, "also the VIP"),
     ({"vip_prefix": 33}, "vip_prefix"),
     ({"port": 0}, "port"),
     ({"scheduler": "random"}, "scheduler"),
@@ -497,6 +499,19 @@ def test_failing_extra_command_is_a_lab_error_with_console_tail(vm_assets: VmAss
         state = json.loads((tmp_path / "vm" / "vm-state.json").read_text())
         assert not Path(f"/proc/{state['pid']}/cmdline").exists() or \
             b"qemu" not in Path(f"/proc/{state['pid']}/cmdline").read_bytes()
+
+
+def test_kernel_panic_ends_qemu_and_is_a_lab_error(vm_assets: VmAssets, tmp_path: Path) -> None:
+    """panic=-1 with -no-reboot: a crashed VM kernel makes qemu exit instead of hanging."""
+    with _namespaces({NS_SW: []}):
+        for br in ("br_e", "br_lvs"):
+            _sh(["ip", "-n", NS_SW, "link", "add", br, "type", "bridge"])
+        spec = _spec(extra_commands=["echo c > /proc/sysrq-trigger"])
+        with pytest.raises(LabError, match="qemu exited .* before the VM was ready.*console:"):
+            start_ipvs_vm(spec, netns=NS_SW, bridge_vip="br_e", bridge_rs="br_lvs", tap_prefix="t3v",
+                          workdir=tmp_path / "vm", timeout=90, accel="tcg")
+        assert "sysrq" in (tmp_path / "vm" / "console.log").read_text(errors="replace").lower()
+        assert "t3v-vm-" not in _sh(["ip", "-n", NS_SW, "-o", "link", "show"]).stdout
 
 
 def test_director_drops_invalid_fault_and_teardown_from_state(vm_assets: VmAssets, tmp_path: Path) -> None:

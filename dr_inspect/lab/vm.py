@@ -320,6 +320,10 @@ class IpvsVmSpec:
             raise LabError("IpvsVmSpec.real_servers: expected a list of addresses, got a string")
         for rs in self.real_servers:
             _ipv4(rs, "real_servers")
+        if len(set(self.real_servers)) != len(self.real_servers):
+            raise LabError(f"IpvsVmSpec.real_servers: duplicate address in {list(self.real_servers)}")
+        if self.vip == self.dip or self.dip in self.real_servers:
+            raise LabError(f"IpvsVmSpec.dip: {self.dip} is also the VIP or a real server")
         for name in ("vip_prefix", "dip_prefix"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 <= value <= 32:
