@@ -185,6 +185,7 @@ def test_apt_output_parsers() -> None:
     ({"dip_ifname": "eth7"}, "same"),
     ({"vip_mac": "03:00:00:00:00:01"}, "vip_mac"),
     ({"dip_mac": VM_VIP_MAC}, "same"),
+    ({"dip_mac": 42}, "dip_mac"),
     ({"extra_commands": "nft list ruleset"}, "extra_commands"),
 ])
 def test_bad_spec_is_a_lab_error(override: dict[str, object], message: str, tmp_path: Path) -> None:

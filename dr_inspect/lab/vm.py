@@ -339,6 +339,9 @@ class IpvsVmSpec:
                 raise LabError(f"IpvsVmSpec.{name}: {value!r} is not a valid interface name")
         if self.vip_ifname == self.dip_ifname:
             raise LabError("IpvsVmSpec: vip_ifname and dip_ifname are the same")
+        for name in ("vip_mac", "dip_mac"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise LabError(f"IpvsVmSpec.{name}: {getattr(self, name)!r} is not a MAC address string")
         for name, mac in (("vip_mac", self.vip_mac_resolved), ("dip_mac", self.dip_mac_resolved)):
             if not _MAC.match(mac) or int(mac[:2], 16) & 1:
                 raise LabError(f"IpvsVmSpec.{name}: {mac!r} is not a unicast MAC address")
