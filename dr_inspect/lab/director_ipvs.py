@@ -38,7 +38,9 @@ TCP_LOOSE_SYSCTL = "net.netfilter.nf_conntrack_tcp_loose"
 
 def director_extra_commands(fx: FaultEffects) -> list[str]:
     """Shell lines for the director after ipvsadm setup (VM spec.extra_commands)."""
-    lines = []
+    # IPv6 off as on every lab host: no MLD reports or router solicitations in the captures.
+    lines = [f"echo 1 > /proc/sys/net/ipv6/conf/{conf}/disable_ipv6 2>/dev/null || true"
+             for conf in ("all", "default")]
     if fx.director_ip_forward:
         lines.append("echo 1 > /proc/sys/net/ipv4/ip_forward")
     if fx.director_drop_invalid:
@@ -83,6 +85,9 @@ def _start_vm(plan: LabPlan, state: LabState, fx: FaultEffects, rips: list[str])
     vm = start_ipvs_vm(spec, netns=plan.switch_netns, bridge_vip=BRIDGE_VIP, bridge_rs=BRIDGE_RS,
                        tap_prefix=state.prefix, workdir=workdir)
     state._vm_handle = vm
+    # the director's switch-side ports are the VM's taps (VIP side first)
+    for ifname, tap in zip(("eth7", "eth8"), vm.taps):
+        state.hosts["director"].interfaces[ifname]["peer"] = tap
     state.vm.update({"pid": vm.pid, "taps": list(vm.taps), "console_log": str(vm.console_log),
                      "control_socket": str(vm.control_socket), "accel": vm.accel,
                      "boot_seconds": round(vm.boot_seconds, 2)})
