@@ -12,6 +12,7 @@ files, `<point>.pcap0`...), `manifest.toml`, and `snapshots/<host>.json` (host s
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -206,14 +207,13 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
     tcpdump = find_tcpdump()
     for p in points:
         check_interface(p.interface, p.netns)
+    created = not Path(out_dir).exists()
     out_dir = prepare_out_dir(Path(out_dir))
     if rotate_mb is not None and rotate_files is None:
         rotate_files = DEFAULT_RING_FILES
     host = socket.gethostname()
-    snapshots, warnings = take_snapshots(dict(snapshot_hosts or {}), out_dir)
     nano = supports_nano(tcpdump)
-    if not nano:
-        warnings.append("this tcpdump cannot write nanosecond timestamps; files have microseconds")
+    warnings = [] if nano else ["this tcpdump cannot write nanosecond timestamps; files have microseconds"]
     agents: list[TcpdumpAgent] = []
     bases: list[str] = []
     started = utc_now()
@@ -227,12 +227,26 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
             bases.append(base)
         for a in agents:
             a.wait_listening(start_timeout)
+        # Snapshot while capturing: the state the captured traffic met.
+        snapshots, snap_warnings = take_snapshots(dict(snapshot_hosts or {}), out_dir)
     except BaseException:
         for a in agents:
             a.stop(timeout=2.0)
+        _remove_partial(out_dir, bases, created)
         raise
     return CaptureSession(points, agents, out_dir, bases, snaplen=snaplen, started=started, host=host,
-                          snapshots=snapshots, warnings=warnings, description=description)
+                          snapshots=snapshots, warnings=warnings + snap_warnings,
+                          description=description)
+
+
+def _remove_partial(out_dir: Path, bases: list[str], created: bool) -> None:
+    """After a failed start: remove what this run wrote (the whole folder if this run made it)."""
+    if created:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return
+    for base in bases:
+        for path in point_files(out_dir, base):
+            path.unlink(missing_ok=True)
 
 
 def capture_for(points: list[CapturePoint], out_dir: Path, *, duration: float | None = None,
