@@ -209,7 +209,12 @@ def test_bundled_set_fails_exactly_the_expected_rules(folder):
     assert failed == expected, {r.id: (r.status, [e.cause for e in r.evidence[:1]])
                                 for r in report.rules if r.status == "fail"}
     if not expected:
-        assert {r.id: r.status for r in report.rules} == {r.id: "pass" for r in report.rules}
+        # every rule passes; only a rule the set cannot exercise by design may say so (the
+        # balance check needs a round-robin scheduler; the nft director hashes flows)
+        by_design = {"DR011"} if report.stats["scheduler"] not in ("rr", "unknown") else set()
+        want = {r.id: "pass" for r in report.rules}
+        want.update({rid: "not-exercised" for rid in by_design})
+        assert {r.id: r.status for r in report.rules} == want, {r.id: r.note for r in report.rules}
         assert report.verdict == "pass" and report.exit_code == 0
     else:
         assert report.verdict == "fail" and report.exit_code == 1

@@ -55,8 +55,10 @@ def estimate_offsets(tv: pd.DataFrame, points: list[str], hosts: dict[str, str] 
         if not progressed:
             break
     ref_host = hosts.get(points[0], "")
-    applied = {p: (v if abs(v) > CLOCK_TOLERANCE_NS and not (ref_host and hosts.get(p) == ref_host)
-                   else 0) for p, v in est.items()}
+    for p in points:
+        if ref_host and hosts.get(p) == ref_host:
+            est[p] = 0  # one clock: the delta measured is forwarding delay, not an offset
+    applied = {p: (v if abs(v) > CLOCK_TOLERANCE_NS else 0) for p, v in est.items()}
     return est, applied
 
 

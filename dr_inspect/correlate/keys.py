@@ -48,8 +48,15 @@ def rst(df: pd.DataFrame) -> np.ndarray:
 
 
 def text(s: pd.Series) -> pd.Series:
-    """Addresses as plain Python strings, '' where missing (derived tables never hold NA)."""
-    return s.astype(object).where(s.notna(), "").astype(object)
+    """Addresses as plain Python strings (object dtype), '' where missing (derived tables never
+    hold NA). Object, not pandas' arrow str: the tables are iterated and compared column-wise."""
+    values = s.to_numpy(dtype=object, na_value="")
+    return pd.Series(values, index=s.index, dtype=object)
+
+
+def obj(values, index=None) -> pd.Series:
+    """A str column as an object Series (pandas 3 would infer its arrow-backed str dtype)."""
+    return pd.Series(np.asarray(values, dtype=object), index=index, dtype=object)
 
 
 def ints(s: pd.Series, missing: int = -1) -> np.ndarray:
@@ -84,6 +91,14 @@ def five_tuples(src_ip: pd.Series, src_port: np.ndarray, dst_ip: pd.Series,
     return out.to_numpy(dtype=object)
 
 
+def endpoints_text(ips: pd.Series, ports) -> np.ndarray:
+    """'ip:port' per row ('[ip]:port' for IPv6), vectorised."""
+    ip = pd.Series(np.asarray(ips, dtype=object)).astype(str)
+    port = pd.Series(np.asarray(ports)).astype(str)
+    v6 = ip.str.contains(":", regex=False)
+    return (ip.where(~v6, "[" + ip + "]") + ":" + port).to_numpy(dtype=object)
+
+
 def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
     """TCP rows with plain columns (addresses as str, numbers as int64, -1 when missing).
 
@@ -91,15 +106,15 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
     """
     t = pk[is_tcp(pk)]
     return pd.DataFrame({
-        "point": t["point"].astype(object).to_numpy(),
+        "point": obj(t["point"].astype(object).to_numpy()),
         "frame": t["frame"].to_numpy(dtype=np.int64),
         "ts_ns": t["ts_ns"].to_numpy(dtype=np.int64),
         "ts": t["ts"].to_numpy(dtype=np.int64) if "ts" in t else t["ts_ns"].to_numpy(dtype=np.int64),
         "row": t["row"].to_numpy(dtype=np.int64),
-        "src_mac": text(t["src_mac"]).to_numpy(),
-        "dst_mac": text(t["dst_mac"]).to_numpy(),
-        "src_ip": text(t["src_ip"]).to_numpy(),
-        "dst_ip": text(t["dst_ip"]).to_numpy(),
+        "src_mac": text(t["src_mac"]).reset_index(drop=True),
+        "dst_mac": text(t["dst_mac"]).reset_index(drop=True),
+        "src_ip": text(t["src_ip"]).reset_index(drop=True),
+        "dst_ip": text(t["dst_ip"]).reset_index(drop=True),
         "src_port": ints(t["src_port"]),
         "dst_port": ints(t["dst_port"]),
         "seq": ints(t["seq"]),

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, endpoint_in, five_tuples, fmt_endpoint,
-                                       hash_key, ints, is_group_mac, rst, syn_ack, syn_only, text)
+from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, endpoint_in, endpoints_text,
+                                       five_tuples, hash_key, ints, is_group_mac, obj, rst, syn_ack,
+                                       syn_only, text)
 from dr_inspect.topology.learn import LearnedTopology
 
 MOD32 = 1 << 32
@@ -43,6 +44,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "flow_id": "int",
         "five_tuple": "str", "vip": "str", "src_ip": "str", "dst_ip": "str", "src_port": "int",
         "dst_port": "int", "seq": "int", "ack": "int", "tcp_flags": "int", "ttl": "int",
+        "ip_id": "int", "payload_len": "int",
         "src_mac": "str", "dst_mac": "str", "from_vip": "bool", "from_director": "bool",
         "to_director": "bool", "real_server": "str",
     },
@@ -63,7 +65,8 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
     },
     "points": {
         "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "five_tuple": "str",
-        "seq": "int", "file": "str", "frames": "int", "decoded": "int", "error": "str",
+        "seq": "int", "file": "str", "frames": "int", "decoded": "int", "empty_expected": "bool",
+        "error": "str",
         "kernel_drops": "int", "truncated": "int", "overlaps": "bool", "clock_offset_us": "float",
         "problem": "str",
     },
@@ -78,7 +81,11 @@ def _empty(table: str) -> pd.DataFrame:
 def _finish(df: pd.DataFrame, table: str) -> pd.DataFrame:
     if len(df) == 0:
         return _empty(table)
-    return df[list(TABLE_COLUMNS[table])].reset_index(drop=True)
+    out = df[list(TABLE_COLUMNS[table])].reset_index(drop=True)
+    for col, kind in TABLE_COLUMNS[table].items():
+        if kind == "str" and out[col].dtype != object:
+            out[col] = obj(out[col].to_numpy(dtype=object, na_value=""))
+    return out
 
 
 def _lookup(s: pd.Series, mapping: dict) -> np.ndarray:
@@ -155,7 +162,11 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
         set_lo = min(lo for lo, _ in spans.values())
         set_hi = max(hi for _, hi in spans.values())
     for p in rs_points:
+        if not spans:
+            break
         if p not in spans:
+            # an empty real-server-side point captured with the others: nothing crossed it
+            observable |= (ts_adj >= set_lo) & (ts_adj <= set_hi - END_MARGIN_NS)
             continue
         lo, hi = spans[p]
         together = any(olo <= hi and lo <= ohi for q, (olo, ohi) in spans.items()
@@ -245,26 +256,36 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m["copy_src_is_director"] = hc & m["copy_src_mac"].isin(topo.director_out).to_numpy()
     m["real_server"] = _lookup(cdst, rs_names)
     m["syn"] = syn_only(m)
-    m["vip"] = [fmt_endpoint(ip, int(p)) for ip, p in zip(m["dst_ip"], m["dst_port"])]
-    m["likely_cause"] = _drop_causes(m)
+    m["vip"] = endpoints_text(m["dst_ip"], m["dst_port"])
+    empty = [p for p in rs_points if p not in spans]
+    senders = set(text(pk["src_mac"]).unique())
+    m["likely_cause"] = _drop_causes(m, empty, senders)
     m = m.sort_values(["ts", "point", "frame"], kind="stable")
     return _finish(m, "forwards")
 
 
-def _drop_causes(m: pd.DataFrame) -> np.ndarray:
+def _drop_causes(m: pd.DataFrame, empty_points: list[str], senders: set[str]) -> np.ndarray:
     """One line per frame: why the director most likely did not forward it."""
     hc = m["has_copy"].astype(bool)
     vip_any = hc.groupby(m["vip"]).transform("any").to_numpy()
     syn_fwd = (hc & m["syn"]).groupby(m["flow_id"]).transform("any").to_numpy()
+    nothing = ("the director forwards nothing for this VIP:port: no IPVS virtual service or no "
+               "available real server for it (check ipvsadm -Ln)")
+    if empty_points:
+        nothing += (f"; {', '.join(empty_points)} captured no frame at all (or that capture is "
+                    "on the wrong interface)")
+    # frames addressed to a MAC that never sends anything: no host owns it any more
+    silent = ~m["dst_mac"].isin(senders).to_numpy()
+    stale = ("addressed to " + m["dst_mac"] + ", a MAC that sent no frame in the capture: the "
+             "client's ARP/neighbour entry for the VIP is stale (a former director?); flush it "
+             "(ip neigh flush) and have the director send gratuitous ARP").to_numpy(dtype=object)
     causes = np.where(
-        ~vip_any,
-        "the director forwards nothing for this VIP:port: no IPVS virtual service or no "
-        "available real server for it (check ipvsadm -Ln)",
+        ~vip_any & silent, stale, np.where(~vip_any, nothing,
         np.where(~m["syn"].to_numpy() & ~syn_fwd,
                  "mid-connection packet of a connection the director holds no state for: "
                  "conntrack marked it INVALID and a 'ct state invalid drop' rule dropped it",
                  "dropped by the director after forwarding others: check its conntrack "
-                 "'ct state invalid' drop rules, rp_filter and the real server's health"))
+                 "'ct state invalid' drop rules, rp_filter and the real server's health")))
     return np.where(hc, "", causes).astype(object)
 
 
@@ -283,7 +304,7 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     r["role"] = _roles(r["point"], topo)
     r["five_tuple"] = five_tuples(r["src_ip"], r["src_port"].to_numpy(), r["dst_ip"],
                                   r["dst_port"].to_numpy())
-    r["vip"] = [fmt_endpoint(ip, int(p)) for ip, p in zip(r["vip_ip"], r["vip_port"])]
+    r["vip"] = endpoints_text(r["vip_ip"], r["vip_port"])
     dmacs = topo.director_macs
     r["from_director"] = r["src_mac"].isin(dmacs).to_numpy()
     r["to_director"] = r["dst_mac"].isin(dmacs).to_numpy()
@@ -378,7 +399,7 @@ def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
     out["seq"] = pick["seq"].fillna(fallback["seq"]).fillna(-1).astype(np.int64)
     out["client_ip"] = f["client_ip"]
     out["client_port"] = f["client_port"].astype(np.int64)
-    out["vip"] = [fmt_endpoint(ip, int(p)) for ip, p in zip(f["vip_ip"], f["vip_port"])]
+    out["vip"] = endpoints_text(f["vip_ip"], f["vip_port"])
     out["five_tuple"] = five_tuples(f["client_ip"], f["client_port"].to_numpy(), f["vip_ip"],
                                     f["vip_port"].to_numpy())
     # count SYNs per point and keep the busiest point: the same SYN seen at two points is one
@@ -389,7 +410,10 @@ def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
     out["syn_forwarded"] = fwc[fwc["syn"]].groupby("flow_id").size().reindex(f.index).fillna(0).to_numpy() > 0
     rs = fwc[fwc["copy_dst_is_rs"]]
     out["rs_count"] = rs.groupby("flow_id")["real_server"].nunique().reindex(f.index).fillna(0).astype(np.int64)
-    chosen = rs.groupby("flow_id")["real_server"].agg(lambda s: s.mode().iat[0]) if len(rs) else pd.Series(dtype=object)
+    # the real server most copies of the flow went to (vectorised mode)
+    per = rs.groupby(["flow_id", "real_server"]).size().reset_index(name="n")
+    per = per.sort_values(["flow_id", "n"], ascending=[True, False], kind="stable")
+    chosen = per.drop_duplicates("flow_id").set_index("flow_id")["real_server"]
     rp_rs = rp[rp["real_server"] != ""]
     from_rep = rp_rs.groupby("flow_id")["real_server"].first() if len(rp_rs) else pd.Series(dtype=object)
     out["real_server"] = chosen.reindex(f.index).fillna(from_rep.reindex(f.index)).fillna("").astype(object)

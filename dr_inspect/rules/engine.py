@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.model import Evidence, RuleResult
-from dr_inspect.rules.expr import evaluate, evaluate_scalar
+from dr_inspect.rules.expr import evaluate, evaluate_scalar, names_in
 from dr_inspect.rules.loader import Rule
 
 MAX_GROUP_FRAMES = 20
@@ -37,8 +37,13 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {c: df[c].to_numpy() for c in df.columns}
+def _columns(df: pd.DataFrame, names: set[str] | None = None) -> dict[str, np.ndarray]:
+    """The columns an expression reads, as numpy arrays (object for text)."""
+    return {c: df[c].to_numpy() for c in df.columns if names is None or c in names}
+
+
+def _names(tree) -> set[str]:
+    return names_in(tree) if tree is not None else set()
 
 
 def _evidence(rule: Rule, row: dict[str, Any], frames: list[int] | None = None,
@@ -72,14 +77,14 @@ def evaluate_rule(rule: Rule, tables: dict[str, pd.DataFrame], variables: dict[s
                             f"({', '.join(f'{k}={variables.get(k)!r}' for k in sorted(variables))})")
     if table is None or len(table) == 0:
         return _result(rule, "not-exercised", note=_not_exercised(rule, variables, empty=True))
-    cols = _columns(table)
+    cols = _columns(table, _names(rule.select))
     n = len(table)
     selected = evaluate(rule.select, cols, variables, n) if rule.select is not None else np.ones(n, bool)
     rows = table[selected]
     if len(rows) == 0:
         return _result(rule, "not-exercised", note=_not_exercised(rule, variables, empty=False))
     if rule.kind in ("each", "none"):
-        rcols = _columns(rows)
+        rcols = _columns(rows, _names(rule.expect) | _names(rule.match))
         if rule.kind == "each":
             bad = ~evaluate(rule.expect, rcols, variables, len(rows))  # type: ignore[arg-type]
         else:
@@ -102,7 +107,8 @@ def evaluate_rule(rule: Rule, tables: dict[str, pd.DataFrame], variables: dict[s
     result = _result(rule, "fail", checked=checked, violations=count, evidence=evidence,
                      evidence_omitted=max(0, count - len(evidence)))
     if rule.warn_if is not None and len(violating):
-        mild = evaluate(rule.warn_if, _columns(violating), variables, len(violating))
+        mild = evaluate(rule.warn_if, _columns(violating, _names(rule.warn_if)), variables,
+                        len(violating))
         if mild.all():
             result.severity = "warning"
     return result

@@ -8,7 +8,6 @@ unrelated traffic shows neither, so no VIP is found there and the caller is told
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +88,7 @@ def _detect_vips(tv: pd.DataFrame) -> list[tuple[str, int]]:
         macs = pd.DataFrame({"k": k, "mac": syn["dst_mac"].to_numpy()})
         nmac = macs.groupby("k")["mac"].nunique()
         fwd = syn[np.isin(k, nmac.index[nmac >= 2].to_numpy())]
-        found |= set(zip(fwd["dst_ip"], fwd["dst_port"]))
+        found |= set(fwd[["dst_ip", "dst_port"]].drop_duplicates().itertuples(index=False, name=None))
     sa = tv[syn_ack(tv)]
     if len(syn) and len(sa):
         left = pd.DataFrame({"point": syn["point"], "cip": syn["src_ip"], "cport": syn["src_port"],
@@ -100,7 +99,7 @@ def _detect_vips(tv: pd.DataFrame) -> list[tuple[str, int]]:
                               "isn": (sa["ack"] - 1) % MOD32, "sa_src_mac": sa["src_mac"]})
         pairs = left.merge(right, on=["point", "cip", "cport", "sip", "sport", "isn"])
         dr = pairs[pairs["syn_dst_mac"] != pairs["sa_src_mac"]]
-        found |= set(zip(dr["sip"], dr["sport"]))
+        found |= set(dr[["sip", "sport"]].drop_duplicates().itertuples(index=False, name=None))
     return sorted((str(ip), int(port)) for ip, port in found)
 
 
@@ -164,17 +163,20 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     rep = tv[endpoint_in(tv["src_ip"], tv["src_port"], vips)]
     legs = _legs(tov)
     orig, fwd = legs[legs["rank"] == 0], legs[legs["rank"] >= 1]
-    in_votes, rs_votes = Counter(orig["dst_mac"]), Counter(fwd["dst_mac"])
+    in_votes = orig["dst_mac"].value_counts().to_dict()
+    rs_votes = fwd["dst_mac"].value_counts().to_dict()
     director_in = {m for m, c in in_votes.items() if c > rs_votes.get(m, 0) and m}
     if not director_in and len(tov):
         # One point only: the director is where clients send VIP frames and no reply comes from.
-        director_in = set(tov["dst_mac"]) - set(rep["src_mac"]) - {""}
+        director_in = set(tov["dst_mac"].unique()) - set(rep["src_mac"].unique()) - {""}
     if not director_in:
         # No forwarding seen (clients all bypass it): the director is the VIP's ARP/ND claimer
         # that is not a real server (real servers are where replies from the VIP come from).
-        director_in = _vip_claimers(pk, {ip for ip, _ in vips}) - set(rep["src_mac"]) - {""}
-    fwd_out = fwd[~fwd["dst_mac"].isin(director_in)]
-    director_out = set(fwd_out["src_mac"]) - {""}
+        director_in = (_vip_claimers(pk, {ip for ip, _ in vips}) - set(rep["src_mac"].unique())
+                       - {""})
+    # the first copy of a packet leaves the director; later ones may be a loop coming back
+    first_copy = fwd[(fwd["rank"] == 1) & ~fwd["dst_mac"].isin(director_in)]
+    director_out = set(first_copy["src_mac"].unique()) - {""}
 
     pinned_dir = pins.director_macs
     if pinned_dir:
@@ -190,14 +192,15 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
         director_out = p_out or director_out
     dmacs = director_in | director_out
 
-    client_macs = set(tov.loc[tov["dst_mac"].isin(director_in), "src_mac"]) - dmacs - {""}
+    client_macs = (set(tov.loc[tov["dst_mac"].isin(director_in), "src_mac"].unique()) - dmacs
+                   - {""})
 
     # roles of the points
     ingress = tov["dst_mac"].isin(director_in) & ~tov["src_mac"].isin(director_out - director_in)
     forwarded = tov["src_mac"].isin(director_out) & ~tov["dst_mac"].isin(dmacs)
     roles: dict[str, str] = {}
-    ing_pts, fwd_pts, rep_pts = (set(tov.loc[ingress, "point"]), set(tov.loc[forwarded, "point"]),
-                                 set(rep["point"]))
+    ing_pts, fwd_pts, rep_pts = (set(tov.loc[ingress, "point"].unique()),
+                                 set(tov.loc[forwarded, "point"].unique()), set(rep["point"].unique()))
     for p in points:
         learned = ("both" if p in ing_pts and p in fwd_pts else "vip-segment" if p in ing_pts
                    else "rs-segment" if p in fwd_pts else "vip-segment" if p in rep_pts
@@ -229,9 +232,9 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
             for mac, ts in frame.groupby("mac")["ts"].min().items():
                 first_seen[mac] = min(first_seen.get(mac, ts), ts)
     rs_seg_role = {m: ("both" if roles.get(p) == "both" else "rs-segment")
-                   for m, p in zip(conn_f["mac"], conn_f["point"])}
+                   for m, p in conn_f[["mac", "point"]].drop_duplicates().itertuples(index=False)}
     vip_seg_role = {m: ("both" if roles.get(p) == "both" else "vip-segment")
-                    for m, p in zip(conn_r["mac"], conn_r["point"])}
+                    for m, p in conn_r[["mac", "point"]].drop_duplicates().itertuples(index=False)}
     servers: dict[str, RealServerInfo] = {}
     for mac in sorted(rs_seg_role, key=lambda m: first_seen.get(m, 0)):
         servers[mac] = RealServerInfo(name="", macs={rs_seg_role[mac]: mac})
@@ -271,7 +274,7 @@ def _vip_claimers(pk: pd.DataFrame, vip_ips: set[str]) -> set[str]:
              & pk["arp_sender_ip"].isin(vip_ips).to_numpy(dtype=bool)]
     na = pk[(pk["icmp_type"] == 136).fillna(False).to_numpy(dtype=bool)
             & pk["nd_target"].isin(vip_ips).to_numpy(dtype=bool)]
-    return set(text(arp["arp_sender_mac"])) | set(text(na["nd_lladdr"]))
+    return set(text(arp["arp_sender_mac"]).unique()) | set(text(na["nd_lladdr"]).unique())
 
 
 def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], vip_ips: set[str]) -> None:
