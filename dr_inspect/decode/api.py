@@ -133,13 +133,13 @@ def iter_decode(path: str | os.PathLike[str], *, chunk_frames: int = 1_000_000,
     dec = StreamDecoder(name, label=point if point is not None else Path(path).name)
     gz = source.is_gzip(path)
     dec.stats.gzip = gz
-    yielded = False
     gz_error: CaptureError | None = None
+    # One piece is held back so the last piece yielded carries the final stats.
+    held: pd.DataFrame | None = None
 
-    def pieces(table: pd.DataFrame) -> Iterator[DecodedCapture]:
+    def pieces(table: pd.DataFrame) -> Iterator[pd.DataFrame]:
         for start in range(0, len(table), chunk_frames):
-            yield DecodedCapture(table.iloc[start:start + chunk_frames].reset_index(drop=True),
-                                 _snapshot(dec.stats))
+            yield table.iloc[start:start + chunk_frames].reset_index(drop=True)
 
     with source._open(path) as fh:
         blocks = ((b, None) for b in source.plain_blocks(fh)) if not gz else \
@@ -148,21 +148,21 @@ def iter_decode(path: str | os.PathLike[str], *, chunk_frames: int = 1_000_000,
             if error is not None:
                 gz_error = error
                 break
-            table = dec.feed(block)
-            for piece in pieces(table):
-                yielded = True
-                yield piece
+            for piece in pieces(dec.feed(block)):
+                if held is not None:
+                    yield DecodedCapture(held, _snapshot(dec.stats))
+                held = piece
             if dec.stats.error is not None:
                 break
-    table = dec.finish()
+    last = dec.finish()
     if gz_error is not None and (dec.stats.error is None or
                                  "truncated" in dec.stats.error.reason):
         dec.stats.error = gz_error
-    for piece in pieces(table):
-        yielded = True
-        yield piece
-    if not yielded:
-        yield DecodedCapture(table, _snapshot(dec.stats))
+    for piece in pieces(last):
+        if held is not None:
+            yield DecodedCapture(held, _snapshot(dec.stats))
+        held = piece
+    yield DecodedCapture(held if held is not None else last, _snapshot(dec.stats))
 
 
 def _snapshot(stats: DecodeStats) -> DecodeStats:
