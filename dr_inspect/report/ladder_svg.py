@@ -126,7 +126,7 @@ def render_ladder_svg(ladder: Ladder, *, max_steps: int | None = None) -> str:
     title = f"flow {ladder.flow_id}: {ladder.five_tuple}" + (
         f" via {ladder.real_server}" if ladder.real_server else "")
     out = [svg_open(width, height, f"ladder of {title}"),
-           f'<rect width="100%" height="100%" fill="#fff"/>',
+           '<rect width="100%" height="100%" fill="#fff"/>',
            text(8, 16, title + (f"  (violates {', '.join(ladder.violations)})"
                                 if ladder.violations else ""), size=13, fill="#000",
                 extra='font-weight="bold"')]
