@@ -96,7 +96,8 @@ class DrCapture:
                    reply_src: str | None = None, client_to_rs: bool = False,
                    data_rs: int | None = None, loop: int = 0, gro: bool = False,
                    syn_retransmit: bool = False, client_mac: str = CLIENT_MAC,
-                   director: tuple[str, str] | None = None) -> None:
+                   director: tuple[str, str] | None = None, port: int = PORT,
+                   vip: str | None = None) -> None:
         """One connection client:cport -> VIP:PORT served by RS[rs].
 
         drop: client packets ('syn', 'ack', 'req') the director does not forward.
@@ -107,6 +108,7 @@ class DrCapture:
         director: (VIP-segment MAC, real-server-segment MAC) of another director (failover).
         """
         dir_in, dir_out = director or (self.dir_in, self.dir_out)
+        vip = vip or self.vip
         t = self.t
         self.t += gap
         isn, sisn = 1000 + cport * 7, 50000 + cport * 3
@@ -118,15 +120,15 @@ class DrCapture:
         def client_sends(name, flags, seq, ack, payload, when, server):
             self._ip_id += 1
             ip_id = self._ip_id
-            self.emit(self.vip_point, self.tcp_frame(client_mac, dst_mac_in, self.client_ip, self.vip,
-                                                     cport, PORT, flags, seq, ack, 64, ip_id,
+            self.emit(self.vip_point, self.tcp_frame(client_mac, dst_mac_in, self.client_ip, vip,
+                                                     cport, port, flags, seq, ack, 64, ip_id,
                                                      payload), when)
             if client_to_rs or not forward or name in drop:
                 return
-            fields = dict(src=self.client_ip, dst=self.vip, sport=cport, dport=PORT, flags=flags,
+            fields = dict(src=self.client_ip, dst=vip, sport=cport, dport=port, flags=flags,
                           seq=seq, ack=ack, ttl=64 - ttl_drop, ip_id=ip_id, payload=payload)
-            fields.update({"dst": changes.get("dst_ip", self.vip),
-                           "dport": changes.get("dst_port", PORT),
+            fields.update({"dst": changes.get("dst_ip", vip),
+                           "dport": changes.get("dst_port", port),
                            "ip_id": changes.get("ip_id", ip_id),
                            "ttl": 64 - changes.get("ttl_drop", ttl_drop)})
             dst_mac = fwd_dst_mac or self.rs_in(server)
@@ -137,17 +139,17 @@ class DrCapture:
                           when + 30e-6 * (i + 2))
 
         def server_sends(flags, seq, ack, payload, when, server):
-            src_ip = reply_src or self.vip
+            src_ip = reply_src or vip
             if reply_via_director:
                 self.emit(self.rs_point, self.tcp_frame(self.rs_in(server), dir_out, src_ip,
-                                                        self.client_ip, PORT, cport, flags, seq,
+                                                        self.client_ip, port, cport, flags, seq,
                                                         ack, 64, 900, payload), when)
                 self.emit(self.vip_point, self.tcp_frame(dir_in, client_mac, src_ip,
-                                                         self.client_ip, PORT, cport, flags, seq,
+                                                         self.client_ip, port, cport, flags, seq,
                                                          ack, 63, 900, payload), when + 30e-6)
             else:
                 self.emit(self.vip_point, self.tcp_frame(RS[server].mac_e, client_mac, src_ip,
-                                                         self.client_ip, PORT, cport, flags, seq,
+                                                         self.client_ip, port, cport, flags, seq,
                                                          ack, 64, 900, payload), when)
 
         client_sends("syn", "S", isn, 0, b"", t, rs)

@@ -221,3 +221,25 @@ def test_bundled_set_fails_exactly_the_expected_rules(folder):
         for r in report.rules:
             if r.id in expected:
                 assert r.evidence and all(e.display_filter and e.cause for e in r.evidence)
+
+
+def test_several_vips_and_ports(tmp_path):
+    cap = DrCapture().healthy()
+    for i in range(4):
+        cap.connection(46000 + i, rs=i % 2, port=443)
+        cap.connection(47000 + i, rs=i % 2, vip="192.168.7.34")
+    report = verify_paths([cap.write(tmp_path / "set")])
+    assert report.topology.vips == [f"{VIP}:443", f"{VIP}:8000", "192.168.7.34:8000"]
+    assert report.verdict == "pass" and report.flows == 12
+    pinned = verify_paths([tmp_path / "set"], vips=[f"{VIP}:443"])
+    assert pinned.topology.vips == [f"{VIP}:443"] and pinned.flows == 4
+
+
+def test_empty_point_of_unknown_role_fails_capture_health(tmp_path):
+    from scapy.utils import wrpcap
+    folder = DrCapture().healthy().write(tmp_path / "set", manifest=False)
+    wrpcap(str(folder / "idle.pcap"), [])
+    report = verify_paths([folder])
+    health = rules_of(report)["DR013"]
+    assert health.status == "fail" and health.evidence[0].point == "idle"
+    assert "no frames decoded" in health.evidence[0].cause

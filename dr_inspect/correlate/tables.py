@@ -95,7 +95,8 @@ def _lookup(s: pd.Series, mapping: dict) -> np.ndarray:
 
 
 def _roles(points: pd.Series, topo: LearnedTopology) -> np.ndarray:
-    return points.map(lambda p: topo.roles.get(p, "unknown")).to_numpy(dtype=object)
+    out = pd.Series(points).map(topo.roles)
+    return out.astype(object).where(out.notna(), "unknown").to_numpy(dtype=object)
 
 
 def flow_endpoints(tov: pd.DataFrame) -> pd.DataFrame:
@@ -276,9 +277,12 @@ def _drop_causes(m: pd.DataFrame, empty_points: list[str], senders: set[str]) ->
                     "on the wrong interface)")
     # frames addressed to a MAC that never sends anything: no host owns it any more
     silent = ~m["dst_mac"].isin(senders).to_numpy()
-    stale = ("addressed to " + m["dst_mac"] + ", a MAC that sent no frame in the capture: the "
-             "client's ARP/neighbour entry for the VIP is stale (a former director?); flush it "
-             "(ip neigh flush) and have the director send gratuitous ARP").to_numpy(dtype=object)
+    stale = np.full(len(m), "", dtype=object)
+    lost = ~hc.to_numpy() & silent
+    stale[lost] = ("addressed to " + m.loc[lost, "dst_mac"] + ", a MAC that sent no frame in the "
+                   "capture: the client's ARP/neighbour entry for the VIP is stale (a former "
+                   "director?); flush it (ip neigh flush) and have the director send gratuitous "
+                   "ARP").to_numpy(dtype=object)
     causes = np.where(
         ~vip_any & silent, stale, np.where(~vip_any, nothing,
         np.where(~m["syn"].to_numpy() & ~syn_fwd,
