@@ -17,6 +17,9 @@ from functools import lru_cache
 from dr_inspect.errors import MissingToolError
 
 DEFAULT_SNAPLEN = 262144
+# Kernel ring per agent, KiB (tcpdump -B). In immediate mode libpcap retires a ring block per
+# wake-up, so the default 2 MiB ring (a few dozen blocks) overflows on a busy, shared CPU.
+DEFAULT_BUFFER_KIB = 32768
 
 _LISTENING = re.compile(r"listening on (\S+), link-type (\S+)")
 _GOT = re.compile(r"^Got (\d+)$")
@@ -53,16 +56,21 @@ def supports_nano(tcpdump: str) -> bool:
 def build_argv(tcpdump: str, interface: str, output: str, *, netns: str | None = None,
                snaplen: int = DEFAULT_SNAPLEN, bpf: str | None = None, count: int | None = None,
                rotate_mb: int | None = None, rotate_files: int | None = None, nano: bool = True,
-               as_root: bool = True, verbose_counts: bool = True) -> list[str]:
+               as_root: bool = True, verbose_counts: bool = True,
+               buffer_kib: int | None = DEFAULT_BUFFER_KIB) -> list[str]:
     """The argv of one capture agent. `output` is a file path, or "-" for a pcap stream on stdout.
 
-    -U flushes each packet (a reader of the file or stream sees it at once); -n avoids DNS;
+    --immediate-mode hands each packet to tcpdump at once: without it libpcap's TPACKET_V3 ring
+    holds packets up to a second, and the ones still held when tcpdump is stopped are lost
+    (counted as received, never written). -U flushes each packet to the file or stream; -n: no DNS;
     -Z root keeps tcpdump from switching to user tcpdump, which could not write in root's folders.
     """
     argv: list[str] = []
     if netns:
         argv += ["ip", "netns", "exec", netns]
-    argv += [tcpdump, "-i", interface, "-n", "-U", "-s", str(snaplen), "-w", output]
+    argv += [tcpdump, "-i", interface, "-n", "--immediate-mode", "-U", "-s", str(snaplen), "-w", output]
+    if buffer_kib:
+        argv += ["-B", str(buffer_kib)]
     if verbose_counts and output != "-":
         argv.append("-v")  # "Got N" once a second: live progress without reading the file
     if nano:
