@@ -17,6 +17,7 @@ import io
 import json
 import os
 import pstats
+import resource
 import shutil
 import subprocess
 import sys
@@ -71,7 +72,8 @@ def size_bytes(path: Path) -> int:
 
 @dataclass
 class ChildResult:
-    seconds: float
+    seconds: float              # wall time of the measured call
+    cpu_seconds: float          # its CPU time (user + system): less sensitive to a busy machine
     hwm_kb: int                 # child's VmHWM at the end
     peak_anon_kb: int           # max RssAnon sampled by the parent
     data: dict = field(default_factory=dict)
@@ -115,7 +117,7 @@ def run_child(job: list[str], *, sample_s: float = 0.005, timeout_s: float = 180
         raise RuntimeError(f"{' '.join(job)} printed no result")
     data = json.loads(lines[-1])
     peak_anon = max(peak_anon, data.get("anon_kb", 0))
-    return ChildResult(data["seconds"], data["hwm_kb"], peak_anon, data)
+    return ChildResult(data["seconds"], data["cpu_seconds"], data["hwm_kb"], peak_anon, data)
 
 
 def baseline() -> ChildResult:
@@ -123,26 +125,42 @@ def baseline() -> ChildResult:
     return run_child(["baseline"])
 
 
-def tshark_seconds(paths: list[Path], *, repeat: int = 1) -> tuple[float, float]:
-    """(seconds to decode all paths with `tshark -T fields`, start-up seconds included in that).
+@dataclass
+class TsharkTime:
+    seconds: float              # wall, all paths, start-up excluded
+    cpu_seconds: float          # user + system of the tshark processes, start-up excluded
+    startup: float              # wall start-up per run, times the number of paths
 
-    Start-up (reading the dissector tables, ~0.3 s) is measured with `-c 1` on the first file,
-    so callers can report tshark's rate without it, as ours excludes the interpreter start."""
+
+def tshark_seconds(paths: list[Path], *, repeat: int = 1) -> TsharkTime:
+    """Time `tshark -T fields` decoding all paths (best of `repeat`), without its start-up.
+
+    Start-up (reading the dissector tables, ~0.3 s) is measured with `-c 1` on the first file and
+    subtracted, as our figures exclude the interpreter start."""
     tshark = shutil.which("tshark")
     if tshark is None:
         raise FileNotFoundError("tshark not installed (apt-get install tshark)")
 
-    def run(path: Path, limit: list[str]) -> float:
+    def run(path: Path, limit: list[str]) -> tuple[float, float]:
         argv = [tshark, "-n", "-r", str(path), *limit, "-T", "fields", "-E", "separator=/t"]
         for f in TSHARK_FIELDS:
             argv += ["-e", f]
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        return time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
-    startup = min(run(paths[0], ["-c", "1"]) for _ in range(3))
-    total = min(sum(run(p, []) for p in paths) for _ in range(repeat))
-    return total, startup * len(paths)
+    starts = [run(paths[0], ["-c", "1"]) for _ in range(3)]
+    start_wall, start_cpu = min(w for w, _ in starts), min(c for _, c in starts)
+    runs = []
+    for _ in range(repeat):
+        each = [run(p, []) for p in paths]
+        runs.append((sum(w for w, _ in each), sum(c for _, c in each)))
+    wall, cpu = min(runs)
+    n = len(paths)
+    return TsharkTime(max(wall - n * start_wall, 1e-9), max(cpu - n * start_cpu, 1e-9), n * start_wall)
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,9 +170,21 @@ def _status_now() -> dict[str, int]:
     return _status_kb(os.getpid(), ("VmHWM", "RssAnon"))
 
 
-def _emit(seconds: float, **extra: object) -> None:
+class _Clock:
+    """Wall and CPU time of a block."""
+
+    def __enter__(self) -> _Clock:
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = time.process_time() - self.cpu0
+
+
+def _emit(clock: _Clock, **extra: object) -> None:
     status = _status_now()
-    print(json.dumps({"seconds": seconds, "hwm_kb": status.get("VmHWM", 0),
+    print(json.dumps({"seconds": clock.wall, "cpu_seconds": clock.cpu, "hwm_kb": status.get("VmHWM", 0),
                       "anon_kb": status.get("RssAnon", 0), **extra}), flush=True)
 
 
@@ -180,10 +210,9 @@ def _job_decode(paths: list[str], profile: int) -> None:
     def work():  # type: ignore[no-untyped-def]
         return [decode_file(p) for p in paths]
 
-    t0 = time.perf_counter()
-    results = _profiled(work, profile)
-    seconds = time.perf_counter() - t0
-    _emit(seconds, frames=sum(len(r.packets) for r in results),
+    with _Clock() as clock:
+        results = _profiled(work, profile)
+    _emit(clock, frames=sum(len(r.packets) for r in results),
           undecodable=sum(sum(r.stats.undecodable.values()) for r in results),
           errors=[str(r.stats.error) for r in results if r.stats.error is not None])
 
@@ -193,15 +222,14 @@ def _job_verify(paths: list[str], profile: int) -> None:
     import pandas  # noqa: F401
     from dr_inspect.verify import verify_paths
 
-    t0 = time.perf_counter()
-    report = _profiled(lambda: verify_paths(paths), profile)
-    seconds = time.perf_counter() - t0
+    with _Clock() as clock:
+        report = _profiled(lambda: verify_paths(paths), profile)
     rules = [{"id": r.id, "name": r.name, "status": r.status, "severity": r.severity,
               "checked": r.checked, "violations": r.violations, "note": r.note,
               "evidence": [f"{e.point} frames {e.frames[:3]}: expected {e.expected}, got {e.actual}"
                            for e in r.evidence[:2]]}
              for r in report.rules]
-    _emit(seconds, verdict=report.verdict, exit_code=report.exit_code, rules=rules,
+    _emit(clock, verdict=report.verdict, exit_code=report.exit_code, rules=rules,
           frames=sum(p.frames for p in report.points), flows=report.flows, hops=report.hops,
           errors=list(report.errors))
 
@@ -238,16 +266,18 @@ def _job_scapy(paths: list[str], profile: int) -> None:
                     n += 1
         return n
 
-    t0 = time.perf_counter()
-    frames = _profiled(work, profile)
-    _emit(time.perf_counter() - t0, frames=frames)
+    with _Clock() as clock:
+        frames = _profiled(work, profile)
+    _emit(clock, frames=frames)
 
 
 def _job_baseline() -> None:
     import numpy  # noqa: F401
     import pandas  # noqa: F401
 
-    _emit(0.0)
+    with _Clock() as clock:
+        pass
+    _emit(clock)
 
 
 def main(argv: list[str] | None = None) -> int:
