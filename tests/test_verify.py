@@ -243,3 +243,29 @@ def test_empty_point_of_unknown_role_fails_capture_health(tmp_path):
     health = rules_of(report)["DR013"]
     assert health.status == "fail" and health.evidence[0].point == "idle"
     assert "no frames decoded" in health.evidence[0].cause
+
+
+def test_truncating_snaplen_is_reported_not_failed(tmp_path):
+    cap = DrCapture().healthy()
+    for pkt in cap.frames["br_lvs"]:
+        pkt.wirelen = len(pkt) + 100   # recorded as longer on the wire than captured
+    report = verify_paths([cap.write(tmp_path / "set")])
+    health = rules_of(report)["DR013"]
+    assert health.status == "pass" and report.verdict == "pass"
+    assert "br_lvs: 14 frames cut by snaplen" in health.note
+
+
+def _sets_with_snapshots() -> list[Path]:
+    return [p for p in _sets() if (p / "snapshots").is_dir() and read_expected(p)]
+
+
+def test_host_snapshots_explain_failing_rules():
+    sets = _sets_with_snapshots()
+    require(bool(sets), "no fault capture set with host snapshots under captures/")
+    explained = 0
+    for folder in sets:
+        for r in verify_paths([folder]).rules:
+            assert r.status == "fail" or not r.host_causes
+            assert all(line.startswith("HC") for line in r.host_causes), r.host_causes
+            explained += len(r.host_causes)
+    assert explained, "no failing rule got a host cause from the snapshots"
