@@ -18,9 +18,13 @@ import pandas as pd
 from dr_inspect.captureset import CaptureSet, load_capture_set
 from dr_inspect.correlate import CLOCK_TOLERANCE_NS, Correlation, correlate, points_table
 from dr_inspect.errors import CaptureError, InputError, TopologyError
-from dr_inspect.model import Ladder, LadderStep, PointSummary, Topology, VerifyReport
+from dr_inspect.correlate.ladder import build_ladder
+from dr_inspect.model import PointSummary, Topology, VerifyReport
 from dr_inspect.rules import Rule, evaluate_rules, load_rules
 from dr_inspect.topology import (TopologyPins, load_topology_file, merge_pins, parse_vip)
+
+__all__ = ["Analysis", "analyse_packets", "analyse_paths", "build_ladder", "verify_packets",
+           "verify_paths"]
 
 SAMPLE = 1000
 
@@ -364,108 +368,3 @@ def verify_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] =
     """Verify a capture set directory or capture files: the report says whether DR works."""
     return analyse_paths(paths, vips=vips, topology_file=topology_file, rule_files=rule_files,
                          window_ms=window_ms, max_evidence=max_evidence).report
-
-
-# -- ladder -----------------------------------------------------------------------------------
-
-def build_ladder(analysis: Analysis, *, flow: int | None = None, client: str | None = None) -> Ladder:
-    """One connection across the points, in the seed's narrative order."""
-    flows = analysis.tables["flows"]
-    if len(flows) == 0:
-        raise InputError("no connection to a VIP in these captures: nothing to draw")
-    if flow is not None:
-        pick = flows[flows["flow_id"] == flow]
-        if len(pick) == 0:
-            raise InputError(f"no flow {flow} (flows 1..{int(flows['flow_id'].max())})")
-    elif client is not None:
-        ip, _, port = client.rpartition(":") if client.count(":") == 1 or client.startswith("[") \
-            else (client, "", "")
-        ip = ip.strip("[]") or client
-        pick = flows[flows["client_ip"] == ip]
-        if port:
-            pick = pick[pick["client_port"] == int(port)]
-        if len(pick) == 0:
-            raise InputError(f"no connection from client {client}")
-    else:
-        pick = flows
-    row = pick.iloc[0]
-    fid = int(row["flow_id"])
-    tv_ = analysis.tables["to_vip"]
-    rp = analysis.tables["replies"]
-    fw = analysis.tables["forwards"]
-    topo = analysis.correlation.topology if analysis.correlation else None
-    director_macs = topo.director_macs if topo else set()
-    rs_names = topo.rs_name_by_mac() if topo else {}
-    out_rows = []
-    mine = tv_[tv_["flow_id"] == fid]
-    for r in mine.to_dict("records"):
-        if r["leg"] == "ingress":
-            label, src, dst, note = "client send", "client", "director", ""
-        elif r["leg"] == "forwarded":
-            rs = rs_names.get(r["dst_mac"], r["dst_mac"])
-            label, src, dst, note = "director send", "director", rs, f"dst MAC rewritten to {rs}"
-        else:
-            rs = rs_names.get(r["dst_mac"], r["dst_mac"])
-            label, src, dst, note = "client send", "client", rs, "addressed straight to a real server"
-        out_rows.append((r, label, src, dst, note))
-    for r in rp[rp["flow_id"] == fid].to_dict("records"):
-        if r["from_director"]:
-            label, src, dst, note = "director send", "director", "client", "reply through the director"
-        elif r["to_director"]:
-            label, src, dst = "server send", rs_names.get(r["src_mac"], r["src_mac"]), "director"
-            note = "reply sent to the director"
-        else:
-            label, src, dst = "server send", rs_names.get(r["src_mac"], r["src_mac"]), "client"
-            note = "reply bypasses the director"
-        if not r["from_vip"]:
-            note += f"; source {r['src_ip']} is not the VIP"
-        out_rows.append((r, label, src, dst, note))
-    # clock-adjusted time and TTL of the flow's frames, looked up in one merge
-    keys = pd.DataFrame({"point": [r["point"] for r, *_ in out_rows],
-                         "frame": [int(r["frame"]) for r, *_ in out_rows]})
-    pk = analysis.packets
-    if len(keys):
-        sub = pk[pk["frame"].isin(keys["frame"]).to_numpy()]
-        sub = pd.DataFrame({"point": sub["point"].astype(object).to_numpy(),
-                            "frame": sub["frame"].to_numpy(), "ts": sub["ts"].to_numpy(),
-                            "ttl": sub["ttl"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)})
-        looked = keys.merge(sub, on=["point", "frame"], how="left")
-        ts_adj = looked["ts"].to_numpy(dtype=float)
-        ttls = looked["ttl"].to_numpy(dtype=float)
-    else:
-        ts_adj = ttls = np.zeros(0)
-    order = sorted(range(len(out_rows)), key=lambda i: (
-        ts_adj[i] if not np.isnan(ts_adj[i]) else out_rows[i][0]["ts_ns"],
-        out_rows[i][0]["point"], out_rows[i][0]["frame"]))
-    receive = {"client send": "director receive", "director send": "server receive",
-               "server send": "client receive"}
-    seen: set[tuple] = set()
-    steps = []
-    for i in order:
-        r, label, src, dst, note = out_rows[i]
-        ident = (label, r["src_mac"], r["dst_mac"], r["seq"], r["tcp_flags"], r.get("ack"))
-        if ident in seen:
-            label = receive[label]
-        seen.add(ident)
-        ttl = None if np.isnan(ttls[i]) else int(ttls[i])
-        steps.append(LadderStep(label=label, point=r["point"], frame=int(r["frame"]),
-                                ts_ns=int(r["ts_ns"]), src_mac=r["src_mac"], dst_mac=r["dst_mac"],
-                                src_ip=r["src_ip"], dst_ip=r["dst_ip"],
-                                src_port=int(r["src_port"]), dst_port=int(r["dst_port"]), ttl=ttl,
-                                tcp_flags=int(r["tcp_flags"]),
-                                seq=int(r["seq"]) if r["seq"] >= 0 else None,
-                                ack=int(r["ack"]) if r["ack"] >= 0 else None,
-                                payload_len=int(r.get("payload_len", 0)) if "payload_len" in r else None,
-                                src_host=src, dst_host=dst, note=note))
-    hosts = ["client", "director"] + [rs.name for rs in (topo.real_servers if topo else [])]
-    for s in steps:
-        for h in (s.src_host, s.dst_host):
-            if h not in hosts:
-                hosts.append(h)
-    violations = sorted({r.id for r in analysis.report.rules for e in r.evidence
-                         if e.extra.get("flow_id") == fid})
-    rs_name = row["real_server"] or None
-    del fw, director_macs
-    return Ladder(flow_id=fid, five_tuple=row["five_tuple"], real_server=rs_name, hosts=hosts,
-                  points=list(dict.fromkeys(s.point for s in steps)), steps=steps,
-                  violations=violations)

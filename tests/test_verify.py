@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, require
-from rulecaps import RS, VIP, DrCapture, unrelated_capture
+from rulecaps import VIP, DrCapture, unrelated_capture
 
 from dr_inspect.captureset import read_expected
 from dr_inspect.errors import InputError, RuleFileError, TopologyError

@@ -9,7 +9,7 @@ import pandas as pd
 
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS, estimate_offsets, find_hops
-from dr_inspect.correlate.keys import CONN_KEY, endpoint_in, tcp_view
+from dr_inspect.correlate.keys import endpoint_in, tcp_view
 from dr_inspect.correlate.tables import (TABLE_COLUMNS, flow_endpoints, flows_table, forwards_table,
                                          points_table, replies_table, to_vip_table, arp_table)
 from dr_inspect.topology.learn import LearnedTopology, learn_topology
