@@ -106,3 +106,21 @@ def test_ipv6_without_ip_id(tmp_path):
     fw = corr.tables["forwards"]
     assert fw["has_copy"].all() and (fw["ip_id"] == -1).all() and (fw["copy_ip_id"] == -1).all()
     assert len(corr.hops) == 6
+
+
+def test_tso_split_copies_match_the_big_segment(tmp_path):
+    """One 40-byte segment reaches the director; the real-server side sees it as 2 x 20 bytes."""
+    from rulecaps import CLIENT_MAC, DIR_E_MAC, DIR_LVS_MAC, PORT, T0
+    cap = DrCapture().healthy(connections=1)
+    c = cap
+    big = c.tcp_frame(CLIENT_MAC, DIR_E_MAC, CLIENT_IP, VIP, 41000, PORT, "PA", 5000, 9000, 64, 77,
+                      b"z" * 40)
+    c.emit("br_e", big, T0 + 1.0)
+    for i in range(2):
+        part = c.tcp_frame(DIR_LVS_MAC, RS[0].mac_lvs, CLIENT_IP, VIP, 41000, PORT, "PA",
+                           5000 + 20 * i, 9000, 63, 77 + i, b"z" * 20)
+        c.emit("br_lvs", part, T0 + 1.0 + 30e-6 * (i + 1))
+    corr = correlate(cap.decoded(tmp_path))
+    fw = corr.tables["forwards"]
+    row = fw[fw["src_port"] == 41000].iloc[0]
+    assert row["has_copy"] and row["coalesced"] and row["copy_payload_len"] == 20
