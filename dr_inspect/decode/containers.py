@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dr_inspect.decode import walk as w
+from dr_inspect.decode.gather import gather
 from dr_inspect.decode.stats import InterfaceInfo
 
 PCAP_MAGICS: dict[bytes, tuple[bool, int, int]] = {
@@ -33,6 +34,7 @@ EPB, SPB, OPB, IDB = 6, 3, 2, 1
 # No real frame is bigger than this; a larger length is a corrupt header, not an allocation request.
 MAX_RECORD = 16 * 1024 * 1024
 MAX_PCAP_CAPLEN = 262144 * 4
+HEAD_BYTES = 96      # leading frame bytes decoded by layers.py (see K_FRAME there)
 
 
 class ContainerError(Exception):
@@ -55,6 +57,9 @@ class FrameIndex:
     interface: np.ndarray  # int32
     linktype: np.ndarray   # int32
     bad_interface: np.ndarray | None = None  # bool: pcapng interface id not defined
+    # Optional (n, HEAD_BYTES) uint8: each frame's leading bytes, gathered together with the record
+    # header (one gather instead of two). Bytes past caplen are not the frame's.
+    head: np.ndarray | None = None
 
     @staticmethod
     def empty() -> "FrameIndex":
@@ -363,15 +368,15 @@ class ContainerParser:
         res = w.walk(buf, pos, len(buf), step, sync)
         p = res.positions
         if len(p):
-            sec = w.read_u32(buf, p, self.little)
-            frac = w.read_u32(buf, p + 4, self.little)
-            cap = w.read_u32(buf, p + 8, self.little)
-            wire = w.read_u32(buf, p + 12, self.little)
+            rec = gather(buf, p, self.hdrlen + HEAD_BYTES)
+            hdr = rec[:, :16].view("<u4" if self.little else ">u4")
+            sec, frac, cap, wire = (hdr[:, i].astype(np.int64) for i in range(4))
             parts.append(FrameIndex(
                 data_pos=p + self.hdrlen, caplen=cap, wirelen=wire,
                 ts_ns=sec * 1_000_000_000 + frac * self.frac_ns,
                 interface=np.zeros(len(p), np.int32),
-                linktype=np.full(len(p), self.linktype, np.int32)))
+                linktype=np.full(len(p), self.linktype, np.int32),
+                head=rec[:, self.hdrlen:]))
         if res.status == w.INVALID:
             cap = int(w.read_u32(buf, np.array([res.end + 8]), self.little)[0])
             raise ContainerError(base + res.end, f"absurd record length: caplen {cap} "
@@ -440,6 +445,7 @@ class ContainerParser:
                 wire = w.read_u32(buf, p + 8, little)
                 cap = np.minimum(wire, bl - 16)
                 ticks = None
+                head = None
                 data = p + 12
             else:
                 if kind == EPB:
@@ -447,10 +453,10 @@ class ContainerParser:
                 else:
                     raw = w.read_u32(buf, p + 8, little)
                     local = (raw & 0xFFFF) if little else (raw >> 16)
-                hi = w.read_u32(buf, p + 12, little)
-                lo = w.read_u32(buf, p + 16, little)
-                cap = w.read_u32(buf, p + 20, little)
-                wire = w.read_u32(buf, p + 24, little)
+                rec = gather(buf, p, 28 + HEAD_BYTES)
+                hdr = rec[:, :28].view("<u4" if little else ">u4")
+                hi, lo, cap, wire = (hdr[:, i].astype(np.int64) for i in (3, 4, 5, 6))
+                head = rec[:, 28:]
                 ticks = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
                 data = p + 28
                 over = cap > bl - 32
@@ -458,10 +464,10 @@ class ContainerParser:
                     first = int(p[np.flatnonzero(over)[0]])
                     keep = p < first
                     self._emit(parts, data[keep], cap[keep], wire[keep], ticks[keep],
-                               local[keep], n_if)
+                               local[keep], n_if, head[keep])
                     raise ContainerError(base + first, "pcapng packet block: captured length "
                                          "exceeds the block")
-            self._emit(parts, data, cap, wire, ticks, local, n_if)
+            self._emit(parts, data, cap, wire, ticks, local, n_if, head)
         if len(parts) > 1:
             # Several block kinds in one walk: restore file order.
             merged = concat_index(parts)
@@ -472,7 +478,8 @@ class ContainerParser:
             parts[:] = [merged]
 
     def _emit(self, parts: list[FrameIndex], data: np.ndarray, cap: np.ndarray, wire: np.ndarray,
-              ticks: np.ndarray | None, local: np.ndarray, n_if: int) -> None:
+              ticks: np.ndarray | None, local: np.ndarray, n_if: int,
+              head: np.ndarray | None) -> None:
         bad = (local < 0) | (local >= n_if)
         gid = np.where(bad, 0, local + self._section_base).astype(np.int32)
         ts = np.zeros(len(data), np.int64)
@@ -494,7 +501,7 @@ class ContainerParser:
                 ns = t.astype(np.int64) * itf.ts_mul
             ts[sel] = ns + itf.ts_offset_s * 1_000_000_000
         parts.append(FrameIndex(data, cap, wire, ts, np.where(bad, -1, gid).astype(np.int32), lt,
-                                bad_interface=bad))
+                                bad_interface=bad, head=head))
 
     def _idb(self, buf: np.ndarray, pos: int, btl: int, base: int) -> None:
         e = "<" if self.little else ">"

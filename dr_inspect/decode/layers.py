@@ -15,9 +15,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from dr_inspect.decode.containers import FrameIndex
+from dr_inspect.decode.gather import gather
 
 ETH, RAW_BSD, RAW_OPENBSD, RAW, SLL, SLL2, IPV4_LT, IPV6_LT = 1, 12, 14, 101, 113, 276, 228, 229
 SUPPORTED_LINKTYPES = {ETH, RAW_BSD, RAW_OPENBSD, RAW, SLL, SLL2, IPV4_LT, IPV6_LT}
@@ -47,34 +47,6 @@ class Fields:
     undecodable: np.ndarray | None = None                    # bool per frame
 
 
-def gather(buf: np.ndarray, pos: np.ndarray, k: int) -> np.ndarray:
-    """(len(pos), k) uint8: the k bytes at each position (zeros past the end of buf)."""
-    n = len(buf)
-    pos = pos.astype(np.int64, copy=False)
-    if len(pos) == 0:
-        return np.zeros((0, k), np.uint8)
-    ok = (pos >= 0) & (pos <= n - k)
-    if ok.all():
-        return _rows(buf, pos, k)
-    out = np.zeros((len(pos), k), np.uint8)
-    if n >= k and ok.any():
-        out[ok] = _rows(buf, pos[ok], k)
-    rest = np.flatnonzero(~ok)
-    tail_start = int(max(0, min(n, pos[rest].min(), n - k)))
-    tail = np.zeros(n - tail_start + k, np.uint8)
-    tail[: n - tail_start] = buf[tail_start:]
-    p = np.clip(pos[rest] - tail_start, 0, n - tail_start)
-    out[rest] = _rows(tail, p, k)
-    return out
-
-
-def _rows(buf: np.ndarray, pos: np.ndarray, k: int) -> np.ndarray:
-    # Each element of this overlapping view is the k bytes starting at one offset: fancy indexing
-    # copies whole rows (memcpy-like), much faster than a (n, k) index of single bytes.
-    view = np.ndarray(shape=(len(buf) - k + 1,), dtype=f"V{k}", buffer=buf, strides=(1,))
-    return view[pos].view(np.uint8).reshape(len(pos), k)
-
-
 def at_offsets(g: np.ndarray, buf: np.ndarray, data: np.ndarray, off: np.ndarray, k: int
                ) -> np.ndarray:
     """(n, k): the k bytes at data + off of each frame, sliced from the frame-start matrix g where
@@ -98,19 +70,52 @@ def at_offsets(g: np.ndarray, buf: np.ndarray, data: np.ndarray, off: np.ndarray
     return out
 
 
+# Field readers: a zero-copy big-endian view of the field's bytes in every row, converted once.
 def be16(m: np.ndarray, o: int) -> np.ndarray:
-    return (m[:, o].astype(np.uint16) << 8) | m[:, o + 1]
+    return m[:, o:o + 2].view(">u2")[:, 0].astype(np.uint16)
 
 
 def be32(m: np.ndarray, o: int) -> np.ndarray:
-    return np.ascontiguousarray(m[:, o:o + 4]).view(">u4").ravel().astype(np.uint32)
+    return m[:, o:o + 4].view(">u4")[:, 0].astype(np.uint32)
 
 
 def u48(m: np.ndarray, o: int) -> np.ndarray:
+    if o + 8 <= m.shape[1]:
+        return m[:, o:o + 8].view(">u8")[:, 0].astype(np.uint64) >> np.uint64(16)
     return (be16(m, o).astype(np.uint64) << np.uint64(32)) | be32(m, o + 2).astype(np.uint64)
 
 
+BATCH = 65536   # frames decoded together: temporaries stay small, cache-resident and reused
+
+
 def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
+    """Fields of every frame of idx; works through the frames in batches of BATCH."""
+    n = len(idx)
+    if n <= BATCH:
+        return _decode_batch(buf, idx)
+    parts = [_decode_batch(buf, _slice(idx, s, min(n, s + BATCH))) for s in range(0, n, BATCH)]
+    out = Fields(n)
+    for group in ("ints", "macs", "ip4", "ip6"):
+        target = getattr(out, group)
+        for name in getattr(parts[0], group):
+            cols = [getattr(p, group)[name] for p in parts]
+            target[name] = Col(np.concatenate([c.values for c in cols]),
+                               np.concatenate([c.valid for c in cols]))
+    out.undecodable = np.concatenate([p.undecodable for p in parts])  # type: ignore[misc]
+    for p in parts:
+        out.reasons.update(p.reasons)
+    return out
+
+
+def _slice(idx: FrameIndex, start: int, stop: int) -> FrameIndex:
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[start:stop]
+    return FrameIndex(idx.data_pos[start:stop], idx.caplen[start:stop], idx.wirelen[start:stop],
+                      idx.ts_ns[start:stop], idx.interface[start:stop], idx.linktype[start:stop],
+                      bad_interface=cut(idx.bad_interface), head=cut(idx.head))
+
+
+def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
     n = len(idx)
     f = Fields(n)
     cap = idx.caplen.astype(np.int64)
@@ -127,7 +132,8 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
                 reason_names.append(why)
             reason_code[mask] = reason_names.index(why)
 
-    g2 = gather(buf, data, K_FRAME)
+    g2 = idx.head if idx.head is not None and idx.head.shape[1] >= K_FRAME else \
+        gather(buf, data, K_FRAME)
     eth = lt == ETH
     sll = lt == SLL
     sll2 = lt == SLL2
