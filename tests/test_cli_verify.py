@@ -208,15 +208,3 @@ def test_report_writes_html_and_exits_like_verify(broken_set, healthy_set, tmp_p
     assert run("report", healthy_set, "--html", out, "--quiet").exit_code == 0
     assert "Verdict: PASS" in out.read_text()
 
-
-def test_ladders_from_a_restricted_analysis_are_the_same(broken_set):
-    # The HTML report cuts the packets table down to the sampled flows before building ladders
-    # (speed on large captures); that must not change a single step.
-    from dr_inspect.report.ladders import restrict_to_flows
-    from dr_inspect.verify import analyse_paths, build_ladder
-
-    analysis = analyse_paths([broken_set])
-    small = restrict_to_flows(analysis, [2, 5])
-    assert 0 < len(small.packets) < len(analysis.packets)
-    for flow in (2, 5):
-        assert build_ladder(small, flow=flow) == build_ladder(analysis, flow=flow)

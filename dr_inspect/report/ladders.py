@@ -8,7 +8,6 @@ number of flows.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -90,46 +89,6 @@ def healthy_flow_ids(flows: Any, exclude: set[int], limit: int = MAX_HEALTHY) ->
     return [int(f) for f in candidates["flow_id"].head(limit)]
 
 
-def _frames_of(analysis: Any, flow_ids: list[int]) -> dict[str, set[int]] | None:
-    """point -> frame numbers of the given flows in the analysis tables, or None if the tables
-    do not say (then the analysis is used whole)."""
-    tables = getattr(analysis, "tables", None)
-    if not isinstance(tables, dict):
-        return None
-    frames: dict[str, set[int]] = {}
-    found = False
-    for name, (point_col, frame_col) in (("to_vip", ("point", "frame")),
-                                         ("replies", ("point", "frame")),
-                                         ("forwards", ("point", "frame")),
-                                         ("forwards", ("copy_point", "copy_frame"))):
-        table = tables.get(name)
-        if table is None or not {"flow_id", point_col, frame_col} <= set(table.columns):
-            continue
-        found = True
-        mine = table.loc[table["flow_id"].isin(flow_ids), [point_col, frame_col]].dropna()
-        for point, group in mine.groupby(point_col, observed=True):
-            frames.setdefault(str(point), set()).update(int(f) for f in group[frame_col])
-    return frames if found else None
-
-
-def restrict_to_flows(analysis: Any, flow_ids: list[int]) -> Any:
-    """A copy of the analysis whose packets table holds only the frames of `flow_ids`.
-
-    build_ladder looks packets up by (point, frame); on a large capture indexing every packet
-    for each ladder costs more than the ladders themselves, so the few frames are cut out once.
-    """
-    packets = getattr(analysis, "packets", None)
-    frames = _frames_of(analysis, flow_ids)
-    if frames is None or packets is None or not dataclasses.is_dataclass(analysis) \
-            or not {"point", "frame"} <= set(getattr(packets, "columns", ())):
-        return analysis
-    keep = pd.Series(False, index=packets.index)
-    point_values = packets["point"].astype(object)
-    for point, numbers in frames.items():
-        keep |= (point_values == point) & packets["frame"].isin(list(numbers))
-    return dataclasses.replace(analysis, packets=packets[keep])
-
-
 def select_ladders(report: VerifyReport, analysis: Any, *, healthy: int = MAX_HEALTHY,
                    build: Callable[..., Ladder] | None = None) -> ReportLadders:
     """Build the ladders the HTML report shows. `build` defaults to verify.build_ladder."""
@@ -141,7 +100,6 @@ def select_ladders(report: VerifyReport, analysis: Any, *, healthy: int = MAX_HE
     # A few spare candidates in case a ladder cannot be built; still a small, fixed number.
     candidates = healthy_flow_ids(getattr(analysis, "flows", None), named_flow_ids(report),
                                   3 * healthy)
-    analysis = restrict_to_flows(analysis, sorted(set(offending.values()) | set(candidates)))
 
     def get(fid: int) -> Ladder | None:
         if fid not in built:
