@@ -170,25 +170,29 @@ class CaptureSession:
         return summary
 
     def manifest_text(self, summary: CaptureSummary) -> str:
-        notes = [f"{p.name}: {p.error}" for p in summary.failed]
-        description = "; ".join(filter(None, [self.description, *notes])) or None
-        capture = {"tool": f"dr-inspect {__version__}", "host": self.host,
-                   "started": summary.started, "stopped": summary.stopped, "description": description}
-        points = []
-        for p in summary.points:
-            if not p.files:
-                summary.warnings.append(f"{p.name}: tcpdump wrote no file; the point is left out of the manifest")
-                continue
-            rel = [str(f.relative_to(self.out_dir)) for f in p.files]
-            entry = {"name": p.name, "file": rel[0],
-                     # `files` only when tcpdump rotated: every file of the point, oldest first.
-                     "files": rel if len(rel) > 1 else None,
-                     "role": p.role, "interface": p.interface, "netns": p.netns, "host": self.host,
-                     "received": p.received, "dropped": p.dropped, "snaplen": self.snaplen,
-                     "started": summary.started, "stopped": summary.stopped}
-            points.append(entry)
-        snaps = {h: str(path.relative_to(self.out_dir)) for h, path in summary.snapshots.items()}
-        return render_manifest(capture, points, snaps)
+        return manifest_text(summary, host=self.host, snaplen=self.snaplen, description=self.description)
+
+
+def manifest_text(summary: CaptureSummary, *, host: str, snaplen: int, description: str | None) -> str:
+    """manifest.toml of a finished capture (also used by watch --save)."""
+    notes = [f"{p.name}: {p.error}" for p in summary.failed]
+    description = "; ".join(filter(None, [description, *notes])) or None
+    capture = {"tool": f"dr-inspect {__version__}", "host": host,
+               "started": summary.started, "stopped": summary.stopped, "description": description}
+    points = []
+    for p in summary.points:
+        if not p.files:
+            summary.warnings.append(f"{p.name}: tcpdump wrote no file; the point is left out of the manifest")
+            continue
+        rel = [str(f.relative_to(summary.out_dir)) for f in p.files]
+        points.append({"name": p.name, "file": rel[0],
+                       # `files` only when tcpdump rotated: every file of the point, oldest first.
+                       "files": rel if len(rel) > 1 else None,
+                       "role": p.role, "interface": p.interface, "netns": p.netns, "host": host,
+                       "received": p.received, "dropped": p.dropped, "snaplen": snaplen,
+                       "started": summary.started, "stopped": summary.stopped})
+    snaps = {h: str(path.relative_to(summary.out_dir)) for h, path in summary.snapshots.items()}
+    return render_manifest(capture, points, snaps)
 
 
 def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = DEFAULT_SNAPLEN,

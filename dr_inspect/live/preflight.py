@@ -53,7 +53,7 @@ def prepare_out_dir(out_dir: Path) -> Path:
     if not out_dir.is_dir():
         raise CaptureAgentError(f"{out_dir}: not a folder")
     if (out_dir / "manifest.toml").exists():
-        raise CaptureAgentError(f"{out_dir}: already holds a capture set (manifest.toml); choose another --out")
+        raise CaptureAgentError(f"{out_dir}: already holds a capture set (manifest.toml); choose another folder")
     try:
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".dri-write-test-"):
             pass

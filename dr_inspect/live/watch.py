@@ -1,0 +1,289 @@
+"""watch: verify while traffic flows.
+
+One tcpdump per point streams pcap (`-w -`) into a StreamDecoder; every `interval` seconds the
+packets of the last `window` seconds are verified (dr_inspect.verify.analyse_packets) and a rolling
+verdict is handed to `on_interval`. Frames older than the window are dropped, so memory stays
+bounded however long it runs. At the end: one VerifyReport for the whole run (see rolling.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from dr_inspect.decode import StreamDecoder
+from dr_inspect.errors import CaptureError, DrInspectError, InputError, TopologyError
+from dr_inspect.live.capture import (CapturePoint, CaptureSummary, PointResult, manifest_text,
+                                     take_snapshots, utc_now, validate_points)
+from dr_inspect.live.preflight import check_interface, prepare_out_dir
+from dr_inspect.live.rolling import IntervalVerdict, PointLive, RollingVerdict
+from dr_inspect.live.stream import StreamAgent
+from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN, build_argv, find_tcpdump, supports_nano
+from dr_inspect.live.window import PacketWindow
+from dr_inspect.model import VerifyReport
+
+START_TIMEOUT_S = 15.0
+_POLL_S = 0.05
+_SYN, _ACK = 0x02, 0x10
+
+
+@dataclass
+class WatchResult:
+    report: VerifyReport
+    intervals: int
+    max_lag_ms: float | None          # worst age of a frame when decoded (capture -> decoder)
+    max_eval_ms: float                # slowest window verification
+    max_backlog_bytes: int            # most pcap bytes waiting for the decoder at once
+    saved: CaptureSummary | None = None
+    crashed: dict[str, str] = field(default_factory=dict)   # point -> tcpdump's message
+
+
+def count_connections(table: pd.DataFrame) -> int:
+    """Distinct TCP connections opened (SYN without ACK) in a packets-table chunk."""
+    if not len(table) or "tcp_flags" not in table:
+        return 0
+    flags = table["tcp_flags"].to_numpy(dtype="float64", na_value=0).astype("int64")
+    syn = table[(flags & (_SYN | _ACK)) == _SYN]
+    return len(syn.drop_duplicates(["src_ip", "src_port", "dst_ip", "dst_port"]))
+
+
+class Watcher:
+    """The state of one watch run; `run()` drives it. Split out so each step is small."""
+
+    def __init__(self, points: list[CapturePoint], agents: list[StreamAgent], *, interval: float,
+                 window_s: float, analyse: Callable[[dict[str, pd.DataFrame]], VerifyReport],
+                 max_evidence: int, on_interval: Callable[[IntervalVerdict], None] | None):
+        self.points = points
+        self.agents = agents
+        self.interval = interval
+        self.window_ns = int(window_s * 1e9)
+        self.analyse = analyse
+        self.on_interval = on_interval
+        self.decoders = {p.name: StreamDecoder(p.name) for p in points}
+        self.windows = {p.name: PacketWindow() for p in points}
+        self.live = {p.name: PointLive(p.name, p.role or "unknown", p.interface) for p in points}
+        self.flow_point = next((p.name for p in points if p.role in ("vip-segment", "both")), points[0].name)
+        self.rolling = RollingVerdict(max_evidence)
+        self.new_packets = {p.name: 0 for p in points}
+        self.connections = 0
+        self.index = 0
+        self.reports = 0
+        self.last_error: DrInspectError | None = None
+        self.lag_ms: float | None = None
+        self.max_lag_ms: float | None = None
+        self.max_eval_ms = 0.0
+        self.max_backlog = 0
+
+    # -- data in --------------------------------------------------------------------------
+    def _add(self, name: str, table: pd.DataFrame) -> None:
+        self.windows[name].add(table)
+        if not len(table):
+            return
+        live = self.live[name]
+        live.packets += len(table)
+        self.new_packets[name] += len(table)
+        ts = table["ts_ns"].to_numpy()
+        live.first_ts_ns = int(ts.min()) if live.first_ts_ns is None else live.first_ts_ns
+        live.last_ts_ns = int(ts.max())
+        lag = (time.time_ns() - live.last_ts_ns) / 1e6
+        self.lag_ms = lag if self.lag_ms is None else max(self.lag_ms, lag)
+        self.max_lag_ms = lag if self.max_lag_ms is None else max(self.max_lag_ms, lag)
+        if name == self.flow_point:
+            self.connections += count_connections(table)
+
+    def pump(self) -> None:
+        """Move every byte read so far into the decoders and the windows."""
+        for agent in self.agents:
+            self.max_backlog = max(self.max_backlog, agent.backlog)
+            data = agent.take()
+            if not data:
+                continue
+            decoder = self.decoders[agent.name]
+            try:
+                self._add(agent.name, decoder.feed(data))
+            except CaptureError as exc:
+                self.live[agent.name].error = str(exc)
+            if decoder.stats.error is not None:
+                self.live[agent.name].error = str(decoder.stats.error)
+
+    def finish_streams(self) -> None:
+        for name, decoder in self.decoders.items():
+            try:
+                self._add(name, decoder.finish())
+            except CaptureError as exc:
+                self.live[name].error = str(exc)
+
+    # -- verdicts -------------------------------------------------------------------------
+    def evaluate(self, *, final: bool = False) -> IntervalVerdict:
+        now_ns = time.time_ns()
+        for agent in self.agents:
+            st = agent.agent.state.stats
+            self.live[agent.name].received = st.received
+            self.live[agent.name].dropped = st.dropped
+            if not final:
+                agent.agent.request_stats()   # fresh counts arrive before the next interval
+        for w in self.windows.values():
+            w.trim(now_ns - self.window_ns)
+        packets = {name: w.table() for name, w in self.windows.items() if w.template is not None}
+        in_window = sum(len(t) for t in packets.values())
+        for name, t in packets.items():
+            self.live[name].window_packets = len(t)
+        status, failing, new, unshown, flows, note, eval_ms = "idle", [], [], 0, 0, "", 0.0
+        if in_window:
+            t0 = time.perf_counter()
+            try:
+                report = self.analyse(packets)
+            except (TopologyError, InputError) as exc:
+                self.last_error = exc
+                status, note = "waiting", f"not verifiable yet: {exc}"
+            else:
+                self.reports += 1
+                failing, new, unshown = self.rolling.add(report)
+                status, flows = report.verdict, report.flows
+            eval_ms = (time.perf_counter() - t0) * 1e3
+            self.max_eval_ms = max(self.max_eval_ms, eval_ms)
+        elif not any(self.live[p].packets for p in self.live):
+            note = "no packets yet"
+        self.index += 1
+        verdict = IntervalVerdict(
+            index=self.index, at_ns=now_ns, status=status, failing=failing, new=new,
+            new_unshown=unshown, packets=dict(self.new_packets), window_packets=in_window,
+            flows=flows, drops={n: p.dropped for n, p in self.live.items()}, lag_ms=self.lag_ms,
+            eval_ms=eval_ms, note="; ".join(filter(None, [note, "final window" if final else ""])))
+        self.new_packets = {n: 0 for n in self.new_packets}
+        self.lag_ms = None
+        if self.on_interval is not None:
+            self.on_interval(verdict)
+        return verdict
+
+    def streams_done(self) -> bool:
+        return all(a.finished() for a in self.agents)
+
+    def final_report(self) -> VerifyReport:
+        if self.reports == 0:
+            if self.last_error is not None:
+                raise self.last_error
+            raise InputError("no packets captured at " + ", ".join(self.live) + ": nothing to verify")
+        return self.rolling.final_report(list(self.live.values()), self.connections)
+
+
+def _analyser(points: list[CapturePoint], *, vips, topology_file, rule_files, match_window_ms,
+              max_evidence, scheduler) -> Callable[[dict[str, pd.DataFrame]], VerifyReport]:
+    from dr_inspect.rules import load_rules
+    from dr_inspect.topology import load_topology_file
+    from dr_inspect.verify import analyse_packets
+
+    rules = load_rules(list(rule_files))
+    pins = load_topology_file(topology_file) if topology_file else None
+    roles = {p.name: p.role or "unknown" for p in points}
+    host = socket.gethostname()
+    hosts = {p.name: host for p in points}   # one machine, one clock
+
+    def analyse(packets: dict[str, pd.DataFrame]) -> VerifyReport:
+        return analyse_packets(packets, roles, vips=tuple(vips), topology=pins, rules=rules,
+                               window_ms=match_window_ms, max_evidence=max_evidence,
+                               scheduler=scheduler, hosts={p: hosts[p] for p in packets}).report
+    return analyse
+
+
+def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float | None = None,
+          vips: tuple[str, ...] | list[str] = (), topology_file: Path | None = None,
+          rule_files: tuple[Path, ...] | list[Path] = (), match_window_ms: float = 500.0,
+          scheduler: str | None = None,
+          max_evidence: int = 10, duration: float | None = None, count: int | None = None,
+          snaplen: int = DEFAULT_SNAPLEN, bpf: str | None = None, save_dir: Path | None = None,
+          snapshot_hosts: dict[str, str | None] | None = None,
+          on_interval: Callable[[IntervalVerdict], None] | None = None,
+          on_tick: Callable[[dict[str, tuple[int, int | None]]], None] | None = None,
+          start_timeout: float = START_TIMEOUT_S) -> WatchResult:
+    """Capture and verify until `duration`, --count at every point, a crash or Ctrl-C/SIGTERM.
+
+    window_s: how much recent traffic each verdict looks at (default: 5 intervals, at least 10 s).
+    save_dir: also keep the capture set there (the streams teed to <point>.pcap, a manifest).
+    scheduler: the director's scheduler for DR011 (e.g. "flow-hash" for the lab's nft director);
+    a topology file's scheduler wins.
+    """
+    validate_points(points)
+    if interval <= 0:
+        raise InputError(f"--interval must be positive, got {interval}")
+    window_s = window_s if window_s is not None else max(5 * interval, 10.0)
+    if window_s < interval:
+        raise InputError(f"--window ({window_s:g} s) must be at least the interval ({interval:g} s)")
+    tcpdump = find_tcpdump()
+    for p in points:
+        check_interface(p.interface, p.netns)
+    analyse = _analyser(points, vips=vips, topology_file=topology_file, rule_files=rule_files,
+                        match_window_ms=match_window_ms, max_evidence=max_evidence,
+                        scheduler=scheduler)
+    if save_dir is not None:
+        save_dir = prepare_out_dir(Path(save_dir))
+    nano = supports_nano(tcpdump)
+    agents: list[StreamAgent] = []
+    started = utc_now()
+    try:
+        for p in points:
+            argv = build_argv(tcpdump, p.interface, "-", netns=p.netns, snaplen=snaplen, bpf=bpf,
+                              count=count, nano=nano, as_root=os.geteuid() == 0)
+            tee = save_dir / f"{p.name}.pcap" if save_dir is not None else None
+            agents.append(StreamAgent(p.name, argv, tee))
+        for a in agents:
+            a.agent.wait_listening(start_timeout)
+        snapshots, warnings = (take_snapshots(dict(snapshot_hosts or {}), save_dir)
+                               if save_dir is not None else ({}, []))
+    except BaseException:
+        for a in agents:
+            a.stop(timeout=2.0)
+        raise
+    watcher = Watcher(points, agents, interval=interval, window_s=window_s, analyse=analyse,
+                      max_evidence=max_evidence, on_interval=on_interval)
+    crashed: dict[str, str] = {}
+    t_end = None if duration is None else time.monotonic() + duration
+    next_tick = time.monotonic() + interval
+    try:
+        while True:
+            watcher.pump()
+            now = time.monotonic()
+            if on_tick is not None:
+                on_tick({n: (p.packets, p.dropped) for n, p in watcher.live.items()})
+            if now >= next_tick:
+                watcher.evaluate()
+                while next_tick <= time.monotonic():
+                    next_tick += interval
+            crashed = {a.name: a.agent.error_message() for a in agents if a.agent.crashed()}
+            if crashed or watcher.streams_done() or (t_end is not None and now >= t_end):
+                break
+            time.sleep(_POLL_S)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        codes = {a.name: a.stop() for a in agents}
+    stopped = utc_now()
+    watcher.pump()
+    watcher.finish_streams()
+    watcher.evaluate(final=True)
+    report = watcher.final_report()
+    for name, message in crashed.items():
+        report.errors.append(f"{name}: tcpdump died during the run: {message}")
+    saved = None
+    if save_dir is not None:
+        results = [PointResult(name=p.name, interface=p.interface, netns=p.netns, role=p.role,
+                               files=[a.tee_path] if a.tee_path and a.tee_path.exists() else [],
+                               received=a.agent.state.stats.received,
+                               dropped=a.agent.state.stats.dropped,
+                               captured=a.agent.state.stats.captured, exit_code=codes[a.name],
+                               error=(f"tcpdump died: {crashed[p.name]}" if p.name in crashed
+                                      else a.tee_error))
+                   for p, a in zip(points, agents)]
+        saved = CaptureSummary(out_dir=save_dir, manifest=save_dir / "manifest.toml", started=started,
+                               stopped=stopped, points=results, snapshots=snapshots, warnings=warnings)
+        saved.manifest.write_text(manifest_text(saved, host=socket.gethostname(), snaplen=snaplen,
+                                                description="saved by dr-inspect watch"))
+    return WatchResult(report=report, intervals=watcher.index, max_lag_ms=watcher.max_lag_ms,
+                       max_eval_ms=watcher.max_eval_ms, max_backlog_bytes=watcher.max_backlog,
+                       saved=saved, crashed=crashed)
