@@ -57,9 +57,10 @@ WHY = {
                               "drops the client's ACK and request as conntrack-invalid: client packets "
                               "that reached the director without a forwarded copy (DR007).",
     "forwarding-loop": "rs1 routes VIP packets back to the director, which schedules them to rs1 "
-                       "again: the same SYN crosses br_lvs over and over with a falling TTL (DR010), "
-                       "half of those copies going rs1 -> director instead of director -> real server "
-                       "(DR001), and it is never answered (DR009) until rs1 sends ICMP time exceeded.",
+                       "again: the same SYN crosses br_lvs over and over with a falling TTL (DR010) "
+                       "and is never answered (DR009) until rs1 sends ICMP time exceeded. DR001 "
+                       "still passes: every copy the director sends goes from its eth8 MAC to a real "
+                       "server's MAC; the copies coming back are sent by rs1, not by the director.",
 }
 
 
@@ -126,7 +127,7 @@ def make_set(spec: SetSpec, out_root: Path, prefix: str) -> list[str]:
             results.append(run_traffic(s, requests=spec.requests, concurrency=1, timeout=spec.timeout,
                                        fresh_arp=not spec.curl))
             return results
-        run = capture_traffic(state, out, traffic, description=f"{lab_description(state)}. {spec.description}")
+        run = capture_traffic(state, out, traffic, description=lab_description(state))
     finally:
         lab_down(prefix)
     (out / "expected.toml").write_text(expected_toml(spec))

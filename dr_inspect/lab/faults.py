@@ -79,7 +79,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "adds the same dispatch on eth8)",
           "packets to rs1 bounce between rs1 and the director until the TTL runs out (rs1 "
           "decrements it each pass, IPVS too); rs1 finally sends ICMP time exceeded to the client",
-          ("DR001", "DR009", "DR010")),
+          ("DR009", "DR010")),
 ]}
 
 STALE_DIRECTOR_MAC = "02:00:de:ad:be:ef"
