@@ -45,7 +45,8 @@ def _hosts_table(state) -> str:
             rows.append([host.name, host.role, host.netns or "(VM)", ifname, f"{i['ip']}/{i['prefix']}",
                          i["mac"], i["bridge"]])
         if host.role == "real-server":
-            rows.append([host.name, "", host.netns, "lo", f"{state.vip}/32 (VIP)", "", ""])
+            rows.append([host.name, "", host.netns, "lo", f"{host.loopback_vip} (VIP)" if host.loopback_vip
+                         else "(no VIP)", "", ""])
     return tabulate(rows, headers=["host", "role", "netns", "if", "address", "mac", "bridge"])
 
 

@@ -126,7 +126,7 @@ def _build(plan: LabPlan, state: LabState) -> None:
         sysrun.sysctl(ns, BASE_SYSCTL)
     _build_switch(plan)
     for host in hosts_ns:
-        _build_host(plan, host, fx)
+        _build_host(plan, state, host, fx)
     for host in plan.real_servers:
         sysrun.sysctl(host.netns, _rs_sysctl(host, fx))
     if fx.client_static_vip_mac:
@@ -156,7 +156,7 @@ def _build_switch(plan: LabPlan) -> None:
     sysrun.ip_batch(plan.switch_netns, lines)
 
 
-def _build_host(plan: LabPlan, host: PlannedHost, fx: FaultEffects) -> None:
+def _build_host(plan: LabPlan, state: LabState, host: PlannedHost, fx: FaultEffects) -> None:
     cfg = plan.config
     lines = ["link set lo up"]
     for i in host.interfaces:
@@ -165,6 +165,7 @@ def _build_host(plan: LabPlan, host: PlannedHost, fx: FaultEffects) -> None:
         vip_prefix = fx.rs_vip_prefix if host.name == FAULTY_RS else 32
         if vip_prefix is not None:
             lines.append(f"addr add {cfg.vip}/{vip_prefix} dev lo")
+            state.hosts[host.name].loopback_vip = f"{cfg.vip}/{vip_prefix}"
         if host.name == FAULTY_RS:
             lines += fx.rs_routes
     sysrun.ip_batch(host.netns, lines)

@@ -34,6 +34,7 @@ class LabHost:
     role: str                                   # client | director | real-server
     netns: str | None                           # None for the director inside the IPVS VM
     interfaces: dict[str, dict[str, Any]]       # ifname -> {"ip", "prefix", "mac", "bridge", "peer"}
+    loopback_vip: str | None = None             # real servers: "VIP/32" on lo (None: no VIP there)
 
 
 @dataclass
@@ -114,7 +115,7 @@ def save_state(state: LabState) -> Path:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     path = state_path(state.prefix)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_json(), indent=2, sort_keys=True))
+    tmp.write_text(json.dumps(state.to_json(), indent=2))
     tmp.replace(path)
     return path
 
