@@ -124,3 +124,24 @@ def test_tso_split_copies_match_the_big_segment(tmp_path):
     fw = corr.tables["forwards"]
     row = fw[fw["src_port"] == 41000].iloc[0]
     assert row["has_copy"] and row["coalesced"] and row["copy_payload_len"] == 20
+
+
+def test_a_retransmission_is_not_the_copy_of_a_dropped_original(tmp_path):
+    """The director drops the first request; the client's retransmission (new IP ID, same seq)
+    is forwarded: the first stays unforwarded and the copy belongs to the retransmission."""
+    from rulecaps import CLIENT_MAC, DIR_E_MAC, DIR_LVS_MAC, PORT, T0
+    cap = DrCapture().healthy(connections=1)
+    first = cap.tcp_frame(CLIENT_MAC, DIR_E_MAC, CLIENT_IP, VIP, 41000, PORT, "PA", 5000, 9000, 64,
+                          300, b"q" * 10)
+    again = cap.tcp_frame(CLIENT_MAC, DIR_E_MAC, CLIENT_IP, VIP, 41000, PORT, "PA", 5000, 9000, 64,
+                          301, b"q" * 10)
+    copy = cap.tcp_frame(DIR_LVS_MAC, RS[0].mac_lvs, CLIENT_IP, VIP, 41000, PORT, "PA", 5000, 9000,
+                         63, 301, b"q" * 10)
+    cap.emit("br_e", first, T0 + 1.0)
+    cap.emit("br_e", again, T0 + 1.2)
+    cap.emit("br_lvs", copy, T0 + 1.2 + 30e-6)
+    fw = correlate(cap.decoded(tmp_path)).tables["forwards"]
+    mine = fw[fw["src_port"] == 41000].sort_values("ts_ns")
+    assert list(mine["ip_id"]) == [300, 301]
+    assert list(mine["has_copy"]) == [False, True]
+    assert mine.iloc[1]["copy_ip_id"] == 301

@@ -195,12 +195,26 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
 
     copy_cols = ["point", "frame", "ts_ns", "ts", "src_mac", "dst_mac", "src_ip", "dst_ip",
                  "src_port", "dst_port", "ack", "tcp_flags", "ip_id", "payload_len", "ttl"]
-    right = cand[["lkey"] + copy_cols].rename(columns={c: "copy_" + c for c in copy_cols})
+    # Pass 1 keys on the IP ID too, so a retransmission is not taken for the copy of a dropped
+    # original; pass 2 (loose key, copies not yet taken) finds copies whose IP ID was changed.
+    # Nearest in time: an uncorrected clock offset may put the copy "before" its original.
+    ing["ikey"] = hash_key(ing, LOOSE_KEY + ["ip_id"])
+    cand = cand.assign(ikey=hash_key(cand, LOOSE_KEY + ["ip_id"]))
+    right = cand[["ikey", "lkey"] + copy_cols].rename(columns={c: "copy_" + c for c in copy_cols})
     right = right.sort_values("copy_ts", kind="stable")
-    # nearest in time: an uncorrected clock offset may put the copy "before" its original
     left = ing.sort_values("ts", kind="stable")
-    m = pd.merge_asof(left, right, left_on="ts", right_on="copy_ts", by="lkey",
-                      direction="nearest", tolerance=window_ns)
+    m1 = pd.merge_asof(left, right.drop(columns="lkey"), left_on="ts", right_on="copy_ts",
+                       by="ikey", direction="nearest", tolerance=window_ns)
+    found = m1["copy_frame"].notna().to_numpy()
+    taken = set(zip(m1.loc[found, "copy_point"].astype(object),
+                    m1.loc[found, "copy_frame"].astype(np.int64)))
+    free = ~pd.MultiIndex.from_arrays([right["copy_point"].astype(object),
+                                       right["copy_frame"].astype(np.int64)]).isin(list(taken))
+    rest = m1.loc[~found, list(left.columns)]
+    m2 = pd.merge_asof(rest, right[free].drop(columns="ikey"), left_on="ts", right_on="copy_ts",
+                       by="lkey", direction="nearest", tolerance=window_ns)
+    m = pd.concat([m1[found], m2], ignore_index=True).sort_values("ts", kind="stable")
+    m = m.reset_index(drop=True)
     m["has_copy"] = m["copy_frame"].notna().to_numpy()
     m["coalesced"] = m["has_copy"] & (m["copy_payload_len"] != m["payload_len"]).fillna(False)
 
@@ -224,7 +238,11 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
                       >= g["rseq"].to_numpy(dtype=float) + g["payload_len"].to_numpy(dtype=float))
             near = (np.abs(g["copy_ts"].to_numpy(dtype=float) - g["ts"].to_numpy(dtype=float))
                     <= window_ns)
-            ok = found & end_ok & near
+            # coalesced means the copy carries more than this segment; an equal one is another
+            # packet (a retransmission forwarded while this one was dropped)
+            bigger = (g["copy_payload_len"].to_numpy(dtype=float)
+                      > g["payload_len"].to_numpy(dtype=float))
+            ok = found & end_ok & near & bigger
             hit = g[ok].set_index("index")
             for c in ["copy_" + c for c in copy_cols]:
                 m.loc[hit.index.intersection(m.index), c] = hit[c]
