@@ -12,7 +12,7 @@ import pandas as pd
 
 from dr_inspect.decode import source
 from dr_inspect.decode.containers import ContainerError, ContainerParser, FrameIndex
-from dr_inspect.decode.layers import decode_fields
+from dr_inspect.decode.layers import Fields, decode_fields, merge_fields
 from dr_inspect.decode.stats import DecodedCapture, DecodeStats
 from dr_inspect.decode.table import build_table
 from dr_inspect.errors import CaptureError
@@ -33,6 +33,9 @@ def _finish_stats(stats: DecodeStats, parser: ContainerParser) -> None:
     stats.snaplen = max((i.snaplen for i in parser.interfaces), default=0)
 
 
+WINDOW = 32 * 1024 * 1024   # bytes of a plain file walked and decoded at a time
+
+
 def decode_file(path: str | os.PathLike[str], *, point: str | None = None) -> DecodedCapture:
     """Decode a whole capture file (pcap, pcapng, either gzip-compressed) into the packets table.
 
@@ -42,25 +45,69 @@ def decode_file(path: str | os.PathLike[str], *, point: str | None = None) -> De
     label = point if point is not None else Path(path).name
     loaded = source.load(path)
     buf = loaded.buf
+    n = len(buf)
     stats = DecodeStats(file=name, gzip=loaded.gzip)
     parser = ContainerParser(name)
-    try:
-        idx, _ = parser.parse(buf, 0, final=True)
-    except ContainerError as exc:
-        idx = exc.index  # type: ignore[attr-defined]
-        err = CaptureError(name, exc.offset, exc.reason + (" (offset in the decompressed data)"
-                                                          if loaded.gzip else ""))
-        if loaded.gzip_error is not None and exc.offset >= len(buf) - 65536:
-            # The container broke at the end because the gzip stream did: report the cause.
-            err = loaded.gzip_error
-        if parser.format is None:
-            raise err from None
-        stats.error = err
-    else:
+    fields: list[Fields] = []
+    metas: list[FrameIndex] = []
+    pos = 0
+    window = WINDOW
+    while True:
+        # The file is walked window by window (the container parser is incremental), so the
+        # per-frame scratch data and the resident mapped pages stay bounded.
+        end = min(n, pos + window)
+        final = end == n
+        view = buf[pos:end]
+        broken = False
+        try:
+            idx, consumed = parser.parse(view, pos, final=final)
+        except ContainerError as exc:
+            idx = exc.index  # type: ignore[attr-defined]
+            consumed = 0
+            broken = True
+            err = CaptureError(name, exc.offset, exc.reason + (" (offset in the decompressed data)"
+                                                              if loaded.gzip else ""))
+            if loaded.gzip_error is not None and exc.offset >= n - 65536:
+                # The container broke at the end because the gzip stream did: report the cause.
+                err = loaded.gzip_error
+            if parser.format is None:
+                raise err from None
+            stats.error = err
+        if len(idx):
+            fields.append(decode_fields(view, idx))
+            idx.head = None
+            idx.data_pos = idx.data_pos[:0]
+            metas.append(idx)
+        if broken or final:
+            break
+        if consumed == 0:
+            window *= 2          # a record larger than the window
+            continue
+        pos += consumed
+        window = WINDOW
+        loaded.release(pos)
+    if stats.error is None:
         stats.error = loaded.gzip_error
-    table = _decode_batch(buf, idx, label, 1, stats)
+    del view
+    loaded.release(n)
+    index = _concat_meta(metas)
+    merged = merge_fields(fields) if fields else decode_fields(buf[:0], index)
+    stats.frames_read = len(index)
+    stats.add_undecodable(dict(merged.reasons))
+    stats.frames_decoded = stats.frames_read - sum(stats.undecodable.values())
+    table = build_table(merged, index, label, 1)
     _finish_stats(stats, parser)
     return DecodedCapture(table, stats)
+
+
+def _concat_meta(parts: list[FrameIndex]) -> FrameIndex:
+    if not parts:
+        return FrameIndex.empty()
+    if len(parts) == 1:
+        return parts[0]
+    cat = np.concatenate
+    return FrameIndex(np.empty(0, np.int64), *(cat([getattr(p, f) for p in parts]) for f in
+                      ("caplen", "wirelen", "ts_ns", "interface", "linktype")))
 
 
 class StreamDecoder:

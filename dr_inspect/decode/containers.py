@@ -67,7 +67,7 @@ class FrameIndex:
         return FrameIndex(z, z, z, z, np.empty(0, np.int32), np.empty(0, np.int32))
 
     def __len__(self) -> int:
-        return len(self.data_pos)
+        return len(self.caplen)
 
 
 def concat_index(parts: list[FrameIndex]) -> FrameIndex:

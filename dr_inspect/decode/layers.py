@@ -42,7 +42,7 @@ class Fields:
     ints: dict[str, Col] = field(default_factory=dict)
     macs: dict[str, Col] = field(default_factory=dict)        # uint64
     ip4: dict[str, Col] = field(default_factory=dict)         # uint32
-    ip6: dict[str, Col] = field(default_factory=dict)         # (n, 16) uint8
+    ip6: dict[str, Col] = field(default_factory=dict)         # (valid rows, 16) uint8
     reasons: Counter = field(default_factory=Counter)
     undecodable: np.ndarray | None = None                    # bool per frame
 
@@ -93,8 +93,15 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     n = len(idx)
     if n <= BATCH:
         return _decode_batch(buf, idx)
-    parts = [_decode_batch(buf, _slice(idx, s, min(n, s + BATCH))) for s in range(0, n, BATCH)]
-    out = Fields(n)
+    return merge_fields([_decode_batch(buf, _slice(idx, s, min(n, s + BATCH)))
+                         for s in range(0, n, BATCH)])
+
+
+def merge_fields(parts: list[Fields]) -> Fields:
+    """Fields of consecutive frame batches as one."""
+    if len(parts) == 1:
+        return parts[0]
+    out = Fields(sum(p.n for p in parts))
     for group in ("ints", "macs", "ip4", "ip6"):
         target = getattr(out, group)
         for name in getattr(parts[0], group):
@@ -255,8 +262,9 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
     ints["ttl"] = Col(np.where(v6, g3[:, 7], ttl), v4 | v6)
     f.ip4["src_ip"] = Col(be32(g3, 12), v4)
     f.ip4["dst_ip"] = Col(be32(g3, 16), v4)
-    f.ip6["src_ip"] = Col(g3[:, 8:24], v6)
-    f.ip6["dst_ip"] = Col(g3[:, 24:40], v6)
+    # IPv6 addresses are kept for the valid rows only (16 bytes each would dominate memory).
+    f.ip6["src_ip"] = Col(g3[v6, 8:24], v6)
+    f.ip6["dst_ip"] = Col(g3[v6, 24:40], v6)
 
     l4off = np.where(v4, ihl, 40)
     ip_payload = np.where(v4, tot - ihl, np.minimum(be16(g3, 4).astype(np.int64), on_wire - 40))
@@ -362,7 +370,7 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
                         ll_ok[r] = True
                         break
                     o += ln * 8
-    f.ip6["nd_target"] = Col(target, target_ok)
+    f.ip6["nd_target"] = Col(target[target_ok], target_ok)
     ints["nd_flags"] = Col(nd_flags, nd_flags_ok)
     f.macs["nd_lladdr"] = Col(lladdr, ll_ok)
 

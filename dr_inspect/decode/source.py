@@ -22,6 +22,19 @@ class Loaded:
     buf: np.ndarray               # uint8 view of the (decompressed) capture bytes
     gzip: bool
     gzip_error: CaptureError | None = None
+    mapping: mmap.mmap | None = None   # the file mapping (plain files), to release pages early
+
+    def release(self, upto: int) -> None:
+        """Drop the mapped pages before byte `upto` from this process (they stay in the page
+        cache): decoding a large file then never holds the whole file in resident memory."""
+        if self.mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        end = upto - upto % mmap.PAGESIZE
+        if end > 0:
+            try:
+                self.mapping.madvise(mmap.MADV_DONTNEED, 0, end)
+            except (OSError, ValueError):
+                pass
 
 
 def _open(path: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
@@ -57,7 +70,7 @@ def load(path: str | os.PathLike[str]) -> Loaded:
         if size == 0:
             return Loaded(np.zeros(0, np.uint8), False)
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        return Loaded(np.frombuffer(mm, dtype=np.uint8), False)
+        return Loaded(np.frombuffer(mm, dtype=np.uint8), False, mapping=mm)
 
 
 def gunzip_blocks(name: str, fh) -> Iterator[tuple[bytes, CaptureError | None]]:  # type: ignore[no-untyped-def]

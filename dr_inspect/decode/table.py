@@ -38,10 +38,11 @@ def _codes(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _ip6_codes(rows16: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    codes = np.full(len(rows16), -1, dtype=np.int32)
+    """rows16 holds the addresses of the valid rows only."""
+    codes = np.full(len(valid), -1, dtype=np.int32)
     if not valid.any():
         return codes, []
-    pairs = np.ascontiguousarray(rows16[valid]).view(">u8").reshape(-1, 2)
+    pairs = np.ascontiguousarray(rows16).view(">u8").reshape(-1, 2)
     hi, lo = pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
     # Factorize the pair through a combined key of the two halves' codes.
     ch, uh = pd.factorize(hi)
@@ -67,7 +68,7 @@ def mac_column(col: Col) -> pd.Categorical:
 
 
 def ip_column(v4: Col | None, v6: Col | None) -> pd.Categorical:
-    n = len(v4.values) if v4 is not None else len(v6.values)  # type: ignore[union-attr]
+    n = len(v4.valid) if v4 is not None else len(v6.valid)  # type: ignore[union-attr]
     codes = np.full(n, -1, dtype=np.int32)
     texts: list[str] = []
     if v4 is not None:
