@@ -198,3 +198,33 @@ def test_string_comparisons_and_membership(tmp_path):
     table = forwards(2, [True, True], real_server=["rs1", ""])
     r = evaluate_rule(rule, {"forwards": table}, {})
     assert r.violations == 1 and r.evidence[0].frames == [2]
+
+
+# -- the expression evaluator agrees with Python, row by row --------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from dr_inspect.rules.expr import evaluate, parse  # noqa: E402
+
+_EXPRESSIONS = [
+    "a < b", "a == b or c", "not c and a >= 3", "a + b > 4", "a in (0, 1, 7)", "a not in (2, 3)",
+    "abs(a - b) <= 1", "0 <= a <= b", "s == 'x' and not c", "s in ('x', 'y') or a % 2 == 0",
+    "-a < b * 2", "(a - b) / 2 > 0.5",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(-5, 9), st.integers(-5, 9), st.booleans(),
+                               st.sampled_from(["x", "y", "z", ""])), min_size=1, max_size=20),
+       expr=st.sampled_from(_EXPRESSIONS))
+def test_expressions_evaluate_like_python(rows, expr):
+    cols = {"a": np.array([r[0] for r in rows], dtype=np.int64),
+            "b": np.array([r[1] for r in rows], dtype=np.int64),
+            "c": np.array([r[2] for r in rows], dtype=bool),
+            "s": np.array([r[3] for r in rows], dtype=object)}
+    tree = parse(expr, set(cols), "test")
+    got = evaluate(tree, cols, {}, len(rows))
+    want = [bool(eval(expr, {"abs": abs}, {"a": a, "b": b, "c": c, "s": s}))  # noqa: S307
+            for a, b, c, s in rows]
+    assert got.tolist() == want
