@@ -25,7 +25,7 @@ def render_interval(v: IntervalVerdict) -> str:
                      f"expected {ev.expected}, got {ev.actual}")
         if ev.display_filter:
             lines.append(f"      wireshark: {ev.display_filter}")
-    more = len(v.new) - _MAX_NEW_SHOWN + v.new_unshown
+    more = max(0, len(v.new) - _MAX_NEW_SHOWN) + v.new_unshown
     if more > 0:
         lines.append(f"  ... and {more} more new violation(s)")
     if v.note:

@@ -29,6 +29,10 @@ from dr_inspect.live.window import PacketWindow
 from dr_inspect.model import VerifyReport
 
 START_TIMEOUT_S = 15.0
+# Frames younger than this are left for the next verdict: the copy of a packet at another point
+# may still be in that point's pipe, and judging it now would report a false DR007 / DR009.
+# Grows to 1.5 x the decoder lag seen in the last interval when that is larger.
+SETTLE_S = 0.5
 _POLL_S = 0.05
 _SYN, _ACK = 0x02, 0x10
 
@@ -51,6 +55,13 @@ def count_connections(table: pd.DataFrame) -> int:
     flags = table["tcp_flags"].to_numpy(dtype="float64", na_value=0).astype("int64")
     syn = table[(flags & (_SYN | _ACK)) == _SYN]
     return len(syn.drop_duplicates(["src_ip", "src_port", "dst_ip", "dst_port"]))
+
+
+def _until(table: pd.DataFrame, upper_ns: int) -> pd.DataFrame:
+    if not len(table):
+        return table
+    keep = table["ts_ns"].to_numpy() <= upper_ns
+    return table if keep.all() else table[keep].reset_index(drop=True)
 
 
 class Watcher:
@@ -128,9 +139,12 @@ class Watcher:
             self.live[agent.name].dropped = st.dropped
             if not final:
                 agent.agent.request_stats()   # fresh counts arrive before the next interval
+        settle_ns = 0 if final else int(max(SETTLE_S, 1.5 * (self.lag_ms or 0) / 1e3) * 1e9)
+        upper = now_ns - settle_ns
         for w in self.windows.values():
-            w.trim(now_ns - self.window_ns)
-        packets = {name: w.table() for name, w in self.windows.items() if w.template is not None}
+            w.trim(upper - self.window_ns)
+        packets = {name: _until(w.table(), upper) for name, w in self.windows.items()
+                   if w.template is not None}
         in_window = sum(len(t) for t in packets.values())
         for name, t in packets.items():
             self.live[name].window_packets = len(t)
