@@ -52,8 +52,8 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "five_tuple": "str",
         "seq": "int", "kind": "str", "sender_ip": "str", "target_ip": "str", "about_vip": "bool",
         "vip": "str", "claimer_mac": "str", "src_mac": "str", "is_director": "bool",
-        "is_rs": "bool", "real_server": "str", "changed": "bool", "failover": "bool",
-        "director_changes": "int", "match_filter": "str",
+        "is_rs": "bool", "real_server": "str", "claimer": "str", "changed": "bool",
+        "failover": "bool", "director_changes": "int", "match_filter": "str", "likely_cause": "str",
     },
     "flows": {
         "point": "str", "frame": "int", "ts_ns": "int", "flow_id": "int", "five_tuple": "str",
@@ -400,7 +400,29 @@ def arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
     t.loc[c.index, "changed"] = changed
     t.loc[c.index, "failover"] = failover
     t["director_changes"] = t.groupby("vip")["failover"].transform("sum").astype(np.int64)
+    t["claimer"] = np.where(t["is_director"], "director",
+                            np.where(t["is_rs"], "real server " + t["real_server"], "unknown host"))
+    t["likely_cause"] = _arp_causes(t, prev_mac.reindex(t.index))
     return _finish(t, "arp")
+
+
+def _arp_causes(t: pd.DataFrame, prev_claimer: pd.Series) -> np.ndarray:
+    """One line per ARP/ND frame: what a VIP claim or a request from the VIP most likely means."""
+    mac, vip = t["claimer_mac"], t["vip"]
+    request = t["kind"].isin(["request", "ns"]).to_numpy()
+    rs_claim = (t["claimer"] + " (" + mac + ") answers ARP/ND for the VIP " + vip + ": set "
+                "arp_ignore=1 and arp_announce=2 on its VIP-segment interface (VIP on lo only)")
+    stranger = ("unknown host " + mac + " claims the VIP " + vip + ": an address conflict; find "
+                "it with arping -D and remove the VIP there")
+    failover = ("the VIP " + vip + " moved from director " + prev_claimer.fillna("?").astype(str)
+                + " to " + mac + ": a director failover (one change is a warning; more mean two "
+                "directors claim it: check keepalived priorities and VRRP)")
+    announce = (t["claimer"] + " (" + mac + ") sends ARP requests from the VIP " + vip + ": set "
+                "arp_announce=2 on that real server's interfaces")
+    out = np.where(request, announce,
+                   np.where(t["failover"], failover,
+                            np.where(t["is_rs"], rs_claim, np.where(t["is_director"], "", stranger))))
+    return np.asarray(out, dtype=object)
 
 
 def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
