@@ -33,7 +33,7 @@ def _finish_stats(stats: DecodeStats, parser: ContainerParser) -> None:
     stats.snaplen = max((i.snaplen for i in parser.interfaces), default=0)
 
 
-WINDOW = 32 * 1024 * 1024   # bytes of a plain file walked and decoded at a time
+WINDOW = 64 * 1024 * 1024   # bytes of a plain file walked and decoded at a time
 
 
 def decode_file(path: str | os.PathLike[str], *, point: str | None = None) -> DecodedCapture:

@@ -130,8 +130,7 @@ def _pcap_sync(little: bool, hdrlen: int, max_caplen: int, ts0: int, frac_max: i
         # speed (walk.py verifies every guess).
         window = 2048
         n = len(buf)
-        idx = np.minimum(chunks[:, None] + np.arange(window + 16, dtype=np.int64), n - 1)
-        m = buf[idx].astype(np.uint32)
+        m = gather(buf, chunks, window + 16).astype(np.uint32)
         if little:
             v = m[:, :-3] | (m[:, 1:-2] << 8) | (m[:, 2:-1] << 16) | (m[:, 3:] << 24)
         else:
@@ -165,6 +164,8 @@ def _pcap_sync(little: bool, hdrlen: int, max_caplen: int, ts0: int, frac_max: i
 # ---------------------------------------------------------------- pcapng
 
 def _pcapng_step(little: bool) -> w.StepFn:
+    # Block trailers are not checked here (one more read per step); _pcapng_blocks checks them all
+    # at once after the walk, and sync checks them for its guesses.
     def step(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(buf)
         status = np.full(len(pos), w.OK, dtype=np.int8)
@@ -172,21 +173,23 @@ def _pcapng_step(little: bool) -> w.StepFn:
         btype = np.zeros(len(pos), dtype=np.int64)
         btl = np.zeros(len(pos), dtype=np.int64)
         if have.any():
-            btype[have] = w.read_u32(buf, pos[have], little)
-            btl[have] = w.read_u32(buf, pos[have] + 4, little)
+            both = w.read_u64(buf, pos[have], little)
+            lo = (both & np.uint64(0xFFFFFFFF)).astype(np.int64)
+            hi = (both >> np.uint64(32)).astype(np.int64)
+            btype[have], btl[have] = (lo, hi) if little else (hi, lo)
         status[~have] = w.INCOMPLETE
         status[have & (btype == PCAPNG_SHB)] = w.STOP
         bad = have & (btype != PCAPNG_SHB) & ((btl < 12) | (btl % 4 != 0) | (btl > MAX_RECORD))
         status[bad] = w.INVALID
         nxt = pos + btl
         status[(status == w.OK) & (nxt > n)] = w.INCOMPLETE
-        ok = status == w.OK
-        if ok.any():
-            trailer = w.read_u32(buf, nxt[ok] - 4, little)
-            idx = np.flatnonzero(ok)
-            status[idx[trailer != btl[ok]]] = w.INVALID
         return nxt, status
     return step
+
+
+def _trailers_ok(buf: np.ndarray, pos: np.ndarray, little: bool) -> np.ndarray:
+    btl = w.read_u32(buf, pos + 4, little)
+    return w.read_u32(buf, pos + btl - 4, little) == btl
 
 
 def _pcapng_sync(little: bool, align_base: int) -> w.SyncFn:
@@ -196,17 +199,14 @@ def _pcapng_sync(little: bool, align_base: int) -> w.SyncFn:
         # Blocks are 4-byte aligned: candidates are the aligned offsets of a window after each
         # chunk start whose block type is a packet block and whose length is sane; the first
         # one whose trailing length matches wins (walk.py verifies every guess).
-        window = 4096
+        window = 2048
         n = len(buf)
         chunks = chunks + (-(chunks - align_base)) % 4
-        idx = np.minimum(chunks[:, None] + np.arange(window + 8, dtype=np.int64), n - 1)
-        m = buf[idx].astype(np.uint32)
-        if little:
-            v = m[:, :-3] | (m[:, 1:-2] << 8) | (m[:, 2:-1] << 16) | (m[:, 3:] << 24)
-        else:
-            v = (m[:, :-3] << 24) | (m[:, 1:-2] << 16) | (m[:, 2:-1] << 8) | m[:, 3:]
-        btype = v[:, 0:window:4]
-        btl = v[:, 4:window + 4:4]
+        # Rows start 4-byte aligned (relative to the section), so a plain uint32 view of the
+        # gathered bytes holds every aligned candidate's type and length.
+        v = gather(buf, chunks, window + 8).view("<u4" if little else ">u4")
+        btype = v[:, : window // 4]
+        btl = v[:, 1: window // 4 + 1]
         cand = (np.isin(btype, (EPB, SPB, OPB)) & (btl >= 12) & (btl % 4 == 0)
                 & (btl <= MAX_RECORD))
         cand &= (chunks[:, None] + np.arange(0, window, 4)) + 8 <= min(limit, n)
@@ -221,6 +221,8 @@ def _pcapng_sync(little: bool, align_base: int) -> w.SyncFn:
             pos = chunks[rows] + 4 * first
             _, st = step(buf, pos)
             good = st == w.OK
+            if good.any():
+                good[good] = _trailers_ok(buf, pos[good], little)
             guesses[rows[good]] = pos[good]
             cand[rows[~good], first[~good]] = False
             rows = rows[~good]
@@ -403,6 +405,12 @@ class ContainerParser:
                 pos = got
             step = _pcapng_step(self.little)
             res = w.walk(buf, pos, len(buf), step, _pcapng_sync(self.little, pos))
+            if len(res.positions):
+                bad = np.flatnonzero(~_trailers_ok(buf, res.positions, self.little))
+                if len(bad):
+                    # A block whose trailing length disagrees ends the readable part there.
+                    res = w.WalkResult(res.positions[: bad[0]], int(res.positions[bad[0]]),
+                                       w.INVALID)
             if len(res.positions):
                 self._blocks(buf, res.positions, base, parts)
             if res.status == w.STOP:

@@ -26,7 +26,7 @@ StepFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 # sync(buf, chunk_starts, limit) -> guessed record starts (one per chunk start, >= it, < limit).
 SyncFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
-LANE_BYTES = 8192       # at least this many bytes per lane
+LANE_BYTES = 256        # lanes = sqrt(span / LANE_BYTES)
 MAX_LANES = 1024
 
 
@@ -45,6 +45,15 @@ def read_u32(buf: np.ndarray, pos: np.ndarray, little: bool) -> np.ndarray:
     # An unaligned strided view: element i is the uint32 starting at byte i. One fancy index.
     view = np.ndarray(shape=(n - 3,), dtype="<u4" if little else ">u4", buffer=buf, strides=(1,))
     return view[pos].astype(np.int64)
+
+
+def read_u64(buf: np.ndarray, pos: np.ndarray, little: bool) -> np.ndarray:
+    """uint64 at each position (positions must have 8 bytes available)."""
+    n = len(buf)
+    if n < 8:
+        return np.zeros(len(pos), np.uint64)
+    view = np.ndarray(shape=(n - 7,), dtype="<u8" if little else ">u8", buffer=buf, strides=(1,))
+    return view[pos].astype(np.uint64)
 
 
 def _walk_lanes(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, step: StepFn
@@ -76,7 +85,9 @@ def walk(buf: np.ndarray, start: int, limit: int, step: StepFn, sync: SyncFn | N
     span = limit - start
     if span <= 0:
         return WalkResult(np.empty(0, np.int64), start, OK)
-    n_lanes = int(min(MAX_LANES, max(1, span // LANE_BYTES)))
+    # More lanes mean fewer lockstep steps but more sync work (a guess per lane): the balance
+    # grows with the square root of the span.
+    n_lanes = int(min(MAX_LANES, max(1, int(np.sqrt(span / LANE_BYTES)))))
     if n_lanes > 1 and sync is not None:
         chunk = np.linspace(start, limit, n_lanes + 1).astype(np.int64)[:-1]
         guesses = np.empty(n_lanes, dtype=np.int64)
