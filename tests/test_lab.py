@@ -190,7 +190,8 @@ def test_demo_writes_a_capture_set_and_tears_down(tmp_path):
     _nothing_left("t3", [])
 
 
-def test_ctrl_c_during_demo_tears_down(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_during_demo_tears_down(tmp_path, signum):
     require_root_netns()
     require_tool("nft", "nftables")
     require_tool("tcpdump", "tcpdump")
@@ -209,7 +210,7 @@ def test_ctrl_c_during_demo_tears_down(tmp_path):
             time.sleep(0.1)
         recorded = lab_status("t3")
         pids = list(recorded.processes.values()) if recorded else []
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

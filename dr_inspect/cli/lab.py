@@ -13,6 +13,7 @@ from dr_inspect.errors import LabError
 from dr_inspect.lab import FAULTS, LabConfig, lab_down, lab_inventory, lab_status, lab_up, run_curl, run_traffic
 from dr_inspect.lab.build import loaded_state
 from dr_inspect.lab.plan import DIRECTORS
+from dr_inspect.live.signals import terminate_as_interrupt
 
 prefix_option = click.option("--prefix", default="dri", show_default=True,
                              help="Name prefix of the lab's namespaces (two labs coexist with different ones).")
@@ -59,7 +60,8 @@ def lab() -> None:
 @lab_options
 def up(prefix, director, real_servers, vip, port, faults) -> None:
     """Bring the lab up."""
-    state = lab_up(_config(prefix, director, real_servers, vip, port, faults))
+    with terminate_as_interrupt():   # SIGTERM during the build also tears down what was built
+        state = lab_up(_config(prefix, director, real_servers, vip, port, faults))
     click.echo(f"lab {state.prefix} up: {state.director_mode} director, service {state.vip}:{state.port}, "
                f"bridges {', '.join(state.bridges)} in netns {state.switch_netns}")
     if state.config.faults:
@@ -150,8 +152,9 @@ def demo(prefix, director, real_servers, vip, port, faults, out_dir, requests, c
     from dr_inspect.lab.demo import run_demo
     quiet = not sys.stderr.isatty()
     progress = None if quiet else (lambda msg: click.echo(f"... {msg}", err=True))
-    result = run_demo(_config(prefix, director, real_servers, vip, port, faults), out_dir,
-                      requests=requests, concurrency=concurrency, verify=not no_verify, progress=progress)
+    with terminate_as_interrupt():
+        result = run_demo(_config(prefix, director, real_servers, vip, port, faults), out_dir,
+                          requests=requests, concurrency=concurrency, verify=not no_verify, progress=progress)
     for r in result.capture.traffic:
         servers = ", ".join(f"{k}: {v}" for k, v in r.per_server.items()) or "none"
         click.echo(f"{r.tool}: {r.ok}/{r.requests} ok; answered by {servers}")

@@ -140,15 +140,16 @@ def verify_capture(out_dir: Path) -> Any:
 
 @contextlib.contextmanager
 def _no_interrupt() -> Iterator[None]:
-    """Hold off a second Ctrl-C while tearing down, so the teardown itself completes."""
+    """Hold off a second Ctrl-C (or SIGTERM) while tearing down, so the teardown completes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_demo(cfg: LabConfig, out_dir: Path, *, requests: int = 6, concurrency: int = 2,
