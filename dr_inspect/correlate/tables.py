@@ -194,7 +194,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     cand = cand_all[cand_all["lkey"].isin(ing["lkey"])]
 
     copy_cols = ["point", "frame", "ts_ns", "ts", "src_mac", "dst_mac", "src_ip", "dst_ip",
-                 "src_port", "dst_port", "ack", "tcp_flags", "ip_id", "payload_len", "ttl"]
+                 "src_port", "dst_port", "ack", "tcp_flags", "ip_id", "payload_len", "ttl", "row"]
     # Pass 1 keys on the IP ID too, so a retransmission is not taken for the copy of a dropped
     # original; pass 2 (loose key, copies not yet taken) finds copies whose IP ID was changed.
     # Nearest in time: an uncorrected clock offset may put the copy "before" its original.
@@ -206,10 +206,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m1 = pd.merge_asof(left, right.drop(columns="lkey"), left_on="ts", right_on="copy_ts",
                        by="ikey", direction="nearest", tolerance=window_ns)
     found = m1["copy_frame"].notna().to_numpy()
-    taken = set(zip(m1.loc[found, "copy_point"].astype(object),
-                    m1.loc[found, "copy_frame"].astype(np.int64)))
-    free = ~pd.MultiIndex.from_arrays([right["copy_point"].astype(object),
-                                       right["copy_frame"].astype(np.int64)]).isin(list(taken))
+    free = ~right["copy_row"].isin(m1.loc[found, "copy_row"]).to_numpy()
     rest = m1.loc[~found, list(left.columns)]
     m2 = pd.merge_asof(rest, right[free].drop(columns="ikey"), left_on="ts", right_on="copy_ts",
                        by="lkey", direction="nearest", tolerance=window_ns)
