@@ -60,13 +60,15 @@ def _decode_set(cs: CaptureSet) -> tuple[dict[str, pd.DataFrame], list[PointSumm
     packets: dict[str, pd.DataFrame] = {}
     summaries: list[PointSummary] = []
     errors: list[str] = []
-    seen: dict[str, str] = {}
-    for point in cs.points:
-        digest = _digest(point.file)
-        if digest in seen:
-            errors.append(f"{point.file}: same content as point {seen[digest]}; ignored as a duplicate")
+    seen: dict[tuple[int, str], str] = {}
+    sizes = [p.file.stat().st_size for p in cs.points]
+    for point, size in zip(cs.points, sizes):
+        # only files of equal size can be duplicates: hash those alone
+        key = (size, _digest(point.file) if sizes.count(size) > 1 else point.name)
+        if key in seen:
+            errors.append(f"{point.file}: same content as point {seen[key]}; ignored as a duplicate")
             continue
-        seen[digest] = point.name
+        seen[key] = point.name
         summary = PointSummary(name=point.name, file=str(point.file), role=point.role,
                                interface=point.interface, kernel_drops=point.dropped,
                                snaplen=point.snaplen)
