@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bind", default="0.0.0.0")
     args = ap.parse_args(argv)
     ThreadingHTTPServer.daemon_threads = True
+    # socketserver's default listen backlog is 5: many concurrent clients would overflow the
+    # accept queue and spend seconds in SYN retransmits
+    ThreadingHTTPServer.request_queue_size = 1024
     server = ThreadingHTTPServer((args.bind, args.port), make_handler(args.name, args.label or args.name))
     try:
         server.serve_forever()
