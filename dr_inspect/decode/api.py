@@ -12,7 +12,7 @@ import pandas as pd
 
 from dr_inspect.decode import source
 from dr_inspect.decode.containers import ContainerError, ContainerParser, FrameIndex
-from dr_inspect.decode.layers import Fields, decode_fields, merge_fields
+from dr_inspect.decode.layers import Fields, decode_field_batches, decode_fields, merge_fields
 from dr_inspect.decode.stats import DecodedCapture, DecodeStats
 from dr_inspect.decode.table import build_table
 from dr_inspect.errors import CaptureError
@@ -74,7 +74,7 @@ def decode_file(path: str | os.PathLike[str], *, point: str | None = None) -> De
                 raise err from None
             stats.error = err
         if len(idx):
-            fields.append(decode_fields(view, idx))
+            fields.extend(decode_field_batches(view, idx))
             idx.head = None
             idx.data_pos = idx.data_pos[:0]
             metas.append(idx)

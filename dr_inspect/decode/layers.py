@@ -90,11 +90,15 @@ BATCH = 65536   # frames decoded together: temporaries stay small, cache-residen
 
 def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     """Fields of every frame of idx; works through the frames in batches of BATCH."""
+    return merge_fields(decode_field_batches(buf, idx))
+
+
+def decode_field_batches(buf: np.ndarray, idx: FrameIndex) -> list[Fields]:
+    """Fields of consecutive batches of at most BATCH frames (merge once, at the very end)."""
     n = len(idx)
     if n <= BATCH:
-        return _decode_batch(buf, idx)
-    return merge_fields([_decode_batch(buf, _slice(idx, s, min(n, s + BATCH)))
-                         for s in range(0, n, BATCH)])
+        return [_decode_batch(buf, idx)]
+    return [_decode_batch(buf, _slice(idx, s, min(n, s + BATCH))) for s in range(0, n, BATCH)]
 
 
 def merge_fields(parts: list[Fields]) -> Fields:
@@ -104,10 +108,12 @@ def merge_fields(parts: list[Fields]) -> Fields:
     out = Fields(sum(p.n for p in parts))
     for group in ("ints", "macs", "ip4", "ip6"):
         target = getattr(out, group)
-        for name in getattr(parts[0], group):
-            cols = [getattr(p, group)[name] for p in parts]
+        for name in list(getattr(parts[0], group)):
+            # Popped column by column: the batches' copies are freed as the merged ones appear.
+            cols = [getattr(p, group).pop(name) for p in parts]
             target[name] = Col(np.concatenate([c.values for c in cols]),
                                np.concatenate([c.valid for c in cols]))
+            del cols
     out.undecodable = np.concatenate([p.undecodable for p in parts])  # type: ignore[misc]
     for p in parts:
         out.reasons.update(p.reasons)
@@ -328,8 +334,8 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
     payload = np.where(tcp, ip_payload - doff, np.where(udp | icmp, ip_payload - 8, 0))
     payload_ok = (tcp & flags_ok & ~bad_doff) | (udp & (cap4 >= 8)) | (icmp & (cap4 >= 4))
     ints["payload_len"] = Col(payload.astype(np.int32), payload_ok)
-    ints["icmp_type"] = Col(g4[:, 0], icmp & (cap4 >= 1))
-    ints["icmp_code"] = Col(g4[:, 1], icmp & (cap4 >= 2))
+    ints["icmp_type"] = Col(g4[:, 0].copy(), icmp & (cap4 >= 1))
+    ints["icmp_code"] = Col(g4[:, 1].copy(), icmp & (cap4 >= 2))
 
     # ---- IPv6 neighbour discovery: target, flags, link-layer address option (ICMPv6 rows only).
     lladdr = np.zeros(n, np.uint64)

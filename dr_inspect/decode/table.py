@@ -29,6 +29,9 @@ def _ip4_text(v: int) -> str:
 
 def _codes(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes (-1 where invalid) and the distinct values, for 1-D numeric values."""
+    if valid.all():
+        sub, uniq = pd.factorize(values)
+        return sub.astype(np.int32, copy=False), np.asarray(uniq)
     codes = np.full(len(values), -1, dtype=np.int32)
     if valid.any():
         sub, uniq = pd.factorize(values[valid])
@@ -84,26 +87,26 @@ def ip_column(v4: Col | None, v6: Col | None) -> pd.Categorical:
 
 def _nullable(col: Col, dtype: str) -> pd.api.extensions.ExtensionArray:
     values = col.values.astype(_INT_DTYPES[dtype], copy=False)
-    if dtype == "Int32":
-        return pd.arrays.IntegerArray(values, ~col.valid)
     return pd.arrays.IntegerArray(values, ~col.valid)
 
 
 def build_table(fields: Fields, idx: FrameIndex, file: str, first_frame: int) -> pd.DataFrame:
+    """The packets table. Consumes `fields` (its columns are dropped as they are converted, so
+    the numeric and the final forms of all columns never coexist)."""
     n = fields.n
     cols: dict[str, object] = {}
-    cols["file"] = _categorical(np.zeros(n, np.int32), [file])
+    cols["file"] = _categorical(np.zeros(n, np.int8), [file])
     cols["frame"] = np.arange(first_frame, first_frame + n, dtype=np.int64)
     cols["ts_ns"] = idx.ts_ns.astype(np.int64, copy=False)
     for name in ("src_mac", "dst_mac", "arp_sender_mac", "arp_target_mac", "nd_lladdr"):
-        cols[name] = mac_column(fields.macs[name])
+        cols[name] = mac_column(fields.macs.pop(name))
     for name in ("src_ip", "dst_ip"):
-        cols[name] = ip_column(fields.ip4[name], fields.ip6[name])
+        cols[name] = ip_column(fields.ip4.pop(name), fields.ip6.pop(name))
     for name in ("arp_sender_ip", "arp_target_ip"):
-        cols[name] = ip_column(fields.ip4[name], None)
-    cols["nd_target"] = ip_column(None, fields.ip6["nd_target"])
-    for name, col in fields.ints.items():
-        cols[name] = _nullable(col, schema.DTYPES[name])
+        cols[name] = ip_column(fields.ip4.pop(name), None)
+    cols["nd_target"] = ip_column(None, fields.ip6.pop("nd_target"))
+    for name in list(fields.ints):
+        cols[name] = _nullable(fields.ints.pop(name), schema.DTYPES[name])
     cols["interface"] = idx.interface.astype(np.int32, copy=False)
     cols["linktype"] = idx.linktype.astype(np.int32, copy=False)
     cols["caplen"] = idx.caplen.astype(np.int32)
