@@ -311,8 +311,14 @@ def test_broken_midway_keeps_earlier_frames(tmp_path: Path) -> None:
     assert 0 < len(got.packets) < len(pkts) + 1
 
 
-def test_many_frames_walk_with_odd_sizes(tmp_path: Path) -> None:
-    """Enough frames for many walk lanes, sizes from tiny to 64 KiB, both byte orders."""
+@pytest.mark.parametrize("window", [None, 50_000])
+def test_many_frames_walk_with_odd_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         window: int | None) -> None:
+    """Enough frames for many walk lanes, sizes from tiny to 64 KiB, both byte orders; with a
+    small decode window too (records then straddle window ends, some are bigger than it)."""
+    if window is not None:
+        import dr_inspect.decode.api as api
+        monkeypatch.setattr(api, "WINDOW", window)
     rng = np.random.default_rng(7)
     sizes = rng.choice([14, 42, 60, 1514, 9000, 65535], 3000, p=[.1, .3, .3, .2, .07, .03])
     for little in (True, False):
@@ -331,6 +337,53 @@ def test_many_frames_walk_with_odd_sizes(tmp_path: Path) -> None:
         assert joined["frame"].tolist() == df["frame"].tolist()
         assert joined["dst_port"].astype("Int64").equals(df["dst_port"].astype("Int64"))
         assert chunks[-1].stats.frames_read == 3000
+
+
+@pytest.mark.parametrize("window", [None, 30_000])
+def test_many_frames_pcapng(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            window: int | None) -> None:
+    if window is not None:
+        import dr_inspect.decode.api as api
+        monkeypatch.setattr(api, "WINDOW", window)
+    rng = np.random.default_rng(3)
+    sizes = rng.choice([42, 60, 1514, 9000], 2500, p=[.3, .3, .35, .05]).tolist()
+    frames = [cg._udp_frame(k, size) for k, size in enumerate(sizes)]
+    secs = [cg.NgSection([cg.NgInterface(1, "a", tsresol=9), cg.NgInterface(1, "b")],
+                         [cg.NgPacket(k % 2, f, k) for k, f in enumerate(frames[:2000])],
+                         extra_blocks=[(5, b"\0" * 20)]),
+            cg.NgSection([cg.NgInterface(1, "c")],
+                         [cg.NgPacket(0, f, k) for k, f in enumerate(frames[2000:])],
+                         big_endian=True)]
+    path = cg.write_pcapng(tmp_path / "many.pcapng", secs)
+    got = decode_file(path)
+    df = got.packets
+    assert got.stats.error is None and len(df) == 2500
+    assert df["caplen"].tolist() == sizes
+    assert (df["dst_port"].to_numpy() == np.arange(2500) % 65536).all()
+    assert df["interface"].tolist() == [k % 2 for k in range(2000)] + [2] * 500
+    assert df["ts_ns"].tolist()[:4] == [0, 1000, 2, 3000]
+    # A corrupted block trailer in the middle: frames before it are kept, error at that block.
+    data = bytearray(path.read_bytes())
+    blocks = _pcapng_block_offsets(bytes(data))
+    victim = blocks[1500]
+    (btl,) = struct.unpack("<I", data[victim + 4:victim + 8])
+    data[victim + btl - 4:victim + btl] = struct.pack("<I", btl + 4)
+    (tmp_path / "bad.pcapng").write_bytes(bytes(data))
+    bad = decode_file(tmp_path / "bad.pcapng")
+    assert bad.stats.error is not None and bad.stats.error.offset == victim
+    assert len(bad.packets) == 1500 - 4       # SHB, 2 IDBs and the ISB precede the packets
+
+
+def _pcapng_block_offsets(data: bytes) -> list[int]:
+    """Block offsets of a little-endian first section (test helper, straightforward loop)."""
+    out, pos = [], 0
+    while pos + 8 <= len(data):
+        btype, btl = struct.unpack("<II", data[pos:pos + 8])
+        if btype == 0x0A0D0D0A and pos:
+            break
+        out.append(pos)
+        pos += btl
+    return out
 
 
 # ------------------------------------------------------------------ streaming

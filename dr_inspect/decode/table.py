@@ -116,10 +116,7 @@ def build_table(fields: Fields, idx: FrameIndex, file: str, first_frame: int) ->
 
 
 def empty_table(file: str) -> pd.DataFrame:
-    return build_table_from_nothing(file)
-
-
-def build_table_from_nothing(file: str) -> pd.DataFrame:
+    """A packets table with no rows (all columns, schema dtypes)."""
     from dr_inspect.decode.layers import decode_fields
     idx = FrameIndex.empty()
     return build_table(decode_fields(np.zeros(0, np.uint8), idx), idx, file, 1)
