@@ -194,9 +194,11 @@ def write_pcapng(path: Path, sections: list[NgSection], *, compress: bool = Fals
 def sll_packets() -> list[Packet]:
     """Linux cooked (v1) frames as `tcpdump -i any` writes them."""
     return [
-        CookedLinux(pkttype=4, lladdrtype=1, lladdrlen=6, src=bytes.fromhex("525400000002") + b"\0\0")
+        CookedLinux(pkttype=4, lladdrtype=1, lladdrlen=6,
+                    src=bytes.fromhex("525400000002") + b"\0\0")
         / IP(src=CLIENT_IP, dst=VIP, id=1) / TCP(sport=40000, dport=8000, seq=1, flags="S"),
-        CookedLinux(pkttype=0, lladdrtype=1, lladdrlen=6, src=bytes.fromhex("52540000000a") + b"\0\0")
+        CookedLinux(pkttype=0, lladdrtype=1, lladdrlen=6,
+                    src=bytes.fromhex("52540000000a") + b"\0\0")
         / ARP(op=2, hwsrc=DIRECTOR_MAC, psrc=VIP, hwdst=CLIENT_MAC, pdst=CLIENT_IP),
     ]
 

@@ -52,7 +52,8 @@ def _check_schema(df: pd.DataFrame) -> None:
 @pytest.mark.parametrize("nano", [False, True])
 @pytest.mark.parametrize("big_endian", [False, True])
 @pytest.mark.parametrize("compress", [False, True])
-def test_classic_pcap_variants(tmp_path: Path, nano: bool, big_endian: bool, compress: bool) -> None:
+def test_classic_pcap_variants(tmp_path: Path, nano: bool, big_endian: bool,
+                               compress: bool) -> None:
     pkts = cg.lab_ethernet_packets()
     path = cg.write_pcap(tmp_path / "x.cap", pkts, nano=nano, big_endian=big_endian,
                          compress=compress)

@@ -81,7 +81,8 @@ def _check_table(df: pd.DataFrame) -> None:
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=mutated(), chunk=st.integers(1, 200))
-def test_mutated_captures(tmp_path_factory: pytest.TempPathFactory, data: bytes, chunk: int) -> None:
+def test_mutated_captures(tmp_path_factory: pytest.TempPathFactory, data: bytes,
+                          chunk: int) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "f.pcap"
     path.write_bytes(data)
     try:

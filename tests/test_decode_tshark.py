@@ -8,11 +8,11 @@ KNOWN_CORPUS_DIFFERENCES with the reason.
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -93,7 +93,7 @@ def tshark_values(row: dict[str, list[str]], our_proto: object, our_vlan: bool
           None if row["ieee8021ad.id"] and our_vlan else _first(row, "eth.type", "sll.etype"))
     if et is not None:
         out["ethertype"] = _int(et)
-    def put(col: str, name: str, conv=str, last: bool = False) -> None:  # type: ignore[no-untyped-def]
+    def put(col: str, name: str, conv: Callable[[str], object] = str, last: bool = False) -> None:
         if row[name]:
             out[col] = conv(row[name][-1 if last else 0])
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from dr_inspect.decode.output import FORMATS, TERMINAL_ROWS, decode_paths, render_text, stats_line
-from dr_inspect.decode.output import write_parquet
+from dr_inspect.decode.output import write_bytes, write_parquet
 from dr_inspect.errors import InputError
 
 
@@ -34,13 +34,13 @@ def decode(files: tuple[str, ...], fmt: str, output: str | None, all_columns: bo
     if limit is None and fmt == "table" and output is None and sys.stdout.isatty():
         limit = TERMINAL_ROWS
     if fmt == "parquet":
-        write_parquet(run.packets, output, all_columns=all_columns, limit=limit)  # type: ignore[arg-type]
+        assert output is not None
+        write_parquet(run.packets, output, all_columns=all_columns, limit=limit)
     else:
         text = render_text(run.packets, fmt, all_columns=all_columns, limit=limit)
         if output is None:
             click.echo(text, nl=False)
         else:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            write_bytes(output, text.encode("utf-8"))
     if run.errors:
         sys.exit(2)

@@ -76,7 +76,8 @@ def concat_index(parts: list[FrameIndex]) -> FrameIndex:
         return FrameIndex.empty()
     if len(parts) == 1:
         return parts[0]
-    bad = [p.bad_interface if p.bad_interface is not None else np.zeros(len(p), bool) for p in parts]
+    bad = [p.bad_interface if p.bad_interface is not None else np.zeros(len(p), bool)
+           for p in parts]
     return FrameIndex(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                         ("data_pos", "caplen", "wirelen", "ts_ns", "interface", "linktype")),
                       bad_interface=np.concatenate(bad))
@@ -386,9 +387,10 @@ class ContainerParser:
         if res.status == w.INCOMPLETE:
             if final:
                 left = len(buf) - res.end
-                raise ContainerError(base + res.end, f"truncated record ({left} bytes left, "
-                                     f"record header says more)" if left >= self.hdrlen
-                                     else f"truncated record header ({left} of {self.hdrlen} bytes)")
+                reason = (f"truncated record ({left} bytes left, the record header says more)"
+                          if left >= self.hdrlen else
+                          f"truncated record header ({left} of {self.hdrlen} bytes)")
+                raise ContainerError(base + res.end, reason)
             return res.end
         return len(buf) if res.status == w.OK else res.end
 
@@ -502,7 +504,8 @@ class ContainerParser:
             if itf.ts_shift >= 0:
                 sec = (t >> np.uint64(itf.ts_shift)).astype(np.int64)
                 rem = (t & np.uint64((1 << itf.ts_shift) - 1)).astype(np.float64)
-                ns = sec * 1_000_000_000 + np.round(rem * 1e9 / (1 << itf.ts_shift)).astype(np.int64)
+                frac = np.round(rem * 1e9 / (1 << itf.ts_shift)).astype(np.int64)
+                ns = sec * 1_000_000_000 + frac
             elif itf.ts_div > 1:
                 ns = (t // np.uint64(itf.ts_div)).astype(np.int64)
             else:

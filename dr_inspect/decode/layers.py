@@ -299,7 +299,8 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
             else:
                 size = (h[1] + 1) * 8
                 if nh == 0 and ip_payload[r] == 0:
-                    jumbo = _jumbo_length(bytes(buf[base + off + 2:base + off + min(size, avail - off)]))
+                    opts = buf[base + off + 2:base + off + min(size, avail - off)]
+                    jumbo = _jumbo_length(bytes(opts))
                     if jumbo is not None:
                         ip_payload[r] = min(jumbo, int(on_wire[r]) - 40)
             nh = h[0]

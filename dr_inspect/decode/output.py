@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 from dataclasses import dataclass
@@ -89,13 +90,18 @@ def render_text(packets: pd.DataFrame, fmt: str, *, all_columns: bool = False,
 
 def write_parquet(packets: pd.DataFrame, path: str, *, all_columns: bool = False,
                   limit: int | None = None) -> None:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("pyarrow") is None:
         raise InputError("parquet output needs pyarrow: pip install pyarrow "
-                         "(or dr-inspect[parquet])") from None
+                         "(or dr-inspect[parquet])")
     out = _select(packets, all_columns, limit)
     buf = io.BytesIO()
     out.to_parquet(buf, index=False)
-    with open(path, "wb") as fh:
-        fh.write(buf.getvalue())
+    write_bytes(path, buf.getvalue())
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None

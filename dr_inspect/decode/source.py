@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Loaded:
                 pass
 
 
-def _open(path: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
+def _open(path: str | os.PathLike[str]) -> BinaryIO:
     p = Path(path)
     try:
         return open(p, "rb")
@@ -73,7 +74,7 @@ def load(path: str | os.PathLike[str]) -> Loaded:
         return Loaded(np.frombuffer(mm, dtype=np.uint8), False, mapping=mm)
 
 
-def gunzip_blocks(name: str, fh) -> Iterator[tuple[bytes, CaptureError | None]]:  # type: ignore[no-untyped-def]
+def gunzip_blocks(name: str, fh: BinaryIO) -> Iterator[tuple[bytes, CaptureError | None]]:
     """Decompressed blocks of a (possibly multi-member) gzip file. A corrupt or truncated stream
     ends with (b"", error naming the compressed offset)."""
     dec = zlib.decompressobj(wbits=31)
@@ -111,7 +112,7 @@ def gunzip_blocks(name: str, fh) -> Iterator[tuple[bytes, CaptureError | None]]:
         yield b"", CaptureError(name, offset, "truncated gzip stream (no end-of-stream marker)")
 
 
-def plain_blocks(fh) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+def plain_blocks(fh: BinaryIO) -> Iterator[bytes]:
     while True:
         raw = fh.read(READ_BLOCK)
         if not raw:
