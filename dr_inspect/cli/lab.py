@@ -60,8 +60,9 @@ def lab() -> None:
 @lab_options
 def up(prefix, director, real_servers, vip, port, faults) -> None:
     """Bring the lab up."""
+    progress = (lambda msg: click.echo(f"... {msg}", err=True)) if sys.stderr.isatty() else None
     with terminate_as_interrupt():   # SIGTERM during the build also tears down what was built
-        state = lab_up(_config(prefix, director, real_servers, vip, port, faults))
+        state = lab_up(_config(prefix, director, real_servers, vip, port, faults), progress=progress)
     click.echo(f"lab {state.prefix} up: {state.director_mode} director, service {state.vip}:{state.port}, "
                f"bridges {', '.join(state.bridges)} in netns {state.switch_netns}")
     if state.config.faults:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dr_inspect
@@ -70,8 +71,11 @@ def existing_lab_namespaces(prefix: str) -> list[str]:
     return [ns for ns in sysrun.list_netns() if ns.startswith(f"{prefix}-")]
 
 
-def lab_up(cfg: LabConfig) -> LabState:
-    """Bring the lab up; LabError if the prefix is in use, MissingToolError names the package."""
+def lab_up(cfg: LabConfig, progress: Callable[[str], None] | None = None) -> LabState:
+    """Bring the lab up; LabError if the prefix is in use, MissingToolError names the package.
+
+    progress(message) is told about the slow steps (booting the IPVS VM).
+    """
     cfg.validate()
     check_faults(cfg.faults, cfg.director)
     sysrun.need_tool("ip", "network namespaces")
@@ -102,7 +106,7 @@ def lab_up(cfg: LabConfig) -> LabState:
                      workdir=str(workdir), director_mode=mode)
     save_state(state)
     try:
-        _build(plan, state)
+        _build(plan, state, progress or (lambda _msg: None))
     except BaseException:
         from dr_inspect.lab.teardown import lab_down
         lab_down(cfg.prefix)
@@ -111,7 +115,7 @@ def lab_up(cfg: LabConfig) -> LabState:
     return state
 
 
-def _build(plan: LabPlan, state: LabState) -> None:
+def _build(plan: LabPlan, state: LabState, progress: Callable[[str], None]) -> None:
     cfg = plan.config
     client_ip = plan.client.iface("eth0").ip
     dip = plan.director.iface("eth8").ip
@@ -137,6 +141,8 @@ def _build(plan: LabPlan, state: LabState) -> None:
         _nft_director(plan, fx)
     else:
         from dr_inspect.lab.director_ipvs import start_ipvs_director
+        if state.director_mode == "ipvs-vm":
+            progress("booting the IPVS director VM (this kernel has no IPVS)")
         start_ipvs_director(plan, state, fx)
     _wait_listening(plan, state, fx)
 

@@ -162,7 +162,7 @@ def run_demo(cfg: LabConfig, out_dir: Path, *, requests: int = 6, concurrency: i
         raise LabError(f"{out_dir}: exists and is not empty; give a new --out folder")
     removed: list[str] = []
     say(f"lab up ({cfg.director} director, {cfg.real_servers} real server(s))")
-    state = lab_up(cfg)
+    state = lab_up(cfg, progress=say)
     try:
         say(f"capturing on {BRIDGE_VIP} and {BRIDGE_RS} in {state.switch_netns}; traffic")
         run = capture_traffic(state, out_dir, seed_traffic(requests, concurrency, payload, curl, timeout))
