@@ -188,8 +188,18 @@ def _pcapng_step(little: bool) -> w.StepFn:
     return step
 
 
-def _trailers_ok(buf: np.ndarray, pos: np.ndarray, little: bool) -> np.ndarray:
-    btl = w.read_u32(buf, pos + 4, little)
+def _type_length(buf: np.ndarray, pos: np.ndarray, little: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Block type and total length at each position, in one read."""
+    both = w.read_u64(buf, pos, little)
+    lo = (both & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    hi = (both >> np.uint64(32)).astype(np.int64)
+    return (lo, hi) if little else (hi, lo)
+
+
+def _trailers_ok(buf: np.ndarray, pos: np.ndarray, little: bool,
+                 btl: np.ndarray | None = None) -> np.ndarray:
+    if btl is None:
+        btl = w.read_u32(buf, pos + 4, little)
     return w.read_u32(buf, pos + btl - 4, little) == btl
 
 
@@ -408,13 +418,15 @@ class ContainerParser:
             step = _pcapng_step(self.little)
             res = w.walk(buf, pos, len(buf), step, _pcapng_sync(self.little, pos))
             if len(res.positions):
-                bad = np.flatnonzero(~_trailers_ok(buf, res.positions, self.little))
+                btype, btl = _type_length(buf, res.positions, self.little)
+                bad = np.flatnonzero(~_trailers_ok(buf, res.positions, self.little, btl))
                 if len(bad):
                     # A block whose trailing length disagrees ends the readable part there.
                     res = w.WalkResult(res.positions[: bad[0]], int(res.positions[bad[0]]),
                                        w.INVALID)
+                    btype, btl = btype[: bad[0]], btl[: bad[0]]
             if len(res.positions):
-                self._blocks(buf, res.positions, base, parts)
+                self._blocks(buf, res.positions, btype, btl, base, parts)
             if res.status == w.STOP:
                 self._in_section = False
                 pos = res.end
@@ -432,11 +444,10 @@ class ContainerParser:
                 return res.end
             return len(buf)
 
-    def _blocks(self, buf: np.ndarray, pos: np.ndarray, base: int,
+    def _blocks(self, buf: np.ndarray, pos: np.ndarray, btype: np.ndarray, btl: np.ndarray,
+                base: int,
                 parts: list[FrameIndex]) -> None:
         little = self.little
-        btype = w.read_u32(buf, pos, little)
-        btl = w.read_u32(buf, pos + 4, little)
         # Rare blocks (interface descriptions, statistics, name resolution, custom): Python loop.
         rare = np.flatnonzero(~np.isin(btype, (EPB, SPB, OPB)))
         for i in rare:
