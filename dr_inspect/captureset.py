@@ -9,6 +9,7 @@ doctor):
     started = "2026-11-30T06:50:00Z"
     stopped = "2026-11-30T06:50:09Z"
     director = "ipvs"              # lab sets only
+    scheduler = "rr"               # IPVS scheduler (DR011 checks balance for rr)
     faults = ["rs-answers-arp"]
     description = "..."
 
@@ -43,7 +44,7 @@ ROLES = ("vip-segment", "rs-segment", "both", "unknown")
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
 
 _CAPTURE_KEYS = {"tool", "host", "started", "stopped", "director", "faults", "description",
-                 "real_servers", "vip", "port"}
+                 "real_servers", "vip", "port", "scheduler"}
 _POINT_KEYS = {"name", "file", "role", "interface", "netns", "host", "received", "dropped",
                "snaplen", "started", "stopped"}
 
