@@ -112,8 +112,13 @@ def _pcap_step(little: bool, hdrlen: int, max_caplen: int) -> w.StepFn:
 def _pcap_sync(little: bool, hdrlen: int, max_caplen: int, ts0: int, frac_max: int) -> w.SyncFn:
     step = _pcap_step(little, hdrlen, max_caplen)
 
+    year = 86400 * 366
+    sec_lo = np.uint32((ts0 - year) % 2**32)
+
     def plausible_u32(sec, frac, cap, wire):  # type: ignore[no-untyped-def]
-        return ((np.abs(sec.astype(np.int64) - ts0) < 86400 * 366) & (frac < frac_max)
+        # uint32 arithmetic throughout (wrapping subtraction for the time window).
+        sec = sec.astype(np.uint32, copy=False)
+        return (((sec - sec_lo) < np.uint32(2 * year)) & (frac < frac_max)
                 & (cap <= max_caplen) & (cap <= wire) & (wire <= MAX_RECORD))
 
     def plausible(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -47,13 +47,17 @@ class Fields:
     undecodable: np.ndarray | None = None                    # bool per frame
 
 
-def at_offsets(g: np.ndarray, buf: np.ndarray, data: np.ndarray, off: np.ndarray, k: int
-               ) -> np.ndarray:
+def at_offsets(g: np.ndarray, buf: np.ndarray, data: np.ndarray, off: np.ndarray, k: int,
+               needed: np.ndarray | None = None) -> np.ndarray:
     """(n, k): the k bytes at data + off of each frame, sliced from the frame-start matrix g where
-    it holds them (a view when every frame has the same offset), else gathered from buf."""
+    it holds them (a view when every frame has the same offset), else gathered from buf. Rows not
+    `needed` get arbitrary bytes (they are read at a common offset, to keep the fast path)."""
     n, width = g.shape
     if n == 0:
         return np.zeros((0, k), np.uint8)
+    if needed is not None:
+        first = np.flatnonzero(needed)
+        off = np.where(needed, off, off[first[0]] if len(first) else 0)
     lo, hi = int(off.min()), int(off.max())
     if lo == hi and 0 <= lo and lo + k <= width:
         return g[:, lo:lo + k]
@@ -228,7 +232,8 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
 
     # ---- network layer
     cap3 = cap - l3off
-    g3 = at_offsets(g2, buf, data, l3off, K3)
+    g3 = at_offsets(g2, buf, data, l3off, K3, needed=et_valid | raw | (lt == IPV4_LT)
+                    | (lt == IPV6_LT))
     version = g3[:, 0] >> 4
     is4 = ((et_valid & (ethertype == ET_IPV4)) | (raw & (version == 4)) | (lt == IPV4_LT))
     is6 = ((et_valid & (ethertype == ET_IPV6)) | (raw & (version == 6)) | (lt == IPV6_LT))
@@ -313,7 +318,7 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
 
     # ---- transport layer
     cap4 = cap3 - l4off
-    g4 = at_offsets(g2, buf, data, l3off + l4off, K4)
+    g4 = at_offsets(g2, buf, data, l3off + l4off, K4, needed=has_l4)
     tcp = has_l4 & (proto == 6)
     udp = has_l4 & (proto == 17)
     icmp4 = has_l4 & v4 & (proto == 1)
