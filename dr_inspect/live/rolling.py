@@ -56,7 +56,8 @@ class _RuleAcc:
     ever_failed: bool = False
     ever_passed: bool = False
     checked: int = 0
-    keys: set = field(default_factory=set)
+    keys: dict = field(default_factory=dict)   # violation key -> its newest timestamp
+    unique: int = 0
     evidence: list[Evidence] = field(default_factory=list)
     omitted_seen: int = 0
 
@@ -74,8 +75,19 @@ class RollingVerdict:
         self.max_flows = 0
         self.max_hops = 0
 
-    def add(self, report: VerifyReport) -> tuple[list[str], list[tuple[RuleResult, Evidence]], int]:
-        """Fold one window's report in; return (failing now, new violations, new ones not shown)."""
+    def add(self, report: VerifyReport, *, judged_from_ns: int | None = None,
+            judged_to_ns: int | None = None,
+            forget_before_ns: int | None = None,
+            edge_free: frozenset[str] | set[str] = frozenset()) -> tuple[list[str], list[tuple[RuleResult, Evidence]], int]:
+        """Fold one window's report in; return (failing now, new violations, new ones not shown).
+
+        Only evidence whose first timestamp lies in [judged_from_ns, judged_to_ns] counts: near
+        the window's edges a packet's context (its copy, its SYN-ACK) may be outside the window,
+        and the neighbouring window, which overlaps, judges it with that context. Evidence
+        without timestamps, and rules in `edge_free` (judged on single frames, e.g. ARP claims),
+        always count. Keys of violations older than forget_before_ns (gone
+        from every later window) are forgotten, so memory stays bounded.
+        """
         self.intervals += 1
         self.topology = report.topology or self.topology
         self.max_flows = max(self.max_flows, report.flows)
@@ -83,6 +95,8 @@ class RollingVerdict:
         for err in report.errors:
             if err not in self.errors:
                 self.errors.append(err)
+        lo = judged_from_ns if judged_from_ns is not None else -(1 << 63)
+        hi = judged_to_ns if judged_to_ns is not None else (1 << 63) - 1
         failing: list[str] = []
         new: list[tuple[RuleResult, Evidence]] = []
         unshown = 0
@@ -93,17 +107,24 @@ class RollingVerdict:
                 self._order.append(rule.id)
             acc.last = rule
             acc.checked = max(acc.checked, rule.checked)
+            if forget_before_ns is not None:
+                acc.keys = {k: ts for k, ts in acc.keys.items() if ts is None or ts >= forget_before_ns}
             if rule.status == "pass":
                 acc.ever_passed = True
             if rule.status != "fail":
                 continue
+            judged = [ev for ev in rule.evidence
+                      if rule.id in edge_free or not ev.ts_ns or lo <= min(ev.ts_ns) <= hi]
+            if not judged and rule.evidence:
+                continue   # every violation sits at an edge: the next window decides
             acc.ever_failed = True
             failing.append(rule.id)
-            for ev in rule.evidence:
+            for ev in judged:
                 key = violation_key(rule.id, ev)
                 if key in acc.keys:
                     continue
-                acc.keys.add(key)
+                acc.keys[key] = max(ev.ts_ns) if ev.ts_ns else None
+                acc.unique += 1
                 new.append((rule, ev))
                 if len(acc.evidence) < self.max_evidence:
                     acc.evidence.append(ev)
@@ -120,7 +141,7 @@ class RollingVerdict:
             acc = self._rules[rid]
             rule = copy.copy(acc.last)
             status = "fail" if acc.ever_failed else ("pass" if acc.ever_passed else "not-exercised")
-            unique = len(acc.keys) + acc.omitted_seen
+            unique = acc.unique + acc.omitted_seen
             rule.status = status  # type: ignore[assignment]
             rule.checked = acc.checked
             rule.violations = unique if acc.ever_failed else 0

@@ -12,7 +12,9 @@ from dr_inspect.errors import CaptureAgentError
 from dr_inspect.live.agent import TcpdumpAgent
 
 _F_SETPIPE_SZ = 1031
-_PIPE_BYTES = 1 << 20
+# As root the pipe may exceed /proc/sys/fs/pipe-max-size: 32 MiB hold several seconds of a busy
+# bridge while the verifier holds the CPU, so tcpdump does not block and the kernel does not drop.
+_PIPE_BYTES = (32 << 20, 1 << 20)
 _READ_BYTES = 1 << 20
 
 
@@ -42,10 +44,12 @@ class StreamAgent:
         self.tee_error: str | None = None
         stdout = self.agent.proc.stdout
         assert stdout is not None
-        try:  # a larger pipe absorbs bursts while the reader thread is descheduled
-            fcntl.fcntl(stdout.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
-        except OSError:
-            pass
+        for size in _PIPE_BYTES:  # a larger pipe absorbs bursts while the reader is descheduled
+            try:
+                fcntl.fcntl(stdout.fileno(), _F_SETPIPE_SZ, size)
+                break
+            except OSError:
+                continue
         self._thread = threading.Thread(target=self._drain, name=f"stream-{name}", daemon=True)
         self._thread.start()
 

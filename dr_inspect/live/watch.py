@@ -26,13 +26,18 @@ from dr_inspect.live.rolling import IntervalVerdict, PointLive, RollingVerdict
 from dr_inspect.live.stream import StreamAgent
 from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN, build_argv, find_tcpdump, supports_nano
 from dr_inspect.live.window import PacketWindow
-from dr_inspect.model import VerifyReport
+from dr_inspect.model import PointSummary, VerifyReport
 
 START_TIMEOUT_S = 15.0
 # Frames younger than this are left for the next verdict: the copy of a packet at another point
 # may still be in that point's pipe, and judging it now would report a false DR007 / DR009.
 # Grows to 1.5 x the decoder lag seen in the last interval when that is larger.
-SETTLE_S = 0.5
+SETTLE_S = 0.25
+# Violations this close to either edge of a window are left to the overlapping neighbour window,
+# which sees the packets around them (a SYN-ACK 300 ms after its SYN on a busy host).
+EDGE_S = 0.75
+# Rules over these tables judge single frames (an ARP claim, a reply's addresses): no edge needed.
+EDGE_FREE_TABLES = frozenset({"arp", "replies", "to_vip", "points"})
 _POLL_S = 0.05
 _SYN, _ACK = 0x02, 0x10
 
@@ -68,13 +73,16 @@ class Watcher:
     """The state of one watch run; `run()` drives it. Split out so each step is small."""
 
     def __init__(self, points: list[CapturePoint], agents: list[StreamAgent], *, interval: float,
-                 window_s: float, analyse: Callable[[dict[str, pd.DataFrame]], VerifyReport],
-                 max_evidence: int, on_interval: Callable[[IntervalVerdict], None] | None):
+                 window_s: float,
+                 analyse: Callable[[dict[str, pd.DataFrame], dict[str, int]], VerifyReport],
+                 max_evidence: int, on_interval: Callable[[IntervalVerdict], None] | None,
+                 edge_free: frozenset[str] = frozenset()):
         self.points = points
         self.agents = agents
         self.interval = interval
         self.window_ns = int(window_s * 1e9)
         self.analyse = analyse
+        self.edge_free = edge_free
         self.on_interval = on_interval
         self.decoders = {p.name: StreamDecoder(p.name) for p in points}
         self.windows = {p.name: PacketWindow() for p in points}
@@ -90,6 +98,8 @@ class Watcher:
         self.max_lag_ms: float | None = None
         self.max_eval_ms = 0.0
         self.max_backlog = 0
+        self.started_ns = time.time_ns()
+        self.drops_judged: dict[str, int] = {}     # kernel drops already shown to DR013
 
     # -- data in --------------------------------------------------------------------------
     def _add(self, name: str, table: pd.DataFrame) -> None:
@@ -151,15 +161,26 @@ class Watcher:
         status, failing, new, unshown, flows, note, eval_ms = "idle", [], [], 0, 0, "", 0.0
         if in_window:
             t0 = time.perf_counter()
+            drops_now = {n: max(0, (self.live[n].dropped or 0) - self.drops_judged.get(n, 0))
+                         for n in packets}
             try:
-                report = self.analyse(packets)
+                report = self.analyse(packets, drops_now)
             except (TopologyError, InputError) as exc:
                 self.last_error = exc
                 status, note = "waiting", f"not verifiable yet: {exc}"
             else:
                 self.reports += 1
-                failing, new, unshown = self.rolling.add(report)
-                status, flows = report.verdict, report.flows
+                lower = upper - self.window_ns
+                edge = int(EDGE_S * 1e9)
+                failing, new, unshown = self.rolling.add(
+                    # from the start too: before every point listened, copies went unseen
+                    report, judged_from_ns=max(lower, self.started_ns) + edge,
+                    judged_to_ns=None if final else upper - edge, forget_before_ns=lower,
+                    edge_free=self.edge_free)
+                severity = {r.id: r.severity for r in report.rules}
+                status = "fail" if any(severity[r] == "error" for r in failing) else "pass"
+                flows = report.flows
+                self.drops_judged.update({n: self.live[n].dropped or 0 for n in packets})
             eval_ms = (time.perf_counter() - t0) * 1e3
             self.max_eval_ms = max(self.max_eval_ms, eval_ms)
         elif not any(self.live[p].packets for p in self.live):
@@ -188,7 +209,9 @@ class Watcher:
 
 
 def _analyser(points: list[CapturePoint], *, vips, topology_file, rule_files, match_window_ms,
-              max_evidence, scheduler) -> Callable[[dict[str, pd.DataFrame]], VerifyReport]:
+              max_evidence, scheduler
+              ) -> tuple[Callable[[dict[str, pd.DataFrame], dict[str, int]], VerifyReport], frozenset[str]]:
+    """The window verifier, and the ids of the rules that need no context around a frame."""
     from dr_inspect.rules import load_rules
     from dr_inspect.topology import load_topology_file
     from dr_inspect.verify import analyse_packets
@@ -199,11 +222,18 @@ def _analyser(points: list[CapturePoint], *, vips, topology_file, rule_files, ma
     host = socket.gethostname()
     hosts = {p.name: host for p in points}   # one machine, one clock
 
-    def analyse(packets: dict[str, pd.DataFrame]) -> VerifyReport:
+    def analyse(packets: dict[str, pd.DataFrame], drops: dict[str, int]) -> VerifyReport:
+        # kernel drops of this interval go to DR013 (capture-health) like a file's counts do
+        summaries = [PointSummary(name=p, file="(live)", role=roles[p], frames=len(t), decoded=len(t),
+                                  first_ts_ns=int(t["ts_ns"].min()) if len(t) else None,
+                                  last_ts_ns=int(t["ts_ns"].max()) if len(t) else None,
+                                  kernel_drops=drops.get(p))
+                     for p, t in packets.items()]
         return analyse_packets(packets, roles, vips=tuple(vips), topology=pins, rules=rules,
                                window_ms=match_window_ms, max_evidence=max_evidence,
-                               scheduler=scheduler, hosts={p: hosts[p] for p in packets}).report
-    return analyse
+                               summaries=summaries, scheduler=scheduler,
+                               hosts={p: hosts[p] for p in packets}).report
+    return analyse, frozenset(r.id for r in rules if r.table in EDGE_FREE_TABLES)
 
 
 def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float | None = None,
@@ -227,12 +257,13 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
     if interval <= 0:
         raise InputError(f"--interval must be positive, got {interval}")
     window_s = window_s if window_s is not None else max(5 * interval, 10.0)
-    if window_s < interval:
-        raise InputError(f"--window ({window_s:g} s) must be at least the interval ({interval:g} s)")
+    if window_s < interval + 2 * EDGE_S:
+        raise InputError(f"--window ({window_s:g} s) must be at least the interval plus "
+                         f"{2 * EDGE_S:g} s ({interval + 2 * EDGE_S:g} s): each moment is judged away from a window edge")
     tcpdump = find_tcpdump()
     for p in points:
         check_interface(p.interface, p.netns)
-    analyse = _analyser(points, vips=vips, topology_file=topology_file, rule_files=rule_files,
+    analyse, edge_free = _analyser(points, vips=vips, topology_file=topology_file, rule_files=rule_files,
                         match_window_ms=match_window_ms, max_evidence=max_evidence,
                         scheduler=scheduler)
     if save_dir is not None:
@@ -255,7 +286,7 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
             a.stop(timeout=2.0)
         raise
     watcher = Watcher(points, agents, interval=interval, window_s=window_s, analyse=analyse,
-                      max_evidence=max_evidence, on_interval=on_interval)
+                      max_evidence=max_evidence, on_interval=on_interval, edge_free=edge_free)
     crashed: dict[str, str] = {}
     t_end = None if duration is None else time.monotonic() + duration
     next_tick = time.monotonic() + interval
