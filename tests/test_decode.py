@@ -414,6 +414,11 @@ def test_stream_decoder_truncated_end_and_bad_header() -> None:
     dec.feed(_pcap_header() + struct.pack("<IIII", cg.T0, 0, 60, 60) + bytes(10))
     dec.finish()
     assert dec.stats.error is not None and dec.stats.error.offset == 24
+    # A stream that ends before its header is complete: finish() reports, never raises.
+    quiet = StreamDecoder("quiet")
+    assert len(quiet.feed(_pcap_header()[:7])) == 0
+    assert len(quiet.finish()) == 0 and not quiet.header_read
+    assert "truncated pcap file header" in quiet.stats.error.reason
     with pytest.raises(CaptureError, match="not a pcap"):
         StreamDecoder("x").feed(b"GET / HTTP/1.1\r\n")
 

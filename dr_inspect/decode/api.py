@@ -151,15 +151,25 @@ class StreamDecoder:
         self._base += consumed
         return table
 
+    @property
+    def header_read(self) -> bool:
+        """True once the file header (pcap) or first section header (pcapng) was parsed."""
+        return self._parser.format is not None
+
     def feed(self, data: bytes) -> pd.DataFrame:
         return self._run(data, final=False)
 
     def finish(self) -> pd.DataFrame:
-        """End of stream: decode what is left; an incomplete last record sets stats.error."""
+        """End of stream: decode what is left. Never raises: an incomplete last record, or a
+        stream that ended before its file header was complete, sets stats.error."""
         if not self._pending and self._parser.format is not None:
             self._done = True
             return self._empty()
-        table = self._run(b"", final=True)
+        try:
+            table = self._run(b"", final=True)
+        except CaptureError as exc:
+            self.stats.error = exc
+            table = self._empty()
         self._done = True
         return table
 
@@ -205,6 +215,8 @@ def iter_decode(path: str | os.PathLike[str], *, chunk_frames: int = 1_000_000,
     if gz_error is not None and (dec.stats.error is None or
                                  "truncated" in dec.stats.error.reason):
         dec.stats.error = gz_error
+    if not dec.header_read and dec.stats.error is not None:
+        raise dec.stats.error     # unreadable from the start, as decode_file
     for piece in pieces(last):
         if held is not None:
             yield DecodedCapture(held, _snapshot(dec.stats))
