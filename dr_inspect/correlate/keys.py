@@ -60,7 +60,10 @@ def obj(values, index=None) -> pd.Series:
 
 
 def ints(s: pd.Series, missing: int = -1) -> np.ndarray:
-    return s.astype("Float64").fillna(missing).to_numpy(dtype=np.int64)
+    if isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object:
+        return s.astype("Float64").fillna(missing).to_numpy(dtype=np.int64)
+    # nullable integers straight to int64 (no float round trip, no intermediate Series)
+    return s.to_numpy(dtype=np.int64, na_value=missing)
 
 
 def endpoint_in(ips: pd.Series, ports: pd.Series, endpoints: list[tuple[str, int]]) -> np.ndarray:
@@ -99,22 +102,48 @@ def endpoints_text(ips: pd.Series, ports) -> np.ndarray:
     return (ip.where(~v6, "[" + ip + "]") + ":" + port).to_numpy(dtype=object)
 
 
-def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
-    """TCP rows with plain columns (addresses as str, numbers as int64, -1 when missing).
+def shared_text_codes(columns: list[pd.Series]) -> list[pd.Categorical]:
+    """Text columns of one kind (MACs, IPs) as categoricals over one sorted category list that
+    holds '' for missing: they compare across columns, sort like str, never hold NA, and
+    hashing, grouping and isin work on the few categories instead of every row's string."""
+    cats = [np.asarray(c.cat.categories if isinstance(c.dtype, pd.CategoricalDtype)
+                       else pd.unique(c.dropna()), dtype=object) for c in columns]
+    union = pd.Index(np.unique(np.concatenate(cats + [np.array([""], dtype=object)])
+                               .astype(str)).astype(object), dtype=object)
+    dtype = pd.CategoricalDtype(union)
+    out = []
+    empty = union.get_loc("")
+    for c in columns:
+        if isinstance(c.dtype, pd.CategoricalDtype):
+            codes = c.cat.codes.to_numpy()
+            remap = union.get_indexer(np.asarray(c.cat.categories, dtype=object))
+            codes = np.where(codes < 0, empty, remap[codes])
+        else:
+            codes = union.get_indexer(c.to_numpy(dtype=object, na_value=""))
+        out.append(pd.Categorical.from_codes(codes, dtype=dtype))
+    return out
 
-    Derived tables are built from this view so rule expressions never meet NA or categories.
+
+def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
+    """TCP rows with plain columns (numbers as int64, -1 when missing; addresses as categoricals
+    with '' for missing, shared categories per kind: see shared_text_codes).
+
+    Derived tables are built from this view and turn addresses into str (tables._finish), so
+    rule expressions never meet NA or categories.
     """
     t = pk[is_tcp(pk)]
+    src_mac, dst_mac = shared_text_codes([t["src_mac"], t["dst_mac"]])
+    src_ip, dst_ip = shared_text_codes([t["src_ip"], t["dst_ip"]])
     return pd.DataFrame({
         "point": obj(t["point"].astype(object).to_numpy()),
         "frame": t["frame"].to_numpy(dtype=np.int64),
         "ts_ns": t["ts_ns"].to_numpy(dtype=np.int64),
         "ts": t["ts"].to_numpy(dtype=np.int64) if "ts" in t else t["ts_ns"].to_numpy(dtype=np.int64),
         "row": t["row"].to_numpy(dtype=np.int64),
-        "src_mac": text(t["src_mac"]).reset_index(drop=True),
-        "dst_mac": text(t["dst_mac"]).reset_index(drop=True),
-        "src_ip": text(t["src_ip"]).reset_index(drop=True),
-        "dst_ip": text(t["dst_ip"]).reset_index(drop=True),
+        "src_mac": src_mac,
+        "dst_mac": dst_mac,
+        "src_ip": src_ip,
+        "dst_ip": dst_ip,
         "src_port": ints(t["src_port"]),
         "dst_port": ints(t["dst_port"]),
         "seq": ints(t["seq"]),
