@@ -134,7 +134,8 @@ def render(rows: list[Row]) -> str:
                           f"mem<={budget / 1e6:.0f}MB anon {'met' if mem_ok else 'MISSED'}, "
                           f"RSS {'met' if rss_ok else 'MISSED'}")
                 same = [t for t in tshark if t.frames == r.frames] or tshark[-1:]
-                parts = [f"{ratio(r.rate / same[0].rate)} tshark (CPU {ratio(r.cpu_rate / same[0].cpu_rate)})"
+                at = "" if not same or same[0].frames == r.frames else f" at {same[0].frames:,}"
+                parts = [f"{ratio(r.rate / same[0].rate)} tshark{at} (CPU {ratio(r.cpu_rate / same[0].cpu_rate)})"
                          ] if same else []
                 parts += [f"{ratio(r.rate / scapy[0].rate)} scapy (CPU {ratio(r.cpu_rate / scapy[0].cpu_rate)})"
                           ] if scapy else []
