@@ -115,19 +115,23 @@ def _pcap_sync(little: bool, hdrlen: int, max_caplen: int, ts0: int, frac_max: i
     year = 86400 * 366
     sec_lo = np.uint32((ts0 - year) % 2**32)
 
-    def plausible_u32(sec, frac, cap, wire):  # type: ignore[no-untyped-def]
+    def plausible_u32(sec, frac, cap, wire, use_ts=True):  # type: ignore[no-untyped-def]
         # uint32 arithmetic throughout (wrapping subtraction for the time window).
-        sec = sec.astype(np.uint32, copy=False)
-        return (((sec - sec_lo) < np.uint32(2 * year)) & (frac < frac_max)
-                & (cap <= max_caplen) & (cap <= wire) & (wire <= MAX_RECORD))
+        # (a frame of length 0 is implausible: runs of zero bytes must not look like headers)
+        ok = (frac < frac_max) & (cap <= max_caplen) & (cap <= wire) & (wire <= MAX_RECORD) \
+            & (wire > 0)
+        if use_ts:
+            ok &= (sec.astype(np.uint32, copy=False) - sec_lo) < np.uint32(2 * year)
+        return ok
 
-    def plausible(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    def plausible(buf: np.ndarray, pos: np.ndarray, use_ts: bool) -> np.ndarray:
         ok = pos + hdrlen <= len(buf)
         out = np.zeros(len(pos), bool)
         p = pos[ok]
         if len(p):
             out[ok] = plausible_u32(w.read_u32(buf, p, little), w.read_u32(buf, p + 4, little),
-                                    w.read_u32(buf, p + 8, little), w.read_u32(buf, p + 12, little))
+                                    w.read_u32(buf, p + 8, little), w.read_u32(buf, p + 12, little),
+                                    use_ts)
         return out
 
     def sync(buf: np.ndarray, chunks: np.ndarray, limit: int) -> np.ndarray:
@@ -141,28 +145,36 @@ def _pcap_sync(little: bool, hdrlen: int, max_caplen: int, ts0: int, frac_max: i
             v = m[:, :-3] | (m[:, 1:-2] << 8) | (m[:, 2:-1] << 16) | (m[:, 3:] << 24)
         else:
             v = (m[:, :-3] << 24) | (m[:, 1:-2] << 16) | (m[:, 2:-1] << 8) | m[:, 3:]
-        cand = plausible_u32(v[:, 0:window], v[:, 4:window + 4], v[:, 8:window + 8],
-                             v[:, 12:window + 12])
-        cand &= (chunks[:, None] + np.arange(window)) < min(limit, n)
+        inside = (chunks[:, None] + np.arange(window)) < min(limit, n)
         guesses = chunks.copy()
         rows = np.arange(len(chunks))
-        for _ in range(16):
-            has = cand[rows].any(axis=1)
-            rows = rows[has]
+        # First with timestamps near the first record's; where that finds nothing (captures with
+        # erratic clocks), without the timestamp test.
+        for use_ts in (True, False):
             if len(rows) == 0:
                 break
-            first = cand[rows].argmax(axis=1)
-            pos = chunks[rows] + first
-            good = np.ones(len(rows), bool)
-            p = pos
-            for _hop in range(2):
-                nxt, st = step(buf, p)
-                good &= st == w.OK
-                p = np.where(good, nxt, p)
-                good &= plausible(buf, p) | (p >= n)
-            guesses[rows[good]] = pos[good]
-            cand[rows[~good], first[~good]] = False
-            rows = rows[~good]
+            sub = v[rows]
+            cand = plausible_u32(sub[:, 0:window], sub[:, 4:window + 4], sub[:, 8:window + 8],
+                                 sub[:, 12:window + 12], use_ts) & inside[rows]
+            left = np.arange(len(rows))       # index into cand / rows
+            for _ in range(16):
+                left = left[cand[left].any(axis=1)]
+                if len(left) == 0:
+                    break
+                first = cand[left].argmax(axis=1)
+                pos = chunks[rows[left]] + first
+                good = np.ones(len(left), bool)
+                p = pos
+                for _hop in range(2):
+                    nxt, st = step(buf, p)
+                    good &= st == w.OK
+                    p = np.where(good, nxt, p)
+                    good &= plausible(buf, p, use_ts) | (p >= n)
+                guesses[rows[left[good]]] = pos[good]
+                cand[left[~good], first[~good]] = False
+                left = left[~good]
+            unresolved = guesses[rows] == chunks[rows]
+            rows = rows[unresolved]
         return guesses
     return sync
 
