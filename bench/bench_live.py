@@ -25,7 +25,8 @@ from pathlib import Path
 from dr_inspect.decode import decode_file
 from dr_inspect.lab import LabConfig, lab_down, lab_up, run_traffic
 from dr_inspect.live.capture import CapturePoint, start_capture
-from dr_inspect.live.watch import watch
+from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN
+from dr_inspect.live.watch import WATCH_SNAPLEN, watch
 
 PREFIX = "t5"
 
@@ -35,9 +36,9 @@ def points(state) -> list[CapturePoint]:
             CapturePoint("br_lvs", "br_lvs", netns=state.switch_netns, role="rs-segment")]
 
 
-def bench_capture(state, requests: int, concurrency: int, folder: Path, snaplen: int) -> None:
+def bench_capture(state, requests: int, concurrency: int, folder: Path, snaplen: int | None) -> None:
     out = folder / "capture"
-    session = start_capture(points(state), out, snaplen=snaplen)
+    session = start_capture(points(state), out, snaplen=snaplen or DEFAULT_SNAPLEN)
     try:
         t0 = time.perf_counter()
         result = run_traffic(state, requests=requests, concurrency=concurrency, timeout=5.0)
@@ -52,7 +53,7 @@ def bench_capture(state, requests: int, concurrency: int, folder: Path, snaplen:
         print(f"  {p.name:<8} {frames:>8} {frames / elapsed:>9.0f} {p.received!s:>9} {p.dropped!s:>8}")
 
 
-def bench_watch(state, seconds: float, interval: float, concurrency: int, snaplen: int) -> None:
+def bench_watch(state, seconds: float, interval: float, concurrency: int, snaplen: int | None) -> None:
     stop = threading.Event()
     served = [0]
 
@@ -74,7 +75,7 @@ def bench_watch(state, seconds: float, interval: float, concurrency: int, snaple
     try:
         t0 = time.perf_counter()
         result = watch(points(state), interval=interval, duration=seconds, scheduler="flow-hash",
-                       snaplen=snaplen,
+                       snaplen=snaplen or WATCH_SNAPLEN,
                        on_interval=on_interval)
         elapsed = time.perf_counter() - t0
     finally:
@@ -102,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--watch-seconds", type=float, default=10.0)
     ap.add_argument("--interval", type=float, default=2.0)
-    ap.add_argument("--snaplen", type=int, default=262144)
+    ap.add_argument("--snaplen", type=int, default=None,
+                    help="default: capture 262144, watch 512 (their defaults)")
     args = ap.parse_args(argv)
     lab_down(PREFIX)
     state = lab_up(LabConfig(prefix=PREFIX, director="nft", real_servers=2))

@@ -103,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
                 progress(f"profiling verify on {directory.name} (cProfile, top {args.profile}, stderr)")
                 run_child(["verify", str(directory), "--profile", str(args.profile)])
             verdicts.append((n, res.data))
-            rate = frames / res.seconds
             rss, anon_b = (hwm - base.hwm_kb) * 1024.0, (anon - base.peak_anon_kb) * 1024.0
             rows = [["dr-inspect verify (decode+correlate+rules)", res.seconds, res.cpu_seconds, rss, anon_b]]
             if not args.no_decode:

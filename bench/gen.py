@@ -125,6 +125,8 @@ _FIELDS: dict[str, type] = {
 
 @dataclass
 class Frames:
+    """Frames to write, column-wise: one numpy array per field of _FIELDS (cast on creation)."""
+
     cols: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
