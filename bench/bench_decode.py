@@ -25,8 +25,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench import gen
-from bench.measure import (ChildResult, baseline, cache_dir, progress, run_child, size_bytes,
+if __package__ in (None, ""):   # run as `python bench/<script>.py`: make the bench package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import gen  # noqa: E402
+from bench.measure import (  # noqa: E402ChildResult, baseline, cache_dir, progress, run_child, size_bytes,
                            tshark_seconds, warm_page_cache)
 
 TARGET_RATE = {"pcap": 1.5e6, "pcapng": 1.0e6}      # frames/s, ours

@@ -23,9 +23,12 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench import gen
-from bench.bench_decode import parse_sizes, ratio
-from bench.measure import (ChildResult, baseline, cache_dir, progress, run_child, size_bytes,
+if __package__ in (None, ""):   # run as `python bench/<script>.py`: make the bench package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import gen  # noqa: E402
+from bench.bench_decode import parse_sizes, ratio  # noqa: E402
+from bench.measure import (  # noqa: E402ChildResult, baseline, cache_dir, progress, run_child, size_bytes,
                            tshark_seconds, warm_page_cache)
 
 TARGET_RATE = 1.0e6            # frames/s end to end, over both points
