@@ -28,7 +28,8 @@ if __package__ in (None, ""):   # run as `python bench/<script>.py`: make the be
 
 from bench import gen  # noqa: E402
 from bench.bench_decode import parse_sizes, ratio  # noqa: E402
-from bench.measure import (  # noqa: E402ChildResult, baseline, cache_dir, progress, run_child, size_bytes,
+from bench.measure import (  # noqa: E402
+    ChildResult, baseline, cache_dir, progress, run_child, size_bytes,
                            tshark_seconds, warm_page_cache)
 
 TARGET_RATE = 1.0e6            # frames/s end to end, over both points
