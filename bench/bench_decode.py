@@ -31,7 +31,7 @@ if __package__ in (None, ""):   # run as `python bench/<script>.py`: make the be
 from bench import gen  # noqa: E402
 from bench.measure import (  # noqa: E402
     ChildResult, baseline, cache_dir, progress, run_child, size_bytes,
-                           tshark_seconds, warm_page_cache)
+    tshark_seconds, warm_page_cache)
 
 TARGET_RATE = {"pcap": 1.5e6, "pcapng": 1.0e6}      # frames/s, ours
 TARGET_BYTES_PER_FRAME = 250

@@ -30,7 +30,7 @@ from bench import gen  # noqa: E402
 from bench.bench_decode import parse_sizes, ratio  # noqa: E402
 from bench.measure import (  # noqa: E402
     ChildResult, baseline, cache_dir, progress, run_child, size_bytes,
-                           tshark_seconds, warm_page_cache)
+    tshark_seconds, warm_page_cache)
 
 TARGET_RATE = 1.0e6            # frames/s end to end, over both points
 TARGET_BYTES_PER_FRAME = 400
