@@ -96,6 +96,13 @@ def detect_format(head: bytes) -> str | None:
 def _pcap_step(little: bool, hdrlen: int, max_caplen: int) -> w.StepFn:
     def step(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(buf)
+        if len(pos) and int(pos.max()) + hdrlen <= n:
+            # Common case: every header is inside the buffer.
+            caplen = w.read_u32(buf, pos + 8, little)
+            nxt = pos + hdrlen + caplen
+            bad = (caplen > max_caplen) | (nxt > n)
+            if not bad.any():
+                return nxt, np.zeros(len(pos), np.int8)
         status = np.full(len(pos), w.OK, dtype=np.int8)
         have = pos + hdrlen <= n
         caplen = np.zeros(len(pos), dtype=np.int64)
@@ -140,11 +147,10 @@ def _pcap_sync(little: bool, hdrlen: int, max_caplen: int, ts0: int, frac_max: i
         # speed (walk.py verifies every guess).
         window = 2048
         n = len(buf)
-        m = gather(buf, chunks, window + 16).astype(np.uint32)
-        if little:
-            v = m[:, :-3] | (m[:, 1:-2] << 8) | (m[:, 2:-1] << 16) | (m[:, 3:] << 24)
-        else:
-            v = (m[:, :-3] << 24) | (m[:, 1:-2] << 16) | (m[:, 2:-1] << 8) | m[:, 3:]
+        m = np.ascontiguousarray(gather(buf, chunks, window + 16))
+        # v[i, j] = the uint32 at byte j of row i: an unaligned, overlapping view (no copy).
+        v = np.ndarray(shape=(len(chunks), window + 13), dtype="<u4" if little else ">u4",
+                       buffer=m, strides=(window + 16, 1))
         inside = (chunks[:, None] + np.arange(window)) < min(limit, n)
         guesses = chunks.copy()
         rows = np.arange(len(chunks))
@@ -153,7 +159,7 @@ def _pcap_sync(little: bool, hdrlen: int, max_caplen: int, ts0: int, frac_max: i
         for use_ts in (True, False):
             if len(rows) == 0:
                 break
-            sub = v[rows]
+            sub = v if len(rows) == len(chunks) else v[rows]
             cand = plausible_u32(sub[:, 0:window], sub[:, 4:window + 4], sub[:, 8:window + 8],
                                  sub[:, 12:window + 12], use_ts) & inside[rows]
             left = np.arange(len(rows))       # index into cand / rows

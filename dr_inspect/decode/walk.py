@@ -65,6 +65,14 @@ def _walk_lanes(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, step: Ste
     active = pos < ends
     steps: list[np.ndarray] = []
     while active.any():
+        if active.all():
+            # Fast path (most steps): every lane active; stays here while all records are good.
+            nxt, st = step(buf, pos)
+            if not st.any():
+                steps.append(pos)
+                pos = nxt
+                active = pos < ends
+                continue
         idx = np.flatnonzero(active)
         nxt, st = step(buf, pos[idx])
         good = st == OK
