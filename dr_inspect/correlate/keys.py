@@ -80,26 +80,46 @@ def fmt_endpoint(ip: str, port: int | None) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+def per_distinct(columns: list, render) -> np.ndarray:
+    """render(*columns) computed once per distinct row of `columns` and spread back to every row:
+    a capture has far fewer connections than frames, and the strings are shared objects."""
+    n = len(columns[0])
+    if n == 0:
+        return np.zeros(0, dtype=object)
+    key = pd.util.hash_pandas_object(
+        pd.DataFrame({i: (c.reset_index(drop=True) if isinstance(c, pd.Series) else c)
+                      for i, c in enumerate(columns)}), index=False).to_numpy(dtype=np.uint64)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    picked = [(c.iloc[first] if isinstance(c, pd.Series) else np.asarray(c)[first]) for c in columns]
+    return np.asarray(render(*picked), dtype=object)[inverse.reshape(-1)]
+
+
 def five_tuples(src_ip: pd.Series, src_port: np.ndarray, dst_ip: pd.Series,
                 dst_port: np.ndarray, proto: str = "tcp") -> np.ndarray:
     """'tcp 192.168.7.2:51000 -> 192.168.7.33:8000' per row (IPv6 in brackets)."""
-    def side(ip: pd.Series, port: np.ndarray) -> pd.Series:
-        ip = text(ip).astype(str)
-        v6 = ip.str.contains(":", regex=False)
-        host = ip.where(~v6, "[" + ip + "]")
-        return host + ":" + pd.Series(port, index=ip.index).astype(str)
+    def render(src_ip, src_port, dst_ip, dst_port) -> np.ndarray:
+        def side(ip: pd.Series, port: np.ndarray) -> pd.Series:
+            ip = text(pd.Series(ip)).astype(str).reset_index(drop=True)
+            v6 = ip.str.contains(":", regex=False)
+            host = ip.where(~v6, "[" + ip + "]")
+            return host + ":" + pd.Series(np.asarray(port), index=ip.index).astype(str)
+        out = proto + " " + side(src_ip, src_port) + " -> " + side(dst_ip, dst_port)
+        return out.to_numpy(dtype=object)
     if len(src_ip) == 0:
         return np.zeros(0, dtype=object)
-    out = proto + " " + side(src_ip, src_port) + " -> " + side(dst_ip, dst_port)
-    return out.to_numpy(dtype=object)
+    return per_distinct([src_ip, src_port, dst_ip, dst_port], render)
 
 
 def endpoints_text(ips: pd.Series, ports) -> np.ndarray:
     """'ip:port' per row ('[ip]:port' for IPv6), vectorised."""
-    ip = pd.Series(np.asarray(ips, dtype=object)).astype(str)
-    port = pd.Series(np.asarray(ports)).astype(str)
-    v6 = ip.str.contains(":", regex=False)
-    return (ip.where(~v6, "[" + ip + "]") + ":" + port).to_numpy(dtype=object)
+    def render(ips, ports) -> np.ndarray:
+        ip = pd.Series(np.asarray(ips, dtype=object)).astype(str)
+        port = pd.Series(np.asarray(ports)).astype(str)
+        v6 = ip.str.contains(":", regex=False)
+        return (ip.where(~v6, "[" + ip + "]") + ":" + port).to_numpy(dtype=object)
+    if len(ips) == 0:
+        return render(ips, ports)
+    return per_distinct([ips, ports], render)
 
 
 def shared_text_codes(columns: list[pd.Series]) -> list[pd.Categorical]:

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, endpoint_in, endpoints_text,
-                                       five_tuples, hash_key, ints, is_group_mac, obj, rst, syn_ack,
-                                       syn_only, text)
+                                       five_tuples, hash_key, ints, is_group_mac, obj, per_distinct,
+                                       rst, syn_ack, syn_only, text)
 from dr_inspect.topology.learn import LearnedTopology
 
 MOD32 = 1 << 32
@@ -143,6 +143,23 @@ def _spans(pk: pd.DataFrame) -> dict[str, tuple[int, int]]:
     return {p: (int(lo), int(hi)) for p, lo, hi in zip(g.min().index, g.min(), g.max())}
 
 
+def _adjusted_ts(tv: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """tv's clock-adjusted ts of `rows` (found by point and frame, one packed int64 key)."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    names = pd.Index(pd.unique(tv["point"].to_numpy(dtype=object)), dtype=object)
+    tv_key = (names.get_indexer(tv["point"].to_numpy(dtype=object)).astype(np.int64) << 40) \
+        | tv["frame"].to_numpy(dtype=np.int64)
+    key = (names.get_indexer(rows["point"].to_numpy(dtype=object)).astype(np.int64) << 40) \
+        | rows["frame"].to_numpy(dtype=np.int64)
+    order = np.argsort(tv_key, kind="stable")
+    at = np.searchsorted(tv_key, key, sorter=order)
+    at = order[np.minimum(at, len(order) - 1)]
+    if (tv_key[at] != key).any():
+        raise KeyError("to_vip rows missing from the TCP view")
+    return tv["ts"].to_numpy(dtype=np.int64)[at]
+
+
 def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
                    window_ns: int) -> pd.DataFrame:
     """One row per client->VIP frame arriving at the director where a copy could be seen, with
@@ -153,9 +170,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     spans = _spans(pk)
     observable = np.zeros(len(ing), dtype=bool)
     # tovt holds raw ts_ns; take the clock-adjusted ts from tv by (point, frame)
-    adj = tv.set_index(["point", "frame"])["ts"]
-    ts_adj = adj.reindex(pd.MultiIndex.from_arrays([ing["point"], ing["frame"]])).to_numpy(dtype=np.int64) \
-        if len(ing) else np.zeros(0, dtype=np.int64)
+    ts_adj = _adjusted_ts(tv, ing)
     # A copy can be seen while a real-server-side point captures. Points captured together (their
     # spans overlap) are taken to run over the set's whole span, less a margin at the end where
     # one tcpdump may stop before another.
@@ -292,20 +307,27 @@ def _drop_causes(m: pd.DataFrame, empty_points: list[str], senders: set[str]) ->
                     "on the wrong interface)")
     # frames addressed to a MAC that never sends anything: no host owns it any more
     silent = ~m["dst_mac"].isin(senders).to_numpy()
-    stale = np.full(len(m), "", dtype=object)
-    lost = ~hc.to_numpy() & silent
-    stale[lost] = ("addressed to " + m.loc[lost, "dst_mac"] + ", a MAC that sent no frame in the "
-                   "capture: the client's ARP/neighbour entry for the VIP is stale (a former "
-                   "director?); flush it (ip neigh flush) and have the director send gratuitous "
-                   "ARP").to_numpy(dtype=object)
-    causes = np.where(
-        ~vip_any & silent, stale, np.where(~vip_any, nothing,
-        np.where(~m["syn"].to_numpy() & ~syn_fwd,
-                 "mid-connection packet of a connection the director holds no state for: "
-                 "conntrack marked it INVALID and a 'ct state invalid drop' rule dropped it",
-                 "dropped by the director after forwarding others: check its conntrack "
-                 "'ct state invalid' drop rules, rp_filter and the real server's health")))
-    return np.where(hc, "", causes).astype(object)
+    lost = ~hc.to_numpy()
+    syn = m["syn"].to_numpy(dtype=bool)
+    # object arrays filled by mask: np.where over str constants would build a fixed-width
+    # unicode array of the longest message for every frame
+    causes = np.full(len(m), "", dtype=object)
+    causes[lost] = ("dropped by the director after forwarding others: check its conntrack "
+                    "'ct state invalid' drop rules, rp_filter and the real server's health")
+    causes[lost & ~syn & ~syn_fwd] = (
+        "mid-connection packet of a connection the director holds no state for: "
+        "conntrack marked it INVALID and a 'ct state invalid drop' rule dropped it")
+    causes[lost & ~vip_any] = nothing
+    stale = lost & ~vip_any & silent
+    if stale.any():
+        causes[stale] = per_distinct(
+            [m.loc[stale, "dst_mac"]],
+            lambda macs: ("addressed to " + pd.Series(np.asarray(macs, dtype=object), dtype=object)
+                          + ", a MAC that sent no frame in the capture: the client's "
+                          "ARP/neighbour entry for the VIP is stale (a former director?); flush "
+                          "it (ip neigh flush) and have the director send gratuitous ARP"
+                          ).to_numpy(dtype=object))
+    return causes
 
 
 def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) -> pd.DataFrame:
