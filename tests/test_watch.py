@@ -230,18 +230,29 @@ def test_watch_healthy_lab_passes_then_a_fault_is_reported_within_two_intervals(
 def test_watch_cli_healthy_lab_exit_0_and_saved_set_verifies(lab, tmp_path):
     from dr_inspect.verify import verify_paths
     save = tmp_path / "saved"
-    with Traffic(lab):
-        proc = subprocess.run(
-            [sys.executable, "-m", "dr_inspect", "watch", "--bridge", "br_e", "--bridge", "br_lvs",
-             "--netns", lab.switch_netns, "--role", "br_e=vip-segment", "--role", "br_lvs=rs-segment",
-             "--interval", "1", "--duration", "4", "--scheduler", "flow-hash", "--save", str(save),
-             "--format", "json"],
-            capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dr_inspect", "watch", "--bridge", "br_e", "--bridge", "br_lvs",
+         "--netns", lab.switch_netns, "--role", "br_e=vip-segment", "--role", "br_lvs=rs-segment",
+         "--interval", "1", "--duration", "5", "--scheduler", "flow-hash", "--save", str(save),
+         "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+    try:
+        # traffic once every point listens (the first verdict): the saved set then has no
+        # packet seen at one point before the other point's tcpdump started
+        first = proc.stderr.readline()
+        assert "#1 " in first, first + proc.stderr.read()
+        with Traffic(lab):
+            stdout, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    proc.stderr_text = first + rest
+    assert proc.returncode == 0, stdout[-2000:] + proc.stderr_text[-2000:]
     import json
-    report = json.loads(proc.stdout)
+    report = json.loads(stdout)
     assert report["verdict"] == "pass"
-    assert "#1 " in proc.stderr and "PASS" in proc.stderr       # rolling verdicts on stderr with --format json
+    assert "#2 PASS" in proc.stderr_text       # rolling verdicts on stderr with --format json
     offline = verify_paths([save])
     assert offline.verdict == "pass", [(r.id, r.status) for r in offline.rules if r.status == "fail"]
     assert not tcpdumps_in(lab.switch_netns)

@@ -11,6 +11,7 @@ from dr_inspect.live.capture import CaptureSummary, capture_for
 from dr_inspect.live.options import default_out_dir, points_from_bridges, snapshot_hosts
 from dr_inspect.live.progress import Progress
 from dr_inspect.live.signals import terminate_as_interrupt
+from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN
 
 
 def capture_options(func):
@@ -24,8 +25,9 @@ def capture_options(func):
         click.option("--count", type=click.IntRange(min=1), metavar="N",
                      help="Stop each point after N packets."),
         click.option("--filter", "bpf", metavar="BPF", help="tcpdump capture filter, e.g. 'tcp or arp'."),
-        click.option("--snaplen", type=click.IntRange(min=1), default=262144, show_default=True,
-                     help="Bytes kept of each packet."),
+        click.option("--snaplen", type=click.IntRange(min=1), metavar="N",
+                     help="Bytes kept of each packet (capture: 262144; watch: 512, the headers "
+                          "the rules read, which keeps tcpdump's ring from overflowing)."),
         click.option("--role", "roles", multiple=True, metavar="NAME=ROLE",
                      help="Role of a point: vip-segment, rs-segment or both."),
         click.option("--quiet", "-q", is_flag=True, help="No live progress."),
@@ -73,7 +75,7 @@ def capture(bridges, netns, duration, count, bpf, snaplen, roles, quiet, out_dir
         summary = capture_for(
             points, out_dir or default_out_dir(), duration=duration,
             on_tick=lambda session: progress.show(session.progress()),
-            snaplen=snaplen, bpf=bpf, count=count, rotate_mb=rotate_mb, rotate_files=rotate_files,
+            snaplen=snaplen or DEFAULT_SNAPLEN, bpf=bpf, count=count, rotate_mb=rotate_mb, rotate_files=rotate_files,
             snapshot_hosts=snapshot_hosts(netns, snapshots, not no_snapshot))
     progress.clear()
     click.echo(render_summary(summary))

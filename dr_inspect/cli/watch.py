@@ -13,6 +13,7 @@ from dr_inspect.live.options import points_from_bridges, snapshot_hosts
 from dr_inspect.live.progress import Progress
 from dr_inspect.live.render import render_interval
 from dr_inspect.live.signals import terminate_as_interrupt
+from dr_inspect.live.watch import WATCH_SNAPLEN
 from dr_inspect.live.watch import watch as run_watch
 from dr_inspect.report import render_json, render_junit, render_markdown, render_table
 
@@ -55,7 +56,7 @@ def watch(bridges, netns, duration, count, bpf, snaplen, roles, quiet, vips, int
         result = run_watch(points, interval=interval, window_s=window_s, vips=vips,
                            topology_file=topology_file, rule_files=rule_files, scheduler=scheduler,
                            max_evidence=max_evidence, duration=duration, count=count,
-                           snaplen=snaplen, bpf=bpf, save_dir=save_dir,
+                           snaplen=snaplen or WATCH_SNAPLEN, bpf=bpf, save_dir=save_dir,
                            snapshot_hosts=snapshot_hosts(netns, (), save_dir is not None),
                            on_interval=on_interval, on_tick=progress.show)
     progress.clear()

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from dr_inspect.errors import CaptureAgentError
 from dr_inspect.live.tcpdump import (TcpdumpStats, error_lines, parse_counts, parse_got,
@@ -28,6 +29,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 @dataclass
 class AgentState:
     listening: bool = False
+    listening_at: str = ""             # UTC time tcpdump said "listening on"
+    stopped_at: str = ""               # UTC time its process was seen ended
     linktype: str = ""
     got: int = 0                       # packets written so far ("Got N", or counted by a reader)
     stats: TcpdumpStats = field(default_factory=TcpdumpStats)
@@ -86,6 +89,7 @@ class TcpdumpAgent:
         listening = parse_listening(piece)
         if listening:
             st.listening = True
+            st.listening_at = _utc_now()
             st.linktype = listening[1]
             return
         got = parse_got(piece)
@@ -134,6 +138,8 @@ class TcpdumpAgent:
             except subprocess.TimeoutExpired:
                 continue
         rc = self.proc.wait()
+        if not self.state.stopped_at:
+            self.state.stopped_at = _utc_now()
         self._reader.join(5.0)
         return rc
 
@@ -149,6 +155,10 @@ class TcpdumpAgent:
         """Exited on its own with an error (not by our stop, not after -c N packets)."""
         rc = self.proc.poll()
         return rc is not None and not self.stop_requested and rc != 0
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _split_keep_last(text: str) -> list[str]:

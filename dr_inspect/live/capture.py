@@ -52,6 +52,8 @@ class PointResult:
     captured: int | None            # tcpdump: packets written
     exit_code: int | None
     error: str | None = None        # tcpdump died on its own: its message
+    started: str = ""               # when this point's tcpdump was listening
+    stopped: str = ""               # when it ended
 
 
 @dataclass
@@ -150,8 +152,8 @@ class CaptureSession:
         """Stop every agent (SIGINT: tcpdump flushes and prints its counts), write manifest.toml."""
         if self._summary is not None:
             return self._summary
+        stopped = utc_now()       # every point captured until now
         codes = [a.stop() for a in self.agents]
-        stopped = utc_now()
         results: list[PointResult] = []
         for point, agent, base, rc in zip(self.points, self.agents, self.bases, codes):
             st = agent.state.stats
@@ -161,7 +163,8 @@ class CaptureSession:
             results.append(PointResult(
                 name=point.name, interface=point.interface, netns=point.netns, role=point.role,
                 files=point_files(self.out_dir, base), received=st.received, dropped=st.dropped,
-                captured=st.captured, exit_code=rc, error=error))
+                captured=st.captured, exit_code=rc, error=error,
+                started=agent.state.listening_at, stopped=agent.state.stopped_at))
         summary = CaptureSummary(out_dir=self.out_dir, manifest=self.out_dir / "manifest.toml",
                                  started=self.started, stopped=stopped, points=results,
                                  snapshots=self.snapshots, warnings=list(self.warnings))
@@ -190,7 +193,7 @@ def manifest_text(summary: CaptureSummary, *, host: str, snaplen: int, descripti
                        "files": rel if len(rel) > 1 else None,
                        "role": p.role, "interface": p.interface, "netns": p.netns, "host": host,
                        "received": p.received, "dropped": p.dropped, "snaplen": snaplen,
-                       "started": summary.started, "stopped": summary.stopped})
+                       "started": p.started or summary.started, "stopped": p.stopped or summary.stopped})
     snaps = {h: str(path.relative_to(summary.out_dir)) for h, path in summary.snapshots.items()}
     return render_manifest(capture, points, snaps)
 
@@ -220,7 +223,6 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
     warnings = [] if nano else ["this tcpdump cannot write nanosecond timestamps; files have microseconds"]
     agents: list[TcpdumpAgent] = []
     bases: list[str] = []
-    started = utc_now()
     try:
         for p in points:
             base = f"{p.name}.pcap"
@@ -231,6 +233,7 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
             bases.append(base)
         for a in agents:
             a.wait_listening(start_timeout)
+        started = utc_now()       # from now on every point captures
         # Snapshot while capturing: the state the captured traffic met.
         snapshots, snap_warnings = take_snapshots(dict(snapshot_hosts or {}), out_dir)
     except BaseException:

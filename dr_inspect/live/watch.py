@@ -24,11 +24,15 @@ from dr_inspect.live.capture import (CapturePoint, CaptureSummary, PointResult, 
 from dr_inspect.live.preflight import check_interface, prepare_out_dir
 from dr_inspect.live.rolling import IntervalVerdict, PointLive, RollingVerdict
 from dr_inspect.live.stream import StreamAgent
-from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN, build_argv, find_tcpdump, supports_nano
+from dr_inspect.live.tcpdump import build_argv, find_tcpdump, supports_nano
 from dr_inspect.live.window import PacketWindow
 from dr_inspect.model import PointSummary, VerifyReport
 
 START_TIMEOUT_S = 15.0
+# Headers only: the rules read no payload bytes, and libpcap sizes its ring blocks by the snaplen;
+# with 262144 a 32 MiB ring has ~64 blocks and overflowed (10 % of br_e lost at ~10 k pkts/s while
+# the verifier used the CPU); with 512 nothing was lost at the same rate (bench/bench_live.py).
+WATCH_SNAPLEN = 512
 # Frames younger than this are left for the next verdict: the copy of a packet at another point
 # may still be in that point's pipe, and judging it now would report a false DR007 / DR009.
 # Grows to 1.5 x the decoder lag seen in the last interval when that is larger.
@@ -241,7 +245,7 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
           rule_files: tuple[Path, ...] | list[Path] = (), match_window_ms: float = 500.0,
           scheduler: str | None = None,
           max_evidence: int = 10, duration: float | None = None, count: int | None = None,
-          snaplen: int = DEFAULT_SNAPLEN, bpf: str | None = None, save_dir: Path | None = None,
+          snaplen: int = WATCH_SNAPLEN, bpf: str | None = None, save_dir: Path | None = None,
           snapshot_hosts: dict[str, str | None] | None = None,
           on_interval: Callable[[IntervalVerdict], None] | None = None,
           on_tick: Callable[[dict[str, tuple[int, int | None]]], None] | None = None,
@@ -270,7 +274,6 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
         save_dir = prepare_out_dir(Path(save_dir))
     nano = supports_nano(tcpdump)
     agents: list[StreamAgent] = []
-    started = utc_now()
     try:
         for p in points:
             argv = build_argv(tcpdump, p.interface, "-", netns=p.netns, snaplen=snaplen, bpf=bpf,
@@ -279,6 +282,7 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
             agents.append(StreamAgent(p.name, argv, tee))
         for a in agents:
             a.agent.wait_listening(start_timeout)
+        started = utc_now()       # from now on every point captures
         snapshots, warnings = (take_snapshots(dict(snapshot_hosts or {}), save_dir)
                                if save_dir is not None else ({}, []))
     except BaseException:
@@ -307,8 +311,8 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
     except KeyboardInterrupt:
         pass
     finally:
+        stopped = utc_now()
         codes = {a.name: a.stop() for a in agents}
-    stopped = utc_now()
     watcher.pump()
     watcher.finish_streams()
     watcher.evaluate(final=True)
@@ -323,7 +327,8 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
                                dropped=a.agent.state.stats.dropped,
                                captured=a.agent.state.stats.captured, exit_code=codes[a.name],
                                error=(f"tcpdump died: {crashed[p.name]}" if p.name in crashed
-                                      else a.tee_error))
+                                      else a.tee_error),
+                               started=a.agent.state.listening_at, stopped=a.agent.state.stopped_at)
                    for p, a in zip(points, agents)]
         saved = CaptureSummary(out_dir=save_dir, manifest=save_dir / "manifest.toml", started=started,
                                stopped=stopped, points=results, snapshots=snapshots, warnings=warnings)
