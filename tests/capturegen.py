@@ -221,6 +221,14 @@ def raw_ip_packets() -> list[bytes]:
             bytes(IPv6(src=CLIENT6, dst=VIP6) / TCP(sport=3, dport=4, seq=5, flags="R"))]
 
 
+def loopback_packets() -> list[Packet]:
+    """BSD loopback (link type 0 / 108) frames: a 4-byte address family before the IP packet."""
+    from scapy.all import Loopback  # type: ignore[import-untyped]
+    return [Loopback(type=2) / IP(src="127.0.0.1", dst="127.0.0.1", id=5)
+            / TCP(sport=5, dport=6, seq=7, flags="S"),
+            Loopback(type=24) / IPv6(src="::1", dst="::1") / UDP(sport=8, dport=9) / Raw(b"x")]
+
+
 def synthetic_pcap_bytes(sizes: list[int], *, little: bool = True, nano: bool = False) -> bytes:
     """A classic pcap of frames of the given captured sizes (Ethernet/IPv4/UDP headers, zero
     payload), written with struct: fast enough for the many-frame walk tests."""

@@ -209,6 +209,14 @@ def test_raw_ip_linktypes(tmp_path: Path, linktype: int) -> None:
     assert df["ethertype"].isna().all()
 
 
+def test_bsd_loopback(tmp_path: Path) -> None:
+    df = decode_file(cg.write_pcap(tmp_path / "lo.pcap", cg.loopback_packets(),
+                                   linktype=0)).packets
+    assert df["src_ip"].tolist() == ["127.0.0.1", "::1"]
+    assert df["proto"].tolist() == [6, 17] and df["dst_port"].tolist() == [6, 9]
+    assert df["src_mac"].isna().all() and df["ethertype"].isna().all()
+
+
 def test_raw_ipv4_ipv6_linktypes(tmp_path: Path) -> None:
     v4, v6 = cg.raw_ip_packets()
     assert decode_file(cg.write_pcap(tmp_path / "4.pcap", [v4], linktype=228)

@@ -169,6 +169,7 @@ def _lab_files(tmp: Path) -> list[Path]:
         cg.write_pcap(tmp / "raw228.pcap", cg.raw_ip_packets()[:1], linktype=228),
         cg.write_pcap(tmp / "raw229.pcap", cg.raw_ip_packets()[1:], linktype=229),
         cg.write_pcap(tmp / "eth-gz.pcap", eth, compress=True),
+        cg.write_pcap(tmp / "loop.pcap", cg.loopback_packets(), linktype=0),
     ]
     if cg.sll2_packets():
         files.append(cg.write_pcap(tmp / "sll2.pcap", cg.sll2_packets(), linktype=276))

@@ -20,7 +20,8 @@ from dr_inspect.decode.containers import FrameIndex
 from dr_inspect.decode.gather import gather
 
 ETH, RAW_BSD, RAW_OPENBSD, RAW, SLL, SLL2, IPV4_LT, IPV6_LT = 1, 12, 14, 101, 113, 276, 228, 229
-SUPPORTED_LINKTYPES = {ETH, RAW_BSD, RAW_OPENBSD, RAW, SLL, SLL2, IPV4_LT, IPV6_LT}
+NULL, LOOP = 0, 108   # BSD loopback: a 4-byte address family, then the IP packet
+SUPPORTED_LINKTYPES = {ETH, RAW_BSD, RAW_OPENBSD, RAW, SLL, SLL2, IPV4_LT, IPV6_LT, NULL, LOOP}
 ET_IPV4, ET_IPV6, ET_ARP = 0x0800, 0x86DD, 0x0806
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 MAX_VLAN_TAGS = 4
@@ -206,6 +207,13 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
     et_valid |= s2_full
     l3off[sll2] = 20
 
+    # BSD loopback: the family word is in host (NULL) or network (LOOP) byte order; the IP
+    # version nibble after it says the same more simply.
+    loop = (lt == NULL) | (lt == LOOP)
+    flag(loop & (cap < 4), "truncated loopback header")
+    l3off[loop] = 4
+    raw = raw | (loop & (cap >= 4))
+
     # ---- VLAN tags (802.1Q, 802.1ad, old QinQ): outermost id kept, ethertype = innermost.
     vlan = np.zeros(n, np.uint32)
     vlan_ok = np.zeros(n, bool)
@@ -237,7 +245,8 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
     version = g3[:, 0] >> 4
     is4 = ((et_valid & (ethertype == ET_IPV4)) | (raw & (version == 4)) | (lt == IPV4_LT))
     is6 = ((et_valid & (ethertype == ET_IPV6)) | (raw & (version == 6)) | (lt == IPV6_LT))
-    flag(raw & (cap >= 1) & ~is4 & ~is6, "raw IP with unknown version")
+    flag(raw & ~loop & (cap >= 1) & ~is4 & ~is6, "raw IP with unknown version")
+    flag(loop & (cap >= 5) & ~is4 & ~is6, "loopback frame of a non-IP family")
     flag((raw | (lt == IPV4_LT) | (lt == IPV6_LT)) & (cap < 1), "empty raw IP frame")
     is4 &= cap3 >= 1
     is6 &= cap3 >= 1
