@@ -24,6 +24,7 @@ from dr_inspect.cli import main  # noqa: E402
 from dr_inspect.decode import (  # noqa: E402
     DecodedCapture,
     StreamDecoder,
+    concat_packets,
     decode_file,
     iter_decode,
     schema,
@@ -342,7 +343,8 @@ def test_many_frames_walk_with_odd_sizes(tmp_path: Path, monkeypatch: pytest.Mon
         # iter_decode and the stream decoder see exactly the same frames
         chunks = list(iter_decode(path, chunk_frames=700))
         assert [len(c.packets) for c in chunks][:4] == [700] * 4
-        joined = pd.concat([c.packets for c in chunks], ignore_index=True)
+        joined = concat_packets([c.packets for c in chunks])
+        _check_schema(joined)
         assert joined["frame"].tolist() == df["frame"].tolist()
         assert joined["dst_port"].astype("Int64").equals(df["dst_port"].astype("Int64"))
         assert chunks[-1].stats.frames_read == 3000
@@ -409,7 +411,8 @@ def test_stream_decoder_arbitrary_chunks(tmp_path: Path) -> None:
             dec = StreamDecoder("live")
             parts = [dec.feed(data[i:i + step]) for i in range(0, len(data), step)]
             parts.append(dec.finish())
-            got = pd.concat([p for p in parts if len(p)], ignore_index=True)
+            got = concat_packets(parts)
+            _check_schema(got)
             assert got["frame"].tolist() == list(range(1, len(pkts) + 1))
             for col in ("ts_ns", "seq", "src_ip", "dst_mac", "nd_target", "payload_len"):
                 assert got[col].astype(object).where(got[col].notna(), None).tolist() == \

@@ -13,6 +13,7 @@ from tabulate import tabulate
 from dr_inspect.decode import schema
 from dr_inspect.decode.api import decode_file
 from dr_inspect.decode.stats import DecodedCapture, DecodeStats
+from dr_inspect.decode.table import concat_packets
 from dr_inspect.errors import CaptureError, InputError
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -40,14 +41,7 @@ def decode_paths(paths: list[str | os.PathLike[str]]) -> DecodeRun:
         captures.append(cap)
         if cap.stats.error is not None:
             errors.append(cap.stats.error)
-    tables = [c.packets for c in captures]
-    if not tables:
-        from dr_inspect.decode.table import empty_table
-        packets = empty_table("")
-    elif len(tables) == 1:
-        packets = tables[0]
-    else:
-        packets = pd.concat(tables, ignore_index=True)
+    packets = concat_packets([c.packets for c in captures])
     return DecodeRun(packets, [c.stats for c in captures], errors)
 
 

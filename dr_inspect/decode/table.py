@@ -10,6 +10,7 @@ import ipaddress
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from dr_inspect.decode import schema
 from dr_inspect.decode.containers import FrameIndex
@@ -113,6 +114,25 @@ def build_table(fields: Fields, idx: FrameIndex, file: str, first_frame: int) ->
     cols["wirelen"] = idx.wirelen.astype(np.int32)
     order = schema.COLUMNS + schema.EXTRA_COLUMNS
     return pd.DataFrame({c: cols[c] for c in order}, copy=False)
+
+
+def concat_packets(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Several packets tables (pieces of iter_decode, StreamDecoder feeds, several points) as one,
+    keeping the address columns categorical (a plain pd.concat turns categoricals with different
+    categories into object columns)."""
+    tables = [t for t in tables if len(t)] or tables[:1]
+    if not tables:
+        return empty_table("")
+    if len(tables) == 1:
+        return tables[0].reset_index(drop=True)
+    cols: dict[str, object] = {}
+    for name in tables[0].columns:
+        parts = [t[name] for t in tables]
+        if isinstance(parts[0].dtype, pd.CategoricalDtype):
+            cols[name] = union_categoricals([p.array for p in parts], ignore_order=True)
+        else:
+            cols[name] = pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(cols, copy=False)
 
 
 def empty_table(file: str) -> pd.DataFrame:
