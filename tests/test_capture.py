@@ -333,3 +333,62 @@ def test_rotation_keeps_a_ring_of_valid_files(lab, tmp_path):
     manifest = tomllib.loads((out / "manifest.toml").read_text())
     assert manifest["points"][0]["files"] == [f.name for f in files]
     assert manifest["points"][0]["file"] == files[0].name
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs, unmounted afterwards."""
+    require_tool("mount", "mount")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+@pytest.mark.lab
+def test_ring_larger_than_the_disk_is_refused(lab, small_disk):
+    with pytest.raises(CaptureAgentError, match="rotation ring needs"):
+        start_capture(lab_points(lab), small_disk / "set", rotate_mb=1, rotate_files=3)
+    assert not (small_disk / "set").exists() and not tcpdumps_writing(small_disk)
+
+
+@pytest.mark.lab
+def test_full_disk_leaves_valid_files_and_a_manifest(lab, small_disk):
+    from dr_inspect.lab import run_traffic
+    from dr_inspect.live.files import complete_length, free_bytes
+    out = small_disk / "set"
+    session = start_capture(lab_points(lab)[:1], out, rotate_mb=1, rotate_files=2)
+    try:
+        # something else fills the disk while the capture runs
+        (small_disk / "filler").write_bytes(b"\0" * (free_bytes(small_disk) - 200_000))
+        run_traffic(lab, requests=20, concurrency=4, reply_size=100_000)
+    finally:
+        summary = session.stop()
+    assert free_bytes(small_disk) < 1 << 20
+    assert any("full" in w for w in summary.warnings), summary.warnings
+    files = summary.points[0].files
+    assert files
+    for f in files:
+        assert complete_length(f) == f.stat().st_size      # no half-written record left
+        assert decode_frames(f) > 0
+    manifest = tomllib.loads((out / "manifest.toml").read_text())
+    assert manifest["points"][0]["file"] == files[0].name
+    assert not tcpdumps_writing(out)
+
+
+def test_trim_partial_record_keeps_every_complete_frame(tmp_path):
+    from scapy.all import IP, TCP, Ether, wrpcap
+    from dr_inspect.live.files import complete_length, trim_partial_record
+    path = tmp_path / "p.pcap"
+    wrpcap(str(path), [Ether() / IP(dst="10.0.0.2") / TCP(sport=1000 + i) / (b"x" * 100) for i in range(5)])
+    whole = path.stat().st_size
+    assert complete_length(path) == whole and trim_partial_record(path) == 0
+    os.truncate(path, whole - 30)                      # the disk filled in the middle of frame 5
+    assert trim_partial_record(path) == whole - 30 - complete_length(path) > 0
+    assert decode_frames(path) == 4
+    (tmp_path / "n.txt").write_text("not a pcap")
+    assert complete_length(tmp_path / "n.txt") is None

@@ -23,13 +23,17 @@ from dr_inspect import __version__
 from dr_inspect.captureset import ROLES
 from dr_inspect.errors import CaptureAgentError, DrInspectError, InputError
 from dr_inspect.live.agent import TcpdumpAgent
-from dr_inspect.live.files import point_files
+from dr_inspect.live.files import free_bytes, point_files, trim_partial_record
 from dr_inspect.live.manifest import render_manifest
 from dr_inspect.live.preflight import check_interface, check_point_name, prepare_out_dir
 from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN, build_argv, find_tcpdump, supports_nano
 
 START_TIMEOUT_S = 15.0
 DEFAULT_RING_FILES = 8
+# manifest.toml is written when capturing starts, padded to this size, and rewritten in place at
+# the end: a disk the capture filled still has room for it.
+MANIFEST_RESERVE = 16384
+LOW_SPACE = 1 << 20
 
 
 @dataclass
@@ -168,7 +172,8 @@ class CaptureSession:
         summary = CaptureSummary(out_dir=self.out_dir, manifest=self.out_dir / "manifest.toml",
                                  started=self.started, stopped=stopped, points=results,
                                  snapshots=self.snapshots, warnings=list(self.warnings))
-        summary.manifest.write_text(self.manifest_text(summary))
+        summary.warnings += repair_tails(self.out_dir, results)
+        write_reserved(summary.manifest, self.manifest_text(summary))
         self._summary = summary
         return summary
 
@@ -198,6 +203,50 @@ def manifest_text(summary: CaptureSummary, *, host: str, snaplen: int, descripti
     return render_manifest(capture, points, snaps)
 
 
+def repair_tails(out_dir: Path, results: list[PointResult]) -> list[str]:
+    """After a crash or on a full disk: cut the half-written last record off each point's newest
+    file, so every file stays readable. Returns warnings."""
+    warnings: list[str] = []
+    full = free_bytes(out_dir) < LOW_SPACE
+    if full:
+        warnings.append(f"the file system of {out_dir} is (nearly) full: packets captured after it "
+                        "filled were not written (tcpdump does not report write errors)")
+    for p in results:
+        if p.files and (full or p.error):
+            cut = trim_partial_record(p.files[-1])
+            if cut:
+                warnings.append(f"{p.name}: removed a half-written last record ({cut} bytes) "
+                                f"from {p.files[-1].name}")
+    return warnings
+
+
+def write_reserved(path: Path, text: str) -> None:
+    """Write `text` over the file in place (reusing its blocks), then cut it to length."""
+    data = text.encode()
+    try:
+        with open(path, "r+b" if path.exists() else "wb") as f:
+            f.write(data)
+            f.truncate(len(data))
+    except OSError as exc:
+        raise CaptureAgentError(f"{path}: cannot write the manifest: {exc.strerror}; "
+                                f"the capture files are kept in {path.parent}") from None
+
+
+def reserve_manifest(out_dir: Path) -> None:
+    head = "# capture in progress (dr-inspect); rewritten when it stops\n"
+    (out_dir / "manifest.toml").write_text(head + "#" * (MANIFEST_RESERVE - len(head) - 1) + "\n")
+
+
+def check_ring_fits(out_dir: Path, points: int, rotate_mb: int, rotate_files: int) -> None:
+    need = points * rotate_mb * 1_000_000 * rotate_files + MANIFEST_RESERVE
+    free = free_bytes(out_dir)
+    if free < need:
+        raise CaptureAgentError(
+            f"{out_dir}: the rotation ring needs {need / 1e6:.0f} MB ({points} point(s) x "
+            f"{rotate_files} files x {rotate_mb} MB) but only {free / 1e6:.0f} MB are free: "
+            "lower --rotate-files or --rotate-mb")
+
+
 def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = DEFAULT_SNAPLEN,
                   bpf: str | None = None, count: int | None = None, rotate_mb: int | None = None,
                   rotate_files: int | None = None, snapshot_hosts: dict[str, str | None] | None = None,
@@ -218,6 +267,16 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
     out_dir = prepare_out_dir(Path(out_dir))
     if rotate_mb is not None and rotate_files is None:
         rotate_files = DEFAULT_RING_FILES
+    try:
+        if rotate_mb is not None:
+            check_ring_fits(out_dir, len(points), rotate_mb, rotate_files or DEFAULT_RING_FILES)
+        reserve_manifest(out_dir)
+    except OSError as exc:
+        _remove_partial(out_dir, [], created)
+        raise CaptureAgentError(f"{out_dir}: cannot write: {exc.strerror}") from None
+    except CaptureAgentError:
+        _remove_partial(out_dir, [], created)
+        raise
     host = socket.gethostname()
     nano = supports_nano(tcpdump)
     warnings = [] if nano else ["this tcpdump cannot write nanosecond timestamps; files have microseconds"]
@@ -254,6 +313,7 @@ def _remove_partial(out_dir: Path, bases: list[str], created: bool) -> None:
     for base in bases:
         for path in point_files(out_dir, base):
             path.unlink(missing_ok=True)
+    (out_dir / "manifest.toml").unlink(missing_ok=True)   # ours: prepare_out_dir refused any other
 
 
 def capture_for(points: list[CapturePoint], out_dir: Path, *, duration: float | None = None,

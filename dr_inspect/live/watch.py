@@ -18,9 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from dr_inspect.decode import StreamDecoder
-from dr_inspect.errors import CaptureError, DrInspectError, InputError, TopologyError
+from dr_inspect.errors import (CaptureAgentError, CaptureError, DrInspectError, InputError,
+                               TopologyError)
 from dr_inspect.live.capture import (CapturePoint, CaptureSummary, PointResult, manifest_text,
-                                     take_snapshots, utc_now, validate_points)
+                                     repair_tails, reserve_manifest, take_snapshots, utc_now,
+                                     validate_points, write_reserved)
 from dr_inspect.live.preflight import check_interface, prepare_out_dir
 from dr_inspect.live.rolling import IntervalVerdict, PointLive, RollingVerdict
 from dr_inspect.live.stream import StreamAgent
@@ -272,6 +274,10 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
                         scheduler=scheduler)
     if save_dir is not None:
         save_dir = prepare_out_dir(Path(save_dir))
+        try:
+            reserve_manifest(save_dir)
+        except OSError as exc:
+            raise CaptureAgentError(f"{save_dir}: cannot write: {exc.strerror}") from None
     nano = supports_nano(tcpdump)
     agents: list[StreamAgent] = []
     try:
@@ -332,8 +338,9 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
                    for p, a in zip(points, agents)]
         saved = CaptureSummary(out_dir=save_dir, manifest=save_dir / "manifest.toml", started=started,
                                stopped=stopped, points=results, snapshots=snapshots, warnings=warnings)
-        saved.manifest.write_text(manifest_text(saved, host=socket.gethostname(), snaplen=snaplen,
-                                                description="saved by dr-inspect watch"))
+        saved.warnings += repair_tails(save_dir, results)
+        write_reserved(saved.manifest, manifest_text(saved, host=socket.gethostname(), snaplen=snaplen,
+                                                     description="saved by dr-inspect watch"))
     return WatchResult(report=report, intervals=watcher.index, max_lag_ms=watcher.max_lag_ms,
                        max_eval_ms=watcher.max_eval_ms, max_backlog_bytes=watcher.max_backlog,
                        saved=saved, crashed=crashed)
