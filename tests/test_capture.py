@@ -392,3 +392,20 @@ def test_trim_partial_record_keeps_every_complete_frame(tmp_path):
     assert decode_frames(path) == 4
     (tmp_path / "n.txt").write_text("not a pcap")
     assert complete_length(tmp_path / "n.txt") is None
+
+
+def test_no_capture_permission_is_one_line(tmp_path):
+    require_root_netns()
+    require_tool("tcpdump", "tcpdump")
+    setpriv = require_tool("setpriv", "util-linux")
+    out = tmp_path / "set"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # root without CAP_NET_RAW / CAP_NET_ADMIN: what an operator without privileges meets
+    result = subprocess.run([setpriv, "--bounding-set=-net_raw,-net_admin",
+                             "--inh-caps=-net_raw,-net_admin", sys.executable, "-m", "dr_inspect",
+                             "capture", "--bridge", "lo", "--duration", "1", "--out", str(out)],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "permission" in lines[0], lines
+    assert not out.exists() and not tcpdumps_writing(out)

@@ -335,3 +335,14 @@ def test_violations_at_a_window_edge_wait_for_the_next_window():
     assert failing == ["DR007", "DR005"] and [(r.id, ev.frames) for r, ev in new] == [("DR007", [50])]
     final = rolling.final_report([], flows=0)
     assert {r.id: r.violations for r in final.rules} == {"DR007": 1, "DR005": 1}
+
+
+@pytest.mark.lab
+def test_watch_count_ends_by_itself(lab):
+    from dr_inspect.live.watch import watch
+    with Traffic(lab):
+        result = watch(lab_points(lab), interval=1.0, count=40, duration=60, scheduler="flow-hash")
+    frames = {p.name: p.frames for p in result.report.points}
+    assert frames == {"br_e": 40, "br_lvs": 40}
+    assert result.report.rules and not result.crashed
+    assert not tcpdumps_in(lab.switch_netns)
