@@ -10,7 +10,7 @@ import hashlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -22,11 +22,19 @@ from dr_inspect.correlate.ladder import build_ladder
 from dr_inspect.model import PointSummary, Topology, VerifyReport
 from dr_inspect.rules import Rule, evaluate_rules, load_rules
 from dr_inspect.topology import (TopologyPins, load_topology_file, merge_pins, parse_vip)
+from dr_inspect.topology.pins import manifest_rs_names
 
 __all__ = ["Analysis", "analyse_packets", "analyse_paths", "build_ladder", "verify_packets",
            "verify_paths"]
 
 SAMPLE = 1000
+
+Progress = Callable[[str], None]
+
+
+def _say(progress: Progress | None, stage: str) -> None:
+    if progress is not None:
+        progress(stage)
 
 
 @dataclass
@@ -54,7 +62,8 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _decode_set(cs: CaptureSet) -> tuple[dict[str, pd.DataFrame], list[PointSummary], list[str]]:
+def _decode_set(cs: CaptureSet, progress: Progress | None = None
+                ) -> tuple[dict[str, pd.DataFrame], list[PointSummary], list[str]]:
     from dr_inspect.decode import decode_file  # the decoder is another module's: import at use
 
     packets: dict[str, pd.DataFrame] = {}
@@ -72,6 +81,7 @@ def _decode_set(cs: CaptureSet) -> tuple[dict[str, pd.DataFrame], list[PointSumm
         summary = PointSummary(name=point.name, file=str(point.file), role=point.role,
                                interface=point.interface, kernel_drops=point.dropped,
                                snaplen=point.snaplen)
+        _say(progress, f"decoding {point.name}")
         try:
             decoded = decode_file(point.file, point=point.name)
         except CaptureError as exc:
@@ -206,7 +216,9 @@ def _rs_stats(corr: Correlation) -> list[dict[str, Any]]:
 
 def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pins: TopologyPins,
              rules: list[Rule], window_ms: float, max_evidence: int, errors: list[str],
-             scheduler: str | None = None, hosts: dict[str, str] | None = None) -> Analysis:
+             scheduler: str | None = None, hosts: dict[str, str] | None = None,
+             progress: Progress | None = None) -> Analysis:
+    _say(progress, "correlating")
     corr = correlate(packets, pins=pins, window_ms=window_ms, hosts=hosts)
     topo = corr.topology
     for s in summaries:
@@ -218,6 +230,7 @@ def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pi
     tables["points"] = points_table(rows)
     variables = {"window_ms": window_ms, "scheduler": topo.scheduler or scheduler or "unknown",
                  "shape": topo.shape, "points": len(summaries)}
+    _say(progress, "rules")
     results = evaluate_rules(rules, tables, variables, max_evidence)
     note = _health_note(rows, corr.offsets_applied)
     for r in results:
@@ -256,12 +269,12 @@ def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pi
 
 
 def _pins_for(topology: TopologyPins | Path | str | None, vips: list[str] | tuple[str, ...],
-              roles: dict[str, str]) -> TopologyPins:
+              roles: dict[str, str], rs_names: dict[str, str] | None = None) -> TopologyPins:
     if isinstance(topology, (str, Path)):
         file_pins: TopologyPins | None = load_topology_file(topology)
     else:
         file_pins = topology
-    return merge_pins(file_pins, list(vips), roles)
+    return merge_pins(file_pins, list(vips), roles, rs_names)
 
 
 def verify_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str], *,
@@ -280,36 +293,43 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str], *,
                     rules: list[Rule] | None = None, window_ms: float = 500.0,
                     max_evidence: int = 10, summaries: list[PointSummary] | None = None,
                     errors: list[str] | None = None, scheduler: str | None = None,
-                    hosts: dict[str, str] | None = None) -> Analysis:
+                    hosts: dict[str, str] | None = None, rs_names: dict[str, str] | None = None,
+                    progress: Progress | None = None) -> Analysis:
+    """rs_names: RIP -> real-server name (a manifest's list); progress(stage) at stage starts."""
     if window_ms <= 0:
         raise InputError(f"window must be positive, got {window_ms} ms")
-    pins = _pins_for(topology, vips, roles)
+    pins = _pins_for(topology, vips, roles, rs_names)
     if summaries is None:
         summaries = [_summary_of(df, PointSummary(name=p, file="", role=roles.get(p, "unknown")),
                                  None, None) for p, df in packets.items()]
     return _analyse(packets, summaries, pins, rules if rules is not None else load_rules(),
-                    window_ms, max_evidence, list(errors or []), scheduler, hosts)
+                    window_ms, max_evidence, list(errors or []), scheduler, hosts, progress)
 
 
 def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),
                   topology_file: Path | None = None, rule_files: list[Path] | tuple = (),
-                  window_ms: float = 500.0, max_evidence: int = 10) -> Analysis:
-    """Read a capture set (or files), decode every point and verify it."""
+                  window_ms: float = 500.0, max_evidence: int = 10,
+                  progress: Progress | None = None) -> Analysis:
+    """Read a capture set (or files), decode every point and verify it.
+
+    progress(stage) is called as each stage starts ("decoding <point>", "correlating", "rules")."""
     cs = load_capture_set(list(paths))
     rules = load_rules(rule_files)
     file_pins = load_topology_file(topology_file) if topology_file else None
-    packets, summaries, errors = _decode_set(cs)
+    packets, summaries, errors = _decode_set(cs, progress)
     if not any(len(df) for df in packets.values()):
         raise InputError("no frames could be read from " + ", ".join(str(p.file) for p in cs.points)
                          + (f" ({'; '.join(errors)})" if errors else ""))
     roles = {p.name: p.role for p in cs.points}
     # points captured on one host share its clock (netns-only points: the capturing machine)
     hosts = {p.name: p.host or "this-machine" for p in cs.points if p.host or p.netns}
+    rs_names = manifest_rs_names(cs.capture.get("real_servers"))
     try:
         analysis = analyse_packets(packets, roles, vips=vips, topology=file_pins, rules=rules,
                                    window_ms=window_ms, max_evidence=max_evidence,
                                    summaries=summaries, errors=errors,
-                                   scheduler=_scheduler_of(cs), hosts=hosts)
+                                   scheduler=_scheduler_of(cs), hosts=hosts, rs_names=rs_names,
+                                   progress=progress)
     except TopologyError:
         manifest_vip = _manifest_vip(cs)
         if vips or (file_pins and file_pins.vips) or not manifest_vip:
@@ -317,7 +337,8 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
         # nothing in the traffic shows DR, but the capture set says which VIP it was taken for
         analysis = analyse_packets(packets, roles, vips=[manifest_vip], topology=file_pins,
                                    rules=rules, window_ms=window_ms, max_evidence=max_evidence,
-                                   summaries=summaries, errors=errors, hosts=hosts)
+                                   summaries=summaries, errors=errors, hosts=hosts,
+                                   rs_names=rs_names, progress=progress)
         analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {manifest_vip} "
                                       "named in manifest.toml")
     _join_host_causes(cs, analysis.report)
@@ -366,7 +387,11 @@ def _join_host_causes(cs: CaptureSet, report: VerifyReport) -> None:
 
 def verify_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),
                  topology_file: Path | None = None, rule_files: list[Path] | tuple = (),
-                 window_ms: float = 500.0, max_evidence: int = 10) -> VerifyReport:
-    """Verify a capture set directory or capture files: the report says whether DR works."""
+                 window_ms: float = 500.0, max_evidence: int = 10,
+                 progress: Progress | None = None) -> VerifyReport:
+    """Verify a capture set directory or capture files: the report says whether DR works.
+
+    progress(stage) is called as each stage starts ("decoding <point>", "correlating", "rules")."""
     return analyse_paths(paths, vips=vips, topology_file=topology_file, rule_files=rule_files,
-                         window_ms=window_ms, max_evidence=max_evidence).report
+                         window_ms=window_ms, max_evidence=max_evidence,
+                         progress=progress).report

@@ -269,3 +269,39 @@ def test_host_snapshots_explain_failing_rules():
             assert all(line.startswith("HC") for line in r.host_causes), r.host_causes
             explained += len(r.host_causes)
     assert explained, "no failing rule got a host cause from the snapshots"
+
+
+def test_progress_is_reported_at_stage_starts(tmp_path):
+    folder = DrCapture().healthy().write(tmp_path / "set")
+    stages: list[str] = []
+    report = verify_paths([folder], progress=stages.append)
+    assert report.verdict == "pass"
+    assert stages == ["decoding br_e", "decoding br_lvs", "correlating", "rules"]
+
+
+def test_manifest_names_real_servers_by_rip(tmp_path):
+    cap = DrCapture().healthy()
+    rip2 = "10.0.0.12"
+    named = cap.write(tmp_path / "named", extra_capture=(
+        f'real_servers = [{{name = "web-b", rip = "{rip2}"}}, {{name = "gone", rip = "10.9.9.9"}}]'))
+    report = verify_paths([named])
+    assert [(r.name, r.rip) for r in report.topology.real_servers] == [
+        ("rs1", "10.0.0.11"), ("web-b", rip2)]
+    assert [s["name"] for s in report.stats["real_servers"]] == ["rs1", "web-b"]
+    assert report.verdict == "pass"
+    # the lab writes a count: names stay rs1, rs2 in order of first appearance
+    counted = cap.write(tmp_path / "counted", extra_capture="real_servers = 2")
+    assert [r.name for r in verify_paths([counted]).topology.real_servers] == ["rs1", "rs2"]
+
+
+def test_ladder_reply_steps_carry_payload_length(tmp_path):
+    cap = DrCapture().healthy()
+    analysis = analyse_paths([cap.write(tmp_path / "set")])
+    ladder = build_ladder(analysis, flow=1)
+    pk = analysis.packets
+    replies = [s for s in ladder.steps if s.label == "server send"]
+    assert replies and all(s.payload_len is not None for s in ladder.steps)
+    for s in ladder.steps:
+        row = pk[(pk["point"].astype(object) == s.point).to_numpy() & (pk["frame"] == s.frame).to_numpy()]
+        assert s.payload_len == int(row["payload_len"].iloc[0])
+    assert any(s.payload_len > 0 for s in replies)

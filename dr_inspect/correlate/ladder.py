@@ -100,7 +100,7 @@ def build_ladder(analysis: "Analysis", *, flow: int | None = None, client: str |
                                 tcp_flags=int(r["tcp_flags"]),
                                 seq=int(r["seq"]) if r["seq"] >= 0 else None,
                                 ack=int(r["ack"]) if r["ack"] >= 0 else None,
-                                payload_len=int(r.get("payload_len", 0)) if "payload_len" in r else None,
+                                payload_len=int(r["payload_len"]),
                                 src_host=src, dst_host=dst, note=note))
     hosts = ["client", "director"] + [rs.name for rs in (topo.real_servers if topo else [])]
     for s in steps:

@@ -251,10 +251,9 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
         servers[mac] = RealServerInfo(name="", macs={vip_seg_role[mac]: mac})
     ordered = sorted(servers.values(), key=lambda r: min(first_seen.get(m, 0)
                                                           for m in r.macs.values()))
-    for i, rs in enumerate(ordered, 1):
-        rs.name = f"rs{i}"
     _find_rips(pk, ordered, {ip for ip, _ in vips})
     _apply_rs_pins(ordered, pins, conflicts)
+    _name_servers(ordered, pins)
 
     if pins.shape:
         shape = pins.shape
@@ -300,6 +299,22 @@ def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], vip_ips: set[str
             if mac in by_mac:
                 rs.rip = by_mac[mac]
                 break
+
+
+def _name_servers(servers: list[RealServerInfo], pins: TopologyPins) -> None:
+    """Pinned names stay; a manifest name goes to the server with its RIP; the others are rsN
+    by their place in order of first appearance (the next free number if that name is taken)."""
+    for rs in servers:
+        if not rs.name and rs.rip and rs.rip in pins.rs_names_by_rip:
+            rs.name = pins.rs_names_by_rip[rs.rip]
+    taken = {rs.name for rs in servers if rs.name}
+    for i, rs in enumerate(servers, 1):
+        if rs.name:
+            continue
+        while f"rs{i}" in taken:
+            i += 1
+        rs.name = f"rs{i}"
+        taken.add(rs.name)
 
 
 def _apply_rs_pins(servers: list[RealServerInfo], pins: TopologyPins, conflicts: list[str]) -> None:

@@ -42,6 +42,9 @@ class TopologyPins:
     director_macs: dict[str, list[str]] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
     real_servers: list[dict[str, Any]] = field(default_factory=list)
+    # names only (a capture set's manifest lists real servers as name + RIP): they name the
+    # learned servers with that RIP and pin nothing else
+    rs_names_by_rip: dict[str, str] = field(default_factory=dict)
     source: str = "flags"
 
     def as_dict(self) -> dict[str, Any]:
@@ -161,12 +164,33 @@ def load_topology_file(path: Path | str) -> TopologyPins:
 
 
 def merge_pins(file_pins: TopologyPins | None, vips: list[str] | tuple[str, ...] = (),
-               roles: dict[str, str] | None = None) -> TopologyPins:
-    """Flags win over the file; manifest roles fill in roles the file does not pin."""
+               roles: dict[str, str] | None = None,
+               rs_names_by_rip: dict[str, str] | None = None) -> TopologyPins:
+    """Flags win over the file; manifest roles and real-server names fill in what the file
+    does not pin."""
     pins = file_pins or TopologyPins()
     if vips:
         pins.vips = [parse_vip(v) for v in vips]
     for point, role in (roles or {}).items():
         if role != "unknown" and point not in pins.roles:
             pins.roles[point] = role
+    for rip, name in (rs_names_by_rip or {}).items():
+        pins.rs_names_by_rip.setdefault(rip, name)
     return pins
+
+
+def manifest_rs_names(value: Any) -> dict[str, str]:
+    """RIP -> name from a manifest's `real_servers = [{name = ..., rip = ...}, ...]`; anything
+    else (the lab writes a count) names nothing."""
+    out: dict[str, str] = {}
+    if not isinstance(value, list):
+        return out
+    for entry in value:
+        if not isinstance(entry, dict) or not entry.get("name") or not entry.get("rip"):
+            continue
+        try:
+            rip = str(ipaddress.ip_address(str(entry["rip"])))
+        except ValueError:
+            continue
+        out.setdefault(rip, str(entry["name"]))
+    return out
