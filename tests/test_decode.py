@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import require
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import capturegen as cg  # noqa: E402
@@ -232,8 +233,7 @@ def test_sll_and_sll2(tmp_path: Path) -> None:
     assert df["dst_mac"].isna().all()
     assert df["ethertype"].tolist() == [0x0800, 0x0806]
     assert df["arp_sender_ip"].iloc[1] == cg.VIP
-    if not cg.sll2_packets():
-        pytest.skip("this scapy has no CookedLinuxV2")
+    require(bool(cg.sll2_packets()), "this scapy has no CookedLinuxV2 (pip install -U scapy)")
     df2 = decode_file(cg.write_pcap(tmp_path / "s2.pcap", cg.sll2_packets(),
                                     linktype=276)).packets
     assert df2["src_mac"].tolist() == [cg.RS_MAC, cg.CLIENT_MAC]
