@@ -14,6 +14,9 @@ from typing import Any
 from dr_inspect.model import Evidence, PointSummary, RuleResult, Topology, VerifyReport
 
 
+_MAX_ERRORS = 50
+
+
 def violation_key(rule_id: str, ev: Evidence) -> tuple:
     # not `actual`: aggregate rules (DR011) restate their counts each window for the same frames
     return (rule_id, ev.point, tuple(ev.frames), ev.five_tuple)
@@ -93,7 +96,7 @@ class RollingVerdict:
         self.max_flows = max(self.max_flows, report.flows)
         self.max_hops = max(self.max_hops, report.hops)
         for err in report.errors:
-            if err not in self.errors:
+            if err not in self.errors and len(self.errors) < _MAX_ERRORS:   # bounded memory
                 self.errors.append(err)
         lo = judged_from_ns if judged_from_ns is not None else -(1 << 63)
         hi = judged_to_ns if judged_to_ns is not None else (1 << 63) - 1
