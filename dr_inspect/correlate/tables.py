@@ -88,15 +88,29 @@ def _finish(df: pd.DataFrame, table: str) -> pd.DataFrame:
     return out
 
 
+def _text(df: pd.DataFrame, values) -> pd.Series:
+    """A str column for `df` kept as object: assigning a plain array would make pandas 3 infer its
+    arrow str dtype, which _finish turns back into one new str object per row."""
+    return pd.Series(np.asarray(values, dtype=object), index=df.index, dtype=object)
+
+
+def _map_values(values, mapping: dict, default: str) -> np.ndarray:
+    """mapping[value] per row (default where absent), looked up once per distinct value; the
+    results are shared objects, not one new str per row."""
+    codes, distinct = pd.factorize(pd.Series(values) if not isinstance(values, pd.Series)
+                                   else values, use_na_sentinel=False)
+    table = np.array([mapping.get(v, default) if isinstance(v, str) else default
+                      for v in distinct] + [default], dtype=object)
+    return table[codes]
+
+
 def _lookup(s: pd.Series, mapping: dict) -> np.ndarray:
     """Map values through a dict; '' where absent (an empty dict must not give floats)."""
-    out = s.map(mapping)
-    return out.astype(object).where(out.notna(), "").to_numpy(dtype=object)
+    return _map_values(s, mapping, "")
 
 
 def _roles(points: pd.Series, topo: LearnedTopology) -> np.ndarray:
-    out = pd.Series(points).map(topo.roles)
-    return out.astype(object).where(out.notna(), "unknown").to_numpy(dtype=object)
+    return _map_values(points, topo.roles, "unknown")
 
 
 def flow_endpoints(tov: pd.DataFrame) -> pd.DataFrame:
@@ -119,20 +133,23 @@ def to_vip_table(tov: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     if len(tov) == 0:
         return _empty("to_vip")
     t = tov.copy()
-    t["role"] = _roles(t["point"], topo)
+    t["role"] = _text(t, _roles(t["point"], topo))
     t["flow_id"] = pd.Series(hash_key(tov, CONN_KEY)).map(
         dict(zip(conns["conn"], conns["flow_id"]))).fillna(-1).to_numpy(dtype=np.int64)
-    t["five_tuple"] = five_tuples(t["src_ip"], t["src_port"].to_numpy(), t["dst_ip"],
-                                  t["dst_port"].to_numpy())
+    t["five_tuple"] = _text(t, five_tuples(t["src_ip"], t["src_port"].to_numpy(), t["dst_ip"],
+                                           t["dst_port"].to_numpy()))
     dmacs, rs_names = topo.director_macs, topo.rs_name_by_mac()
     t["src_is_director"] = t["src_mac"].isin(dmacs).to_numpy()
     t["dst_is_director"] = t["dst_mac"].isin(dmacs).to_numpy()
     t["dst_is_rs"] = t["dst_mac"].isin(set(rs_names)).to_numpy()
-    t["real_server"] = _lookup(t["dst_mac"], rs_names)
+    t["real_server"] = _text(t, _lookup(t["dst_mac"], rs_names))
     ingress = t["dst_mac"].isin(topo.director_in) & ~t["src_mac"].isin(
         topo.director_out - topo.director_in)
     forwarded = t["src_is_director"] & ~t["dst_is_director"]
-    t["leg"] = np.where(ingress, "ingress", np.where(forwarded, "forwarded", "other"))
+    leg = np.full(len(t), "other", dtype=object)
+    leg[forwarded.to_numpy(dtype=bool)] = "forwarded"
+    leg[ingress.to_numpy(dtype=bool)] = "ingress"
+    t["leg"] = _text(t, leg)
     return _finish(t, "to_vip")
 
 
@@ -285,12 +302,13 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m["copy_dst_is_rs"] = (hc & ~cdst.isin(dmacs).to_numpy() & ~is_group_mac(cdst)
                            & ~cdst.isin(topo.client_macs).to_numpy() & cdst.isin(rs_names).to_numpy())
     m["copy_src_is_director"] = hc & m["copy_src_mac"].isin(topo.director_out).to_numpy()
-    m["real_server"] = _lookup(cdst, rs_names)
+    m["real_server"] = _text(m, _lookup(cdst, rs_names))
     m["syn"] = syn_only(m)
-    m["vip"] = endpoints_text(m["dst_ip"], m["dst_port"])
+    m["vip"] = _text(m, endpoints_text(m["dst_ip"], m["dst_port"]))
     empty = [p for p in rs_points if p not in spans]
-    senders = set(text(pk["src_mac"]).unique())
-    m["likely_cause"] = _drop_causes(m, empty, senders)
+    src_macs = pk["src_mac"]
+    senders = set(src_macs.dropna().unique()) | ({""} if src_macs.isna().any() else set())
+    m["likely_cause"] = _text(m, _drop_causes(m, empty, senders))
     m = m.sort_values(["ts", "point", "frame"], kind="stable")
     return _finish(m, "forwards")
 
@@ -342,14 +360,14 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     r["from_vip"] = (r["src_ip"] == r["vip_ip"]).to_numpy()
     # a client talking to two VIPs on one port from one port: keep the matching VIP
     r = r.sort_values("from_vip", ascending=False, kind="stable").drop_duplicates(["point", "frame"])
-    r["role"] = _roles(r["point"], topo)
-    r["five_tuple"] = five_tuples(r["src_ip"], r["src_port"].to_numpy(), r["dst_ip"],
-                                  r["dst_port"].to_numpy())
-    r["vip"] = endpoints_text(r["vip_ip"], r["vip_port"])
+    r["role"] = _text(r, _roles(r["point"], topo))
+    r["five_tuple"] = _text(r, five_tuples(r["src_ip"], r["src_port"].to_numpy(), r["dst_ip"],
+                                           r["dst_port"].to_numpy()))
+    r["vip"] = _text(r, endpoints_text(r["vip_ip"], r["vip_port"]))
     dmacs = topo.director_macs
     r["from_director"] = r["src_mac"].isin(dmacs).to_numpy()
     r["to_director"] = r["dst_mac"].isin(dmacs).to_numpy()
-    r["real_server"] = _lookup(r["src_mac"], topo.rs_name_by_mac())
+    r["real_server"] = _text(r, _lookup(r["src_mac"], topo.rs_name_by_mac()))
     r = r.sort_values(["ts", "point", "frame"], kind="stable")
     return _finish(r, "replies")
 
@@ -462,9 +480,9 @@ def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
     out["seq"] = pick["seq"].fillna(fallback["seq"]).fillna(-1).astype(np.int64)
     out["client_ip"] = f["client_ip"]
     out["client_port"] = f["client_port"].astype(np.int64)
-    out["vip"] = endpoints_text(f["vip_ip"], f["vip_port"])
-    out["five_tuple"] = five_tuples(f["client_ip"], f["client_port"].to_numpy(), f["vip_ip"],
-                                    f["vip_port"].to_numpy())
+    out["vip"] = _text(out, endpoints_text(f["vip_ip"], f["vip_port"]))
+    out["five_tuple"] = _text(out, five_tuples(f["client_ip"], f["client_port"].to_numpy(),
+                                               f["vip_ip"], f["vip_port"].to_numpy()))
     # count SYNs per point and keep the busiest point: the same SYN seen at two points is one
     syn_counts = syn_in.groupby(["flow_id", "point"]).size().groupby(level=0).max()
     out["syn_seen"] = syn_counts.reindex(f.index).fillna(0).to_numpy() > 0

@@ -126,11 +126,16 @@ def _legs(tov: pd.DataFrame) -> pd.DataFrame:
     with different MACs, ranked: 0 = the original, 1.. = forwarded copies (TTL falls, time rises)."""
     if len(tov) == 0:
         return pd.DataFrame(columns=["k", "src_mac", "dst_mac", "ttl", "ts", "point", "rank"])
-    legs = pd.DataFrame({"k": hash_key(tov, STRICT_KEY), "src_mac": tov["src_mac"].to_numpy(),
-                         "dst_mac": tov["dst_mac"].to_numpy(), "ttl": tov["ttl"].to_numpy(),
+    # group on integer codes of the MACs (not their strings), then name them back
+    src_codes, src_values = pd.factorize(tov["src_mac"], use_na_sentinel=False)
+    dst_codes, dst_values = pd.factorize(tov["dst_mac"], use_na_sentinel=False)
+    legs = pd.DataFrame({"k": hash_key(tov, STRICT_KEY), "src_mac": src_codes,
+                         "dst_mac": dst_codes, "ttl": tov["ttl"].to_numpy(),
                          "ts": tov["ts"].to_numpy(), "point": tov["point"].to_numpy()})
     lg = (legs.groupby(["k", "src_mac", "dst_mac"], sort=False)
           .agg(ttl=("ttl", "max"), ts=("ts", "min"), point=("point", "first")).reset_index())
+    lg["src_mac"] = np.asarray(src_values, dtype=object)[lg["src_mac"].to_numpy()]
+    lg["dst_mac"] = np.asarray(dst_values, dtype=object)[lg["dst_mac"].to_numpy()]
     n = lg.groupby("k")["k"].transform("size")
     multi = lg[n.to_numpy() >= 2].sort_values(["k", "ttl", "ts"], ascending=[True, False, True])
     multi = multi.assign(rank=multi.groupby("k").cumcount().to_numpy())
