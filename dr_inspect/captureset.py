@@ -16,6 +16,8 @@ doctor):
     [[points]]
     name = "br_e"                  # required, unique
     file = "br_e.pcap"             # required, relative to the set
+    files = ["br_e.pcap0", "br_e.pcap1"]   # rotated captures (tcpdump -C/-W), oldest first;
+                                   # when present, `file` is the first of them
     role = "vip-segment"           # vip-segment | rs-segment | both | unknown
     interface = "br_e"
     netns = "dri-sw"
@@ -33,6 +35,7 @@ Bundled sets also carry expected.toml: `fail = ["DR005"]` (rule ids that must fa
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +45,12 @@ from dr_inspect.errors import InputError
 
 ROLES = ("vip-segment", "rs-segment", "both", "unknown")
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+# tcpdump -C/-W names rotated files by appending a number: br_e.pcap, br_e.pcap1 / br_e.pcap0 ...
+_ROTATED = re.compile(r"^(?P<base>.+\.(?:pcap|pcapng|cap))(?P<n>\d+)$", re.IGNORECASE)
 
 _CAPTURE_KEYS = {"tool", "host", "started", "stopped", "director", "faults", "description",
                  "real_servers", "vip", "port", "scheduler"}
-_POINT_KEYS = {"name", "file", "role", "interface", "netns", "host", "received", "dropped",
+_POINT_KEYS = {"name", "file", "files", "role", "interface", "netns", "host", "received", "dropped",
                "snaplen", "started", "stopped"}
 
 
@@ -60,6 +65,11 @@ class Point:
     received: int | None = None
     dropped: int | None = None
     snaplen: int | None = None
+    files: list[Path] = field(default_factory=list)   # every file of the point, oldest first
+
+    def __post_init__(self) -> None:
+        if not self.files:
+            self.files = [self.file]
 
 
 @dataclass
@@ -73,11 +83,19 @@ class CaptureSet:
 
 def is_capture_file(path: Path) -> bool:
     name = path.name.lower()
-    return path.is_file() and any(name.endswith(s) for s in CAPTURE_SUFFIXES)
+    return path.is_file() and (any(name.endswith(s) for s in CAPTURE_SUFFIXES)
+                               or _ROTATED.match(path.name) is not None)
+
+
+def _rotation_order(path: Path) -> tuple[float, int]:
+    """Oldest first: by last write (a -W ring wraps around its numbers), then by number."""
+    m = _ROTATED.match(path.name)
+    return (path.stat().st_mtime, int(m.group("n")) + 1 if m else 0)
 
 
 def point_name_for(path: Path) -> str:
-    name = path.name
+    m = _ROTATED.match(path.name)
+    name = m.group("base") if m else path.name
     for suffix in sorted(CAPTURE_SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
@@ -110,10 +128,15 @@ def read_manifest(directory: Path) -> CaptureSet:
         role = raw.get("role", "unknown")
         if role not in ROLES:
             raise InputError(f"{where}: role {role!r} is not one of {', '.join(ROLES)}")
+        rel_files = raw.get("files") or [raw["file"]]
+        if not isinstance(rel_files, list) or not all(isinstance(f, str) for f in rel_files):
+            raise InputError(f"{where}: 'files' must be a list of file names")
+        files = [directory / f for f in rel_files]
+        for f in files:
+            if not f.is_file():
+                raise InputError(f"{where}: capture file {f} does not exist")
         file = directory / raw["file"]
-        if not file.is_file():
-            raise InputError(f"{where}: capture file {file} does not exist")
-        points.append(Point(name=raw["name"], file=file, role=role,
+        points.append(Point(name=raw["name"], file=file, files=files, role=role,
                             interface=raw.get("interface", ""), netns=raw.get("netns", ""),
                             host=raw.get("host", ""), received=raw.get("received"),
                             dropped=raw.get("dropped"), snaplen=raw.get("snaplen")))
@@ -159,7 +182,14 @@ def load_capture_set(paths: list[Path | str]) -> CaptureSet:
             files = sorted(p for p in directory.iterdir() if is_capture_file(p))
             if not files:
                 raise InputError(f"{directory}: no capture files (*.pcap, *.pcapng, *.gz) in it")
-            cs = CaptureSet(root=directory, points=[Point(point_name_for(f), f) for f in files])
+            by_point: dict[str, list[Path]] = {}
+            for f in files:  # rotated files of one point (br_e.pcap, br_e.pcap1, ...) stay one point
+                by_point.setdefault(point_name_for(f), []).append(f)
+            points = []
+            for name, group in by_point.items():
+                group.sort(key=_rotation_order)
+                points.append(Point(name, group[0], files=group))
+            cs = CaptureSet(root=directory, points=points)
         cs.expected_fail = read_expected(directory)
         return cs
     points = [Point(point_name_for(f), f) for f in resolved]
