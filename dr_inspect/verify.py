@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.captureset import CaptureSet, load_capture_set
-from dr_inspect.correlate import CLOCK_TOLERANCE_NS, Correlation, correlate, points_table
+from dr_inspect.correlate import (CLOCK_TOLERANCE_NS, Correlation, combine_points, correlate,
+                                  points_table)
 from dr_inspect.errors import CaptureError, InputError, TopologyError
 from dr_inspect.correlate.ladder import build_ladder
 from dr_inspect.model import PointSummary, Topology, VerifyReport
@@ -217,9 +218,9 @@ def _rs_stats(corr: Correlation) -> list[dict[str, Any]]:
 def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pins: TopologyPins,
              rules: list[Rule], window_ms: float, max_evidence: int, errors: list[str],
              scheduler: str | None = None, hosts: dict[str, str] | None = None,
-             progress: Progress | None = None) -> Analysis:
+             progress: Progress | None = None, combined: pd.DataFrame | None = None) -> Analysis:
     _say(progress, "correlating")
-    corr = correlate(packets, pins=pins, window_ms=window_ms, hosts=hosts)
+    corr = correlate(packets, pins=pins, window_ms=window_ms, hosts=hosts, combined=combined)
     topo = corr.topology
     for s in summaries:
         s.role = topo.roles.get(s.name, s.role)
@@ -294,8 +295,10 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str], *,
                     max_evidence: int = 10, summaries: list[PointSummary] | None = None,
                     errors: list[str] | None = None, scheduler: str | None = None,
                     hosts: dict[str, str] | None = None, rs_names: dict[str, str] | None = None,
-                    progress: Progress | None = None) -> Analysis:
-    """rs_names: RIP -> real-server name (a manifest's list); progress(stage) at stage starts."""
+                    progress: Progress | None = None,
+                    combined: pd.DataFrame | None = None) -> Analysis:
+    """rs_names: RIP -> real-server name (a manifest's list); progress(stage) at stage starts;
+    combined: combine_points(packets) already made (packets then only names the points)."""
     if window_ms <= 0:
         raise InputError(f"window must be positive, got {window_ms} ms")
     pins = _pins_for(topology, vips, roles, rs_names)
@@ -303,7 +306,8 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str], *,
         summaries = [_summary_of(df, PointSummary(name=p, file="", role=roles.get(p, "unknown")),
                                  None, None) for p, df in packets.items()]
     return _analyse(packets, summaries, pins, rules if rules is not None else load_rules(),
-                    window_ms, max_evidence, list(errors or []), scheduler, hosts, progress)
+                    window_ms, max_evidence, list(errors or []), scheduler, hosts, progress,
+                    combined)
 
 
 def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),
@@ -321,6 +325,9 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
         raise InputError("no frames could be read from " + ", ".join(str(p.file) for p in cs.points)
                          + (f" ({'; '.join(errors)})" if errors else ""))
     roles = {p.name: p.role for p in cs.points}
+    # one combined table; the per-point tables are dropped (only names and order are kept)
+    combined = combine_points(packets)
+    packets = {name: pd.DataFrame() for name in packets}
     # points captured on one host share its clock (netns-only points: the capturing machine)
     hosts = {p.name: p.host or "this-machine" for p in cs.points if p.host or p.netns}
     rs_names = manifest_rs_names(cs.capture.get("real_servers"))
@@ -329,7 +336,7 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
                                    window_ms=window_ms, max_evidence=max_evidence,
                                    summaries=summaries, errors=errors,
                                    scheduler=_scheduler_of(cs), hosts=hosts, rs_names=rs_names,
-                                   progress=progress)
+                                   progress=progress, combined=combined)
     except TopologyError:
         manifest_vip = _manifest_vip(cs)
         if vips or (file_pins and file_pins.vips) or not manifest_vip:
@@ -338,7 +345,7 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
         analysis = analyse_packets(packets, roles, vips=[manifest_vip], topology=file_pins,
                                    rules=rules, window_ms=window_ms, max_evidence=max_evidence,
                                    summaries=summaries, errors=errors, hosts=hosts,
-                                   rs_names=rs_names, progress=progress)
+                                   rs_names=rs_names, progress=progress, combined=combined)
         analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {manifest_vip} "
                                       "named in manifest.toml")
     _join_host_causes(cs, analysis.report)

@@ -30,10 +30,13 @@ class Correlation:
     stats: dict = field(default_factory=dict)
 
 
-def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = None
-            ) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
-    """Combine the points, estimate clock offsets, add the adjusted timestamp column `ts`."""
-    pk = combine_points(packets)
+def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = None,
+            combined: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """Combine the points, estimate clock offsets, add the adjusted timestamp column `ts`.
+
+    combined: combine_points(packets) made by the caller (who could then free the per-point
+    tables); packets then only gives the point names, in order."""
+    pk = combined if combined is not None else combine_points(packets)
     points = list(packets)
     pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64)
     tv = tcp_view(pk)
@@ -46,17 +49,20 @@ def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = Non
 
 
 def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = None,
-              window_ms: float = 500.0, hosts: dict[str, str] | None = None) -> Correlation:
+              window_ms: float = 500.0, hosts: dict[str, str] | None = None,
+              combined: pd.DataFrame | None = None) -> Correlation:
     """Learn the topology and build hops, flows and the rule tables. TopologyError if no VIP.
 
-    hosts: point -> capturing host (manifest); points of one host share a clock."""
-    pk, tv, est, applied = prepare(packets, hosts)
+    hosts: point -> capturing host (manifest); points of one host share a clock.
+    combined: see prepare."""
+    pk, tv, est, applied = prepare(packets, hosts, combined)
     window_ns = int(window_ms * 1_000_000)
     topo = learn_topology(pk, tv, list(packets), pins)
     hops = find_hops(tv, window_ns)
     tov = tv[endpoint_in(tv["dst_ip"], tv["dst_port"], topo.vips)]
     conns = flow_endpoints(tov)
     tovt = to_vip_table(tov, topo, conns)
+    del tov  # to_vip holds what later tables need
     fw = forwards_table(tv, tovt, pk, topo, window_ns)
     rp = replies_table(tv, topo, conns)
     arp = arp_table(pk, topo)
