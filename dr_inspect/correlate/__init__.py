@@ -44,7 +44,8 @@ def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = Non
     if any(applied.values()):
         shift = pk["point"].astype(object).map(applied).fillna(0).to_numpy(dtype=np.int64)
         pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64) - shift
-        tv = tcp_view(pk)
+        # same rows in the same order: only the adjusted ts changes
+        tv["ts"] = pk["ts"].to_numpy(dtype=np.int64)[tv["row"].to_numpy()]
     return pk, tv, est, applied
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.keys import STRICT_KEY, hash_key
+from dr_inspect.correlate.keys import strict_key
 
 # Below this an estimated offset is indistinguishable from forwarding delay on one clock, so
 # timestamps are left as they are (the estimate is still reported).
@@ -14,7 +14,7 @@ ESTIMATE_WINDOW_NS = 60_000_000_000
 
 
 def _firsts(tv: pd.DataFrame) -> pd.DataFrame:
-    k = hash_key(tv, STRICT_KEY)
+    k = strict_key(tv)
     f = pd.DataFrame({"k": k, "point": tv["point"].to_numpy(), "ts": tv["ts_ns"].to_numpy()})
     return f.groupby(["k", "point"], sort=False)["ts"].min().reset_index()
 
@@ -69,7 +69,7 @@ def find_hops(tv: pd.DataFrame, window_ns: int) -> pd.DataFrame:
             "mac_changed", "ttl_drop"]
     if len(tv) == 0:
         return pd.DataFrame({c: [] for c in cols})
-    s = pd.DataFrame({"k": hash_key(tv, STRICT_KEY), "point": tv["point"].to_numpy(),
+    s = pd.DataFrame({"k": strict_key(tv), "point": tv["point"].to_numpy(),
                       "frame": tv["frame"].to_numpy(), "ts_ns": tv["ts_ns"].to_numpy(),
                       "ts": tv["ts"].to_numpy(), "src_mac": tv["src_mac"].to_numpy(),
                       "dst_mac": tv["dst_mac"].to_numpy(), "ttl": tv["ttl"].to_numpy()})

@@ -25,6 +25,14 @@ def hash_key(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return pd.util.hash_pandas_object(df[columns], index=False).to_numpy(dtype=np.uint64)
 
 
+def strict_key(df: pd.DataFrame) -> np.ndarray:
+    """hash_key(df, STRICT_KEY), taken from the `strict_key` column tcp_view adds when present
+    (clock estimation, hops and topology learning all need it: hashed once)."""
+    if "strict_key" in df.columns:
+        return df["strict_key"].to_numpy(dtype=np.uint64)
+    return hash_key(df, STRICT_KEY)
+
+
 def flags(df: pd.DataFrame) -> np.ndarray:
     return df["tcp_flags"].fillna(0).to_numpy(dtype=np.int64)
 
@@ -154,7 +162,7 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
     t = pk[is_tcp(pk)]
     src_mac, dst_mac = shared_text_codes([t["src_mac"], t["dst_mac"]])
     src_ip, dst_ip = shared_text_codes([t["src_ip"], t["dst_ip"]])
-    return pd.DataFrame({
+    view = pd.DataFrame({
         "point": obj(t["point"].astype(object).to_numpy()),
         "frame": t["frame"].to_numpy(dtype=np.int64),
         "ts_ns": t["ts_ns"].to_numpy(dtype=np.int64),
@@ -173,6 +181,8 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
         "payload_len": ints(t["payload_len"], 0),
         "ttl": ints(t["ttl"]),
     })
+    view["strict_key"] = hash_key(view, STRICT_KEY)
+    return view
 
 
 def is_group_mac(macs) -> np.ndarray:

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.keys import (STRICT_KEY, endpoint_in, fmt_endpoint, hash_key,
-                                       is_group_mac, syn_ack, syn_only, text)
+from dr_inspect.correlate.keys import (endpoint_in, fmt_endpoint, hash_key, is_group_mac,
+                                       strict_key, syn_ack, syn_only, text)
 from dr_inspect.errors import TopologyError
 from dr_inspect.model import RealServer, Topology
 from dr_inspect.topology.pins import TopologyPins, vip_text
@@ -126,19 +126,22 @@ def _legs(tov: pd.DataFrame) -> pd.DataFrame:
     with different MACs, ranked: 0 = the original, 1.. = forwarded copies (TTL falls, time rises)."""
     if len(tov) == 0:
         return pd.DataFrame(columns=["k", "src_mac", "dst_mac", "ttl", "ts", "point", "rank"])
-    # group on integer codes of the MACs (not their strings), then name them back
+    # group on integer codes of the MACs and points (not their strings), then name them back
+    # on the few rows kept (object columns: a plain array would be inferred as arrow str)
     src_codes, src_values = pd.factorize(tov["src_mac"], use_na_sentinel=False)
     dst_codes, dst_values = pd.factorize(tov["dst_mac"], use_na_sentinel=False)
-    legs = pd.DataFrame({"k": hash_key(tov, STRICT_KEY), "src_mac": src_codes,
+    point_codes, point_values = pd.factorize(tov["point"], use_na_sentinel=False)
+    legs = pd.DataFrame({"k": strict_key(tov), "src_mac": src_codes,
                          "dst_mac": dst_codes, "ttl": tov["ttl"].to_numpy(),
-                         "ts": tov["ts"].to_numpy(), "point": tov["point"].to_numpy()})
+                         "ts": tov["ts"].to_numpy(), "point": point_codes})
     lg = (legs.groupby(["k", "src_mac", "dst_mac"], sort=False)
           .agg(ttl=("ttl", "max"), ts=("ts", "min"), point=("point", "first")).reset_index())
-    lg["src_mac"] = np.asarray(src_values, dtype=object)[lg["src_mac"].to_numpy()]
-    lg["dst_mac"] = np.asarray(dst_values, dtype=object)[lg["dst_mac"].to_numpy()]
     n = lg.groupby("k")["k"].transform("size")
     multi = lg[n.to_numpy() >= 2].sort_values(["k", "ttl", "ts"], ascending=[True, False, True])
     multi = multi.assign(rank=multi.groupby("k").cumcount().to_numpy())
+    for col, values in (("src_mac", src_values), ("dst_mac", dst_values), ("point", point_values)):
+        multi[col] = pd.Series(np.asarray(values, dtype=object)[multi[col].to_numpy()],
+                               index=multi.index, dtype=object)
     return multi
 
 
