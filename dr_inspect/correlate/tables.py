@@ -467,6 +467,11 @@ def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
     if len(conns) == 0:
         return _empty("flows")
     f = conns.set_index("flow_id")
+    # only the columns used here: every filter below would otherwise copy whole tables
+    tovt = tovt[["flow_id", "point", "frame", "ts_ns", "seq", "tcp_flags", "leg"]]
+    fw = fw[["flow_id", "has_copy", "syn", "copy_dst_is_rs", "real_server", "delay_us",
+             "copy_ts_ns"]]
+    rp = rp[["flow_id", "point", "role", "ts_ns", "tcp_flags", "from_vip", "real_server"]]
     ing = tovt[tovt["leg"] == "ingress"]
     syn_in = ing[syn_only(ing)]
     first_syn = syn_in.sort_values("ts_ns", kind="stable").drop_duplicates("flow_id").set_index("flow_id")

@@ -284,21 +284,31 @@ def _vip_claimers(pk: pd.DataFrame, vip_ips: set[str]) -> set[str]:
     return set(text(arp["arp_sender_mac"]).unique()) | set(text(na["nd_lladdr"]).unique())
 
 
+def _pair_counts(mac: pd.Series, ip: pd.Series) -> pd.DataFrame:
+    """Rows per distinct (mac, ip) with both present, as plain str columns and a count n."""
+    pairs = pd.DataFrame({"mac": mac.reset_index(drop=True), "ip": ip.reset_index(drop=True)})
+    n = pairs.groupby(["mac", "ip"], observed=True, dropna=True).size()
+    return pd.DataFrame({"mac": text(pd.Series(n.index.get_level_values(0))).to_numpy(),
+                         "ip": text(pd.Series(n.index.get_level_values(1))).to_numpy(),
+                         "n": n.to_numpy(dtype=np.int64)})
+
+
 def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], vip_ips: set[str]) -> None:
     """RIP = the address a real server MAC uses as ARP sender (or IP source), never the VIP."""
     if not servers:
         return
     macs = {m for rs in servers for m in rs.macs.values()}
-    arp = pk[pk["arp_sender_mac"].isin(macs).to_numpy(dtype=bool)]
-    cand = pd.DataFrame({"mac": text(arp["arp_sender_mac"]).to_numpy(),
-                         "ip": text(arp["arp_sender_ip"]).to_numpy()})
-    ipsrc = pk[pk["src_mac"].isin(macs).to_numpy(dtype=bool) & pk["src_ip"].notna().to_numpy()]
-    cand = pd.concat([cand, pd.DataFrame({"mac": text(ipsrc["src_mac"]).to_numpy(),
-                                          "ip": text(ipsrc["src_ip"]).to_numpy()})])
+    arp = pk["arp_sender_mac"].isin(macs).to_numpy(dtype=bool)
+    ipsrc = pk["src_mac"].isin(macs).to_numpy(dtype=bool) & pk["src_ip"].notna().to_numpy()
+    # (mac, ip) pairs counted on the selected rows of two columns (not a copy of every column
+    # of every frame a real server sent); rows without an address are dropped below anyway
+    cand = pd.concat([_pair_counts(pk["arp_sender_mac"][arp], pk["arp_sender_ip"][arp]),
+                      _pair_counts(pk["src_mac"][ipsrc], pk["src_ip"][ipsrc])])
     cand = cand[~cand["ip"].isin(vip_ips) & (cand["ip"] != "") & ~cand["ip"].str.startswith("fe80")]
     if not len(cand):
         return
-    best = cand.groupby(["mac", "ip"]).size().reset_index(name="n").sort_values("n", ascending=False)
+    best = (cand.groupby(["mac", "ip"])["n"].sum().reset_index(name="n")
+            .sort_values("n", ascending=False))
     by_mac = dict(zip(best.drop_duplicates("mac")["mac"], best.drop_duplicates("mac")["ip"]))
     for rs in servers:
         # prefer the rs-segment address: that is the one the director resolves
