@@ -145,3 +145,22 @@ def test_a_retransmission_is_not_the_copy_of_a_dropped_original(tmp_path):
     assert list(mine["ip_id"]) == [300, 301]
     assert list(mine["has_copy"]) == [False, True]
     assert mine.iloc[1]["copy_ip_id"] == 301
+
+
+def test_copy_times_stay_exact_when_some_frames_are_not_forwarded():
+    # a set where the director drops frames: rows without a copy must not turn the copies'
+    # nanosecond timestamps (~1.8e18) into floats (256 ns steps) and skew delay_us
+    from conftest import ROOT
+
+    from dr_inspect.verify import analyse_paths
+    folder = ROOT / "captures" / "fault-director-drops-invalid"
+    analysis = analyse_paths([folder])
+    fw, pk = analysis.tables["forwards"], analysis.packets
+    assert (~fw["has_copy"]).any() and fw["has_copy"].any()
+    ts = pk.set_index([pk["point"].astype(object), "frame"])["ts_ns"]
+    hc = fw[fw["has_copy"]]
+    copy_ts = ts.reindex(list(zip(hc["copy_point"], hc["copy_frame"]))).to_numpy()
+    orig_ts = ts.reindex(list(zip(hc["point"], hc["frame"]))).to_numpy()
+    assert (hc["copy_ts_ns"].to_numpy() == copy_ts).all()
+    assert (hc["delay_us"].to_numpy() == (copy_ts - orig_ts) / 1000.0).all()
+    assert (fw.loc[~fw["has_copy"], "copy_ts_ns"] == -1).all()

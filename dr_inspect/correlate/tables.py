@@ -230,22 +230,44 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     # Pass 1 keys on the IP ID too, so a retransmission is not taken for the copy of a dropped
     # original; pass 2 (loose key, copies not yet taken) finds copies whose IP ID was changed.
     # Nearest in time: an uncorrected clock offset may put the copy "before" its original.
+    ing = ing.reset_index(drop=True)
     ing["ikey"] = hash_key(ing, LOOSE_KEY + ["ip_id"])
     cand = cand.assign(ikey=hash_key(cand, LOOSE_KEY + ["ip_id"]))
-    right = cand[["ikey", "lkey"] + copy_cols].rename(columns={c: "copy_" + c for c in copy_cols})
+    # The matching moves only keys, times and positions; the copy's columns are gathered once
+    # at the end (merging whole tables copied every column of every frame several times).
+    right = pd.DataFrame({"ikey": cand["ikey"].to_numpy(), "lkey": cand["lkey"].to_numpy(),
+                          "copy_ts": cand["ts"].to_numpy(dtype=np.int64),
+                          "copy_row": cand["row"].to_numpy(dtype=np.int64),
+                          "rpos": np.arange(len(cand), dtype=np.int64)})
     right = right.sort_values("copy_ts", kind="stable")
-    left = ing.sort_values("ts", kind="stable")
+    left = pd.DataFrame({"ts": ing["ts"].to_numpy(dtype=np.int64), "ikey": ing["ikey"].to_numpy(),
+                         "lkey": ing["lkey"].to_numpy(),
+                         "lpos": np.arange(len(ing), dtype=np.int64)})
+    left = left.sort_values("ts", kind="stable")
     m1 = pd.merge_asof(left, right.drop(columns="lkey"), left_on="ts", right_on="copy_ts",
                        by="ikey", direction="nearest", tolerance=window_ns)
-    found = m1["copy_frame"].notna().to_numpy()
+    found = m1["rpos"].notna().to_numpy()
     free = ~right["copy_row"].isin(m1.loc[found, "copy_row"]).to_numpy()
     rest = m1.loc[~found, list(left.columns)]
     m2 = pd.merge_asof(rest, right[free].drop(columns="ikey"), left_on="ts", right_on="copy_ts",
                        by="lkey", direction="nearest", tolerance=window_ns)
-    m = pd.concat([m1[found], m2], ignore_index=True).sort_values("ts", kind="stable")
-    m = m.reset_index(drop=True)
-    m["has_copy"] = m["copy_frame"].notna().to_numpy()
-    m["coalesced"] = m["has_copy"] & (m["copy_payload_len"] != m["payload_len"]).fillna(False)
+    mm = pd.concat([m1[found], m2], ignore_index=True).sort_values("ts", kind="stable")
+    rpos = mm["rpos"].to_numpy(dtype=float)
+    has = ~np.isnan(rpos)
+    at = np.where(has, rpos, 0).astype(np.int64)[has]
+    m = ing.iloc[mm["lpos"].to_numpy(dtype=np.int64)].reset_index(drop=True)
+    del m1, m2, mm, rest, left
+    for c in copy_cols:
+        if c in ("point", "src_mac", "dst_mac", "src_ip", "dst_ip"):
+            values = np.full(len(m), "", dtype=object)
+            values[has] = cand[c].to_numpy(dtype=object)[at]
+            m["copy_" + c] = _text(m, values)
+        else:
+            values = np.full(len(m), -1, dtype=np.int64)
+            values[has] = cand[c].to_numpy(dtype=np.int64)[at]
+            m["copy_" + c] = values
+    m["has_copy"] = has
+    m["coalesced"] = has & (m["copy_payload_len"] != m["payload_len"]).to_numpy()
 
     # GRO/TSO: frames with no exact copy, covered by the seq range of one copy of their connection
     if (~m["has_copy"]).any() and len(cand_all):
@@ -273,8 +295,12 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
                       > g["payload_len"].to_numpy(dtype=float))
             ok = found & end_ok & near & bigger
             hit = g[ok].set_index("index")
+            rows = hit.index.intersection(m.index)
             for c in ["copy_" + c for c in copy_cols]:
-                m.loc[hit.index.intersection(m.index), c] = hit[c]
+                if m[c].dtype == object:
+                    m.loc[rows, c] = hit[c].astype(object)
+                else:
+                    m.loc[rows, c] = hit[c].to_numpy(dtype=np.int64)
             m.loc[hit.index, "has_copy"] = True
             m.loc[hit.index, "coalesced"] = True
 
