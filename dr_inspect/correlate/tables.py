@@ -132,7 +132,7 @@ def flow_endpoints(tov: pd.DataFrame) -> pd.DataFrame:
 def to_vip_table(tov: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) -> pd.DataFrame:
     if len(tov) == 0:
         return _empty("to_vip")
-    t = tov.copy()
+    t = tov.copy(deep=False)  # copy-on-write: new columns never reach the caller's tov
     t["role"] = _text(t, _roles(t["point"], topo))
     t["flow_id"] = pd.Series(hash_key(tov, CONN_KEY)).map(
         dict(zip(conns["conn"], conns["flow_id"]))).fillna(-1).to_numpy(dtype=np.int64)
@@ -182,7 +182,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     """One row per client->VIP frame arriving at the director where a copy could be seen, with
     the forwarded copy (or none). Matched on the loose key, then by seq range (GRO/TSO)."""
     role = tovt["role"]
-    ing = tovt[(tovt["leg"] == "ingress") & role.isin(["vip-segment", "both"])].copy()
+    ing = tovt[(tovt["leg"] == "ingress") & role.isin(["vip-segment", "both"])]
     rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
     spans = _spans(pk)
     observable = np.zeros(len(ing), dtype=bool)
@@ -276,7 +276,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
         miss = m[~m["has_copy"] & (m["payload_len"] > 0)].copy()
         if len(miss):
             miss["rseq"] = (miss["seq"] - miss["conn"].map(base)) % MOD32
-            ca = cand_all.copy()
+            ca = cand_all.copy(deep=False)
             ca["rseq"] = (ca["seq"] - ca["conn"].map(base)) % MOD32
             rr = ca[["conn", "rseq"] + copy_cols].rename(columns={c: "copy_" + c for c in copy_cols})
             rr["copy_rseq"] = rr["rseq"]
