@@ -69,25 +69,38 @@ def find_hops(tv: pd.DataFrame, window_ns: int) -> pd.DataFrame:
             "mac_changed", "ttl_drop"]
     if len(tv) == 0:
         return pd.DataFrame({c: [] for c in cols})
-    s = pd.DataFrame({"k": strict_key(tv), "point": tv["point"].to_numpy(),
-                      "frame": tv["frame"].to_numpy(), "ts_ns": tv["ts_ns"].to_numpy(),
-                      "ts": tv["ts"].to_numpy(), "src_mac": tv["src_mac"].to_numpy(),
-                      "dst_mac": tv["dst_mac"].to_numpy(), "ttl": tv["ttl"].to_numpy()})
-    s = s.sort_values(["k", "ts"], kind="stable").reset_index(drop=True)
-    prev = s.shift(1)
-    same = (s["k"].to_numpy() == prev["k"].to_numpy())
-    same[0] = False
-    macs_differ = ((s["src_mac"] != prev["src_mac"]) | (s["dst_mac"] != prev["dst_mac"])).to_numpy()
-    other_point = (s["point"] != prev["point"]).to_numpy()
-    close = (s["ts"] - prev["ts"]).abs().to_numpy() <= window_ns
+    # sort positions by (key, ts) and compare each sighting with the one before it, on integer
+    # codes (points, MACs) rather than strings; np.lexsort is stable like the stable sort it
+    # replaces
+    k = strict_key(tv)
+    ts = tv["ts"].to_numpy(dtype=np.int64)
+    order = np.lexsort((ts, k))
+    k, ts = k[order], ts[order]
+    point = pd.factorize(tv["point"], use_na_sentinel=False)[0][order]
+    src = pd.factorize(tv["src_mac"], use_na_sentinel=False)[0][order]
+    dst = pd.factorize(tv["dst_mac"], use_na_sentinel=False)[0][order]
+    same = np.zeros(len(k), dtype=bool)
+    same[1:] = k[1:] == k[:-1]
+    macs_differ = np.ones(len(k), dtype=bool)
+    macs_differ[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
+    other_point = np.ones(len(k), dtype=bool)
+    other_point[1:] = point[1:] != point[:-1]
+    close = np.zeros(len(k), dtype=bool)
+    close[1:] = np.abs(ts[1:] - ts[:-1]) <= window_ns
     keep = same & close & (other_point | macs_differ)
-    a, b = prev[keep], s[keep]
+    b = order[keep]
+    a = order[np.flatnonzero(keep) - 1]
+    points = tv["point"].to_numpy(dtype=object)
+    frames = tv["frame"].to_numpy(dtype=np.int64)
+    ts_ns = tv["ts_ns"].to_numpy(dtype=np.int64)
+    ts_adj = tv["ts"].to_numpy(dtype=np.int64)
+    ttl = tv["ttl"].to_numpy(dtype=np.int64)
     return pd.DataFrame({
-        "k": b["k"].to_numpy(), "a_point": a["point"].to_numpy(),
-        "a_frame": a["frame"].to_numpy(dtype=np.int64), "a_ts_ns": a["ts_ns"].to_numpy(dtype=np.int64),
-        "b_point": b["point"].to_numpy(), "b_frame": b["frame"].to_numpy(dtype=np.int64),
-        "b_ts_ns": b["ts_ns"].to_numpy(dtype=np.int64),
-        "delta_ns": (b["ts"].to_numpy(dtype=np.int64) - a["ts"].to_numpy(dtype=np.int64)),
+        "k": k[keep], "a_point": points[a],
+        "a_frame": frames[a], "a_ts_ns": ts_ns[a],
+        "b_point": points[b], "b_frame": frames[b],
+        "b_ts_ns": ts_ns[b],
+        "delta_ns": ts_adj[b] - ts_adj[a],
         "mac_changed": macs_differ[keep],
-        "ttl_drop": a["ttl"].to_numpy(dtype=np.int64) - b["ttl"].to_numpy(dtype=np.int64),
+        "ttl_drop": ttl[a] - ttl[b],
     })
