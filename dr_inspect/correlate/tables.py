@@ -379,7 +379,11 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     if len(conns) == 0 or len(tv) == 0:
         return _empty("replies")
     ends = conns[["client_ip", "client_port", "vip_ip", "vip_port", "flow_id"]]
-    r = tv.merge(ends, left_on=["dst_ip", "dst_port", "src_port"],
+    # only frames that can match (from a VIP port to a client address) go into the merge; an
+    # inner merge keeps the left order, so the result is the same
+    maybe = (tv["src_port"].isin(ends["vip_port"].unique()).to_numpy()
+             & tv["dst_ip"].isin(ends["client_ip"].unique()).to_numpy())
+    r = tv[maybe].merge(ends, left_on=["dst_ip", "dst_port", "src_port"],
                  right_on=["client_ip", "client_port", "vip_port"], how="inner")
     if len(r) == 0:
         return _empty("replies")
