@@ -126,22 +126,40 @@ def _legs(tov: pd.DataFrame) -> pd.DataFrame:
     with different MACs, ranked: 0 = the original, 1.. = forwarded copies (TTL falls, time rises)."""
     if len(tov) == 0:
         return pd.DataFrame(columns=["k", "src_mac", "dst_mac", "ttl", "ts", "point", "rank"])
-    # group on integer codes of the MACs and points (not their strings), then name them back
-    # on the few rows kept (object columns: a plain array would be inferred as arrow str)
+    # Groups of (packet key, src MAC, dst MAC) as integer ids in order of first appearance
+    # (factorize numbers values as they first occur), aggregated with numpy.
     src_codes, src_values = pd.factorize(tov["src_mac"], use_na_sentinel=False)
     dst_codes, dst_values = pd.factorize(tov["dst_mac"], use_na_sentinel=False)
-    point_codes, point_values = pd.factorize(tov["point"], use_na_sentinel=False)
-    legs = pd.DataFrame({"k": strict_key(tov), "src_mac": src_codes,
-                         "dst_mac": dst_codes, "ttl": tov["ttl"].to_numpy(),
-                         "ts": tov["ts"].to_numpy(), "point": point_codes})
-    lg = (legs.groupby(["k", "src_mac", "dst_mac"], sort=False)
-          .agg(ttl=("ttl", "max"), ts=("ts", "min"), point=("point", "first")).reset_index())
-    n = lg.groupby("k")["k"].transform("size")
-    multi = lg[n.to_numpy() >= 2].sort_values(["k", "ttl", "ts"], ascending=[True, False, True])
-    multi = multi.assign(rank=multi.groupby("k").cumcount().to_numpy())
-    for col, values in (("src_mac", src_values), ("dst_mac", dst_values), ("point", point_values)):
-        multi[col] = pd.Series(np.asarray(values, dtype=object)[multi[col].to_numpy()],
-                               index=multi.index, dtype=object)
+    point_values = tov["point"].to_numpy(dtype=object)
+    k = strict_key(tov)
+    key_codes = pd.factorize(k)[0].astype(np.int64)
+    pair = pd.factorize(key_codes * (int(src_codes.max()) + 1) + src_codes)[0].astype(np.int64)
+    gid = pd.factorize(pair * (int(dst_codes.max()) + 1) + dst_codes)[0]
+    seen = np.maximum.accumulate(gid)
+    first = np.flatnonzero(gid > np.concatenate(([-1], seen[:-1])))   # group g starts at first[g]
+    order = np.argsort(gid, kind="stable")
+    starts = np.searchsorted(gid[order], np.arange(len(first)))
+    g_ttl = np.maximum.reduceat(tov["ttl"].to_numpy(dtype=np.int64)[order], starts)
+    g_ts = np.minimum.reduceat(tov["ts"].to_numpy(dtype=np.int64)[order], starts)
+    g_k = k[first]
+    per_key = np.bincount(key_codes[first])[key_codes[first]]
+    multi = np.flatnonzero(per_key >= 2)
+    # rank within a key: TTL falling, then time rising, then first appearance
+    ranked = multi[np.lexsort((first[multi], g_ts[multi], -g_ttl[multi], g_k[multi]))]
+    rk = g_k[ranked]
+    block = np.ones(len(ranked), dtype=bool)
+    block[1:] = rk[1:] != rk[:-1]
+    block_start = np.flatnonzero(block)
+    rank = np.arange(len(ranked)) - np.repeat(block_start, np.diff(np.append(block_start,
+                                                                           len(ranked))))
+    rows = first[ranked]
+    multi = pd.DataFrame({
+        "k": rk,
+        "src_mac": pd.Series(np.asarray(src_values, dtype=object)[src_codes[rows]], dtype=object),
+        "dst_mac": pd.Series(np.asarray(dst_values, dtype=object)[dst_codes[rows]], dtype=object),
+        "ttl": g_ttl[ranked], "ts": g_ts[ranked],
+        "point": pd.Series(point_values[rows], dtype=object),
+        "rank": rank.astype(np.int64)})
     return multi
 
 
