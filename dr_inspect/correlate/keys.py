@@ -98,7 +98,8 @@ def per_distinct(columns: list, render) -> np.ndarray:
         pd.DataFrame({i: (c.reset_index(drop=True) if isinstance(c, pd.Series) else c)
                       for i, c in enumerate(columns)}), index=False).to_numpy(dtype=np.uint64)
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    picked = [(c.iloc[first] if isinstance(c, pd.Series) else np.asarray(c)[first]) for c in columns]
+    picked = [(c.iloc[first] if isinstance(c, pd.Series) else np.asarray(c)[first])
+              for c in columns]
     return np.asarray(render(*picked), dtype=object)[inverse.reshape(-1)]
 
 
