@@ -28,7 +28,23 @@ COMMANDS: list[tuple[str, str]] = [
 
 
 class DomainErrorGroup(click.Group):
-    """A click group that turns DrInspectError into 'dr-inspect: message' and exit code 2."""
+    """A click group that imports each command's module only when that command runs (the
+    commands pull in pandas, scapy, ...), and turns DrInspectError into a one-line message and
+    exit code 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({name for name, _ in COMMANDS} | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        attr = dict(COMMANDS).get(cmd_name)
+        if attr is None:
+            return None
+        module = importlib.import_module(f"dr_inspect.cli.{cmd_name}")
+        command = getattr(module, attr)
+        self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: click.Context):
         try:
@@ -46,20 +62,6 @@ class DomainErrorGroup(click.Group):
 def main() -> None:
     """Capture, correlate and verify LVS Direct Routing traffic."""
 
-
-def _register() -> None:
-    for module_name, attr in COMMANDS:
-        try:
-            module = importlib.import_module(f"dr_inspect.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            # A command whose module is not written yet is simply absent from the CLI.
-            if exc.name == f"dr_inspect.cli.{module_name}":
-                continue
-            raise
-        main.add_command(getattr(module, attr))
-
-
-_register()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
