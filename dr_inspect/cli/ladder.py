@@ -27,7 +27,8 @@ def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, clien
 
     with StatusLine(quiet=quiet) as status:
         status.show(f"analysing {len(paths)} path(s) ...")
-        analysis = analyse_paths(paths, **library_options(vips, topology_file, rule_files, window_ms))
+        analysis = analyse_paths(paths, progress=status.show,
+                                 **library_options(vips, topology_file, rule_files, window_ms))
         result = build_ladder(analysis, flow=flow, client=client)
     click.echo(render_ladder_text(result), nl=False)
     if svg_file is not None:

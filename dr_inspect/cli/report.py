@@ -30,7 +30,7 @@ def report(paths, vips, topology_file, rule_files, window_ms, quiet, html_file,
     options = library_options(vips, topology_file, rule_files, window_ms)
     with StatusLine(quiet=quiet) as status:
         status.show(f"analysing {len(paths)} path(s) ...")
-        result, html = html_report(paths, max_evidence=max_evidence, **options)
+        result, html = html_report(paths, max_evidence=max_evidence, progress=status.show, **options)
     write_output(html, html_file)
     click.echo(f"{html_file}: {verdict_line(result)}")
     sys.exit(result.exit_code)

@@ -67,6 +67,7 @@ def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output
     options["max_evidence"] = max_evidence
     with StatusLine(quiet=quiet) as status:
         status.show(f"verifying {len(paths)} path(s) ...")
+        options["progress"] = status.show
         if fmt == "html":
             from dr_inspect.report.build import html_report
             report, text = html_report(paths, **options)
