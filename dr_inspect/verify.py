@@ -55,47 +55,102 @@ class Analysis:
 
 # -- decoding (I/O) ---------------------------------------------------------------------------
 
-def _digest(path: Path) -> str:
+def _digest(paths: list[Path]) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()
+
+
+def _point_file_label(files: list[Path]) -> str:
+    """What the point's summary names as its file; several rotated files are one point whose
+    frame numbers run on across the files in order (as `mergecap -a` numbers them)."""
+    if len(files) == 1:
+        return str(files[0])
+    return (" + ".join(str(f) for f in files)
+            + f" (one point; frame numbers continue across these {len(files)} files in this order,"
+              " as in `mergecap -a -w merged.pcap` of them)")
+
+
+def _decode_point(files: list[Path], name: str) -> tuple[pd.DataFrame, Any, tuple[str, str] | None]:
+    """Decode every file of one point as one table: frame numbers continue across the files.
+
+    Returns (packets, stats of the first file with the counts of all, None or (error for the
+    report, error for the point's summary)); a file that cannot be read at all is skipped with
+    its error (the others are still verified)."""
+    from dr_inspect.decode import DecodeStats, concat_packets, decode_file
+
+    parts: list[pd.DataFrame] = []
+    total: DecodeStats | None = None
+    errors: list[str] = []            # for the report's error list
+    raw: list[str] = []               # for the point's summary
+    first_failure: CaptureError | None = None
+    offset = 0
+    for path in files:
+        try:
+            decoded = decode_file(path, point=name)
+        except CaptureError as exc:
+            errors.append(str(exc))
+            raw.append(str(exc))
+            first_failure = first_failure or exc
+            continue
+        st = decoded.stats
+        df = decoded.packets
+        if offset and len(df):
+            df["frame"] = df["frame"].to_numpy() + offset
+        offset += st.frames_read
+        parts.append(df)
+        if st.error is not None:
+            raw.append(str(st.error))
+            errors.append(f"{st.error} (the {st.frames_read} frames before it are verified)")
+        if total is None:
+            total = st
+        else:
+            total.frames_read += st.frames_read
+            total.frames_decoded += st.frames_decoded
+            total.add_undecodable(st.undecodable)
+            total.snaplen = max(total.snaplen, st.snaplen)
+    if total is None:
+        assert first_failure is not None
+        if len(files) == 1:
+            raise first_failure
+        raise CaptureError(str(files[0]), None, "no file of the point could be read: "
+                           + "; ".join(errors))
+    packets = parts[0] if len(parts) == 1 else concat_packets(parts)
+    return packets, total, ("; ".join(errors), "; ".join(raw)) if errors else None
 
 
 def _decode_set(cs: CaptureSet, progress: Progress | None = None
                 ) -> tuple[dict[str, pd.DataFrame], list[PointSummary], list[str]]:
-    from dr_inspect.decode import decode_file  # the decoder is another module's: import at use
-
     packets: dict[str, pd.DataFrame] = {}
     summaries: list[PointSummary] = []
     errors: list[str] = []
     seen: dict[tuple[int, str], str] = {}
-    sizes = [p.file.stat().st_size for p in cs.points]
+    sizes = [sum(f.stat().st_size for f in p.files) for p in cs.points]
     for point, size in zip(cs.points, sizes):
-        # only files of equal size can be duplicates: hash those alone
-        key = (size, _digest(point.file) if sizes.count(size) > 1 else point.name)
+        # only points of equal size can be duplicates: hash those alone
+        key = (size, _digest(point.files) if sizes.count(size) > 1 else point.name)
         if key in seen:
             errors.append(f"{point.file}: same content as point {seen[key]}; ignored as a duplicate")
             continue
         seen[key] = point.name
-        summary = PointSummary(name=point.name, file=str(point.file), role=point.role,
-                               interface=point.interface, kernel_drops=point.dropped,
-                               snaplen=point.snaplen)
+        summary = PointSummary(name=point.name, file=_point_file_label(point.files),
+                               role=point.role, interface=point.interface,
+                               kernel_drops=point.dropped, snaplen=point.snaplen)
         _say(progress, f"decoding {point.name}")
         try:
-            decoded = decode_file(point.file, point=point.name)
+            df, st, error = _decode_point(point.files, point.name)
         except CaptureError as exc:
             summary.error = str(exc)
             errors.append(str(exc))
             summaries.append(summary)
             packets[point.name] = pd.DataFrame()
             continue
-        st = decoded.stats
-        if st.error is not None:
-            summary.error = str(st.error)
-            errors.append(f"{st.error} (the {st.frames_read} frames before it are verified)")
-        df = decoded.packets
+        if error is not None:
+            errors.append(error[0])
+            summary.error = error[1]
         ifaces = {i.id: i.name for i in st.interfaces}
         used = sorted(set(df["interface"].tolist())) if len(df) and "interface" in df else []
         if len(used) > 1:
@@ -105,7 +160,7 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
                 part = df[df["interface"] == iid].reset_index(drop=True)
                 packets[name] = part
                 summaries.append(_summary_of(part, PointSummary(
-                    name=name, file=str(point.file), role="unknown", interface=ifaces.get(iid, ""),
+                    name=name, file=summary.file, role="unknown", interface=ifaces.get(iid, ""),
                     kernel_drops=None, snaplen=st.snaplen or None), st.undecodable, summary.error))
             continue
         summary.snaplen = summary.snaplen or (st.snaplen or None)

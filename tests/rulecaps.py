@@ -241,14 +241,25 @@ class DrCapture:
         return self
 
     def write(self, folder: Path, *, manifest: bool = True, roles: bool = True,
-              extra_capture: str = "") -> Path:
+              extra_capture: str = "", rotated: int = 1) -> Path:
+        """rotated > 1: each point's frames split into that many files, as tcpdump -C rotation
+        names them (br_e.pcap0, br_e.pcap1, ...), listed in the manifest's `files`."""
         folder.mkdir(parents=True, exist_ok=True)
         lines = ["[capture]", 'tool = "tests/rulecaps.py"', extra_capture, ""]
         for point, frames in self.frames.items():
             frames = sorted(frames, key=lambda p: float(p.time))
-            wrpcap(str(folder / f"{point}.pcap"), frames, linktype=1)
-            lines += ["[[points]]", f'name = "{point}"', f'file = "{point}.pcap"',
-                      f'role = "{self.roles[point] if roles else "unknown"}"', "dropped = 0", ""]
+            if rotated > 1:
+                names = [f"{point}.pcap{i}" for i in range(rotated)]
+                per = -(-len(frames) // rotated)
+                for i, name in enumerate(names):
+                    wrpcap(str(folder / name), frames[i * per:(i + 1) * per], linktype=1)
+                files = ", ".join(f'"{n}"' for n in names)
+                lines += ["[[points]]", f'name = "{point}"', f'file = "{names[0]}"',
+                          f"files = [{files}]"]
+            else:
+                wrpcap(str(folder / f"{point}.pcap"), frames, linktype=1)
+                lines += ["[[points]]", f'name = "{point}"', f'file = "{point}.pcap"']
+            lines += [f'role = "{self.roles[point] if roles else "unknown"}"', "dropped = 0", ""]
         if manifest:
             (folder / "manifest.toml").write_text("\n".join(lines))
         return folder

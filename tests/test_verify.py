@@ -305,3 +305,25 @@ def test_ladder_reply_steps_carry_payload_length(tmp_path):
         row = pk[(pk["point"].astype(object) == s.point).to_numpy() & (pk["frame"] == s.frame).to_numpy()]
         assert s.payload_len == int(row["payload_len"].iloc[0])
     assert any(s.payload_len > 0 for s in replies)
+
+
+def test_rotated_files_of_a_point_are_one_point_numbered_on(tmp_path):
+    cap = DrCapture().healthy()
+    cap.connection(40100, rs=0, drop=("req",))  # DR007 fails on a frame in br_e's last file
+    cap.connection(40101, rs=1)
+    whole = verify_paths([cap.write(tmp_path / "whole")])
+    rotated_folder = cap.write(tmp_path / "rotated", rotated=3)
+    assert (rotated_folder / "br_e.pcap2").is_file()
+    rotated = verify_paths([rotated_folder])
+    assert [(p.name, p.frames, p.decoded) for p in rotated.points] == [
+        (p.name, p.frames, p.decoded) for p in whole.points]
+    assert rotated.hops == whole.hops and rotated.flows == whole.flows
+    assert {r.id: r.status for r in rotated.rules} == {r.id: r.status for r in whole.rules}
+    lost = rules_of(rotated)["DR007"]
+    assert lost.status == "fail"
+    # frame numbers run on across the files, as in `mergecap -a` of them
+    assert ([(e.point, e.frames) for e in lost.evidence]
+            == [(e.point, e.frames) for e in rules_of(whole)["DR007"].evidence])
+    assert max(f for e in lost.evidence for f in e.frames) > rotated.points[0].frames * 2 // 3
+    label = rotated.points[0].file
+    assert "br_e.pcap0 + " in label and "br_e.pcap2" in label and "mergecap -a" in label
