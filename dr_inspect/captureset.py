@@ -11,6 +11,7 @@ doctor):
     director = "ipvs"              # lab sets only
     scheduler = "rr"               # IPVS scheduler (DR011 checks balance for rr)
     faults = ["rs-answers-arp"]
+    real_servers = [{name = "rs1", rip = "192.168.88.20"}]   # names reports use, by RIP
     description = "..."
 
     [[points]]

@@ -80,14 +80,26 @@ def _snapshot_hosts(state: LabState, out_dir: Path) -> tuple[dict[str, Path], li
     return written, warnings
 
 
+def _real_servers(state: LabState) -> list[dict[str, str]]:
+    """Real servers by name and RIP (their rs-segment address), so reports use the lab's names."""
+    named = []
+    for host in state.real_servers:
+        rips = [i["ip"] for i in host.interfaces.values() if i.get("bridge") == BRIDGE_RS and i.get("ip")]
+        if rips:
+            named.append({"name": host.name, "rip": rips[0]})
+    return named
+
+
 def _annotate_manifest(manifest: Path, state: LabState, description: str) -> None:
     """Add the lab's facts to [capture] (keys documented in dr_inspect.captureset)."""
     from dr_inspect.live.manifest import render_manifest
     data = tomllib.loads(manifest.read_text())
     capture = dict(data.get("capture", {}))
     capture.update({"director": state.config.director, "faults": list(state.config.faults),
-                    "real_servers": state.config.real_servers, "vip": state.config.vip,
+                    "real_servers": _real_servers(state), "vip": state.config.vip,
                     "port": state.config.port, "description": description})
+    if state.config.director == "ipvs":
+        capture["scheduler"] = "rr"     # the lab's ipvsadm -A ... -s rr
     manifest.write_text(render_manifest(capture, data.get("points", []), data.get("snapshots", {})))
 
 
