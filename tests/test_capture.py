@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, require_root_netns, require_tool
+from conftest import ROOT, require, require_root_netns, require_tool
 from dr_inspect.captureset import read_manifest
 from dr_inspect.errors import CaptureAgentError, InputError, MissingToolError
 from dr_inspect.live.capture import CapturePoint, start_capture
@@ -285,8 +285,8 @@ def test_unwritable_folder_for_another_user(lab, tmp_path):
     require_tool("mount", "mount")
     target = tmp_path / "ro"
     target.mkdir()
-    if subprocess.run(["mount", "--bind", "-o", "ro", str(target), str(target)]).returncode != 0:
-        pytest.skip("cannot make a read-only bind mount here")
+    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(target), str(target)]).returncode == 0
+    require(mounted, "cannot make a read-only bind mount here")
     try:
         with pytest.raises(CaptureAgentError, match="not writable"):
             start_capture(lab_points(lab), target)
@@ -341,8 +341,8 @@ def small_disk(tmp_path):
     require_tool("mount", "mount")
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)]).returncode == 0
+    require(mounted, "cannot mount a tmpfs here")
     try:
         yield mnt
     finally:
