@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # curl for its traffic), and headless Chromium for the HTML report test.
 need_pkgs=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$1"); }
-for pkg in tshark tcpdump iproute2 nftables ipvsadm qemu-system-x86 busybox-static curl chromium procps; do
+for pkg in tshark tcpdump iproute2 nftables ipvsadm qemu-system-x86 busybox-static curl chromium procps util-linux mount; do
     want "$pkg"
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
