@@ -17,8 +17,10 @@ from dr_inspect.report.progress import StatusLine
 @click.option("--client", metavar="IP:PORT", help="The connection from this client address.")
 @click.option("--svg", "svg_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Also write the ladder as an SVG picture.")
+@click.option("--png", "png_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Also write the ladder as a PNG picture (rendered by headless Chromium).")
 def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, client,
-           svg_file) -> None:
+           svg_file, png_file) -> None:
     """Show one connection the way the seed narrates it: client send, director receive,
     director send, server receive, server send, client receive."""
     if (flow is None) == (client is None):
@@ -31,6 +33,11 @@ def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, clien
                                  **library_options(vips, topology_file, rule_files, window_ms))
         result = build_ladder(analysis, flow=flow, client=client)
     click.echo(render_ladder_text(result), nl=False)
+    svg = render_ladder_svg(result) if svg_file is not None or png_file is not None else None
     if svg_file is not None:
-        write_output(render_ladder_svg(result), svg_file)
+        write_output(svg, svg_file)
         click.echo(f"SVG written to {svg_file}")
+    if png_file is not None:
+        from dr_inspect.report.png import svg_to_png
+        width, height = svg_to_png(svg, png_file)
+        click.echo(f"PNG written to {png_file} ({width}x{height})")
