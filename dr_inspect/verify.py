@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -273,9 +274,11 @@ def _rs_stats(corr: Correlation) -> list[dict[str, Any]]:
 def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pins: TopologyPins,
              rules: list[Rule], window_ms: float, max_evidence: int, errors: list[str],
              scheduler: str | None = None, hosts: dict[str, str] | None = None,
-             progress: Progress | None = None, combined: pd.DataFrame | None = None) -> Analysis:
+             progress: Progress | None = None, combined: pd.DataFrame | None = None,
+             capture_span: tuple[int, int] | None = None) -> Analysis:
     _say(progress, "correlating")
-    corr = correlate(packets, pins=pins, window_ms=window_ms, hosts=hosts, combined=combined)
+    corr = correlate(packets, pins=pins, window_ms=window_ms, hosts=hosts, combined=combined,
+                     capture_span=capture_span)
     topo = corr.topology
     for s in summaries:
         s.role = topo.roles.get(s.name, s.role)
@@ -304,6 +307,8 @@ def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pi
                       "coalesced by GRO/TSO at another point (not lost)")
     core = [r for r in results if any(x.core for x in rules if x.id == r.id)]
     report_errors = list(errors)
+    if corr.stats.get("capture_span"):
+        report_errors.append(f"manifest.toml [capture]: {corr.stats['capture_span']}")
     unexercised = [r.id for r in core if r.status == "not-exercised"]
     if unexercised:
         report_errors.append(
@@ -351,9 +356,11 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str], *,
                     errors: list[str] | None = None, scheduler: str | None = None,
                     hosts: dict[str, str] | None = None, rs_names: dict[str, str] | None = None,
                     progress: Progress | None = None,
-                    combined: pd.DataFrame | None = None) -> Analysis:
+                    combined: pd.DataFrame | None = None,
+                    capture_span: tuple[int, int] | None = None) -> Analysis:
     """rs_names: RIP -> real-server name (a manifest's list); progress(stage) at stage starts;
-    combined: combine_points(packets) already made (packets then only names the points)."""
+    combined: combine_points(packets) already made (packets then only names the points);
+    capture_span: (started, stopped) ns in which every point was capturing (see capture_span_of)."""
     if window_ms <= 0:
         raise InputError(f"window must be positive, got {window_ms} ms")
     pins = _pins_for(topology, vips, roles, rs_names)
@@ -362,7 +369,7 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str], *,
                                  None, None) for p, df in packets.items()]
     return _analyse(packets, summaries, pins, rules if rules is not None else load_rules(),
                     window_ms, max_evidence, list(errors or []), scheduler, hosts, progress,
-                    combined)
+                    combined, capture_span)
 
 
 def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),
@@ -386,12 +393,13 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
     # points captured on one host share its clock (netns-only points: the capturing machine)
     hosts = {p.name: p.host or "this-machine" for p in cs.points if p.host or p.netns}
     rs_names = manifest_rs_names(cs.capture.get("real_servers"))
+    span = capture_span_of(cs)
     try:
         analysis = analyse_packets(packets, roles, vips=vips, topology=file_pins, rules=rules,
                                    window_ms=window_ms, max_evidence=max_evidence,
                                    summaries=summaries, errors=errors,
                                    scheduler=_scheduler_of(cs), hosts=hosts, rs_names=rs_names,
-                                   progress=progress, combined=combined)
+                                   progress=progress, combined=combined, capture_span=span)
     except TopologyError:
         manifest_vip = _manifest_vip(cs)
         if vips or (file_pins and file_pins.vips) or not manifest_vip:
@@ -400,11 +408,38 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
         analysis = analyse_packets(packets, roles, vips=[manifest_vip], topology=file_pins,
                                    rules=rules, window_ms=window_ms, max_evidence=max_evidence,
                                    summaries=summaries, errors=errors, hosts=hosts,
-                                   rs_names=rs_names, progress=progress, combined=combined)
+                                   rs_names=rs_names, progress=progress, combined=combined,
+                                   capture_span=span)
         analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {manifest_vip} "
                                       "named in manifest.toml")
     _join_host_causes(cs, analysis.report)
     return analysis
+
+
+def _utc_ns(value: Any, where: str) -> int:
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InputError(f"{where}: {value!r} is not an ISO 8601 time "
+                         "(e.g. 2026-11-30T06:56:53.852453Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    # whole microseconds from the datetime, exactly (a float timestamp would round)
+    delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def capture_span_of(cs: CaptureSet) -> tuple[int, int] | None:
+    """(started, stopped) in ns since the epoch from the manifest's [capture], when it has both:
+    the span in which every point was capturing."""
+    started, stopped = cs.capture.get("started"), cs.capture.get("stopped")
+    if not started or not stopped:
+        return None
+    where = f"{cs.root / 'manifest.toml' if cs.root else 'manifest.toml'} [capture]"
+    lo, hi = _utc_ns(started, where + " started"), _utc_ns(stopped, where + " stopped")
+    if hi < lo:
+        raise InputError(f"{where}: stopped ({stopped}) is before started ({started})")
+    return lo, hi
 
 
 def _scheduler_of(cs: CaptureSet) -> str | None:

@@ -69,6 +69,19 @@ def test_catalogue_has_the_public_ids_and_names():
     assert _catalogue_texts(), "catalogue found from the source tree or the package"
 
 
+def test_a_source_tree_reads_its_own_catalogue():
+    # an editable install of another checkout must not serve its rules/ to this one
+    from pathlib import Path
+
+    import dr_inspect
+    root = Path(dr_inspect.__file__).resolve().parent.parent
+    if not (root / "pyproject.toml").is_file():
+        pytest.skip("dr_inspect is installed, not a source tree")
+    names = [Path(name) for name, _ in _catalogue_texts()]
+    assert names and all(n.parent == root / "rules" for n in names)
+    assert dict(_catalogue_texts())[str(root / "rules" / "dr.toml")] == (root / "rules" / "dr.toml").read_text()
+
+
 @pytest.mark.parametrize("extra,message", [
     ('expect = "has_copy"\nbogus = 1\n', "unknown key(s) bogus"),
     ('expect = "has_copy"\n', None),

@@ -327,3 +327,52 @@ def test_rotated_files_of_a_point_are_one_point_numbered_on(tmp_path):
     assert max(f for e in lost.evidence for f in e.frames) > rotated.points[0].frames * 2 // 3
     label = rotated.points[0].file
     assert "br_e.pcap0 + " in label and "br_e.pcap2" in label and "mergecap -a" in label
+
+
+def _iso(t: float) -> str:
+    from datetime import datetime, timezone
+    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def test_capture_span_keeps_edge_packets_from_being_judged(tmp_path):
+    from rulecaps import T0
+    cap = DrCapture()
+    # traffic while the real-server-side tcpdump was still starting: no copies captured
+    cap.connection(39000, forward=False)
+    cap.t += 2.0
+    cap.healthy()
+    cap.t += 2.0
+    cap.connection(39001, answer="none")  # its SYN-ACK would come after the capture stopped
+    last_syn = cap.t - 0.01
+    whole = verify_paths([cap.write(tmp_path / "no-span")])
+    assert rules_of(whole)["DR007"].status == "fail" and rules_of(whole)["DR009"].status == "fail"
+    assert {e.seq for e in rules_of(whole)["DR009"].evidence} == {1000 + 39001 * 7}
+
+    span = f'started = "{_iso(T0 + 0.2)}"\nstopped = "{_iso(last_syn + 0.1)}"'
+    report = verify_paths([cap.write(tmp_path / "span", extra_capture=span)])
+    rules = rules_of(report)
+    assert rules["DR007"].status == "pass" and rules["DR009"].status == "pass"
+    assert rules["DR007"].checked == rules_of(whole)["DR007"].checked - 4
+    assert rules["DR009"].checked == rules_of(whole)["DR009"].checked - 1
+    assert report.verdict == "pass"
+    # a fault inside the span is still judged
+    inside = f'started = "{_iso(T0 - 1.0)}"\nstopped = "{_iso(last_syn + 5.0)}"'
+    report = verify_paths([cap.write(tmp_path / "wide", extra_capture=inside)])
+    assert rules_of(report)["DR007"].status == "fail" and rules_of(report)["DR009"].status == "fail"
+    # traffic right after every point listens is judged: its copies follow it
+    first_healthy = T0 + 2.0
+    close = f'started = "{_iso(first_healthy - 0.005)}"\nstopped = "{_iso(last_syn + 5.0)}"'
+    report = verify_paths([cap.write(tmp_path / "close", extra_capture=close)])
+    assert rules_of(report)["DR007"].checked == rules_of(whole)["DR007"].checked - 3  # the early 3
+    # times that do not overlap the frames at all (another clock) are not used, and said so
+    elsewhere = f'started = "{_iso(T0 - 9000)}"\nstopped = "{_iso(T0 - 8000)}"'
+    report = verify_paths([cap.write(tmp_path / "elsewhere", extra_capture=elsewhere)])
+    assert {r.id: r.status for r in report.rules} == {r.id: r.status for r in whole.rules}
+    assert any("started/stopped do not overlap" in e for e in report.errors)
+
+
+def test_bad_capture_span_is_an_input_error(tmp_path):
+    folder = DrCapture().healthy().write(tmp_path / "s", extra_capture='started = "yesterday"\n'
+                                         'stopped = "2026-11-30T06:56:53Z"')
+    with pytest.raises(InputError, match=r"manifest.toml \[capture\] started: 'yesterday'"):
+        verify_paths([folder])

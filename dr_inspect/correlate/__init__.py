@@ -51,20 +51,31 @@ def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = Non
 
 def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = None,
               window_ms: float = 500.0, hosts: dict[str, str] | None = None,
-              combined: pd.DataFrame | None = None) -> Correlation:
+              combined: pd.DataFrame | None = None,
+              capture_span: tuple[int, int] | None = None) -> Correlation:
     """Learn the topology and build hops, flows and the rule tables. TopologyError if no VIP.
 
     hosts: point -> capturing host (manifest); points of one host share a clock.
-    combined: see prepare."""
+    combined: see prepare.
+    capture_span: (started, stopped) ns in which every point was capturing (manifest), if known:
+    packets too close to its edges are not judged for a counterpart at another point."""
     pk, tv, est, applied = prepare(packets, hosts, combined)
     window_ns = int(window_ms * 1_000_000)
+    span_note = ""
+    if capture_span is not None and len(pk):
+        ts = pk["ts"].to_numpy()
+        if ts.max() < capture_span[0] or ts.min() > capture_span[1]:
+            # the times are not those of these frames (another clock, or a generated set)
+            span_note = ("the manifest's started/stopped do not overlap the captured frames' "
+                         "times: not used")
+            capture_span = None
     topo = learn_topology(pk, tv, list(packets), pins)
     hops = find_hops(tv, window_ns)
     tov = tv[endpoint_in(tv["dst_ip"], tv["dst_port"], topo.vips)]
     conns = flow_endpoints(tov)
     tovt = to_vip_table(tov, topo, conns)
     del tov  # to_vip holds what later tables need
-    fw = forwards_table(tv, tovt, pk, topo, window_ns)
+    fw = forwards_table(tv, tovt, pk, topo, window_ns, capture_span)
     rp = replies_table(tv, topo, conns)
     arp = arp_table(pk, topo)
     flows = flows_table(conns, tovt, fw, rp)
@@ -73,6 +84,8 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
         "forwarded": int(fw["has_copy"].sum()) if len(fw) else 0,
         "not_forwarded": int((~fw["has_copy"]).sum()) if len(fw) else 0,
     }
+    if span_note:
+        stats["capture_span"] = span_note
     return Correlation(packets=pk, topology=topo, offsets_estimated=est, offsets_applied=applied,
                        hops=hops, tables={"to_vip": tovt, "forwards": fw, "replies": rp,
                                           "arp": arp, "flows": flows},

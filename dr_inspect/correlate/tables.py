@@ -12,6 +12,7 @@ import pandas as pd
 from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, endpoint_in, endpoints_text,
                                        five_tuples, hash_key, ints, is_group_mac, obj, per_distinct,
                                        rst, syn_ack, syn_only, text)
+from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
 from dr_inspect.topology.learn import LearnedTopology
 
 MOD32 = 1 << 32
@@ -38,7 +39,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "copy_ip_id": "int", "copy_payload_len": "int", "copy_ttl": "int", "ttl_drop": "int",
         "delay_us": "float", "copy_dst_is_rs": "bool", "copy_src_is_director": "bool",
         "real_server": "str", "coalesced": "bool", "copies": "int", "copy_ttls": "int",
-        "likely_cause": "str",
+        "likely_cause": "str", "in_capture_span": "bool",
     },
     "replies": {
         "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "flow_id": "int",
@@ -61,7 +62,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "rs_count": "int", "syn_seen": "bool", "syn_forwarded": "bool", "synack_seen": "bool",
         "syn_retransmits": "int", "rst_from_vip": "bool", "refused": "bool", "packets_in": "int",
         "packets_out": "int", "forward_delay_us": "float", "response_us": "float",
-        "likely_cause": "str",
+        "likely_cause": "str", "in_capture_span": "bool",
     },
     "points": {
         "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "five_tuple": "str",
@@ -177,10 +178,25 @@ def _adjusted_ts(tv: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     return tv["ts"].to_numpy(dtype=np.int64)[at]
 
 
+def in_capture_span(ts: np.ndarray, capture_span: tuple[int, int] | None,
+                    window_ns: int) -> np.ndarray:
+    """Whether each (clock-adjusted) time lies where a counterpart at another point could be
+    captured: inside the span in which every point was capturing (the manifest's started /
+    stopped), at least a window before its end. The counterparts judged here (forwarded copy,
+    SYN-ACK) follow the packet by at most the window, so at the start only clock differences
+    within the tolerance need a margin (a window there would drop the first half second of
+    every lab capture, whose traffic starts as soon as all points listen)."""
+    if capture_span is None:
+        return np.ones(len(ts), dtype=bool)
+    lo, hi = capture_span
+    return (ts >= lo + CLOCK_TOLERANCE_NS) & (ts <= hi - window_ns)
+
+
 def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
-                   window_ns: int) -> pd.DataFrame:
+                   window_ns: int, capture_span: tuple[int, int] | None = None) -> pd.DataFrame:
     """One row per client->VIP frame arriving at the director where a copy could be seen, with
-    the forwarded copy (or none). Matched on the loose key, then by seq range (GRO/TSO)."""
+    the forwarded copy (or none). Matched on the loose key, then by seq range (GRO/TSO).
+    capture_span: (started, stopped) ns of the set, when known (see in_capture_span)."""
     role = tovt["role"]
     ing = tovt[(tovt["leg"] == "ingress") & role.isin(["vip-segment", "both"])]
     rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
@@ -335,6 +351,8 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     src_macs = pk["src_mac"]
     senders = set(src_macs.dropna().unique()) | ({""} if src_macs.isna().any() else set())
     m["likely_cause"] = _text(m, _drop_causes(m, empty, senders))
+    m["in_capture_span"] = in_capture_span(m["ts"].to_numpy(dtype=np.int64), capture_span,
+                                           window_ns)
     m = m.sort_values(["ts", "point", "frame"], kind="stable")
     return _finish(m, "forwards")
 
@@ -500,7 +518,7 @@ def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
     # only the columns used here: every filter below would otherwise copy whole tables
     tovt = tovt[["flow_id", "point", "frame", "ts_ns", "seq", "tcp_flags", "leg"]]
     fw = fw[["flow_id", "has_copy", "syn", "copy_dst_is_rs", "real_server", "delay_us",
-             "copy_ts_ns"]]
+             "copy_ts_ns", "in_capture_span"]]
     rp = rp[["flow_id", "point", "role", "ts_ns", "tcp_flags", "from_vip", "real_server"]]
     ing = tovt[tovt["leg"] == "ingress"]
     syn_in = ing[syn_only(ing)]
@@ -524,6 +542,10 @@ def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
     out["syn_retransmits"] = (syn_counts.reindex(f.index).fillna(1) - 1).clip(lower=0).astype(np.int64)
     fwc = fw[fw["has_copy"]]
     out["syn_forwarded"] = fwc[fwc["syn"]].groupby("flow_id").size().reindex(f.index).fillna(0).to_numpy() > 0
+    # a forwarded SYN near the capture's edges may have its SYN-ACK outside it: not judged
+    spanned = fwc[fwc["syn"] & fwc["in_capture_span"]].groupby("flow_id").size()
+    out["in_capture_span"] = (~out["syn_forwarded"].to_numpy()
+                              | (spanned.reindex(f.index).fillna(0).to_numpy() > 0))
     rs = fwc[fwc["copy_dst_is_rs"]]
     out["rs_count"] = rs.groupby("flow_id")["real_server"].nunique().reindex(f.index).fillna(0).astype(np.int64)
     # the real server most copies of the flow went to (vectorised mode)

@@ -221,7 +221,13 @@ def load_rule_file(path: Path | str, text: str | None = None) -> list[Rule]:
 
 
 def _catalogue_texts() -> list[tuple[str, str]]:
-    """(name, text) of the bundled catalogue: package data, or <repo>/rules from a source tree."""
+    """(name, text) of the bundled catalogue: <repo>/rules when this package runs from a source
+    tree, else the package data. The source tree comes first: an editable install of another
+    checkout would otherwise serve its catalogue to this one (dr_inspect.catalogue is found
+    through the installed finder, not next to this package)."""
+    folder = Path(__file__).resolve().parent.parent.parent / "rules"
+    if (folder.parent / "pyproject.toml").is_file() and any(folder.glob("*.toml")):
+        return sorted((str(p), p.read_text()) for p in folder.glob("*.toml"))
     try:
         root = importlib.resources.files("dr_inspect.catalogue")
         items = [(f"dr_inspect.catalogue/{p.name}", p.read_text()) for p in root.iterdir()
@@ -230,7 +236,6 @@ def _catalogue_texts() -> list[tuple[str, str]]:
             return sorted(items)
     except ModuleNotFoundError:
         pass
-    folder = Path(__file__).resolve().parent.parent.parent / "rules"
     return sorted((str(p), p.read_text()) for p in folder.glob("*.toml"))
 
 
