@@ -161,21 +161,30 @@ def _spans(pk: pd.DataFrame) -> dict[str, tuple[int, int]]:
     return {p: (int(lo), int(hi)) for p, lo, hi in zip(g.min().index, g.min(), g.max())}
 
 
-def _adjusted_ts(tv: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
-    """tv's clock-adjusted ts of `rows` (found by point and frame, one packed int64 key)."""
+def _adjusted_ts(pk: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """The clock-adjusted ts of `rows` (which carry point and raw ts_ns): prepare shifts each
+    point's ts_ns by one offset, read back here from one frame per point of `pk`."""
     if len(rows) == 0:
         return np.zeros(0, dtype=np.int64)
-    names = pd.Index(pd.unique(tv["point"].to_numpy(dtype=object)), dtype=object)
-    tv_key = (names.get_indexer(tv["point"].to_numpy(dtype=object)).astype(np.int64) << 40) \
-        | tv["frame"].to_numpy(dtype=np.int64)
-    key = (names.get_indexer(rows["point"].to_numpy(dtype=object)).astype(np.int64) << 40) \
-        | rows["frame"].to_numpy(dtype=np.int64)
-    order = np.argsort(tv_key, kind="stable")
-    at = np.searchsorted(tv_key, key, sorter=order)
-    at = order[np.minimum(at, len(order) - 1)]
-    if (tv_key[at] != key).any():
-        raise KeyError("to_vip rows missing from the TCP view")
-    return tv["ts"].to_numpy(dtype=np.int64)[at]
+    ts_ns = rows["ts_ns"].to_numpy(dtype=np.int64)
+    points = pk["point"]
+    if isinstance(points.dtype, pd.CategoricalDtype):
+        codes = points.cat.codes.to_numpy()
+        names = pd.Index(np.asarray(points.cat.categories, dtype=object), dtype=object)
+    else:
+        codes, uniq = pd.factorize(points.to_numpy(dtype=object))
+        names = pd.Index(np.asarray(uniq, dtype=object), dtype=object)
+    present, first = np.unique(codes, return_index=True)
+    shift = np.zeros(len(names), dtype=np.int64)
+    ok = present >= 0
+    shift[present[ok]] = (pk["ts_ns"].to_numpy(dtype=np.int64)[first[ok]]
+                          - pk["ts"].to_numpy(dtype=np.int64)[first[ok]])
+    if not shift.any():
+        return ts_ns.copy()          # no clock correction applied: ts is ts_ns
+    at = names.get_indexer(rows["point"].to_numpy(dtype=object))
+    if (at < 0).any():
+        raise KeyError("to_vip rows of a point missing from the packets table")
+    return ts_ns - shift[at]
 
 
 def in_capture_span(ts: np.ndarray, capture_span: tuple[int, int] | None,
@@ -202,8 +211,8 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
     spans = _spans(pk)
     observable = np.zeros(len(ing), dtype=bool)
-    # tovt holds raw ts_ns; take the clock-adjusted ts from tv by (point, frame)
-    ts_adj = _adjusted_ts(tv, ing)
+    # tovt holds raw ts_ns; the clock-adjusted ts is ts_ns less its point's offset
+    ts_adj = _adjusted_ts(pk, ing)
     # A copy can be seen while a real-server-side point captures. Points captured together (their
     # spans overlap) are taken to run over the set's whole span, less a margin at the end where
     # one tcpdump may stop before another.
