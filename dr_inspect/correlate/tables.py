@@ -119,15 +119,24 @@ def flow_endpoints(tov: pd.DataFrame) -> pd.DataFrame:
     if len(tov) == 0:
         return pd.DataFrame({"conn": pd.Series([], dtype=np.uint64), "client_ip": [], "client_port": [],
                              "vip_ip": [], "vip_port": [], "flow_id": [], "first_ts": []})
-    c = pd.DataFrame({"conn": hash_key(tov, CONN_KEY), "client_ip": tov["src_ip"].to_numpy(),
-                      "client_port": tov["src_port"].to_numpy(), "vip_ip": tov["dst_ip"].to_numpy(),
-                      "vip_port": tov["dst_port"].to_numpy(), "ts": tov["ts"].to_numpy()})
-    f = (c.groupby("conn", sort=False)
-         .agg(client_ip=("client_ip", "first"), client_port=("client_port", "first"),
-              vip_ip=("vip_ip", "first"), vip_port=("vip_port", "first"), first_ts=("ts", "min"))
-         .reset_index().sort_values(["first_ts", "client_port"], kind="stable"))
+    conn = hash_key(tov, CONN_KEY)
+    # integer ids in order of first appearance; each connection's first row gives its endpoints
+    codes = pd.factorize(conn)[0]
+    seen = np.maximum.accumulate(codes)
+    first = np.flatnonzero(codes > np.concatenate(([-1], seen[:-1])))
+    first_ts = pd.Series(tov["ts"].to_numpy(dtype=np.int64)).groupby(codes).min().to_numpy()
+    client_port = tov["src_port"].to_numpy()[first]
+    order = np.lexsort((client_port, first_ts))          # by first time, then client port
+    rows = first[order]
+    f = pd.DataFrame({
+        "conn": conn[rows],
+        "client_ip": obj(tov["src_ip"].take(rows).to_numpy(dtype=object)),
+        "client_port": client_port[order],
+        "vip_ip": obj(tov["dst_ip"].take(rows).to_numpy(dtype=object)),
+        "vip_port": tov["dst_port"].to_numpy()[rows],
+        "first_ts": first_ts[order]})
     f["flow_id"] = np.arange(1, len(f) + 1, dtype=np.int64)
-    return f.reset_index(drop=True)
+    return f
 
 
 def to_vip_table(tov: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) -> pd.DataFrame:
