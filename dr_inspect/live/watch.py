@@ -219,9 +219,11 @@ def _analyser(points: list[CapturePoint], *, vips, topology_file, rule_files, ma
               ) -> tuple[Callable[[dict[str, pd.DataFrame], dict[str, int]], VerifyReport], frozenset[str]]:
     """The window verifier, and the ids of the rules that need no context around a frame."""
     from dr_inspect.rules import load_rules
-    from dr_inspect.topology import load_topology_file
+    from dr_inspect.topology import load_topology_file, parse_vip
     from dr_inspect.verify import analyse_packets
 
+    for vip in vips:        # a bad --vip is bad input now, not after the whole capture
+        parse_vip(vip)
     rules = load_rules(list(rule_files))
     pins = load_topology_file(topology_file) if topology_file else None
     roles = {p.name: p.role or "unknown" for p in points}
