@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
 import click
 
 from dr_inspect.cli.verify import analysis_options, library_options, write_output
+from dr_inspect.errors import InputError
 from dr_inspect.report import render_ladder_svg, render_ladder_text
 from dr_inspect.report.progress import StatusLine
+
+
+def check_client(text: str) -> None:
+    """--client is IP, IP:PORT, IPv6 or [IPv6]:PORT; anything else is bad input (before the
+    analysis, not a miss after it)."""
+    found = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", text)
+    if found:
+        ip, port = found.group(1), found.group(2)
+    elif text.count(":") == 1:
+        ip, _, port = text.partition(":")
+    else:
+        ip, port = text, None
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        raise InputError(f"--client {text!r}: {ip!r} is not an IP address (expected IP:PORT)") from None
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        raise InputError(f"--client {text!r}: port {port!r} is not a number 1..65535")
 
 
 @click.command()
@@ -25,6 +46,8 @@ def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, clien
     director send, server receive, server send, client receive."""
     if (flow is None) == (client is None):
         raise click.UsageError("give exactly one of --flow N or --client IP:PORT")
+    if client is not None:
+        check_client(client)
     from dr_inspect.verify import analyse_paths, build_ladder
 
     with StatusLine(quiet=quiet) as status:
