@@ -54,10 +54,10 @@ def svg_to_png(svg: str, png: Path, *, chromium: str | None = None,
                timeout_s: float = 120.0) -> tuple[int, int]:
     """Write `svg` as a PNG picture of the SVG's own pixel size to `png`; returns that size."""
     width, height = svg_size(svg)
-    browser = chromium or find_chromium()
     png = Path(png)
     if not png.parent.is_dir():
         raise InputError(f"{png}: cannot write: no such directory {png.parent}")
+    browser = chromium or find_chromium()
     with tempfile.TemporaryDirectory(prefix="dr-inspect-png-") as tmp:
         page = Path(tmp) / "picture.svg"
         page.write_text(svg, encoding="utf-8")
