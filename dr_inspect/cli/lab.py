@@ -85,7 +85,9 @@ def down(prefix) -> None:
 @prefix_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(prefix, as_json) -> None:
-    """List every namespace, bridge, veth, tap, VM and process of the lab."""
+    """List every namespace, bridge, veth, tap, VM and process of the lab.
+
+    Exit 0 when the lab is up, 3 when it is not (as `systemctl status`)."""
     state = lab_status(prefix)
     if state is None:
         if as_json:
