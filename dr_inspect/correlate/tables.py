@@ -340,10 +340,12 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
 
     # repeated forwarding (loops): distinct TTLs of the copies of one packet at one point
     if len(cand):
-        nt = cand.groupby(["lkey", "point"])["ttl"].nunique().groupby(level=0).max()
-        nc = cand.groupby("lkey").size()
-        m["copy_ttls"] = m["lkey"].map(nt).fillna(0).to_numpy(dtype=np.int64)
-        m["copies"] = m["lkey"].map(nc).fillna(0).to_numpy(dtype=np.int64)
+        copy_ttls, copies = _copy_counts(cand["lkey"].to_numpy(dtype=np.uint64),
+                                         cand["point"].to_numpy(dtype=object),
+                                         cand["ttl"].to_numpy(dtype=np.int64),
+                                         m["lkey"].to_numpy(dtype=np.uint64))
+        m["copy_ttls"] = copy_ttls
+        m["copies"] = copies
     else:
         m["copy_ttls"] = 0
         m["copies"] = 0
@@ -373,6 +375,27 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
                                            window_ns)
     m = m.sort_values(["ts", "point", "frame"], kind="stable")
     return _finish(m, "forwards")
+
+
+def _copy_counts(lkey: np.ndarray, point: np.ndarray, ttl: np.ndarray,
+                 wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per `wanted` loose key: the most distinct TTLs its copies show at one point, and how many
+    copies it has (0 where it has none). Integer ids and one packed key, no groupby."""
+    uniq_keys, kc = np.unique(lkey, return_inverse=True)
+    pc = pd.factorize(point)[0].astype(np.int64)
+    n_points = int(pc.max()) + 1 if len(pc) else 1
+    # ttl is 0..255, or -1 where unknown: 257 slots
+    triple = np.unique((kc.astype(np.int64) * n_points + pc) * 257 + (ttl + 1))
+    pair = triple // 257
+    pairs, per_pair = np.unique(pair, return_counts=True)
+    ttls_per_key = np.zeros(len(uniq_keys), dtype=np.int64)
+    np.maximum.at(ttls_per_key, pairs // n_points, per_pair)
+    copies_per_key = np.bincount(kc, minlength=len(uniq_keys)).astype(np.int64)
+    at = np.searchsorted(uniq_keys, wanted)
+    at = np.minimum(at, len(uniq_keys) - 1)
+    hit = uniq_keys[at] == wanted
+    return (np.where(hit, ttls_per_key[at], 0).astype(np.int64),
+            np.where(hit, copies_per_key[at], 0).astype(np.int64))
 
 
 def _drop_causes(m: pd.DataFrame, empty_points: list[str], senders: set[str]) -> np.ndarray:
