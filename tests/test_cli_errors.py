@@ -325,3 +325,19 @@ def test_verify_corpus_file_is_never_a_pass(corpus_dir, name):
     line = assert_one_line_error(result)
     assert result.stdout == ""                    # no report at all, so nothing that reads as a pass
     assert ("no LVS-DR virtual service" in line or str(path) in line), line
+
+
+@pytest.mark.parametrize("prefix", ["..", ".", "", "../etc", "a b", "UPPER"])
+@pytest.mark.parametrize("command", ["down", "status"])
+def test_lab_bad_prefix_touches_nothing(tmp_path, monkeypatch, command, prefix):
+    # the prefix names files under the run directory: '..' once made `lab down` remove its parent
+    import dr_inspect.lab.state as lab_state
+    run_dir = tmp_path / "run" / "dr-inspect"
+    run_dir.mkdir(parents=True)
+    (tmp_path / "run" / "precious").write_text("keep me")
+    (run_dir / "other.json").write_text("{}")
+    monkeypatch.setattr(lab_state, "STATE_DIR", run_dir)
+    assert_one_line_error(invoke("lab", command, "--prefix", prefix),
+                          f"prefix {prefix!r}: use 1-8 lowercase letters/digits")
+    assert (tmp_path / "run" / "precious").read_text() == "keep me"
+    assert (run_dir / "other.json").is_file()

@@ -25,7 +25,15 @@ RS_DIP_FIRST = 20          # real servers' eth12 = .20, .21 ...
 RS_VIP_SEG_FIRST = 99      # real servers' eth14 = .99, .100 ... on the VIP segment
 CLIENT_HOST = 2
 MAX_REAL_SERVERS = 40
-_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+_PREFIX_RE = re.compile(r"[a-z][a-z0-9]{0,7}")
+
+
+def check_prefix(prefix: str) -> str:
+    """The lab prefix, or LabError. It names namespaces and files under the run directory, so
+    nothing else may pass: '..' would make `lab down` remove the run directory's parent."""
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
+        raise LabError(f"prefix {prefix!r}: use 1-8 lowercase letters/digits starting with a letter")
+    return prefix
 
 
 @dataclass(frozen=True)
@@ -40,8 +48,7 @@ class LabConfig:
     scheduler: str = "rr"
 
     def validate(self) -> None:
-        if not _PREFIX_RE.match(self.prefix):
-            raise LabError(f"prefix {self.prefix!r}: use 1-8 lowercase letters/digits starting with a letter")
+        check_prefix(self.prefix)
         if self.director not in DIRECTORS:
             raise LabError(f"director {self.director!r}: expected one of {', '.join(DIRECTORS)}")
         if not 1 <= self.real_servers <= MAX_REAL_SERVERS:

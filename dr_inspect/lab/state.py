@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from dr_inspect.errors import LabError
-from dr_inspect.lab.plan import BRIDGE_RS, BRIDGE_VIP, LabConfig
+from dr_inspect.lab.plan import BRIDGE_RS, BRIDGE_VIP, LabConfig, check_prefix
 
 STATE_DIR = Path(os.environ.get("DR_INSPECT_RUN_DIR", "/run/dr-inspect"))
 
 
 def state_path(prefix: str) -> Path:
-    return STATE_DIR / f"{prefix}.json"
+    return STATE_DIR / f"{check_prefix(prefix)}.json"
 
 
 def workdir_for(prefix: str) -> Path:
-    return STATE_DIR / prefix
+    return STATE_DIR / check_prefix(prefix)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dr_inspect.errors import LabError
 from dr_inspect.lab import sysrun
-from dr_inspect.lab.plan import LabConfig
+from dr_inspect.lab.plan import LabConfig, check_prefix
 from dr_inspect.lab.state import LabState, load_state, state_path, workdir_for
 
 
@@ -41,6 +41,7 @@ def _is_lab_process(pid: int, netns_names: list[str], what: str) -> bool:
 
 def lab_down(prefix: str) -> list[str]:
     """Remove every namespace, process, VM, bridge, veth and tap of lab `prefix`. What was removed."""
+    check_prefix(prefix)
     removed: list[str] = []
     try:
         state = load_state(prefix)
@@ -92,6 +93,7 @@ def _devices(netns: str) -> list[str]:
 
 def lab_status(prefix: str) -> LabState | None:
     """The running lab (with leftovers noted), or None when nothing of `prefix` exists."""
+    check_prefix(prefix)
     try:
         state = load_state(prefix)
     except LabError as exc:
