@@ -380,20 +380,19 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
 def _copy_counts(lkey: np.ndarray, point: np.ndarray, ttl: np.ndarray,
                  wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per `wanted` loose key: the most distinct TTLs its copies show at one point, and how many
-    copies it has (0 where it has none). Integer ids and one packed key, no groupby."""
-    uniq_keys, kc = np.unique(lkey, return_inverse=True)
+    copies it has (0 where it has none). Hashed integer ids and bincounts, no sort, no groupby."""
+    kc, uniq_keys = pd.factorize(lkey)
     pc = pd.factorize(point)[0].astype(np.int64)
-    n_points = int(pc.max()) + 1 if len(pc) else 1
-    # ttl is 0..255, or -1 where unknown: 257 slots
-    triple = np.unique((kc.astype(np.int64) * n_points + pc) * 257 + (ttl + 1))
-    pair = triple // 257
-    pairs, per_pair = np.unique(pair, return_counts=True)
-    ttls_per_key = np.zeros(len(uniq_keys), dtype=np.int64)
-    np.maximum.at(ttls_per_key, pairs // n_points, per_pair)
-    copies_per_key = np.bincount(kc, minlength=len(uniq_keys)).astype(np.int64)
-    at = np.searchsorted(uniq_keys, wanted)
-    at = np.minimum(at, len(uniq_keys) - 1)
-    hit = uniq_keys[at] == wanted
+    n_keys, n_points = len(uniq_keys), (int(pc.max()) + 1 if len(pc) else 1)
+    pair = kc.astype(np.int64) * n_points + pc
+    # ttl is 0..255, or -1 where unknown: 257 slots per (key, point)
+    triples = pd.unique(pair * 257 + (ttl + 1))
+    per_pair = np.bincount(triples // 257, minlength=n_keys * n_points)
+    ttls_per_key = per_pair.reshape(n_keys, n_points).max(axis=1).astype(np.int64)
+    copies_per_key = np.bincount(kc, minlength=n_keys).astype(np.int64)
+    at = pd.Index(uniq_keys).get_indexer(wanted)
+    hit = at >= 0
+    at = np.where(hit, at, 0)
     return (np.where(hit, ttls_per_key[at], 0).astype(np.int64),
             np.where(hit, copies_per_key[at], 0).astype(np.int64))
 
