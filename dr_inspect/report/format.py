@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dr_inspect.model import Evidence, VerifyReport
+from dr_inspect.model import Evidence, RuleResult, VerifyReport
 
 # tcpdump's order and letters, so a ladder reads like the tcpdump lines people already know.
 _TCP_FLAG_LETTERS = ((0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "."),
@@ -46,6 +46,32 @@ def frames_text(frames: list[int], limit: int = 5) -> str:
 
 def evidence_where(ev: Evidence) -> str:
     return f"{ev.point} {frames_text(ev.frames)}"
+
+
+def failure_lines(rule: RuleResult, *, indent: str = "", bullet: str = "",
+                  gap: bool = False) -> list[str]:
+    """A failing rule's explanation, evidence (where, 5-tuple, seq, expected, actual, cause,
+    filter), the count left out, the fix and the host causes, as plain text lines: the terminal
+    table and JUnit bodies differ only in `indent` (the rule's own lines), `bullet` (before each
+    violation) and `gap` (a blank line before each violation)."""
+    detail = indent + " " * len(bullet) + "  "
+    lines = [f"{indent}why: {rule.explanation}"] if rule.explanation else []
+    for ev in rule.evidence:
+        if gap:
+            lines.append("")
+        lines.append(f"{indent}{bullet}{evidence_where(ev)}  {ev.five_tuple}"
+                     + (f"  seq {ev.seq}" if ev.seq is not None else ""))
+        lines.append(f"{detail}expected: {ev.expected}")
+        lines.append(f"{detail}actual:   {ev.actual}")
+        if ev.cause:
+            lines.append(f"{detail}cause:    {ev.cause}")
+        lines.append(f"{detail}filter:   {ev.display_filter}")
+    if rule.evidence_omitted:
+        lines.append(f"{indent}... and {rule.evidence_omitted} more")
+    if rule.fix_hint:
+        lines.append(f"{indent}fix: {rule.fix_hint}")
+    lines.extend(f"{indent}host: {cause}" for cause in rule.host_causes)
+    return lines
 
 
 def rule_counts(report: VerifyReport) -> dict[str, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from dr_inspect.model import RuleResult, VerifyReport
-from dr_inspect.report.format import evidence_where, rule_counts, verdict_line
+from dr_inspect.report.format import failure_lines, rule_counts, verdict_line
 from dr_inspect.report.table import topology_lines
 
 CLASSNAME = "dr-inspect.DR"
@@ -18,24 +18,7 @@ SUITE_NAME = "dr-inspect.DR"
 
 
 def _failure_body(rule: RuleResult) -> str:
-    lines = [rule.title]
-    if rule.explanation:
-        lines.append(f"why: {rule.explanation}")
-    for ev in rule.evidence:
-        lines.append("")
-        lines.append(f"{evidence_where(ev)}  {ev.five_tuple}"
-                     + (f"  seq {ev.seq}" if ev.seq is not None else ""))
-        lines.append(f"  expected: {ev.expected}")
-        lines.append(f"  actual:   {ev.actual}")
-        if ev.cause:
-            lines.append(f"  cause:    {ev.cause}")
-        lines.append(f"  filter:   {ev.display_filter}")
-    if rule.evidence_omitted:
-        lines.append(f"... and {rule.evidence_omitted} more")
-    if rule.fix_hint:
-        lines.append(f"fix: {rule.fix_hint}")
-    lines.extend(f"host: {cause}" for cause in rule.host_causes)
-    return "\n".join(lines)
+    return "\n".join([rule.title, *failure_lines(rule, gap=True)])
 
 
 def _testcase(suite: ET.Element, rule: RuleResult) -> None:

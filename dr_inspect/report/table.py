@@ -5,7 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from dr_inspect.model import PointSummary, RuleResult, Topology, VerifyReport
-from dr_inspect.report.format import evidence_where, verdict_line
+from dr_inspect.report.format import failure_lines, verdict_line
 
 _RESET = "\x1b[0m"
 _COLOURS = {"red": "\x1b[31;1m", "yellow": "\x1b[33;1m", "green": "\x1b[32m", "dim": "\x1b[2m",
@@ -32,24 +32,7 @@ def _rules_table(report: VerifyReport, colour: bool) -> str:
 
 
 def _evidence_section(rule: RuleResult) -> list[str]:
-    lines = [f"{rule.id} {rule.name}: {rule.title}"]
-    if rule.explanation:
-        lines.append(f"  why: {rule.explanation}")
-    for ev in rule.evidence:
-        lines.append(f"  - {evidence_where(ev)}  {ev.five_tuple}"
-                     + (f"  seq {ev.seq}" if ev.seq is not None else ""))
-        lines.append(f"      expected: {ev.expected}")
-        lines.append(f"      actual:   {ev.actual}")
-        if ev.cause:
-            lines.append(f"      cause:    {ev.cause}")
-        lines.append(f"      filter:   {ev.display_filter}")
-    if rule.evidence_omitted:
-        lines.append(f"  ... and {rule.evidence_omitted} more")
-    if rule.fix_hint:
-        lines.append(f"  fix: {rule.fix_hint}")
-    for cause in rule.host_causes:
-        lines.append(f"  host: {cause}")
-    return lines
+    return [f"{rule.id} {rule.name}: {rule.title}", *failure_lines(rule, indent="  ", bullet="- ")]
 
 
 def _not_exercised_section(rules: list[RuleResult]) -> list[str]:
