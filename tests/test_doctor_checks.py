@@ -418,3 +418,38 @@ def test_ipv6_real_server():
     snap["addr"][0]["addr_info"][-1]["prefixlen"] = 128
     results = run_checks(snap, "realserver", Target(vip6, 443))
     assert failed(results) == []
+
+
+NFT_TWO_TABLES = """table inet filter { # handle 3
+\tchain input { # handle 1
+\t\ttype filter hook input priority filter; policy accept;
+\t\tct state invalid counter packets 3 bytes 120 drop # handle 4
+\t\tct state { established, invalid } accept # handle 5
+\t}
+}
+table netdev dr { # handle 7
+\tchain ingress { # handle 1
+\t\ttype filter hook ingress device "eth7" priority filter; policy accept;
+\t\tip daddr 192.168.7.33 tcp dport 8000 ether daddr set 02:00:00:00:88:21 fwd to "eth8" # handle 2
+\t}
+\tchain other { # handle 3
+\t\tip daddr 192.168.7.34 fwd to "eth8" # handle 4
+\t}
+}
+table netdev plain { # handle 8
+\tchain ingress { # handle 1
+\t\tfwd to "eth9" # handle 2
+\t}
+}
+"""
+
+
+def test_nft_parsers_follow_tables_and_chains():
+    drops = hs.nft_invalid_drops(NFT_TWO_TABLES)
+    assert [(r.family, r.table, r.chain, r.rule, r.handle) for r in drops] == [
+        ("inet", "filter", "input", "ct state invalid counter packets 3 bytes 120 drop", 4)]
+    # only the netdev chain that mentions the VIP (not .34's chain, not a chain without the VIP)
+    assert hs.nft_dr_forwards(NFT_TWO_TABLES, "192.168.7.33") == [
+        'netdev dr ingress: ip daddr 192.168.7.33 tcp dport 8000 ether daddr set '
+        '02:00:00:00:88:21 fwd to "eth8"']
+    assert hs.nft_dr_forwards(NFT_TWO_TABLES, "192.168.7.3") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -276,18 +277,23 @@ _NFT_HANDLE = re.compile(r"\s*#\s*handle\s+(\d+)\s*$")
 _INVALID = re.compile(r"\bct\s+state\s+(?:\{[^}]*\binvalid\b[^}]*\}|invalid\b)")
 
 
-def nft_invalid_drops(text: str) -> list[FirewallRule]:
-    """nft rules that drop (or reject) packets in conntrack state invalid."""
-    found: list[FirewallRule] = []
+def _nft_chain_lines(text: str) -> Iterator[tuple[str, str, str, str]]:
+    """(family, table, chain, line) for each line inside a chain of an `nft list ruleset`."""
     family = table = chain = ""
     for line in text.splitlines():
         if m := _NFT_TABLE.match(line):
             family, table, chain = m.group(1), m.group(2), ""
-            continue
-        if m := _NFT_CHAIN.match(line):
+        elif m := _NFT_CHAIN.match(line):
             chain = m.group(1)
-            continue
-        if not chain or not _INVALID.search(line):
+        elif chain:
+            yield family, table, chain, line
+
+
+def nft_invalid_drops(text: str) -> list[FirewallRule]:
+    """nft rules that drop (or reject) packets in conntrack state invalid."""
+    found: list[FirewallRule] = []
+    for family, table, chain, line in _nft_chain_lines(text):
+        if not _INVALID.search(line):
             continue
         body = _NFT_HANDLE.sub("", line).strip()
         if re.search(r"\b(drop|reject)\b", body):
@@ -319,15 +325,8 @@ def nft_dr_forwards(text: str, vip: str) -> list[str]:
     matches the VIP): the nft way of doing DR without IPVS."""
     vip_re = re.compile(rf"(?<![\w.:]){re.escape(vip)}(?![\w.:])")
     chains: dict[tuple[str, str, str], tuple[bool, list[str]]] = {}
-    family = table = chain = ""
-    for line in text.splitlines():
-        if m := _NFT_TABLE.match(line):
-            family, table, chain = m.group(1), m.group(2), ""
-            continue
-        if m := _NFT_CHAIN.match(line):
-            chain = m.group(1)
-            continue
-        if family != "netdev" or not chain:
+    for family, table, chain, line in _nft_chain_lines(text):
+        if family != "netdev":
             continue
         body = _NFT_HANDLE.sub("", line).strip()
         mentions, fwds = chains.get((family, table, chain), (False, []))
