@@ -121,6 +121,17 @@ def _resolve_pinned_vips(tv: pd.DataFrame, pins: TopologyPins,
     return sorted(set(out))
 
 
+def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (0..) and the values they stand for (NA a value of its own): a categorical's
+    own codes, else factorized."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy().astype(np.int64)
+        values = np.append(np.asarray(s.cat.categories, dtype=object), np.nan)
+        return np.where(codes < 0, len(values) - 1, codes), values
+    codes, values = pd.factorize(s, use_na_sentinel=False)
+    return codes.astype(np.int64), np.asarray(values, dtype=object)
+
+
 def _legs(tov: pd.DataFrame) -> pd.DataFrame:
     """Distinct (packet, src MAC, dst MAC) sightings of client->VIP packets seen more than once
     with different MACs, ranked: 0 = the original, 1.. = forwarded copies (TTL falls, time rises)."""
@@ -128,13 +139,14 @@ def _legs(tov: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["k", "src_mac", "dst_mac", "ttl", "ts", "point", "rank"])
     # Groups of (packet key, src MAC, dst MAC) as integer ids in order of first appearance
     # (factorize numbers values as they first occur), aggregated with numpy.
-    src_codes, src_values = pd.factorize(tov["src_mac"], use_na_sentinel=False)
-    dst_codes, dst_values = pd.factorize(tov["dst_mac"], use_na_sentinel=False)
+    src_codes, src_values = _codes(tov["src_mac"])
+    dst_codes, dst_values = _codes(tov["dst_mac"])
     point_values = tov["point"].to_numpy(dtype=object)
     k = strict_key(tov)
     key_codes = pd.factorize(k)[0].astype(np.int64)
-    pair = pd.factorize(key_codes * (int(src_codes.max()) + 1) + src_codes)[0].astype(np.int64)
-    gid = pd.factorize(pair * (int(dst_codes.max()) + 1) + dst_codes)[0]
+    # one id per distinct (packet, src MAC, dst MAC), numbered in order of first appearance
+    gid = pd.factorize((key_codes * (int(src_codes.max()) + 1) + src_codes)
+                       * (int(dst_codes.max()) + 1) + dst_codes)[0]
     seen = np.maximum.accumulate(gid)
     first = np.flatnonzero(gid > np.concatenate(([-1], seen[:-1])))   # group g starts at first[g]
     order = np.argsort(gid, kind="stable")
