@@ -175,3 +175,18 @@ def test_no_permission_to_read_a_namespace_is_not_checked(rs_netns):
         assert {c.status for c in report.checks} == {"not-checked"}, role
         assert all(c.reason for c in report.checks)
         assert any("Operation not permitted" in c.reason for c in report.checks)
+
+
+def test_unreadable_interface_list_is_recorded():
+    """No `ip addr` and no sysctl folder listing: all/default are still read, and why the
+    per-interface sysctls are missing is in errors (it used to be a silent empty list)."""
+
+    def runner(argv: list[str]) -> str:
+        if argv[0] == "cat" and argv[1].startswith("/proc/sys/net/ipv4/"):
+            return "1\n"
+        raise RuntimeError(f"{argv[0]}: not here")
+
+    snap = take_snapshot(runner=runner, host="h")
+    assert snap["addr"] is None and "addr" in snap["errors"]
+    assert snap["errors"]["interfaces"] == "ls: not here"
+    assert sorted(snap["sysctl"]["net.ipv4.conf"]) == ["all", "default"]

@@ -136,13 +136,14 @@ def _ip_json_or_text(run: Runner, snap: dict[str, Any], item: str, args: list[st
         return parse(text)
 
 
-def _interfaces(addr: list[dict[str, Any]] | None, run: Runner) -> list[str]:
+def _interfaces(addr: list[dict[str, Any]] | None, run: Runner, snap: dict[str, Any]) -> list[str]:
+    """Interfaces whose sysctls are read: from `ip addr`, else the sysctl folder. When neither
+    can be read, only all/default are read and the reason is in snapshot["errors"]["interfaces"]
+    (it was silently an empty list)."""
     if addr:
         return [link["ifname"] for link in addr if "ifname" in link]
-    try:
-        return run(["ls", "/proc/sys/net/ipv4/conf"]).split()
-    except Exception:  # noqa: BLE001
-        return []
+    return (_try(snap, "interfaces", lambda: run(["ls", "/proc/sys/net/ipv4/conf"]).split())
+            or [])
 
 
 def _read_sysctls(run: Runner, snap: dict[str, Any], ifaces: list[str]) -> dict[str, Any]:
@@ -230,7 +231,7 @@ def take_snapshot(netns: str | None = None, *, runner: Runner | None = None,
     snap["route4"] = _ip_json_or_text(runner, snap, "route4", ["-4", "route"], textparse.parse_ip_route)
     snap["route6"] = _ip_json_or_text(runner, snap, "route6", ["-6", "route"], textparse.parse_ip_route)
     snap["neigh"] = _ip_json_or_text(runner, snap, "neigh", ["neigh"], textparse.parse_ip_neigh)
-    snap["sysctl"] = _read_sysctls(runner, snap, _interfaces(snap["addr"], runner))
+    snap["sysctl"] = _read_sysctls(runner, snap, _interfaces(snap["addr"], runner, snap))
     snap["ipvsadm_ln"] = _try(snap, "ipvsadm_ln", lambda: runner(["ipvsadm", "-Ln"]))
     snap["ipvsadm_sn"] = _try(snap, "ipvsadm_sn", lambda: runner(["ipvsadm", "-Sn"]))
     snap["nft"] = _try(snap, "nft", lambda: runner(["nft", "-a", "list", "ruleset"]))
