@@ -127,12 +127,17 @@ def test_topology_picture_two_segment_and_shared():
     texts = [t.text for t in svg.iter(f"{SVG_NS}text")]
     assert "... and 8 more real servers" in texts
     assert "conflict: pinned rs3 MAC not seen" in texts
-    assert ET.fromstring(render_topology_svg(None)) is not None
+    empty = ET.fromstring(render_topology_svg(None))
+    assert [t.text for t in empty.iter(f"{SVG_NS}text")] == ["topology not learned"]
 
 
 def test_charts_handle_empty_and_odd_values():
-    ET.fromstring(share_chart([]))
-    ET.fromstring(share_chart([{"name": "rs1", "connections": 0}]))
+    def texts_of(svg: str) -> list[str]:
+        return [t.text for t in ET.fromstring(svg).iter(f"{SVG_NS}text")]
+
+    assert texts_of(share_chart([]))[1:] == ["no real servers learned"]
+    # no connections at all: 0 %, not a division by zero
+    assert texts_of(share_chart([{"name": "rs1", "connections": 0}]))[1:] == ["rs1", "0 (0.0%)"]
     svg = latency_chart([("rs1", []), ("rs2", [None, float("nan"), 5.0, 50_000.0])], "t")
     root = ET.fromstring(svg)
     texts = [t.text for t in root.iter(f"{SVG_NS}text")]
