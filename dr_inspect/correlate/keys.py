@@ -188,7 +188,10 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
 
 def is_group_mac(macs) -> np.ndarray:
     """Broadcast/multicast MACs (I/G bit of the first octet set); '' counts as not a group MAC."""
-    first = pd.Series(np.asarray(macs, dtype=object)).str.slice(0, 2)
+    # judged once per distinct MAC (a handful), not per frame
+    codes, distinct = pd.factorize(pd.Series(np.asarray(macs, dtype=object), dtype=object))
+    first = pd.Series(np.asarray(distinct, dtype=object), dtype=object).str.slice(0, 2)
     digits = first.str.slice(1, 2).fillna("0")
     # the I/G bit is the low bit of the first octet = the low bit of its second hex digit
-    return digits.isin(list("13579bdfBDF")).to_numpy(dtype=bool)
+    group = np.append(digits.isin(list("13579bdfBDF")).to_numpy(dtype=bool), False)
+    return group[codes]           # code -1 (missing) takes the appended False
