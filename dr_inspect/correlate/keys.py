@@ -97,10 +97,13 @@ def per_distinct(columns: list, render) -> np.ndarray:
     key = pd.util.hash_pandas_object(
         pd.DataFrame({i: (c.reset_index(drop=True) if isinstance(c, pd.Series) else c)
                       for i, c in enumerate(columns)}), index=False).to_numpy(dtype=np.uint64)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    # ids in order of first appearance (a hash table, no sort); each id's first row renders it
+    codes = pd.factorize(key)[0]
+    seen = np.maximum.accumulate(codes)
+    first = np.flatnonzero(codes > np.concatenate(([-1], seen[:-1])))
     picked = [(c.iloc[first] if isinstance(c, pd.Series) else np.asarray(c)[first])
               for c in columns]
-    return np.asarray(render(*picked), dtype=object)[inverse.reshape(-1)]
+    return np.asarray(render(*picked), dtype=object)[codes]
 
 
 def five_tuples(src_ip: pd.Series, src_port: np.ndarray, dst_ip: pd.Series,
