@@ -132,6 +132,14 @@ def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(values, dtype=object)
 
 
+def _categorical(codes: np.ndarray, values: np.ndarray) -> pd.Categorical:
+    """The values of `codes` (from _codes) as a categorical over the distinct non-NA values."""
+    values = np.asarray(values, dtype=object)
+    keep = ~pd.isna(values)
+    new_code = np.where(keep, np.cumsum(keep) - 1, -1)
+    return pd.Categorical.from_codes(new_code[codes], categories=pd.Index(values[keep], dtype=object))
+
+
 def _legs(tov: pd.DataFrame) -> pd.DataFrame:
     """Distinct (packet, src MAC, dst MAC) sightings of client->VIP packets seen more than once
     with different MACs, ranked: 0 = the original, 1.. = forwarded copies (TTL falls, time rises)."""
@@ -156,9 +164,11 @@ def _legs(tov: pd.DataFrame) -> pd.DataFrame:
     g_k = k[first]
     per_key = np.bincount(key_codes[first])[key_codes[first]]
     multi = np.flatnonzero(per_key >= 2)
-    # rank within a key: TTL falling, then time rising, then first appearance
-    ranked = multi[np.lexsort((first[multi], g_ts[multi], -g_ttl[multi], g_k[multi]))]
-    rk = g_k[ranked]
+    # rank within a key: TTL falling, then time rising, then first appearance (keys are
+    # blocked by their integer id; the order of the blocks does not matter to the votes)
+    g_kc = key_codes[first]
+    ranked = multi[np.lexsort((first[multi], g_ts[multi], -g_ttl[multi], g_kc[multi]))]
+    rk = g_kc[ranked]
     block = np.ones(len(ranked), dtype=bool)
     block[1:] = rk[1:] != rk[:-1]
     block_start = np.flatnonzero(block)
@@ -166,9 +176,9 @@ def _legs(tov: pd.DataFrame) -> pd.DataFrame:
                                                                            len(ranked))))
     rows = first[ranked]
     multi = pd.DataFrame({
-        "k": rk,
-        "src_mac": pd.Series(np.asarray(src_values, dtype=object)[src_codes[rows]], dtype=object),
-        "dst_mac": pd.Series(np.asarray(dst_values, dtype=object)[dst_codes[rows]], dtype=object),
+        "k": g_k[ranked],
+        "src_mac": _categorical(src_codes[rows], src_values),
+        "dst_mac": _categorical(dst_codes[rows], dst_values),
         "ttl": g_ttl[ranked], "ts": g_ts[ranked],
         "point": pd.Series(point_values[rows], dtype=object),
         "rank": rank.astype(np.int64)})
