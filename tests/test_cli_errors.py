@@ -229,6 +229,19 @@ def test_capture_on_a_missing_bridge(command, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
+    (["--rotate-files", "3"], "--rotate-files needs --rotate-mb"),
+    (["--snapshot", "rs1=no-such-ns"], "network namespace 'no-such-ns' does not exist"),
+    (["--snapshot", "../x=-"], "capture point name '../x'"),
+])
+def test_capture_rejects_bad_options_before_capturing(tmp_path, args, fragment):
+    require_tool("tcpdump", "tcpdump")
+    out = tmp_path / "set"
+    assert_one_line_error(invoke("capture", "-q", "--bridge", "lo", "--duration", "3600",
+                                 "--out", out, *args), fragment)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
     (["--role", "br_x=sideways"], "role must be one of"),
     (["--vip", "nonsense"], "'nonsense' is not an IP address"),
     (["--rules", "{rules}"], "unknown key(s) colour"),

@@ -25,7 +25,8 @@ from dr_inspect.errors import CaptureAgentError, DrInspectError, InputError
 from dr_inspect.live.agent import TcpdumpAgent
 from dr_inspect.live.files import free_bytes, point_files, trim_partial_record
 from dr_inspect.live.manifest import render_manifest
-from dr_inspect.live.preflight import check_interface, check_point_name, prepare_out_dir
+from dr_inspect.live.preflight import (check_interface, check_point_name, check_snapshot_hosts,
+                                      prepare_out_dir)
 from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN, build_argv, find_tcpdump, supports_nano
 
 START_TIMEOUT_S = 15.0
@@ -260,9 +261,12 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
     validate_points(points)
     if snaplen <= 0 or (count is not None and count <= 0) or (rotate_mb is not None and rotate_mb <= 0):
         raise InputError("snaplen, count and rotate-mb must be positive")
+    if rotate_files is not None and rotate_mb is None:
+        raise InputError("--rotate-files needs --rotate-mb (the size at which tcpdump starts the next file)")
     tcpdump = find_tcpdump()
     for p in points:
         check_interface(p.interface, p.netns)
+    check_snapshot_hosts(snapshot_hosts)
     created = not Path(out_dir).exists()
     out_dir = prepare_out_dir(Path(out_dir))
     if rotate_mb is not None and rotate_files is None:

@@ -37,11 +37,10 @@ def points_from_bridges(bridges: tuple[str, ...] | list[str], netns: str | None,
     return [CapturePoint(name=b, interface=b, netns=netns, role=role_of.get(b)) for b in bridges]
 
 
-def snapshot_hosts(netns: str | None, extra: tuple[str, ...] | list[str], enabled: bool) -> dict[str, str | None]:
-    """The capturing host itself (its netns, or this host) plus --snapshot HOST=NETNS ones."""
-    if not enabled:
-        return {}
-    hosts: dict[str, str | None] = {netns or socket.gethostname(): netns}
+def snapshot_hosts(netns: str | None, extra: tuple[str, ...] | list[str], include_self: bool) -> dict[str, str | None]:
+    """The capturing host itself (its netns, or this host) unless `include_self` is false
+    (--no-snapshot), plus the --snapshot HOST=NETNS ones, which are always taken."""
+    hosts: dict[str, str | None] = {netns or socket.gethostname(): netns} if include_self else {}
     for name, ns in parse_pairs(extra, "--snapshot").items():
         hosts[name] = None if ns == "-" else ns
     return hosts

@@ -26,6 +26,15 @@ def check_netns(netns: str) -> None:
         raise CaptureAgentError(f"network namespace {netns!r} does not exist (ip netns list)")
 
 
+def check_snapshot_hosts(hosts: dict[str, str | None] | None) -> None:
+    """Snapshot host names (they name files) and their namespaces, before any tcpdump starts:
+    a typo is bad input now, not a warning after the whole capture."""
+    for host, netns in (hosts or {}).items():
+        check_point_name(host)
+        if netns is not None:
+            check_netns(netns)
+
+
 def check_interface(interface: str, netns: str | None) -> None:
     """The interface must exist where tcpdump will run (in `netns`, or in this namespace)."""
     if netns is None:

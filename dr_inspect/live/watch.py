@@ -23,7 +23,7 @@ from dr_inspect.errors import (CaptureAgentError, CaptureError, DrInspectError, 
 from dr_inspect.live.capture import (CapturePoint, CaptureSummary, PointResult, manifest_text,
                                      repair_tails, reserve_manifest, take_snapshots, utc_now,
                                      validate_points, write_reserved)
-from dr_inspect.live.preflight import check_interface, prepare_out_dir
+from dr_inspect.live.preflight import check_interface, check_snapshot_hosts, prepare_out_dir
 from dr_inspect.live.rolling import IntervalVerdict, PointLive, RollingVerdict
 from dr_inspect.live.stream import StreamAgent
 from dr_inspect.live.tcpdump import build_argv, find_tcpdump, supports_nano
@@ -271,6 +271,8 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
     tcpdump = find_tcpdump()
     for p in points:
         check_interface(p.interface, p.netns)
+    if save_dir is not None:
+        check_snapshot_hosts(snapshot_hosts)
     analyse, edge_free = _analyser(points, vips=vips, topology_file=topology_file, rule_files=rule_files,
                         match_window_ms=match_window_ms, max_evidence=max_evidence,
                         scheduler=scheduler)
