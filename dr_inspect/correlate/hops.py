@@ -14,9 +14,18 @@ ESTIMATE_WINDOW_NS = 60_000_000_000
 
 
 def _firsts(tv: pd.DataFrame) -> pd.DataFrame:
+    """First sighting (min ts_ns) of each packet at each point: columns k, point, ts.
+    Grouped on one packed integer id (packet id x point id), not on per-frame point strings."""
     k = strict_key(tv)
-    f = pd.DataFrame({"k": k, "point": tv["point"].to_numpy(), "ts": tv["ts_ns"].to_numpy()})
-    return f.groupby(["k", "point"], sort=False)["ts"].min().reset_index()
+    pc, pnames = pd.factorize(tv["point"].to_numpy(dtype=object))
+    kc, kvalues = pd.factorize(k)
+    n_points = max(len(pnames), 1)
+    gid, groups = pd.factorize(kc.astype(np.int64) * n_points + pc)
+    ts = pd.Series(tv["ts_ns"].to_numpy(dtype=np.int64)).groupby(gid).min().to_numpy()
+    return pd.DataFrame({"k": np.asarray(kvalues)[groups // n_points],
+                         "point": pd.Series(np.asarray(pnames, dtype=object)[groups % n_points],
+                                            dtype=object),
+                         "ts": ts})
 
 
 def estimate_offsets(tv: pd.DataFrame, points: list[str], hosts: dict[str, str] | None = None

@@ -184,7 +184,7 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
         "ip_id": ints(t["ip_id"]),
         "payload_len": ints(t["payload_len"], 0),
         "ttl": ints(t["ttl"]),
-    })
+    }, copy=False)  # the arrays are new already: no second, consolidated copy
     view["strict_key"] = hash_key(view, STRICT_KEY)
     return view
 
