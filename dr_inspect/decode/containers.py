@@ -368,9 +368,9 @@ class ContainerParser:
                 raise ContainerError(base + pos, "truncated pcapng section header")
             return 0
         bom = bytes(buf[pos + 8:pos + 12])
-        if bom == b"\x4d\x3c\x2b\x1a":
+        if bom == BOM.to_bytes(4, "little"):
             little = True
-        elif bom == b"\x1a\x2b\x3c\x4d":
+        elif bom == BOM.to_bytes(4, "big"):
             little = False
         else:
             raise ContainerError(base + pos + 8, f"bad pcapng byte-order magic {bom.hex()}")

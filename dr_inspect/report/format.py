@@ -27,11 +27,6 @@ def tcp_flags_long(flags: int | None) -> str:
     return ",".join(names) or "none"
 
 
-def ms_since(ts_ns: int, origin_ns: int) -> str:
-    """Milliseconds relative to origin with microsecond precision: '+12.345'."""
-    return f"+{(ts_ns - origin_ns) / 1e6:.3f}"
-
-
 def opt(value: object) -> str:
     """A value or '-' for None."""
     return "-" if value is None else str(value)
@@ -92,7 +87,3 @@ def verdict_line(report: VerifyReport) -> str:
              f"{c['warnings_failed']} failed (warning)", f"{c['not-exercised']} not exercised"]
     return (f"{head}: {', '.join(parts)} of {c['rules']} rules; "
             f"{report.flows} flows, {report.hops} hops")
-
-
-def failed_rule_ids(report: VerifyReport) -> list[str]:
-    return [r.id for r in report.rules if r.status == "fail"]
