@@ -1,4 +1,4 @@
-"""dr-inspect ladder: draw one connection across the capture points (text, optionally SVG)."""
+"""dr-inspect ladder: draw one connection across the capture points (text; optionally SVG and PNG)."""
 
 from __future__ import annotations
 
