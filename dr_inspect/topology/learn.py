@@ -121,6 +121,10 @@ def _resolve_pinned_vips(tv: pd.DataFrame, pins: TopologyPins,
     return sorted(set(out))
 
 
+# TCP-view columns topology learning never reads (the packet identity is the strict_key column)
+_UNUSED_HERE = {"frame", "ts_ns", "row", "ip_id", "payload_len"}
+
+
 def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes (0..) and the values they stand for (NA a value of its own): a categorical's
     own codes, else factorized."""
@@ -207,8 +211,11 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
             "with a rewritten MAC or answered from another MAC; these captures show no DR traffic "
             "(pin the VIP with --vip ip:port if the capture holds only part of it)")
 
-    tov = tv[endpoint_in(tv["dst_ip"], tv["dst_port"], vips)]
-    rep = tv[endpoint_in(tv["src_ip"], tv["src_port"], vips)]
+    # only the columns learning reads: these selections are most of the TCP view
+    unused = _UNUSED_HERE if "strict_key" in tv.columns else {"frame", "ts_ns", "row"}
+    cols = [c for c in tv.columns if c not in unused]
+    tov = tv.loc[endpoint_in(tv["dst_ip"], tv["dst_port"], vips), cols]
+    rep = tv.loc[endpoint_in(tv["src_ip"], tv["src_port"], vips), cols]
     legs = _legs(tov)
     orig, fwd = legs[legs["rank"] == 0], legs[legs["rank"] >= 1]
     in_votes = orig["dst_mac"].value_counts().to_dict()
