@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +124,40 @@ def test_read_snapshot_rejects_garbage(tmp_path):
         bad.write_text(json.dumps(broken))
         with pytest.raises(InputError, match=f"x.json: item '{item}'"):
             read_snapshot(bad)
+
+
+
+BUNDLED_SNAPSHOTS = sorted(Path(__file__).resolve().parent.parent.glob("captures/*/snapshots/*.json"))
+
+
+@pytest.mark.parametrize("path, value, item, message", [
+    (("addr", 1, "ifname"), {"a": 1}, "addr", "'ifname' is text"),
+    (("addr", 1, "addr_info", 0, "local"), [1], "addr_info", "'local' is text"),
+    (("addr", 1, "addr_info", 0, "prefixlen"), -1, "addr", "prefix length 0..128"),
+    (("addr", 1, "addr_info", 0, "prefixlen"), True, "addr_info", "'prefixlen' is an integer"),
+    (("route4", 0, "dev"), [None], "route4", "'dev' is text"),
+    (("listeners", 0, "local"), [], "listeners", "'local' is text"),
+    (("listeners", 0, "port"), "8000", "listeners", "'port' is an integer"),
+])
+def test_read_snapshot_rejects_wrong_field_types(tmp_path, path, value, item, message):
+    """A hand-edited snapshot with a wrong type deep inside is one error line, not a TypeError
+    traceback from a check (found by mutating the bundled snapshots)."""
+    assert BUNDLED_SNAPSHOTS
+    snap = json.loads(next(p for p in BUNDLED_SNAPSHOTS if p.name == "rs1.json").read_text())
+    target = snap
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    bad = tmp_path / "rs1.json"
+    bad.write_text(json.dumps(snap))
+    with pytest.raises(InputError, match=f"rs1.json: item '{item}' should be .*{re.escape(message)}"):
+        read_snapshot(bad)
+
+
+def test_bundled_snapshots_pass_validation():
+    assert BUNDLED_SNAPSHOTS
+    for path in BUNDLED_SNAPSHOTS:
+        assert read_snapshot(path)["addr"], path
 
 
 def test_parse_busybox_ip_text():

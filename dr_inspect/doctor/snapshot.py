@@ -252,6 +252,18 @@ _LIST_ITEMS = ("addr", "route4", "route6", "neigh", "listeners")
 _TEXT_ITEMS = ("ipvsadm_ln", "ipvsadm_sn", "nft", "iptables_save")
 
 
+_ROUTE_FIELDS = {"dst": str, "gateway": str, "dev": str, "prefsrc": str, "type": str, "metric": int}
+_FIELD_TYPES: dict[str, dict[str, type]] = {
+    "addr": {"ifname": str, "address": str, "link_type": str},
+    "addr_info": {"local": str, "prefixlen": int, "family": str},
+    "route4": _ROUTE_FIELDS,
+    "route6": _ROUTE_FIELDS,
+    "neigh": {"dst": str, "dev": str, "lladdr": str},
+    "listeners": {"local": str, "port": int},
+}
+_KIND_NAMES = {str: "text", int: "an integer"}
+
+
 def validate_snapshot(data: Any, where: str) -> dict[str, Any]:
     """Check the shape the checks rely on; SnapshotError names the file and the item."""
     if not isinstance(data, dict) or "addr" not in data or "sysctl" not in data:
@@ -270,6 +282,20 @@ def validate_snapshot(data: Any, where: str) -> dict[str, Any]:
             raise bad("addr", "`ip -j addr` objects (addr_info: list of objects)")
         if not isinstance(link.get("flags", []), list):
             raise bad("addr", "`ip -j addr` objects (flags: list)")
+    # fields the checks read, inside those objects: text (names, addresses) or integers; `ip -j`
+    # leaves out what does not apply, so a missing field is fine
+    for item, fields in _FIELD_TYPES.items():
+        objects = data.get(item) or []
+        if item == "addr_info":
+            objects = [a for link in data.get("addr") or [] for a in link.get("addr_info", [])]
+        for obj in objects:
+            for name, kind in fields.items():
+                value = obj.get(name)
+                if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                    raise bad(item, f"objects whose {name!r} is {_KIND_NAMES[kind]} "
+                                    f"(found {json.dumps(value)[:40]})")
+            if item == "addr_info" and not 0 <= (obj.get("prefixlen") or 0) <= 128:
+                raise bad("addr", f"addresses with a prefix length 0..128 (found {obj['prefixlen']})")
     for item in _TEXT_ITEMS:
         if data.get(item) is not None and not isinstance(data[item], str):
             raise bad(item, "text or null")
