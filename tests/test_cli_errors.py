@@ -354,3 +354,35 @@ def test_lab_bad_prefix_touches_nothing(tmp_path, monkeypatch, command, prefix):
                           f"prefix {prefix!r}: use 1-8 lowercase letters/digits")
     assert (tmp_path / "run" / "precious").read_text() == "keep me"
     assert (run_dir / "other.json").is_file()
+
+
+# manifest.toml values of the wrong type: captureset.py (the lead's) and verify.py (another
+# engineer's) read them unchecked today, so these are TypeError/ValueError tracebacks; reported,
+# kept here so the fix is seen.
+_MANIFEST_TYPES = "captureset.py / verify.py do not check manifest value types (reported)"
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    pytest.param(lambda t: t + "\n", "", id="unchanged-control"),
+    pytest.param(lambda t: "points = 5\n", "points", id="points-not-a-list",
+                 marks=pytest.mark.xfail(reason=_MANIFEST_TYPES, strict=False)),
+    pytest.param(lambda t: t.replace('name = "br_e"', "name = [1]"), "name",
+                 id="point-name-a-list", marks=pytest.mark.xfail(reason=_MANIFEST_TYPES, strict=False)),
+    pytest.param(lambda t: t.replace("dropped = 0", 'dropped = "many"', 1), "dropped",
+                 id="dropped-text", marks=pytest.mark.xfail(reason=_MANIFEST_TYPES, strict=False)),
+    pytest.param(lambda t: "snapshots = []\n" + t, "snapshots", id="snapshots-a-list",
+                 marks=pytest.mark.xfail(reason=_MANIFEST_TYPES, strict=False)),
+])
+def test_manifest_value_types(tmp_path, edit, fragment):
+    capture_set = write_dr_set(tmp_path / "set")
+    manifest = capture_set / "manifest.toml"
+    manifest.write_text(edit(
+        '[capture]\ntool = "test"\n\n'
+        '[[points]]\nname = "br_e"\nfile = "br_e.pcap"\nrole = "vip-segment"\ndropped = 0\n\n'
+        '[[points]]\nname = "br_lvs"\nfile = "br_lvs.pcap"\nrole = "rs-segment"\ndropped = 0\n'))
+    result = invoke("verify", "-q", capture_set)
+    if not fragment:                       # the control: the same set with its manifest verifies
+        assert_no_traceback(result)
+        assert result.exit_code in (0, 1) and "rules;" in result.stdout
+        return
+    assert_one_line_error(result, "manifest.toml", fragment)
