@@ -86,3 +86,17 @@ def test_a_browser_that_fails_is_one_line(tmp_path):
     with pytest.raises(RenderError, match=r"could not render the PNG \(exit 1\)"):
         svg_to_png('<svg width="10" height="10"></svg>', tmp_path / "x.png", chromium="/bin/false")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_picture_of_the_wrong_size_is_refused(tmp_path):
+    """A browser that ignores --window-size must not pass for a correct PNG."""
+    from dr_inspect.report.png import RenderError
+    fake = tmp_path / "fake-chromium"
+    # writes a valid 1x1 PNG header to the --screenshot path, whatever size was asked for
+    fake.write_text("#!/bin/sh\nfor a; do case $a in --screenshot=*) "
+                    "printf '\\211PNG\\r\\n\\032\\n\\000\\000\\000\\rIHDR\\000\\000\\000\\001\\000\\000\\000\\001'"
+                    " > \"${a#--screenshot=}\";; esac; done\n")
+    fake.chmod(0o755)
+    with pytest.raises(RenderError, match="made a 1x1 picture, not 10x20"):
+        svg_to_png('<svg width="10" height="20"></svg>', tmp_path / "x.png", chromium=str(fake))
+    assert not (tmp_path / "x.png").exists()

@@ -17,6 +17,7 @@ from pathlib import Path
 from dr_inspect.errors import DrInspectError, InputError, MissingToolError
 
 CHROMIUM_PACKAGE = "chromium"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1")
@@ -40,6 +41,13 @@ def svg_size(svg: str) -> tuple[int, int]:
             raise InputError(f"SVG: the <svg> element has no {name} in pixels")
         size.append(max(1, math.ceil(float(found.group(1)))))
     return size[0], size[1]
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, or None when `data` is not a PNG."""
+    if len(data) < 24 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def find_chromium() -> str:
@@ -74,6 +82,10 @@ def svg_to_png(svg: str, png: Path, *, chromium: str | None = None,
         if run.returncode != 0 or not shot.is_file():
             last = (run.stderr.strip().splitlines() or ["no message"])[-1]
             raise RenderError(f"chromium could not render the PNG (exit {run.returncode}): {last}")
+        got = png_size(shot.read_bytes()[:24])
+        if got != (width, height):
+            raise RenderError(f"chromium made a {got[0]}x{got[1]} picture, not {width}x{height}"
+                              if got else "chromium wrote something that is not a PNG")
         try:
             shutil.copyfile(shot, png)
         except OSError as exc:
