@@ -164,3 +164,12 @@ def test_copy_times_stay_exact_when_some_frames_are_not_forwarded():
     assert (hc["copy_ts_ns"].to_numpy() == copy_ts).all()
     assert (hc["delay_us"].to_numpy() == (copy_ts - orig_ts) / 1000.0).all()
     assert (fw.loc[~fw["has_copy"], "copy_ts_ns"] == -1).all()
+
+
+def test_shared_text_codes_of_columns_without_values():
+    # a capture without MACs (raw IP, some SLL): the MAC columns are all missing
+    from dr_inspect.correlate.keys import shared_text_codes
+    empty = pd.Series(pd.Categorical([None, None], categories=pd.Index([], dtype=object)))
+    some = pd.Series(pd.Categorical(["02:00:00:00:00:01", None]))
+    a, b = shared_text_codes([empty, some])
+    assert list(a) == ["", ""] and list(b) == ["02:00:00:00:00:01", ""]

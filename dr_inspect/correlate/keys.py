@@ -148,8 +148,11 @@ def shared_text_codes(columns: list[pd.Series]) -> list[pd.Categorical]:
     for c in columns:
         if isinstance(c.dtype, pd.CategoricalDtype):
             codes = c.cat.codes.to_numpy()
-            remap = union.get_indexer(np.asarray(c.cat.categories, dtype=object))
-            codes = np.where(codes < 0, empty, remap[codes])
+            # code -1 (missing) picks the appended '' (a column may have no categories at all:
+            # a capture without MACs)
+            remap = np.append(union.get_indexer(np.asarray(c.cat.categories, dtype=object)),
+                              empty)
+            codes = remap[codes]
         else:
             codes = union.get_indexer(c.to_numpy(dtype=object, na_value=""))
         out.append(pd.Categorical.from_codes(codes, dtype=dtype))
