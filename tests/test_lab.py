@@ -184,7 +184,11 @@ def test_demo_writes_a_capture_set_and_tears_down(tmp_path):
     from dr_inspect.captureset import load_capture_set
     cs = load_capture_set([out])
     assert {p.name: p.role for p in cs.points} == {"br_e": "vip-segment", "br_lvs": "rs-segment"}
-    assert cs.capture["director"] == "nft" and cs.capture["real_servers"] == 2
+    # real servers named by RIP (the lab's plan: rs1, rs2 on 192.168.88.20, .21), so reports use
+    # the lab's names
+    assert cs.capture["director"] == "nft"
+    assert cs.capture["real_servers"] == [{"name": "rs1", "rip": "192.168.88.20"},
+                                          {"name": "rs2", "rip": "192.168.88.21"}]
     assert all(p.file.stat().st_size > 1000 for p in cs.points)
     assert set(cs.snapshots) == {"client", "director", "rs1", "rs2"}
     _nothing_left("t3", [])
