@@ -109,6 +109,37 @@ def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
         raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
 
 
+# Expected value types of the manifest's keys (a wrong type is an input error naming the key,
+# not a crash later in verify).
+_POINT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "file": str, "files": list, "role": str, "interface": str, "netns": str,
+    "host": str, "received": int, "dropped": int, "snaplen": int, "started": str, "stopped": str,
+}
+_CAPTURE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "tool": str, "host": str, "started": str, "stopped": str, "director": str, "faults": list,
+    "description": str, "real_servers": (list, int), "vip": str, "port": int, "scheduler": str,
+}
+
+
+def _check_types(table: dict[str, Any], types: dict[str, type | tuple[type, ...]], where: str) -> None:
+    for key, value in table.items():
+        expected = types.get(key)
+        # bool is an int in Python, never a count or a port here
+        if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+            raise InputError(f"{where}: {key} must be {_TOML_NAMES.get(names, names)}, not {value!r}")
+
+
+_TOML_NAMES = {"str": "a string", "int": "an integer", "list": "an array", "list or int": "an array or an integer"}
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: [{key}] must be a table")
+    return value
+
+
 def read_manifest(directory: Path) -> CaptureSet:
     path = directory / "manifest.toml"
     try:
@@ -118,12 +149,19 @@ def read_manifest(directory: Path) -> CaptureSet:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML: {exc}") from None
     _check_keys(data, {"capture", "points", "snapshots"}, str(path))
-    capture = data.get("capture", {})
+    capture = _table(data, "capture", str(path))
     _check_keys(capture, _CAPTURE_KEYS, f"{path} [capture]")
+    _check_types(capture, _CAPTURE_TYPES, f"{path} [capture]")
+    raw_points = data.get("points", [])
+    if not isinstance(raw_points, list) or not all(isinstance(p, dict) for p in raw_points):
+        raise InputError(f"{path}: points must be [[points]] tables")
+    snapshot_table = _table(data, "snapshots", str(path))
+    _check_types(snapshot_table, dict.fromkeys(snapshot_table, str), f"{path} [snapshots]")
     points: list[Point] = []
-    for i, raw in enumerate(data.get("points", [])):
+    for i, raw in enumerate(raw_points):
         where = f"{path} points[{i}]"
         _check_keys(raw, _POINT_KEYS, where)
+        _check_types(raw, _POINT_TYPES, where)
         if "name" not in raw or "file" not in raw:
             raise InputError(f"{where}: 'name' and 'file' are required")
         role = raw.get("role", "unknown")
@@ -144,7 +182,7 @@ def read_manifest(directory: Path) -> CaptureSet:
     names = [p.name for p in points]
     if len(set(names)) != len(names):
         raise InputError(f"{path}: point names are not unique: {', '.join(names)}")
-    snapshots = {host: directory / rel for host, rel in data.get("snapshots", {}).items()}
+    snapshots = {host: directory / rel for host, rel in snapshot_table.items()}
     return CaptureSet(root=directory, points=points, capture=capture, snapshots=snapshots)
 
 
