@@ -361,22 +361,14 @@ def test_lab_bad_prefix_touches_nothing(tmp_path, monkeypatch, command, prefix):
     assert (run_dir / "other.json").is_file()
 
 
-# manifest.toml values of the wrong type: captureset.py (the lead's) and verify.py (another
-# engineer's) read them unchecked today, so these are TypeError/ValueError tracebacks; reported,
-# kept here so the fix is seen.
-_MANIFEST_TYPES = "captureset.py / verify.py do not check manifest value types (reported)"
-
-
+# manifest.toml values of the wrong type (tracebacks in captureset.py until 4c9f9d1).
 @pytest.mark.parametrize("edit, fragment", [
     pytest.param(lambda t: t + "\n", "", id="unchanged-control"),
-    pytest.param(lambda t: "points = 5\n", "points", id="points-not-a-list",
-                 marks=pytest.mark.xfail(reason=_MANIFEST_TYPES, strict=False)),
-    pytest.param(lambda t: t.replace('name = "br_e"', "name = [1]"), "name",
-                 id="point-name-a-list", marks=pytest.mark.xfail(reason=_MANIFEST_TYPES, strict=False)),
+    pytest.param(lambda t: "points = 5\n", "points", id="points-not-a-list"),
+    pytest.param(lambda t: t.replace('name = "br_e"', "name = [1]"), "name", id="point-name-a-list"),
     pytest.param(lambda t: t.replace("dropped = 0", 'dropped = "many"', 1), "dropped",
-                 id="dropped-text", marks=pytest.mark.xfail(reason=_MANIFEST_TYPES, strict=False)),
-    pytest.param(lambda t: "snapshots = []\n" + t, "snapshots", id="snapshots-a-list",
-                 marks=pytest.mark.xfail(reason=_MANIFEST_TYPES, strict=False)),
+                 id="dropped-text"),
+    pytest.param(lambda t: "snapshots = []\n" + t, "snapshots", id="snapshots-a-list"),
 ])
 def test_manifest_value_types(tmp_path, edit, fragment):
     capture_set = write_dr_set(tmp_path / "set")
