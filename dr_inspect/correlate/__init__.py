@@ -77,6 +77,8 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     del tov  # to_vip holds what later tables need
     fw = forwards_table(tv, tovt, pk, topo, window_ns, capture_span)
     rp = replies_table(tv, topo, conns)
+    # nothing reads the TCP view after this: free it before the arp and flows tables are built
+    del tv
     arp = arp_table(pk, topo)
     flows = flows_table(conns, tovt, fw, rp)
     stats = {

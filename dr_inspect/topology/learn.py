@@ -121,8 +121,9 @@ def _resolve_pinned_vips(tv: pd.DataFrame, pins: TopologyPins,
     return sorted(set(out))
 
 
-# TCP-view columns topology learning never reads (the packet identity is the strict_key column)
-_UNUSED_HERE = {"frame", "ts_ns", "row", "ip_id", "payload_len"}
+# TCP-view columns topology learning never reads once the packet identity is the strict_key
+# column (seq, ack and flags only feed that key; VIP detection reads them from the whole view)
+_UNUSED_HERE = {"frame", "ts_ns", "row", "ip_id", "payload_len", "seq", "ack", "tcp_flags"}
 
 
 def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
