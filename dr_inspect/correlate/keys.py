@@ -160,11 +160,16 @@ def shared_text_codes(columns: list[pd.Series]) -> list[pd.Categorical]:
 
 
 def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
-    """TCP rows with plain columns (numbers as int64, -1 when missing; addresses as categoricals
-    with '' for missing, shared categories per kind: see shared_text_codes).
+    """TCP rows with plain columns (numbers as numpy integers, -1 when missing; addresses as
+    categoricals with '' for missing, shared categories per kind: see shared_text_codes).
 
-    Derived tables are built from this view and turn addresses into str (tables._finish), so
-    rule expressions never meet NA or categories.
+    Ports, payload length (int32), flags and TTL (int16) are narrow: the view is most of the
+    memory of a run. They never hold a negative value other than -1 for a missing TTL, so keys
+    hashed from them equal keys hashed from int64 copies (pandas hashes integers by value once
+    widened to 64 bits). seq, ack and IP ID stay int64 (arithmetic modulo 2**32; -1 for a
+    missing IPv6 IP ID feeds the strict key). Derived tables are built from this view and turn
+    addresses into str and integers into int64 (tables._finish), so rule expressions never
+    meet NA, categories or narrow integers.
     """
     t = pk[is_tcp(pk)]
     src_mac, dst_mac = shared_text_codes([t["src_mac"], t["dst_mac"]])
@@ -179,14 +184,14 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
         "dst_mac": dst_mac,
         "src_ip": src_ip,
         "dst_ip": dst_ip,
-        "src_port": ints(t["src_port"]),
-        "dst_port": ints(t["dst_port"]),
+        "src_port": ints(t["src_port"]).astype(np.int32),
+        "dst_port": ints(t["dst_port"]).astype(np.int32),
         "seq": ints(t["seq"]),
         "ack": ints(t["ack"]),
-        "tcp_flags": ints(t["tcp_flags"], 0),
+        "tcp_flags": ints(t["tcp_flags"], 0).astype(np.int16),
         "ip_id": ints(t["ip_id"]),
-        "payload_len": ints(t["payload_len"], 0),
-        "ttl": ints(t["ttl"]),
+        "payload_len": ints(t["payload_len"], 0).astype(np.int32),
+        "ttl": ints(t["ttl"]).astype(np.int16),
     }, copy=False)  # the arrays are new already: no second, consolidated copy
     view["strict_key"] = hash_key(view, STRICT_KEY)
     return view

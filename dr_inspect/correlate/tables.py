@@ -86,6 +86,10 @@ def _finish(df: pd.DataFrame, table: str) -> pd.DataFrame:
     for col, kind in TABLE_COLUMNS[table].items():
         if kind == "str" and out[col].dtype != object:
             out[col] = obj(out[col].to_numpy(dtype=object, na_value=""))
+        elif (kind == "int" and isinstance(out[col].dtype, np.dtype)
+              and out[col].dtype.kind == "i" and out[col].dtype.itemsize < 8):
+            # the TCP view's narrow integers: tables keep one integer type
+            out[col] = out[col].to_numpy(dtype=np.int64)
     return out
 
 
