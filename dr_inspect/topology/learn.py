@@ -162,10 +162,11 @@ def _legs(tov: pd.DataFrame) -> pd.DataFrame:
                        * (int(dst_codes.max()) + 1) + dst_codes)[0]
     seen = np.maximum.accumulate(gid)
     first = np.flatnonzero(gid > np.concatenate(([-1], seen[:-1])))   # group g starts at first[g]
-    order = np.argsort(gid, kind="stable")
-    starts = np.searchsorted(gid[order], np.arange(len(first)))
-    g_ttl = np.maximum.reduceat(tov["ttl"].to_numpy(dtype=np.int64)[order], starts)
-    g_ts = np.minimum.reduceat(tov["ts"].to_numpy(dtype=np.int64)[order], starts)
+    # per-group max TTL / min time by unbuffered scatter (numpy 2's ufunc.at): no sort of the ids
+    g_ttl = np.full(len(first), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(g_ttl, gid, tov["ttl"].to_numpy(dtype=np.int64))
+    g_ts = np.full(len(first), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(g_ts, gid, tov["ts"].to_numpy(dtype=np.int64))
     g_k = k[first]
     per_key = np.bincount(key_codes[first])[key_codes[first]]
     multi = np.flatnonzero(per_key >= 2)
