@@ -170,8 +170,21 @@ def to_vip_table(tov: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
 def _spans(pk: pd.DataFrame) -> dict[str, tuple[int, int]]:
     if len(pk) == 0:
         return {}
-    g = pd.DataFrame({"point": pk["point"].astype(object), "ts": pk["ts"]}).groupby("point")["ts"]
-    return {p: (int(lo), int(hi)) for p, lo, hi in zip(g.min().index, g.min(), g.max())}
+    points = pk["point"]
+    if not isinstance(points.dtype, pd.CategoricalDtype):
+        points = points.astype("category")
+    # min/max time per point code by scatter (no per-frame point strings, no groupby)
+    codes = points.cat.codes.to_numpy().astype(np.intp)
+    names = np.asarray(points.cat.categories, dtype=object)
+    ts = pk["ts"].to_numpy(dtype=np.int64)
+    ok = codes >= 0
+    codes, ts = codes[ok], ts[ok]
+    lo = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.full(len(names), np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(lo, codes, ts)
+    np.maximum.at(hi, codes, ts)
+    seen = np.bincount(codes, minlength=len(names)) > 0
+    return {str(names[i]): (int(lo[i]), int(hi[i])) for i in np.flatnonzero(seen)}
 
 
 def _adjusted_ts(pk: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
