@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +43,19 @@ def require_root_netns() -> None:
 def corpus_dir() -> Path:
     require(CORPUS.is_dir(), f"tcpdump test corpus not found at {CORPUS}")
     return CORPUS
+
+
+@contextmanager
+def running_lab(prefix: str, **config: Any) -> Iterator[Any]:
+    """A lab (dr_inspect.lab.LabConfig(prefix=prefix, **config)) for a test module: leftovers of
+    an earlier run with the same prefix removed first, everything torn down also when a test fails."""
+    require_root_netns()
+    require_tool("tcpdump", "tcpdump")
+    require_tool("nft", "nftables")
+    from dr_inspect.lab import LabConfig, lab_down, lab_up
+    lab_down(prefix)
+    state = lab_up(LabConfig(prefix=prefix, **config))
+    try:
+        yield state
+    finally:
+        lab_down(prefix)

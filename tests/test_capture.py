@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, require, require_root_netns, require_tool
+from conftest import ROOT, require, require_root_netns, require_tool, running_lab
 from dr_inspect.captureset import read_manifest
 from dr_inspect.errors import CaptureAgentError, InputError, MissingToolError
 from dr_inspect.live.capture import CapturePoint, start_capture
@@ -149,16 +149,8 @@ def decode_frames(path: Path) -> int:
 
 @pytest.fixture(scope="module")
 def lab():
-    require_root_netns()
-    require_tool("tcpdump", "tcpdump")
-    require_tool("nft", "nftables")
-    from dr_inspect.lab import LabConfig, lab_down, lab_up
-    lab_down(PREFIX)
-    state = lab_up(LabConfig(prefix=PREFIX, director="nft", real_servers=2))
-    try:
+    with running_lab(PREFIX, director="nft", real_servers=2) as state:
         yield state
-    finally:
-        lab_down(PREFIX)
 
 
 def lab_points(state) -> list[CapturePoint]:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import pytest
 from click.testing import CliRunner
 
-from conftest import require, require_root_netns, require_tool
+from conftest import require, require_root_netns, require_tool, running_lab
 from dr_inspect.cli import main
 from dr_inspect.doctor.checks import parse_vip
 from dr_inspect.doctor.run import doctor_live, doctor_snapshots
@@ -44,12 +44,8 @@ def _need_lab():
 
 @contextmanager
 def lab(director: str = "nft", faults: tuple[str, ...] = ()):
-    from dr_inspect.lab import LabConfig, lab_down, lab_up
-    lab_down(PREFIX)                      # leftovers of an interrupted run of ours
-    try:
-        yield lab_up(LabConfig(prefix=PREFIX, director=director, real_servers=1, faults=faults))
-    finally:
-        lab_down(PREFIX)
+    with running_lab(PREFIX, director=director, real_servers=1, faults=faults) as state:
+        yield state
 
 
 def _dip(state) -> str:

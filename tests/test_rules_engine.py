@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import require
 from dr_inspect.errors import RuleFileError
 from dr_inspect.rules import evaluate_rule, load_rule_file, load_rules
 from dr_inspect.rules.loader import _catalogue_texts
@@ -75,8 +76,7 @@ def test_a_source_tree_reads_its_own_catalogue():
 
     import dr_inspect
     root = Path(dr_inspect.__file__).resolve().parent.parent
-    if not (root / "pyproject.toml").is_file():
-        pytest.skip("dr_inspect is installed, not a source tree")
+    require((root / "pyproject.toml").is_file(), "dr_inspect is installed, not run from a source tree")
     names = [Path(name) for name, _ in _catalogue_texts()]
     assert names and all(n.parent == root / "rules" for n in names)
     assert dict(_catalogue_texts())[str(root / "rules" / "dr.toml")] == (root / "rules" / "dr.toml").read_text()

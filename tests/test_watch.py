@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, require_root_netns, require_tool
+from conftest import ROOT, running_lab
 from dr_inspect.live.capture import CapturePoint
 from dr_inspect.live.render import render_interval
 from dr_inspect.live.rolling import IntervalVerdict, PointLive, RollingVerdict
@@ -129,16 +129,8 @@ def tcpdumps_in(netns: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def lab():
-    require_root_netns()
-    require_tool("tcpdump", "tcpdump")
-    require_tool("nft", "nftables")
-    from dr_inspect.lab import LabConfig, lab_down, lab_up
-    lab_down(PREFIX)
-    state = lab_up(LabConfig(prefix=PREFIX, director="nft", real_servers=2))
-    try:
+    with running_lab(PREFIX, director="nft", real_servers=2) as state:
         yield state
-    finally:
-        lab_down(PREFIX)
 
 
 class Traffic:
