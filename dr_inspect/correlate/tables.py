@@ -268,13 +268,18 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     ing["conn"] = hash_key(ing, CLIENT_KEY)
 
     vips = topo.vips
-    cand_all = tv[tv["point"].isin(rs_points).to_numpy()
-                  & ~tv["dst_mac"].isin(topo.director_in).to_numpy()
-                  & ~endpoint_in(tv["src_ip"], tv["src_port"], vips)]
-    cand_all = cand_all.assign(conn=hash_key(cand_all, CLIENT_KEY))
-    cand_all = cand_all[cand_all["conn"].isin(ing["conn"])]
-    cand_all = cand_all.assign(lkey=hash_key(cand_all, LOOSE_KEY))
-    cand = cand_all[cand_all["lkey"].isin(ing["lkey"])]
+    # Candidates are kept as positions in tv with their keys, hashed from the key columns alone:
+    # the rows are copied once, for `cand` (and for all of a connection's frames only when the
+    # GRO/TSO pass below needs them), not three times in successive filters.
+    all_pos = np.flatnonzero(tv["point"].isin(rs_points).to_numpy()
+                             & ~tv["dst_mac"].isin(topo.director_in).to_numpy()
+                             & ~endpoint_in(tv["src_ip"], tv["src_port"], vips))
+    all_conn = hash_key(tv[CLIENT_KEY].iloc[all_pos], CLIENT_KEY)
+    kept = pd.Series(all_conn).isin(ing["conn"]).to_numpy()
+    all_pos, all_conn = all_pos[kept], all_conn[kept]
+    all_lkey = hash_key(tv[LOOSE_KEY].iloc[all_pos], LOOSE_KEY)
+    picked = pd.Series(all_lkey).isin(ing["lkey"]).to_numpy()
+    cand = tv.iloc[all_pos[picked]].assign(conn=all_conn[picked], lkey=all_lkey[picked])
 
     copy_cols = ["point", "frame", "ts_ns", "ts", "src_mac", "dst_mac", "src_ip", "dst_ip",
                  "src_port", "dst_port", "ack", "tcp_flags", "ip_id", "payload_len", "ttl", "row"]
@@ -321,7 +326,8 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m["coalesced"] = has & (m["copy_payload_len"] != m["payload_len"]).to_numpy()
 
     # GRO/TSO: frames with no exact copy, covered by the seq range of one copy of their connection
-    if (~m["has_copy"]).any() and len(cand_all):
+    if (~m["has_copy"]).any() and len(all_pos):
+        cand_all = tv.iloc[all_pos].assign(conn=all_conn, lkey=all_lkey)
         base = (pd.concat([ing[["conn", "ts", "seq"]], cand_all[["conn", "ts", "seq"]]])
                 .sort_values("ts", kind="stable").groupby("conn")["seq"].first())
         miss = m[~m["has_copy"] & (m["payload_len"] > 0)].copy()
