@@ -113,6 +113,7 @@ def test_parse_vip_rejects(text):
     ('[roles]\nbr_e = "edge"\n', "roles.br_e"),
     ('[[real_servers]]\nname = "a"\nmac = "x"\n', "unknown key(s) mac"),
     ('shape = "ring"\n', "shape"),
+    ('scheduler = 5\n', "scheduler must be an IPVS scheduler name"),
     ('vips = [', "invalid TOML"),
 ])
 def test_topology_file_is_validated_strictly(tmp_path, body, message):

@@ -110,7 +110,10 @@ def pins_from_dict(data: dict[str, Any], where: str) -> TopologyPins:
         raise TopologyError(f"{where}: vips must be a list of \"ip:port\" strings")
     pins.vips = [parse_vip(v, f"{where} vips") for v in vips]
     if "scheduler" in data:
-        pins.scheduler = str(data["scheduler"])
+        if not isinstance(data["scheduler"], str) or not data["scheduler"]:
+            raise TopologyError(f"{where}: scheduler must be an IPVS scheduler name such as \"rr\", "
+                                f"not {data['scheduler']!r}")
+        pins.scheduler = data["scheduler"]
     if "shape" in data:
         if data["shape"] not in SHAPES:
             raise TopologyError(f"{where}: shape {data['shape']!r} is not one of {', '.join(SHAPES)}")
