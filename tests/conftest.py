@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,21 @@ def running_lab(prefix: str, **config: Any) -> Iterator[Any]:
         yield state
     finally:
         lab_down(prefix)
+
+
+def wait_for(ready: Callable[[], bool], proc: subprocess.Popen, what: str,
+             timeout: float = 60, poll: float = 0.1) -> None:
+    """Wait until ready() while proc runs; fail with proc's output if it exits first, or with
+    `what` when the time is up."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, what
+        time.sleep(poll)
+
+
+def reap(proc: subprocess.Popen) -> None:
+    """Kill proc if it is still running (a failing test must not leave processes behind)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, require, require_root_netns, require_tool, running_lab
+from conftest import ROOT, reap, require, require_root_netns, require_tool, running_lab, wait_for
 from dr_inspect.captureset import read_manifest
 from dr_inspect.errors import CaptureAgentError, InputError, MissingToolError
 from dr_inspect.live.capture import CapturePoint, start_capture
@@ -205,19 +205,14 @@ def test_signal_stops_capture_cleanly(lab, tmp_path, sig):
     proc = _popen("capture", "--bridge", "br_e", "--bridge", "br_lvs", "--netns", lab.switch_netns,
                   "--out", str(out), "--quiet")
     try:
-        deadline = time.monotonic() + 30
         # the capture is up once both files exist (tcpdump creates them when it starts capturing)
-        while not ((out / "br_e.pcap").exists() and (out / "br_lvs.pcap").exists()):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "capture did not start"
-            time.sleep(0.1)
+        wait_for(lambda: (out / "br_e.pcap").exists() and (out / "br_lvs.pcap").exists(), proc,
+                 "capture did not start", timeout=30)
         run_traffic(lab, requests=6, concurrency=2)
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr and f"capture set written to {out}" in stdout
     assert not tcpdumps_writing(out)
@@ -234,16 +229,11 @@ def test_count_and_duration_stop_by_themselves(lab, tmp_path):
     proc = _popen("capture", "--bridge", "br_e", "--netns", lab.switch_netns, "--count", "5",
                   "--out", str(out), "-q")
     try:
-        deadline = time.monotonic() + 30
-        while not (out / "br_e.pcap").exists():
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
+        wait_for((out / "br_e.pcap").exists, proc, "capture did not start", timeout=30)
         run_traffic(lab, requests=4, concurrency=1)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     assert proc.returncode == 0, stderr
     assert decode_frames(out / "br_e.pcap") == 5
     timed = _cli("capture", "--bridge", "br_lvs", "--netns", lab.switch_netns, "--duration", "0.5",

@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require_root_netns, require_tool
+from conftest import ROOT, reap, require_root_netns, require_tool, wait_for
 
 from dr_inspect.errors import LabError, MissingToolError
 from dr_inspect.lab import LabConfig, lab_down, lab_inventory, lab_status, lab_up, run_curl, run_traffic
@@ -207,19 +206,14 @@ def test_ctrl_c_during_demo_tears_down(tmp_path, signum):
                              "nft", "--out", str(out), "--requests", "400", "--concurrency", "1", "--no-verify"],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not (out / "br_lvs.pcap").exists() or not state_path("t3").exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "demo did not start capturing"
-            time.sleep(0.1)
+        wait_for(lambda: (out / "br_lvs.pcap").exists() and state_path("t3").exists(), proc,
+                 "demo did not start capturing")
         recorded = lab_status("t3")
         pids = list(recorded.processes.values()) if recorded else []
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     _nothing_left("t3", pids)

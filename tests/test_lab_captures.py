@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from tests.conftest import ROOT
+from conftest import ROOT
 
 from dr_inspect.captureset import load_capture_set
 from dr_inspect.lab.faults import FAULTS

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root_netns, require_tool
+from conftest import require_root_netns, require_tool
 
 from dr_inspect.lab import LabConfig, lab_down, lab_up, run_traffic
 from dr_inspect.lab.faults import STALE_DIRECTOR_MAC

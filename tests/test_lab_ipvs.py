@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require_root_netns, require_tool
+from conftest import ROOT, require_root_netns, require_tool
 
 from dr_inspect.lab import LabConfig, lab_down, lab_inventory, lab_status, lab_up, run_curl, run_traffic
 from dr_inspect.lab import sysrun

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, running_lab
+from conftest import ROOT, reap, running_lab, wait_for
 from dr_inspect.live.capture import CapturePoint
 from dr_inspect.live.render import render_interval
 from dr_inspect.live.rolling import IntervalVerdict, PointLive, RollingVerdict
@@ -236,9 +236,7 @@ def test_watch_cli_healthy_lab_exit_0_and_saved_set_verifies(lab, tmp_path):
         with Traffic(lab):
             stdout, rest = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     proc.stderr_text = first + rest
     assert proc.returncode == 0, stdout[-2000:] + proc.stderr_text[-2000:]
     import json
@@ -262,18 +260,13 @@ def test_signal_stops_watch_with_report_and_valid_files(lab, tmp_path, sig):
              "--netns", lab.switch_netns, "--interval", "1", "--save", str(save), "-q"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
         try:
-            deadline = time.monotonic() + 60
-            while not ((save / "br_e.pcap").exists() and (save / "br_e.pcap").stat().st_size > 1000):
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "watch did not start"
-                time.sleep(0.2)
+            wait_for(lambda: (save / "br_e.pcap").exists() and (save / "br_e.pcap").stat().st_size > 1000,
+                     proc, "watch did not start", poll=0.2)
             time.sleep(1.5)
             proc.send_signal(sig)
             stdout, stderr = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            reap(proc)
     assert proc.returncode in (0, 1), stderr
     assert "Traceback" not in stderr and "rules" in stdout
     assert not tcpdumps_in(lab.switch_netns)
