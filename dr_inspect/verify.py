@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,13 +77,26 @@ def _point_file_label(files: list[Path]) -> str:
               " as in `mergecap -a -w merged.pcap` of them)")
 
 
-def _decode_point(files: list[Path], name: str) -> tuple[pd.DataFrame, Any, tuple[str, str] | None]:
+def _decode_file(path: Path, name: str) -> Any:
+    """decode_file(path) for one file of point `name`, or the CaptureError it raised (returned so
+    a pool can hand it back in order)."""
+    from dr_inspect.decode import decode_file
+
+    try:
+        return decode_file(path, point=name)
+    except CaptureError as exc:
+        return exc
+
+
+def _decode_point(files: list[Path], name: str, decoded: list[Any] | None = None
+                  ) -> tuple[pd.DataFrame, Any, tuple[str, str] | None]:
     """Decode every file of one point as one table: frame numbers continue across the files.
 
+    decoded: _decode_file(f, name) of each file, when already done (by a thread pool).
     Returns (packets, stats of the first file with the counts of all, None or (error for the
     report, error for the point's summary)); a file that cannot be read at all is skipped with
     its error (the others are still verified)."""
-    from dr_inspect.decode import DecodeStats, concat_packets, decode_file
+    from dr_inspect.decode import DecodeStats, concat_packets
 
     parts: list[pd.DataFrame] = []
     total: DecodeStats | None = None
@@ -89,16 +104,15 @@ def _decode_point(files: list[Path], name: str) -> tuple[pd.DataFrame, Any, tupl
     raw: list[str] = []               # for the point's summary
     first_failure: CaptureError | None = None
     offset = 0
-    for path in files:
-        try:
-            decoded = decode_file(path, point=name)
-        except CaptureError as exc:
-            errors.append(str(exc))
-            raw.append(str(exc))
-            first_failure = first_failure or exc
+    for i, path in enumerate(files):
+        result = decoded[i] if decoded is not None else _decode_file(path, name)
+        if isinstance(result, CaptureError):
+            errors.append(str(result))
+            raw.append(str(result))
+            first_failure = first_failure or result
             continue
-        st = decoded.stats
-        df = decoded.packets
+        st = result.stats
+        df = result.packets
         if offset and len(df):
             df["frame"] = df["frame"].to_numpy() + offset
         offset += st.frames_read
@@ -123,6 +137,11 @@ def _decode_point(files: list[Path], name: str) -> tuple[pd.DataFrame, Any, tupl
     return packets, total, ("; ".join(errors), "; ".join(raw)) if errors else None
 
 
+# Files decoded at once: decoding is numpy work that releases the GIL, so two files take little
+# more than the larger one on two cores; more threads only add peak memory.
+DECODE_THREADS = 2
+
+
 def _decode_set(cs: CaptureSet, progress: Progress | None = None
                 ) -> tuple[dict[str, pd.DataFrame], list[PointSummary], list[str]]:
     packets: dict[str, pd.DataFrame] = {}
@@ -130,46 +149,70 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
     errors: list[str] = []
     seen: dict[tuple[int, str], str] = {}
     sizes = [sum(f.stat().st_size for f in p.files) for p in cs.points]
+    # which points to decode, in order (None: a duplicate, with its error)
+    plan: list[tuple[Any, str | None]] = []
     for point, size in zip(cs.points, sizes):
         # only points of equal size can be duplicates: hash those alone
         key = (size, _digest(point.files) if sizes.count(size) > 1 else point.name)
         if key in seen:
-            errors.append(f"{point.file}: same content as point {seen[key]}; ignored as a duplicate")
+            plan.append((None, f"{point.file}: same content as point {seen[key]}; "
+                               "ignored as a duplicate"))
             continue
         seen[key] = point.name
-        summary = PointSummary(name=point.name, file=_point_file_label(point.files),
-                               role=point.role, interface=point.interface,
-                               kernel_drops=point.dropped, snaplen=point.snaplen)
-        _say(progress, f"decoding {point.name}")
-        try:
-            df, st, error = _decode_point(point.files, point.name)
-        except CaptureError as exc:
-            summary.error = str(exc)
-            errors.append(str(exc))
-            summaries.append(summary)
-            packets[point.name] = pd.DataFrame()
-            continue
-        if error is not None:
-            errors.append(error[0])
-            summary.error = error[1]
-        ifaces = {i.id: i.name for i in st.interfaces}
-        used = sorted(set(df["interface"].tolist())) if len(df) and "interface" in df else []
-        if len(used) > 1:
-            # a pcapng with several interfaces is several points
-            for iid in used:
-                name = f"{point.file.name}:{ifaces.get(iid) or iid}"
-                part = df[df["interface"] == iid].reset_index(drop=True)
-                packets[name] = part
-                summaries.append(_summary_of(part, PointSummary(
-                    name=name, file=summary.file, role="unknown", interface=ifaces.get(iid, ""),
-                    kernel_drops=None, snaplen=st.snaplen or None), st.undecodable, summary.error))
-            continue
-        summary.snaplen = summary.snaplen or (st.snaplen or None)
-        summary.frames = st.frames_read
-        summary.decoded = st.frames_decoded
-        summary.undecodable = dict(st.undecodable)
-        packets[point.name] = df
-        summaries.append(_summary_of(df, summary, None, summary.error))
+        plan.append((point, None))
+    jobs = [(point.name, f) for point, _ in plan if point is not None for f in point.files]
+    workers = min(DECODE_THREADS, len(jobs), os.cpu_count() or 1)
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        # every file is started at once (in order, as threads free up); the results are taken
+        # in order on this thread, which alone reports progress
+        futures = [pool.submit(_decode_file, f, name) for name, f in jobs] if pool else None
+        done = 0
+        for point, duplicate in plan:
+            if point is None:
+                errors.append(duplicate)
+                continue
+            summary = PointSummary(name=point.name, file=_point_file_label(point.files),
+                                   role=point.role, interface=point.interface,
+                                   kernel_drops=point.dropped, snaplen=point.snaplen)
+            _say(progress, f"decoding {point.name}")
+            decoded = ([f.result() for f in futures[done:done + len(point.files)]]
+                       if futures is not None else None)
+            done += len(point.files)
+            try:
+                df, st, error = _decode_point(point.files, point.name, decoded)
+            except CaptureError as exc:
+                summary.error = str(exc)
+                errors.append(str(exc))
+                summaries.append(summary)
+                packets[point.name] = pd.DataFrame()
+                continue
+            if error is not None:
+                errors.append(error[0])
+                summary.error = error[1]
+            ifaces = {i.id: i.name for i in st.interfaces}
+            used = sorted(set(df["interface"].tolist())) if len(df) and "interface" in df else []
+            if len(used) > 1:
+                # a pcapng with several interfaces is several points
+                for iid in used:
+                    name = f"{point.file.name}:{ifaces.get(iid) or iid}"
+                    part = df[df["interface"] == iid].reset_index(drop=True)
+                    packets[name] = part
+                    summaries.append(_summary_of(part, PointSummary(
+                        name=name, file=summary.file, role="unknown",
+                        interface=ifaces.get(iid, ""), kernel_drops=None,
+                        snaplen=st.snaplen or None), st.undecodable, summary.error))
+                continue
+            summary.snaplen = summary.snaplen or (st.snaplen or None)
+            summary.frames = st.frames_read
+            summary.decoded = st.frames_decoded
+            summary.undecodable = dict(st.undecodable)
+            packets[point.name] = df
+            summaries.append(_summary_of(df, summary, None, summary.error))
+    finally:
+        if pool is not None:
+            # an error above (or ^C) leaves no file queued; one being decoded runs to its end
+            pool.shutdown(wait=True, cancel_futures=True)
     return packets, summaries, errors
 
 
