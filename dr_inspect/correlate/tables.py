@@ -1,7 +1,10 @@
 """Derived tables the rules read: to_vip, forwards, replies, arp, flows, points.
 
-Every table is plain columns (str, int64 with -1 for missing, float64, bool) so rule expressions
-never meet NA. Each row names where it was seen (point, frame, ts_ns) for evidence.
+Every table is plain columns that never hold NA: text as a pandas Categorical of str (or object
+in the small tables), integers as numpy integers with -1 for missing (narrow where the TCP view
+is narrow: ports, TTL, flags, lengths), float64 and bool. Each row names where it was seen
+(point, frame, ts_ns) for evidence. The big tables are built from row positions, integer keys
+and codes: a text is rendered once per distinct value, never per row.
 """
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dr_inspect.correlate.coded import (as_text, categorical, codes_and_values, mapped, member,
+                                        take, text_rank, with_default)
 from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, endpoint_in, endpoints_text,
-                                       five_tuples, hash_key, ints, is_group_mac, obj, per_distinct,
-                                       rst, syn_ack, syn_only, text)
+                                       five_tuples, hash_key, ints, is_group_mac, obj, text)
+from dr_inspect.decode.schema import ACK, RST, SYN
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
 from dr_inspect.topology.learn import LearnedTopology
 
@@ -80,137 +85,164 @@ def _empty(table: str) -> pd.DataFrame:
 
 
 def _finish(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The table's columns in contract order: text as a Categorical (or object) without missing
+    values, integers as numpy integers (narrow ones stay narrow: the engine widens what a rule
+    reads), bools and floats as numpy."""
     if len(df) == 0:
         return _empty(table)
     out = df[list(TABLE_COLUMNS[table])].reset_index(drop=True)
     for col, kind in TABLE_COLUMNS[table].items():
-        if kind == "str" and out[col].dtype != object:
-            out[col] = obj(out[col].to_numpy(dtype=object, na_value=""))
-        elif (kind == "int" and isinstance(out[col].dtype, np.dtype)
-              and out[col].dtype.kind == "i" and out[col].dtype.itemsize < 8):
-            # the TCP view's narrow integers: tables keep one integer type
-            out[col] = out[col].to_numpy(dtype=np.int64)
+        s = out[col]
+        if kind == "str":
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                if (s.cat.codes.to_numpy() < 0).any():
+                    out[col] = as_text(s)
+            elif s.dtype != object:
+                out[col] = as_text(s)
+        elif kind == "int" and not (isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu"):
+            out[col] = s.to_numpy(dtype=np.int64, na_value=-1)
     return out
 
 
-def _text(df: pd.DataFrame, values) -> pd.Series:
-    """A str column for `df` kept as object: assigning a plain array would make pandas 3 infer its
-    arrow str dtype, which _finish turns back into one new str object per row."""
-    return pd.Series(np.asarray(values, dtype=object), index=df.index, dtype=object)
+def _ints(s: pd.Series | np.ndarray) -> np.ndarray:
+    """A numpy integer column as it is (the TCP view's are plain already), else int64 with -1."""
+    if isinstance(s, pd.Series):
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu":
+            return s.to_numpy()
+        return ints(s)
+    return np.asarray(s)
 
 
-def _map_values(values, mapping: dict, default: str) -> np.ndarray:
-    """mapping[value] per row (default where absent), looked up once per distinct value; the
-    results are shared objects, not one new str per row."""
-    codes, distinct = pd.factorize(pd.Series(values) if not isinstance(values, pd.Series)
-                                   else values, use_na_sentinel=False)
-    table = np.array([mapping.get(v, default) if isinstance(v, str) else default
-                      for v in distinct] + [default], dtype=object)
-    return table[codes]
+def _point_codes(points: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, names) of a point column (object or categorical)."""
+    return codes_and_values(points)
 
 
-def _lookup(s: pd.Series, mapping: dict) -> np.ndarray:
-    """Map values through a dict; '' where absent (an empty dict must not give floats)."""
-    return _map_values(s, mapping, "")
-
-
-def _roles(points: pd.Series, topo: LearnedTopology) -> np.ndarray:
-    return _map_values(points, topo.roles, "unknown")
+def _endpoint_text(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> pd.Categorical:
+    """'ip:port' per row ('[ip]:port' for IPv6), rendered once per distinct pair."""
+    ip_codes, ip_values = codes_and_values(ips)
+    pair = ip_codes.astype(np.int64) * 65536 + (np.asarray(ports, dtype=np.int64) & 0xFFFF)
+    codes, uniq = pd.factorize(pair)
+    if len(uniq) == 0:
+        return as_text(np.zeros(0, dtype=object))
+    return categorical(codes, endpoints_text(pd.Series(ip_values[np.asarray(uniq) // 65536],
+                                                       dtype=object),
+                                             np.asarray(uniq) % 65536))
 
 
 def flow_endpoints(tov: pd.DataFrame) -> pd.DataFrame:
-    """One row per connection (client ip:port -> VIP ip:port), flow ids by first appearance."""
+    """One row per connection (client ip:port -> VIP ip:port), flow ids by first appearance,
+    with its 5-tuple and VIP texts. client_ip and vip_ip keep the TCP view's address dtype."""
     if len(tov) == 0:
         return pd.DataFrame({"conn": pd.Series([], dtype=np.uint64), "client_ip": [], "client_port": [],
-                             "vip_ip": [], "vip_port": [], "flow_id": [], "first_ts": []})
+                             "vip_ip": [], "vip_port": [], "flow_id": [], "first_ts": [],
+                             "five_tuple": [], "vip": []})
     conn = hash_key(tov, CONN_KEY)
     # integer ids in order of first appearance; each connection's first row gives its endpoints
     codes = pd.factorize(conn)[0]
     seen = np.maximum.accumulate(codes)
     first = np.flatnonzero(codes > np.concatenate(([-1], seen[:-1])))
-    first_ts = pd.Series(tov["ts"].to_numpy(dtype=np.int64)).groupby(codes).min().to_numpy()
+    first_ts = np.full(len(first), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_ts, codes, tov["ts"].to_numpy(dtype=np.int64))
     client_port = tov["src_port"].to_numpy()[first]
     order = np.lexsort((client_port, first_ts))          # by first time, then client port
     rows = first[order]
     f = pd.DataFrame({
         "conn": conn[rows],
-        "client_ip": obj(tov["src_ip"].take(rows).to_numpy(dtype=object)),
-        "client_port": client_port[order],
-        "vip_ip": obj(tov["dst_ip"].take(rows).to_numpy(dtype=object)),
-        "vip_port": tov["dst_port"].to_numpy()[rows],
+        "client_ip": tov["src_ip"].take(rows).to_numpy(dtype=object) if not
+        isinstance(tov["src_ip"].dtype, pd.CategoricalDtype) else tov["src_ip"].array.take(rows),
+        "client_port": client_port[order].astype(np.int64),
+        "vip_ip": tov["dst_ip"].take(rows).to_numpy(dtype=object) if not
+        isinstance(tov["dst_ip"].dtype, pd.CategoricalDtype) else tov["dst_ip"].array.take(rows),
+        "vip_port": tov["dst_port"].to_numpy()[rows].astype(np.int64),
         "first_ts": first_ts[order]})
     f["flow_id"] = np.arange(1, len(f) + 1, dtype=np.int64)
+    f["five_tuple"] = obj(five_tuples(f["client_ip"], f["client_port"].to_numpy(), f["vip_ip"],
+                                      f["vip_port"].to_numpy()))
+    f["vip"] = obj(endpoints_text(f["vip_ip"], f["vip_port"].to_numpy()))
     return f
+
+
+def _conn_positions(rows: pd.DataFrame, conns: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """Each row's position in `conns` by its connection key (-1 where it has none)."""
+    return pd.Index(conns["conn"].to_numpy(dtype=np.uint64)).get_indexer(hash_key(rows, key))
 
 
 def to_vip_table(tov: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) -> pd.DataFrame:
     if len(tov) == 0:
         return _empty("to_vip")
-    t = tov.copy(deep=False)  # copy-on-write: new columns never reach the caller's tov
-    t["role"] = _text(t, _roles(t["point"], topo))
-    t["flow_id"] = pd.Series(hash_key(tov, CONN_KEY)).map(
-        dict(zip(conns["conn"], conns["flow_id"]))).fillna(-1).to_numpy(dtype=np.int64)
-    t["five_tuple"] = _text(t, five_tuples(t["src_ip"], t["src_port"].to_numpy(), t["dst_ip"],
-                                           t["dst_port"].to_numpy()))
+    # every row's connection is in conns: they were made from these rows
+    at = _conn_positions(tov, conns, CONN_KEY)
+    src_mac, dst_mac = tov["src_mac"], tov["dst_mac"]
     dmacs, rs_names = topo.director_macs, topo.rs_name_by_mac()
-    t["src_is_director"] = t["src_mac"].isin(dmacs).to_numpy()
-    t["dst_is_director"] = t["dst_mac"].isin(dmacs).to_numpy()
-    t["dst_is_rs"] = t["dst_mac"].isin(set(rs_names)).to_numpy()
-    t["real_server"] = _text(t, _lookup(t["dst_mac"], rs_names))
-    ingress = t["dst_mac"].isin(topo.director_in) & ~t["src_mac"].isin(
-        topo.director_out - topo.director_in)
-    forwarded = t["src_is_director"] & ~t["dst_is_director"]
-    leg = np.full(len(t), "other", dtype=object)
-    leg[forwarded.to_numpy(dtype=bool)] = "forwarded"
-    leg[ingress.to_numpy(dtype=bool)] = "ingress"
-    t["leg"] = _text(t, leg)
+    src_is_director = member(src_mac, dmacs)
+    dst_is_director = member(dst_mac, dmacs)
+    ingress = member(dst_mac, topo.director_in) & ~member(src_mac,
+                                                          topo.director_out - topo.director_in)
+    forwarded = src_is_director & ~dst_is_director
+    leg = np.full(len(tov), 2, dtype=np.int8)
+    leg[forwarded] = 1
+    leg[ingress] = 0
+    t = pd.DataFrame({
+        "point": as_text(tov["point"]),
+        "role": mapped(tov["point"], topo.roles, "unknown"),
+        "frame": tov["frame"].to_numpy(dtype=np.int64),
+        "ts_ns": tov["ts_ns"].to_numpy(dtype=np.int64),
+        "flow_id": conns["flow_id"].to_numpy(dtype=np.int64)[at],
+        "five_tuple": categorical(at, conns["five_tuple"].to_numpy(dtype=object)),
+        "src_ip": as_text(tov["src_ip"]), "dst_ip": as_text(tov["dst_ip"]),
+        **{c: _ints(tov[c]) for c in ("src_port", "dst_port", "seq", "ack", "tcp_flags", "ip_id",
+                                      "payload_len", "ttl")},
+        "src_mac": as_text(src_mac), "dst_mac": as_text(dst_mac),
+        "leg": pd.Categorical.from_codes(leg, dtype=LEGS),
+        "dst_is_rs": member(dst_mac, rs_names),
+        "src_is_director": src_is_director, "dst_is_director": dst_is_director,
+        "real_server": mapped(dst_mac, rs_names, ""),
+    }, copy=False)
     return _finish(t, "to_vip")
 
 
+LEGS = pd.CategoricalDtype(pd.Index(["ingress", "forwarded", "other"], dtype=object))
+
+
 def _spans(pk: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """(first, last) clock-adjusted time per point that has frames."""
     if len(pk) == 0:
         return {}
-    points = pk["point"]
-    if not isinstance(points.dtype, pd.CategoricalDtype):
-        points = points.astype("category")
-    # min/max time per point code by scatter (no per-frame point strings, no groupby)
-    codes = points.cat.codes.to_numpy().astype(np.intp)
-    names = np.asarray(points.cat.categories, dtype=object)
+    codes, names = _point_codes(pk["point"])
     ts = pk["ts"].to_numpy(dtype=np.int64)
-    ok = codes >= 0
-    codes, ts = codes[ok], ts[ok]
-    lo = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
-    hi = np.full(len(names), np.iinfo(np.int64).min, dtype=np.int64)
-    np.minimum.at(lo, codes, ts)
-    np.maximum.at(hi, codes, ts)
-    seen = np.bincount(codes, minlength=len(names)) > 0
-    return {str(names[i]): (int(lo[i]), int(hi[i])) for i in np.flatnonzero(seen)}
+    out = {}
+    # a handful of points: one masked min/max each (no scatter over every frame)
+    for c in np.unique(codes):
+        name = names[c]
+        if not name:
+            continue
+        mine = ts[codes == c]
+        out[str(name)] = (int(mine.min()), int(mine.max()))
+    return out
 
 
-def _adjusted_ts(pk: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
-    """The clock-adjusted ts of `rows` (which carry point and raw ts_ns): prepare shifts each
-    point's ts_ns by one offset, read back here from one frame per point of `pk`."""
-    if len(rows) == 0:
-        return np.zeros(0, dtype=np.int64)
-    ts_ns = rows["ts_ns"].to_numpy(dtype=np.int64)
-    points = pk["point"]
-    if isinstance(points.dtype, pd.CategoricalDtype):
-        codes = points.cat.codes.to_numpy()
-        names = pd.Index(np.asarray(points.cat.categories, dtype=object), dtype=object)
-    else:
-        codes, uniq = pd.factorize(points.to_numpy(dtype=object))
-        names = pd.Index(np.asarray(uniq, dtype=object), dtype=object)
+def _point_shifts(pk: pd.DataFrame) -> dict[str, int]:
+    """The clock correction prepare applied per point (ts_ns - ts), read from its first frame."""
+    if len(pk) == 0:
+        return {}
+    codes, names = _point_codes(pk["point"])
     present, first = np.unique(codes, return_index=True)
-    shift = np.zeros(len(names), dtype=np.int64)
-    ok = present >= 0
-    shift[present[ok]] = (pk["ts_ns"].to_numpy(dtype=np.int64)[first[ok]]
-                          - pk["ts"].to_numpy(dtype=np.int64)[first[ok]])
-    if not shift.any():
-        return ts_ns.copy()          # no clock correction applied: ts is ts_ns
-    at = names.get_indexer(rows["point"].to_numpy(dtype=object))
-    if (at < 0).any():
+    shift = pk["ts_ns"].to_numpy(dtype=np.int64)[first] - pk["ts"].to_numpy(dtype=np.int64)[first]
+    return {str(names[c]): int(s) for c, s in zip(present, shift) if names[c]}
+
+
+def _adjusted_ts(pk: pd.DataFrame, points: pd.Series | pd.Categorical, ts_ns: np.ndarray
+                 ) -> np.ndarray:
+    """The clock-adjusted ts of rows with these points and raw ts_ns."""
+    shifts = _point_shifts(pk)
+    if not any(shifts.values()):
+        return np.asarray(ts_ns, dtype=np.int64).copy()  # no clock correction applied
+    codes, names = codes_and_values(points)
+    if not all(str(n) in shifts for n in names[np.unique(codes)]):
         raise KeyError("to_vip rows of a point missing from the packets table")
-    return ts_ns - shift[at]
+    per = np.array([shifts.get(str(n), 0) for n in names], dtype=np.int64)
+    return np.asarray(ts_ns, dtype=np.int64) - per[codes]
 
 
 def in_capture_span(ts: np.ndarray, capture_span: tuple[int, int] | None,
@@ -227,27 +259,25 @@ def in_capture_span(ts: np.ndarray, capture_span: tuple[int, int] | None,
     return (ts >= lo + CLOCK_TOLERANCE_NS) & (ts <= hi - window_ns)
 
 
-def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
-                   window_ns: int, capture_span: tuple[int, int] | None = None) -> pd.DataFrame:
-    """One row per client->VIP frame arriving at the director where a copy could be seen, with
-    the forwarded copy (or none). Matched on the loose key, then by seq range (GRO/TSO).
-    capture_span: (started, stopped) ns of the set, when known (see in_capture_span)."""
-    role = tovt["role"]
-    ing = tovt[(tovt["leg"] == "ingress") & role.isin(["vip-segment", "both"])]
-    rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
+COPY_TEXT = ["point", "src_mac", "dst_mac", "src_ip", "dst_ip"]
+COPY_INTS = ["frame", "ts_ns", "ts", "src_port", "dst_port", "ack", "tcp_flags", "ip_id",
+             "payload_len", "ttl"]
+
+
+def _observable(ts_adj: np.ndarray, pk: pd.DataFrame, topo: LearnedTopology,
+                rs_points: list[str]) -> np.ndarray:
+    """Frames at the director's ingress whose copy a real-server-side point could see.
+
+    A copy can be seen while a real-server-side point captures. Points captured together (their
+    spans overlap) are taken to run over the set's whole span, less a margin at the end where
+    one tcpdump may stop before another."""
     spans = _spans(pk)
-    observable = np.zeros(len(ing), dtype=bool)
-    # tovt holds raw ts_ns; the clock-adjusted ts is ts_ns less its point's offset
-    ts_adj = _adjusted_ts(pk, ing)
-    # A copy can be seen while a real-server-side point captures. Points captured together (their
-    # spans overlap) are taken to run over the set's whole span, less a margin at the end where
-    # one tcpdump may stop before another.
-    if spans:
-        set_lo = min(lo for lo, _ in spans.values())
-        set_hi = max(hi for _, hi in spans.values())
+    observable = np.zeros(len(ts_adj), dtype=bool)
+    if not spans:
+        return observable
+    set_lo = min(lo for lo, _ in spans.values())
+    set_hi = max(hi for _, hi in spans.values())
     for p in rs_points:
-        if not spans:
-            break
         if p not in spans:
             # an empty real-server-side point captured with the others: nothing crossed it
             observable |= (ts_adj >= set_lo) & (ts_adj <= set_hi - END_MARGIN_NS)
@@ -258,154 +288,204 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
         if together or topo.roles.get(p) == "both":
             lo, hi = min(lo, set_lo), max(hi, set_hi - END_MARGIN_NS)
         observable |= (ts_adj >= lo) & (ts_adj <= hi)
-    ing = ing[observable]
-    ing["ts"] = ts_adj[observable]
-    if len(ing) == 0:
+    return observable
+
+
+def _match_copies(ing: pd.DataFrame, cand: pd.DataFrame, window_ns: int) -> tuple[np.ndarray,
+                                                                                    np.ndarray]:
+    """(order, copy): ing positions in time order, and per position the cand row of its copy
+    (-1 for none).
+
+    Pass 1 keys on the IP ID too, so a retransmission is not taken for the copy of a dropped
+    original; pass 2 (loose key, copies not yet taken) finds copies whose IP ID was changed.
+    Nearest in time: an uncorrected clock offset may put the copy "before" its original. Only
+    keys, times and positions move through the merges."""
+    right = pd.DataFrame({"ikey": cand["ikey"], "lkey": cand["lkey"], "copy_ts": cand["ts"],
+                          "rpos": np.arange(len(cand["ts"]), dtype=np.int64)})
+    right = right.sort_values("copy_ts", kind="stable")
+    left = pd.DataFrame({"ts": ing["ts"], "ikey": ing["ikey"], "lkey": ing["lkey"],
+                         "lpos": np.arange(len(ing["ts"]), dtype=np.int64)})
+    left = left.sort_values("ts", kind="stable")
+    m1 = pd.merge_asof(left, right.drop(columns="lkey"), left_on="ts", right_on="copy_ts",
+                       by="ikey", direction="nearest", tolerance=window_ns)
+    found = m1["rpos"].notna().to_numpy()
+    taken = np.zeros(len(cand["ts"]), dtype=bool)
+    taken[m1["rpos"].to_numpy()[found].astype(np.int64)] = True
+    free = ~taken[right["rpos"].to_numpy()]
+    rest = m1.loc[~found, list(left.columns)]
+    m2 = pd.merge_asof(rest, right[free].drop(columns="ikey"), left_on="ts", right_on="copy_ts",
+                       by="lkey", direction="nearest", tolerance=window_ns)
+    lpos = np.concatenate([m1["lpos"].to_numpy()[found], m2["lpos"].to_numpy()])
+    rpos = np.concatenate([m1["rpos"].to_numpy()[found], m2["rpos"].to_numpy()])
+    ts = np.concatenate([m1["ts"].to_numpy()[found], m2["ts"].to_numpy()])
+    order = np.argsort(ts, kind="stable")
+    rpos = rpos[order]
+    return lpos[order], np.where(np.isnan(rpos), -1, rpos).astype(np.int64)
+
+
+def _coalesced_copies(m: dict, ing: dict, cand_all: dict, window_ns: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """GRO/TSO: frames with no exact copy covered by the seq range of one copy of their
+    connection. m, ing (the same frames in their original order) and cand_all: column arrays
+    (conn, ts, seq; m and cand_all also payload_len, m has_copy). Returns (rows of m, rows of
+    cand_all) of the matches."""
+    conn = np.concatenate([ing["conn"], cand_all["conn"]])
+    ts = np.concatenate([ing["ts"], cand_all["ts"]])
+    seq = np.concatenate([ing["seq"], cand_all["seq"]])
+    # the connection's first seq by time: its base for relative sequence numbers
+    order = np.argsort(ts, kind="stable")
+    base = pd.Series(seq[order]).groupby(conn[order]).first()
+    miss = np.flatnonzero(~m["has_copy"] & (m["payload_len"] > 0))
+    if len(miss) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lm = pd.DataFrame({"conn": m["conn"][miss],
+                       "rseq": (m["seq"][miss] - base.reindex(m["conn"][miss]).to_numpy()) % MOD32,
+                       "ts": m["ts"][miss], "payload_len": m["payload_len"][miss], "mpos": miss})
+    rr = pd.DataFrame({"conn": cand_all["conn"],
+                       "rseq": (cand_all["seq"] - base.reindex(cand_all["conn"]).to_numpy()) % MOD32,
+                       "copy_ts": cand_all["ts"], "copy_payload_len": cand_all["payload_len"],
+                       "cpos": np.arange(len(cand_all["conn"]), dtype=np.int64)})
+    rr["copy_rseq"] = rr["rseq"]
+    rr = rr.sort_values("rseq", kind="stable")
+    lm = lm.sort_values("rseq", kind="stable")
+    g = pd.merge_asof(lm, rr, on="rseq", by="conn", direction="backward")
+    found = g["cpos"].notna().to_numpy()
+    end_ok = (g["copy_rseq"].to_numpy(dtype=float) + g["copy_payload_len"].to_numpy(dtype=float)
+              >= g["rseq"].to_numpy(dtype=float) + g["payload_len"].to_numpy(dtype=float))
+    near = (np.abs(g["copy_ts"].to_numpy(dtype=float) - g["ts"].to_numpy(dtype=float))
+            <= window_ns)
+    # coalesced means the copy carries more than this segment; an equal one is another
+    # packet (a retransmission forwarded while this one was dropped)
+    bigger = (g["copy_payload_len"].to_numpy(dtype=float)
+              > g["payload_len"].to_numpy(dtype=float))
+    ok = found & end_ok & near & bigger
+    return (g["mpos"].to_numpy()[ok].astype(np.int64),
+            g["cpos"].to_numpy()[ok].astype(np.int64))
+
+
+def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
+                   window_ns: int, capture_span: tuple[int, int] | None = None) -> pd.DataFrame:
+    """One row per client->VIP frame arriving at the director where a copy could be seen, with
+    the forwarded copy (or none). Matched on the loose key, then by seq range (GRO/TSO).
+    capture_span: (started, stopped) ns of the set, when known (see in_capture_span).
+
+    Works on row positions and key arrays; the copy's columns are gathered once at the end."""
+    ingress = ((tovt["leg"] == "ingress").to_numpy()
+               & member(tovt["role"], ("vip-segment", "both")))
+    rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
+    ipos = np.flatnonzero(ingress)
+    # tovt holds raw ts_ns; the clock-adjusted ts is ts_ns less its point's offset
+    ts_adj = _adjusted_ts(pk, tovt["point"].iloc[ipos],
+                          tovt["ts_ns"].to_numpy(dtype=np.int64)[ipos])
+    observable = _observable(ts_adj, pk, topo, rs_points)
+    ipos, ts_adj = ipos[observable], ts_adj[observable]
+    if len(ipos) == 0:
         return _empty("forwards")
-    ing["lkey"] = hash_key(ing, LOOSE_KEY)
-    # candidates are found by client endpoint only: a copy whose VIP or port was rewritten must
-    # still be found (DR002 names the change instead of DR007 calling it lost)
-    ing["conn"] = hash_key(ing, CLIENT_KEY)
+    ing_cols = tovt.iloc[ipos]
+    ing = {"ts": ts_adj,
+           "lkey": hash_key(ing_cols, LOOSE_KEY),
+           # candidates are found by client endpoint only: a copy whose VIP or port was
+           # rewritten must still be found (DR002 names the change instead of DR007 calling it
+           # lost)
+           "conn": hash_key(ing_cols, CLIENT_KEY),
+           "ikey": hash_key(ing_cols, LOOSE_KEY + ["ip_id"])}
 
     vips = topo.vips
-    # Candidates are kept as positions in tv with their keys, hashed from the key columns alone:
-    # the rows are copied once, for `cand` (and for all of a connection's frames only when the
-    # GRO/TSO pass below needs them), not three times in successive filters.
-    all_pos = np.flatnonzero(tv["point"].isin(rs_points).to_numpy()
-                             & ~tv["dst_mac"].isin(topo.director_in).to_numpy()
+    all_pos = np.flatnonzero(member(tv["point"], rs_points)
+                             & ~member(tv["dst_mac"], topo.director_in)
                              & ~endpoint_in(tv["src_ip"], tv["src_port"], vips))
     all_conn = hash_key(tv[CLIENT_KEY].iloc[all_pos], CLIENT_KEY)
     kept = pd.Series(all_conn).isin(ing["conn"]).to_numpy()
     all_pos, all_conn = all_pos[kept], all_conn[kept]
     all_lkey = hash_key(tv[LOOSE_KEY].iloc[all_pos], LOOSE_KEY)
     picked = pd.Series(all_lkey).isin(ing["lkey"]).to_numpy()
-    cand = tv.iloc[all_pos[picked]].assign(conn=all_conn[picked], lkey=all_lkey[picked])
+    cpos = all_pos[picked]
+    tv_ts = tv["ts"].to_numpy(dtype=np.int64)
+    cand = {"ts": tv_ts[cpos], "lkey": all_lkey[picked],
+            "ikey": hash_key(tv[LOOSE_KEY + ["ip_id"]].iloc[cpos], LOOSE_KEY + ["ip_id"])}
 
-    copy_cols = ["point", "frame", "ts_ns", "ts", "src_mac", "dst_mac", "src_ip", "dst_ip",
-                 "src_port", "dst_port", "ack", "tcp_flags", "ip_id", "payload_len", "ttl", "row"]
-    # Pass 1 keys on the IP ID too, so a retransmission is not taken for the copy of a dropped
-    # original; pass 2 (loose key, copies not yet taken) finds copies whose IP ID was changed.
-    # Nearest in time: an uncorrected clock offset may put the copy "before" its original.
-    ing = ing.reset_index(drop=True)
-    ing["ikey"] = hash_key(ing, LOOSE_KEY + ["ip_id"])
-    cand = cand.assign(ikey=hash_key(cand, LOOSE_KEY + ["ip_id"]))
-    # The matching moves only keys, times and positions; the copy's columns are gathered once
-    # at the end (merging whole tables copied every column of every frame several times).
-    right = pd.DataFrame({"ikey": cand["ikey"].to_numpy(), "lkey": cand["lkey"].to_numpy(),
-                          "copy_ts": cand["ts"].to_numpy(dtype=np.int64),
-                          "copy_row": cand["row"].to_numpy(dtype=np.int64),
-                          "rpos": np.arange(len(cand), dtype=np.int64)})
-    right = right.sort_values("copy_ts", kind="stable")
-    left = pd.DataFrame({"ts": ing["ts"].to_numpy(dtype=np.int64), "ikey": ing["ikey"].to_numpy(),
-                         "lkey": ing["lkey"].to_numpy(),
-                         "lpos": np.arange(len(ing), dtype=np.int64)})
-    left = left.sort_values("ts", kind="stable")
-    m1 = pd.merge_asof(left, right.drop(columns="lkey"), left_on="ts", right_on="copy_ts",
-                       by="ikey", direction="nearest", tolerance=window_ns)
-    found = m1["rpos"].notna().to_numpy()
-    free = ~right["copy_row"].isin(m1.loc[found, "copy_row"]).to_numpy()
-    rest = m1.loc[~found, list(left.columns)]
-    m2 = pd.merge_asof(rest, right[free].drop(columns="ikey"), left_on="ts", right_on="copy_ts",
-                       by="lkey", direction="nearest", tolerance=window_ns)
-    mm = pd.concat([m1[found], m2], ignore_index=True).sort_values("ts", kind="stable")
-    rpos = mm["rpos"].to_numpy(dtype=float)
-    has = ~np.isnan(rpos)
-    at = np.where(has, rpos, 0).astype(np.int64)[has]
-    m = ing.iloc[mm["lpos"].to_numpy(dtype=np.int64)].reset_index(drop=True)
-    del m1, m2, mm, rest, left
-    for c in copy_cols:
-        if c in ("point", "src_mac", "dst_mac", "src_ip", "dst_ip"):
-            values = np.full(len(m), "", dtype=object)
-            values[has] = cand[c].to_numpy(dtype=object)[at]
-            m["copy_" + c] = _text(m, values)
-        else:
-            values = np.full(len(m), -1, dtype=np.int64)
-            values[has] = cand[c].to_numpy(dtype=np.int64)[at]
-            m["copy_" + c] = values
+    order, copy = _match_copies(ing, cand, window_ns)
+    rows = ipos[order]                       # tovt rows of the table, in time order
+    ing_seq = _ints(tovt["seq"])[ipos]
+    first_ing = {"conn": ing["conn"], "ts": ing["ts"], "seq": ing_seq}
+    ing = {k: v[order] for k, v in ing.items()}
+    copy_tv = np.append(cpos, -1)[copy]      # tv row of each copy (copy -1: the appended -1)
+    has = copy_tv >= 0
+    payload_len = _ints(tovt["payload_len"])[rows]
+    copy_payload = np.where(has, tv["payload_len"].to_numpy()[np.maximum(copy_tv, 0)], -1)
+    coalesced = has & (copy_payload != payload_len)
+
+    if (~has).any() and len(all_pos):
+        mpos, cap = _coalesced_copies(
+            {"conn": ing["conn"], "ts": ing["ts"], "seq": ing_seq[order],
+             "payload_len": payload_len, "has_copy": has}, first_ing,
+            {"conn": all_conn, "ts": tv_ts[all_pos], "seq": tv["seq"].to_numpy()[all_pos],
+             "payload_len": tv["payload_len"].to_numpy()[all_pos]}, window_ns)
+        copy_tv[mpos] = all_pos[cap]
+        has[mpos] = True
+        coalesced[mpos] = True
+
+    at = np.maximum(copy_tv, 0)
+    m: dict = {}
+    for c in ("point", "role", "frame", "ts_ns", "flow_id", "five_tuple", "src_ip", "dst_ip",
+              "src_port", "dst_port", "seq", "ack", "tcp_flags", "ip_id", "payload_len", "ttl",
+              "src_mac", "dst_mac"):
+        s = tovt[c]
+        m[c] = take(s, rows) if isinstance(s.dtype, pd.CategoricalDtype) else s.to_numpy()[rows]
+    m["ts"] = ing["ts"]
+    for c in COPY_TEXT:
+        m["copy_" + c] = with_default(take(tv[c], at), has)
+    for c in COPY_INTS:
+        m["copy_" + c] = np.where(has, tv[c].to_numpy()[at], -1).astype(np.int64)
     m["has_copy"] = has
-    m["coalesced"] = has & (m["copy_payload_len"] != m["payload_len"]).to_numpy()
-
-    # GRO/TSO: frames with no exact copy, covered by the seq range of one copy of their connection
-    if (~m["has_copy"]).any() and len(all_pos):
-        cand_all = tv.iloc[all_pos].assign(conn=all_conn, lkey=all_lkey)
-        base = (pd.concat([ing[["conn", "ts", "seq"]], cand_all[["conn", "ts", "seq"]]])
-                .sort_values("ts", kind="stable").groupby("conn")["seq"].first())
-        miss = m[~m["has_copy"] & (m["payload_len"] > 0)].copy()
-        if len(miss):
-            miss["rseq"] = (miss["seq"] - miss["conn"].map(base)) % MOD32
-            ca = cand_all.copy(deep=False)
-            ca["rseq"] = (ca["seq"] - ca["conn"].map(base)) % MOD32
-            rr = ca[["conn", "rseq"] + copy_cols].rename(columns={c: "copy_" + c for c in copy_cols})
-            rr["copy_rseq"] = rr["rseq"]
-            rr = rr.sort_values("rseq", kind="stable")
-            lm = miss.drop(columns=[c for c in miss.columns if c.startswith("copy_")])
-            lm = lm.sort_values("rseq", kind="stable").reset_index()
-            g = pd.merge_asof(lm, rr, on="rseq", by="conn", direction="backward")
-            found = g["copy_frame"].notna().to_numpy()
-            end_ok = (g["copy_rseq"].to_numpy(dtype=float) + g["copy_payload_len"].to_numpy(dtype=float)
-                      >= g["rseq"].to_numpy(dtype=float) + g["payload_len"].to_numpy(dtype=float))
-            near = (np.abs(g["copy_ts"].to_numpy(dtype=float) - g["ts"].to_numpy(dtype=float))
-                    <= window_ns)
-            # coalesced means the copy carries more than this segment; an equal one is another
-            # packet (a retransmission forwarded while this one was dropped)
-            bigger = (g["copy_payload_len"].to_numpy(dtype=float)
-                      > g["payload_len"].to_numpy(dtype=float))
-            ok = found & end_ok & near & bigger
-            hit = g[ok].set_index("index")
-            rows = hit.index.intersection(m.index)
-            for c in ["copy_" + c for c in copy_cols]:
-                if m[c].dtype == object:
-                    m.loc[rows, c] = hit[c].astype(object)
-                else:
-                    m.loc[rows, c] = hit[c].to_numpy(dtype=np.int64)
-            m.loc[hit.index, "has_copy"] = True
-            m.loc[hit.index, "coalesced"] = True
+    m["coalesced"] = coalesced
 
     # repeated forwarding (loops): distinct TTLs of the copies of one packet at one point
-    if len(cand):
-        copy_ttls, copies = _copy_counts(cand["lkey"].to_numpy(dtype=np.uint64),
-                                         cand["point"].to_numpy(dtype=object),
-                                         cand["ttl"].to_numpy(dtype=np.int64),
-                                         m["lkey"].to_numpy(dtype=np.uint64))
-        m["copy_ttls"] = copy_ttls
-        m["copies"] = copies
+    if len(cpos):
+        m["copy_ttls"], m["copies"] = _copy_counts(
+            cand["lkey"], _point_codes(tv["point"].iloc[cpos])[0],
+            tv["ttl"].to_numpy()[cpos].astype(np.int64), ing["lkey"])
     else:
-        m["copy_ttls"] = 0
-        m["copies"] = 0
+        m["copy_ttls"] = np.zeros(len(rows), dtype=np.int64)
+        m["copies"] = np.zeros(len(rows), dtype=np.int64)
 
-    hc = m["has_copy"].to_numpy(dtype=bool)
-    for c in ["copy_point", "copy_src_mac", "copy_dst_mac", "copy_src_ip", "copy_dst_ip"]:
-        m[c] = m[c].astype(object).where(hc & m[c].notna().to_numpy(), "")
-    for c in ["copy_frame", "copy_ts_ns", "copy_src_port", "copy_dst_port", "copy_ack",
-              "copy_tcp_flags", "copy_ip_id", "copy_payload_len", "copy_ttl", "copy_ts"]:
-        m[c] = pd.to_numeric(m[c]).where(hc, -1).fillna(-1).astype(np.int64)
-    m["ttl_drop"] = np.where(hc, m["ttl"] - m["copy_ttl"], 0).astype(np.int64)
-    m["delay_us"] = np.where(hc, (m["copy_ts"] - m["ts"]) / 1000.0, np.nan)
+    ttl = m["ttl"].astype(np.int64)
+    m["ttl_drop"] = np.where(has, ttl - m["copy_ttl"], 0).astype(np.int64)
+    m["delay_us"] = np.where(has, (m["copy_ts"] - m["ts"]) / 1000.0, np.nan)
     rs_names = topo.rs_name_by_mac()
-    dmacs = topo.director_macs
     cdst = m["copy_dst_mac"]
-    m["copy_dst_is_rs"] = (hc & ~cdst.isin(dmacs).to_numpy() & ~is_group_mac(cdst)
-                           & ~cdst.isin(topo.client_macs).to_numpy() & cdst.isin(rs_names).to_numpy())
-    m["copy_src_is_director"] = hc & m["copy_src_mac"].isin(topo.director_out).to_numpy()
-    m["real_server"] = _text(m, _lookup(cdst, rs_names))
-    m["syn"] = syn_only(m)
-    m["vip"] = _text(m, endpoints_text(m["dst_ip"], m["dst_port"]))
-    empty = [p for p in rs_points if p not in spans]
+    group = _group_cat(cdst)
+    m["copy_dst_is_rs"] = (has & ~member(cdst, topo.director_macs) & ~group
+                           & ~member(cdst, topo.client_macs) & member(cdst, rs_names))
+    m["copy_src_is_director"] = has & member(m["copy_src_mac"], topo.director_out)
+    m["real_server"] = mapped(cdst, rs_names, "")
+    flags = m["tcp_flags"].astype(np.int64)
+    m["syn"] = (flags & (SYN | ACK)) == SYN
+    m["vip"] = _endpoint_text(m["dst_ip"], m["dst_port"])
+    empty = [p for p in rs_points if p not in _spans(pk)]
     src_macs = pk["src_mac"]
     senders = set(src_macs.dropna().unique()) | ({""} if src_macs.isna().any() else set())
-    m["likely_cause"] = _text(m, _drop_causes(m, empty, senders))
-    m["in_capture_span"] = in_capture_span(m["ts"].to_numpy(dtype=np.int64), capture_span,
-                                           window_ns)
-    m = m.sort_values(["ts", "point", "frame"], kind="stable")
-    return _finish(m, "forwards")
+    m["likely_cause"] = _drop_causes(m, empty, senders)
+    m["in_capture_span"] = in_capture_span(m["ts"], capture_span, window_ns)
+    final = np.lexsort((m["frame"], text_rank(m["point"]), m["ts"]))
+    out = pd.DataFrame({c: (v.take(final) if isinstance(v, pd.Categorical) else v[final])
+                        for c, v in m.items()}, copy=False)
+    return _finish(out, "forwards")
+
+
+def _group_cat(macs: pd.Categorical) -> np.ndarray:
+    """is_group_mac per row, judged once per distinct MAC."""
+    codes, values = codes_and_values(macs)
+    return is_group_mac(values)[codes] if len(values) else np.zeros(len(codes), dtype=bool)
 
 
 def _copy_counts(lkey: np.ndarray, point: np.ndarray, ttl: np.ndarray,
                  wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per `wanted` loose key: the most distinct TTLs its copies show at one point, and how many
-    copies it has (0 where it has none). Hashed integer ids and bincounts, no sort, no groupby."""
+    copies it has (0 where it has none). Hashed integer ids and bincounts, no sort, no groupby.
+    point: integer codes."""
     kc, uniq_keys = pd.factorize(lkey)
-    pc = pd.factorize(point)[0].astype(np.int64)
+    pc = np.asarray(point, dtype=np.int64)
     n_keys, n_points = len(uniq_keys), (int(pc.max()) + 1 if len(pc) else 1)
     pair = kc.astype(np.int64) * n_points + pc
     # ttl is 0..255, or -1 where unknown: 257 slots per (key, point)
@@ -420,67 +500,123 @@ def _copy_counts(lkey: np.ndarray, point: np.ndarray, ttl: np.ndarray,
             np.where(hit, copies_per_key[at], 0).astype(np.int64))
 
 
-def _drop_causes(m: pd.DataFrame, empty_points: list[str], senders: set[str]) -> np.ndarray:
+def _any_per(group_codes: np.ndarray, flag: np.ndarray) -> np.ndarray:
+    """Per row: whether any row of its group has `flag`."""
+    n = int(group_codes.max()) + 1 if len(group_codes) else 0
+    return (np.bincount(group_codes, weights=flag, minlength=n) > 0)[group_codes]
+
+
+def _drop_causes(m: dict, empty_points: list[str], senders: set[str]) -> pd.Categorical:
     """One line per frame: why the director most likely did not forward it."""
-    hc = m["has_copy"].astype(bool)
-    vip_any = hc.groupby(m["vip"]).transform("any").to_numpy()
-    syn_fwd = (hc & m["syn"]).groupby(m["flow_id"]).transform("any").to_numpy()
+    hc = m["has_copy"]
+    vip_any = _any_per(m["vip"].codes.astype(np.int64), hc)
+    syn_fwd = _any_per(pd.factorize(m["flow_id"])[0], hc & m["syn"])
     nothing = ("the director forwards nothing for this VIP:port: no IPVS virtual service or no "
                "available real server for it (check ipvsadm -Ln)")
     if empty_points:
         nothing += (f"; {', '.join(empty_points)} captured no frame at all (or that capture is "
                     "on the wrong interface)")
     # frames addressed to a MAC that never sends anything: no host owns it any more
-    silent = ~m["dst_mac"].isin(senders).to_numpy()
-    lost = ~hc.to_numpy()
-    syn = m["syn"].to_numpy(dtype=bool)
-    # object arrays filled by mask: np.where over str constants would build a fixed-width
-    # unicode array of the longest message for every frame
-    causes = np.full(len(m), "", dtype=object)
-    causes[lost] = ("dropped by the director after forwarding others: check its conntrack "
-                    "'ct state invalid' drop rules, rp_filter and the real server's health")
-    causes[lost & ~syn & ~syn_fwd] = (
-        "mid-connection packet of a connection the director holds no state for: "
-        "conntrack marked it INVALID and a 'ct state invalid drop' rule dropped it")
-    causes[lost & ~vip_any] = nothing
+    silent = ~member(m["dst_mac"], senders)
+    lost = ~hc
+    syn = m["syn"]
+    texts = ["", "dropped by the director after forwarding others: check its conntrack "
+                 "'ct state invalid' drop rules, rp_filter and the real server's health",
+             "mid-connection packet of a connection the director holds no state for: "
+             "conntrack marked it INVALID and a 'ct state invalid drop' rule dropped it",
+             nothing]
+    codes = np.zeros(len(hc), dtype=np.int32)
+    codes[lost] = 1
+    codes[lost & ~syn & ~syn_fwd] = 2
+    codes[lost & ~vip_any] = 3
     stale = lost & ~vip_any & silent
     if stale.any():
-        causes[stale] = per_distinct(
-            [m.loc[stale, "dst_mac"]],
-            lambda macs: ("addressed to " + pd.Series(np.asarray(macs, dtype=object), dtype=object)
-                          + ", a MAC that sent no frame in the capture: the client's "
-                          "ARP/neighbour entry for the VIP is stale (a former director?); flush "
-                          "it (ip neigh flush) and have the director send gratuitous ARP"
-                          ).to_numpy(dtype=object))
-    return causes
+        mac_codes, macs = codes_and_values(m["dst_mac"])
+        used = np.unique(mac_codes[stale])
+        extra = {int(c): len(texts) + i for i, c in enumerate(used)}
+        texts += [f"addressed to {macs[c]}, a MAC that sent no frame in the capture: the "
+                  "client's ARP/neighbour entry for the VIP is stale (a former director?); "
+                  "flush it (ip neigh flush) and have the director send gratuitous ARP"
+                  for c in used]
+        lookup = np.zeros(len(macs), dtype=np.int32)
+        for c, code in extra.items():
+            lookup[c] = code
+        codes[stale] = lookup[mac_codes[stale]]
+    return categorical(codes, texts)
 
 
 def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) -> pd.DataFrame:
     """Packets toward a VIP connection's client from the VIP's port (from the VIP or elsewhere)."""
     if len(conns) == 0 or len(tv) == 0:
         return _empty("replies")
-    ends = conns[["client_ip", "client_port", "vip_ip", "vip_port", "flow_id"]]
-    # only frames that can match (from a VIP port to a client address) go into the merge; an
-    # inner merge keeps the left order, so the result is the same
-    maybe = (tv["src_port"].isin(ends["vip_port"].unique()).to_numpy()
-             & tv["dst_ip"].isin(ends["client_ip"].unique()).to_numpy())
-    r = tv[maybe].merge(ends, left_on=["dst_ip", "dst_port", "src_port"],
-                 right_on=["client_ip", "client_port", "vip_port"], how="inner")
-    if len(r) == 0:
+    # only frames that can match (from a VIP port to a client address) are keyed
+    maybe = np.flatnonzero(np.isin(tv["src_port"].to_numpy(), conns["vip_port"].unique())
+                           & member(tv["dst_ip"], set(np.asarray(conns["client_ip"], dtype=object))))
+    sub = tv.iloc[maybe]
+    left = hash_key(sub, ["dst_ip", "dst_port", "src_port"])
+    ends = pd.DataFrame({"dst_ip": conns["client_ip"], "dst_port": conns["client_port"],
+                         "src_port": conns["vip_port"]})
+    right = hash_key(ends, ["dst_ip", "dst_port", "src_port"])
+    pairs = pd.merge(pd.DataFrame({"k": left, "lpos": np.arange(len(sub), dtype=np.int64)}),
+                     pd.DataFrame({"k": right, "cpos": np.arange(len(conns), dtype=np.int64)}),
+                     on="k", how="inner")
+    if len(pairs) == 0:
         return _empty("replies")
-    r["from_vip"] = (r["src_ip"] == r["vip_ip"]).to_numpy()
-    # a client talking to two VIPs on one port from one port: keep the matching VIP
-    r = r.sort_values("from_vip", ascending=False, kind="stable").drop_duplicates(["point", "frame"])
-    r["role"] = _text(r, _roles(r["point"], topo))
-    r["five_tuple"] = _text(r, five_tuples(r["src_ip"], r["src_port"].to_numpy(), r["dst_ip"],
-                                           r["dst_port"].to_numpy()))
-    r["vip"] = _text(r, endpoints_text(r["vip_ip"], r["vip_port"]))
+    lpos, cpos = pairs["lpos"].to_numpy(), pairs["cpos"].to_numpy()
+    src_ip_text = codes_and_values(sub["src_ip"])
+    vip_text = codes_and_values(conns["vip_ip"])
+    from_vip = (src_ip_text[1][src_ip_text[0][lpos]].astype(str)
+                == vip_text[1][vip_text[0][cpos]].astype(str)) if len(lpos) else np.zeros(0, bool)
+    # a client talking to two VIPs on one port from one port: keep the matching VIP (else the
+    # first connection that matches)
+    pick = np.lexsort((cpos, ~from_vip, lpos))
+    first = np.ones(len(pick), dtype=bool)
+    first[1:] = lpos[pick][1:] != lpos[pick][:-1]
+    pick = pick[first]
+    lpos, cpos, from_vip = lpos[pick], cpos[pick], from_vip[pick]
+    rows = maybe[lpos]
+    r: dict = {}
+    for c in ("frame", "ts_ns", "ts", "src_ip", "dst_ip", "src_port", "dst_port", "seq",
+              "ack", "tcp_flags", "ttl", "ip_id", "payload_len", "src_mac", "dst_mac"):
+        s = tv[c]
+        r[c] = take(s, rows) if isinstance(s.dtype, pd.CategoricalDtype) else _ints(s)[rows]
+    r["point"] = take(tv["point"], rows)
+    r["flow_id"] = conns["flow_id"].to_numpy(dtype=np.int64)[cpos]
+    r["from_vip"] = from_vip
+    r["role"] = mapped(r["point"], topo.roles, "unknown")
+    r["five_tuple"] = _five_tuple_text(r)
+    r["vip"] = categorical(cpos, conns["vip"].to_numpy(dtype=object))
     dmacs = topo.director_macs
-    r["from_director"] = r["src_mac"].isin(dmacs).to_numpy()
-    r["to_director"] = r["dst_mac"].isin(dmacs).to_numpy()
-    r["real_server"] = _text(r, _lookup(r["src_mac"], topo.rs_name_by_mac()))
-    r = r.sort_values(["ts", "point", "frame"], kind="stable")
-    return _finish(r, "replies")
+    r["from_director"] = member(r["src_mac"], dmacs)
+    r["to_director"] = member(r["dst_mac"], dmacs)
+    r["real_server"] = mapped(r["src_mac"], topo.rs_name_by_mac(), "")
+    final = np.lexsort((r["frame"], text_rank(r["point"]), r["ts"]))
+    out = pd.DataFrame({c: (v.take(final) if isinstance(v, pd.Categorical) else v[final])
+                        for c, v in r.items()}, copy=False)
+    return _finish(out, "replies")
+
+
+def _five_tuple_text(r: dict) -> pd.Categorical:
+    """'tcp src:port -> dst:port' per row, rendered once per distinct 5-tuple."""
+    key = hash_key(pd.DataFrame({"a": r["src_ip"], "b": r["src_port"], "c": r["dst_ip"],
+                                 "d": r["dst_port"]}), ["a", "b", "c", "d"])
+    codes, uniq = pd.factorize(key)
+    first = np.full(len(uniq), len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes), dtype=np.int64))
+    texts = five_tuples(pd.Series(np.asarray(r["src_ip"].take(first), dtype=object)),
+                        np.asarray(r["src_port"])[first],
+                        pd.Series(np.asarray(r["dst_ip"].take(first), dtype=object)),
+                        np.asarray(r["dst_port"])[first])
+    return categorical(codes, texts)
+
+
+def _lookup(s: pd.Series, mapping: dict) -> np.ndarray:
+    """Map values through a dict, once per distinct value; '' where absent (object array)."""
+    return np.asarray(mapped(s, mapping, ""), dtype=object)
+
+
+def _roles(points: pd.Series, topo: LearnedTopology) -> np.ndarray:
+    return np.asarray(mapped(points, topo.roles, "unknown"), dtype=object)
 
 
 def arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
@@ -573,74 +709,158 @@ def _arp_causes(t: pd.DataFrame, prev_claimer: pd.Series) -> np.ndarray:
     return np.asarray(out, dtype=object)
 
 
+def _per_flow(flow_index: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Count (or sum of weights) per flow position 0..n-1."""
+    return np.bincount(flow_index, weights=weights, minlength=n)[:n]
+
+
+def _max_over_points(flow_index: np.ndarray, point_codes: np.ndarray, n: int) -> np.ndarray:
+    """Per flow: the most rows it has at any one point (the same packet seen at two points is
+    one packet)."""
+    if len(flow_index) == 0:
+        return np.zeros(n, dtype=np.int64)
+    n_points = int(point_codes.max()) + 1
+    counts = np.bincount(flow_index.astype(np.int64) * n_points + point_codes,
+                         minlength=n * n_points)[:n * n_points]
+    return counts.reshape(n, n_points).max(axis=1).astype(np.int64)
+
+
+def _first_per_flow(flow_index: np.ndarray, ts: np.ndarray, n: int) -> np.ndarray:
+    """Per flow: the row with the smallest ts (the earliest row among equal times), -1 if none."""
+    big = np.iinfo(np.int64).max
+    lo = np.full(n, big, dtype=np.int64)
+    np.minimum.at(lo, flow_index, ts)
+    at_min = np.flatnonzero(ts == lo[flow_index])
+    first = np.full(n, len(ts), dtype=np.int64)
+    np.minimum.at(first, flow_index[at_min], at_min)
+    return np.where(first < len(ts), first, -1)
+
+
+def _min_per_flow(flow_index: np.ndarray, values: np.ndarray, n: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per flow: (smallest value, whether the flow has a row), in int64 (times in ns need all
+    their digits: a float64 holds them to 256 ns only)."""
+    lo = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(lo, flow_index, values.astype(np.int64))
+    seen = np.zeros(n, dtype=bool)
+    seen[flow_index] = True
+    return lo, seen
+
+
 def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
                 rp: pd.DataFrame) -> pd.DataFrame:
+    """One row per connection, aggregated with bincounts over flow positions (flow_id - 1)."""
     if len(conns) == 0:
         return _empty("flows")
-    f = conns.set_index("flow_id")
-    # only the columns used here: every filter below would otherwise copy whole tables
-    tovt = tovt[["flow_id", "point", "frame", "ts_ns", "seq", "tcp_flags", "leg"]]
-    fw = fw[["flow_id", "has_copy", "syn", "copy_dst_is_rs", "real_server", "delay_us",
-             "copy_ts_ns", "in_capture_span"]]
-    rp = rp[["flow_id", "point", "role", "ts_ns", "tcp_flags", "from_vip", "real_server"]]
-    ing = tovt[tovt["leg"] == "ingress"]
-    syn_in = ing[syn_only(ing)]
-    first_syn = syn_in.sort_values("ts_ns", kind="stable").drop_duplicates("flow_id").set_index("flow_id")
-    first_any = tovt.sort_values("ts_ns", kind="stable").drop_duplicates("flow_id").set_index("flow_id")
-    pick = first_syn.reindex(f.index)
-    fallback = first_any.reindex(f.index)
-    out = pd.DataFrame(index=f.index)
-    out["point"] = pick["point"].fillna(fallback["point"]).fillna("").astype(object)
-    out["frame"] = pick["frame"].fillna(fallback["frame"]).fillna(-1).astype(np.int64)
-    out["ts_ns"] = pick["ts_ns"].fillna(fallback["ts_ns"]).fillna(-1).astype(np.int64)
-    out["seq"] = pick["seq"].fillna(fallback["seq"]).fillna(-1).astype(np.int64)
-    out["client_ip"] = f["client_ip"]
-    out["client_port"] = f["client_port"].astype(np.int64)
-    out["vip"] = _text(out, endpoints_text(f["vip_ip"], f["vip_port"]))
-    out["five_tuple"] = _text(out, five_tuples(f["client_ip"], f["client_port"].to_numpy(),
-                                               f["vip_ip"], f["vip_port"].to_numpy()))
-    # count SYNs per point and keep the busiest point: the same SYN seen at two points is one
-    syn_counts = syn_in.groupby(["flow_id", "point"]).size().groupby(level=0).max()
-    out["syn_seen"] = syn_counts.reindex(f.index).fillna(0).to_numpy() > 0
-    out["syn_retransmits"] = (syn_counts.reindex(f.index).fillna(1) - 1).clip(lower=0).astype(np.int64)
-    fwc = fw[fw["has_copy"]]
-    out["syn_forwarded"] = fwc[fwc["syn"]].groupby("flow_id").size().reindex(f.index).fillna(0).to_numpy() > 0
+    n = len(conns)
+    # flow ids are 1..n in conns order
+    ing = np.flatnonzero((tovt["leg"] == "ingress").to_numpy())
+    t_flow = tovt["flow_id"].to_numpy(dtype=np.int64) - 1
+    t_flags = tovt["tcp_flags"].to_numpy().astype(np.int64)
+    t_ts = tovt["ts_ns"].to_numpy(dtype=np.int64)
+    t_point = codes_and_values(tovt["point"])
+    syn_in = ing[(t_flags[ing] & (SYN | ACK)) == SYN]
+
+    pick = _first_per_flow(t_flow[syn_in], t_ts[syn_in], n)
+    pick = np.append(syn_in, -1)[pick]       # pick -1: the appended -1
+    fallback = _first_per_flow(t_flow, t_ts, n)
+    row = np.where(pick >= 0, pick, fallback)
+    got = row >= 0
+    at = np.maximum(row, 0)
+    out: dict = {"flow_id": conns["flow_id"].to_numpy(dtype=np.int64)}
+    out["point"] = with_default(take(tovt["point"], at), got)
+    out["frame"] = np.where(got, tovt["frame"].to_numpy(dtype=np.int64)[at], -1)
+    out["ts_ns"] = np.where(got, t_ts[at], -1)
+    out["seq"] = np.where(got, tovt["seq"].to_numpy().astype(np.int64)[at], -1)
+    out["client_ip"] = as_text(conns["client_ip"])
+    out["client_port"] = conns["client_port"].to_numpy(dtype=np.int64)
+    out["vip"] = as_text(conns["vip"])
+    out["five_tuple"] = as_text(conns["five_tuple"])
+    syn_counts = _max_over_points(t_flow[syn_in], t_point[0][syn_in], n)
+    out["syn_seen"] = syn_counts > 0
+    out["syn_retransmits"] = np.maximum(np.where(syn_counts > 0, syn_counts, 1) - 1, 0)
+
+    f_flow = fw["flow_id"].to_numpy(dtype=np.int64) - 1
+    hc = fw["has_copy"].to_numpy(dtype=bool)
+    f_syn = fw["syn"].to_numpy(dtype=bool)
+    syn_fw = hc & f_syn
+    out["syn_forwarded"] = _per_flow(f_flow[syn_fw], n) > 0
     # a forwarded SYN near the capture's edges may have its SYN-ACK outside it: not judged
-    spanned = fwc[fwc["syn"] & fwc["in_capture_span"]].groupby("flow_id").size()
-    out["in_capture_span"] = (~out["syn_forwarded"].to_numpy()
-                              | (spanned.reindex(f.index).fillna(0).to_numpy() > 0))
-    rs = fwc[fwc["copy_dst_is_rs"]]
-    out["rs_count"] = rs.groupby("flow_id")["real_server"].nunique().reindex(f.index).fillna(0).astype(np.int64)
-    # the real server most copies of the flow went to (vectorised mode)
-    per = rs.groupby(["flow_id", "real_server"]).size().reset_index(name="n")
-    per = per.sort_values(["flow_id", "n"], ascending=[True, False], kind="stable")
-    chosen = per.drop_duplicates("flow_id").set_index("flow_id")["real_server"]
-    rp_rs = rp[rp["real_server"] != ""]
-    from_rep = rp_rs.groupby("flow_id")["real_server"].first() if len(rp_rs) else pd.Series(dtype=object)
-    out["real_server"] = chosen.reindex(f.index).fillna(from_rep.reindex(f.index)).fillna("").astype(object)
-    vip_rep = rp[rp["from_vip"]]
-    sa = vip_rep[syn_ack(vip_rep)]
-    out["synack_seen"] = sa.groupby("flow_id").size().reindex(f.index).fillna(0).to_numpy() > 0
-    out["rst_from_vip"] = vip_rep[rst(vip_rep)].groupby("flow_id").size().reindex(f.index).fillna(0).to_numpy() > 0
+    spanned = _per_flow(f_flow[syn_fw & fw["in_capture_span"].to_numpy(dtype=bool)], n) > 0
+    out["in_capture_span"] = ~out["syn_forwarded"] | spanned
+    to_rs = np.flatnonzero(hc & fw["copy_dst_is_rs"].to_numpy(dtype=bool))
+    rs_codes, rs_names = codes_and_values(fw["real_server"])
+    rs_rank = text_rank(fw["real_server"])
+    # per flow: how many real servers, and the one most copies went to (ties: the first by name)
+    pair_codes, pairs = pd.factorize(f_flow[to_rs] * (len(rs_names) + 1) + rs_codes[to_rs])
+    pair_flow = np.asarray(pairs) // (len(rs_names) + 1)
+    pair_rs = np.asarray(pairs) % (len(rs_names) + 1)
+    out["rs_count"] = _per_flow(pair_flow, n).astype(np.int64)
+    pair_n = np.bincount(pair_codes, minlength=len(pairs))
+    name_rank = np.zeros(len(rs_names) + 1, dtype=np.int64)
+    name_rank[rs_codes[to_rs]] = rs_rank[to_rs]
+    best = np.lexsort((name_rank[pair_rs], -pair_n, pair_flow))
+    lead = np.ones(len(best), dtype=bool)
+    lead[1:] = pair_flow[best][1:] != pair_flow[best][:-1]
+    chosen = np.full(n, -1, dtype=np.int64)
+    chosen[pair_flow[best][lead]] = pair_rs[best][lead]
+    chosen_name = np.append(rs_names, "")[np.where(chosen >= 0, chosen, len(rs_names))]
+
+    r_flow = rp["flow_id"].to_numpy(dtype=np.int64) - 1
+    r_rs = codes_and_values(rp["real_server"])
+    named = np.flatnonzero(r_rs[1][r_rs[0]] != "") if len(rp) else np.zeros(0, dtype=np.int64)
+    from_rep = np.full(n, len(rp), dtype=np.int64)
+    np.minimum.at(from_rep, r_flow[named], named)
+    rep_code = np.full(n, len(r_rs[1]), dtype=np.int64)   # the appended '' below
+    has_rep = from_rep < len(rp)
+    rep_code[has_rep] = r_rs[0][from_rep[has_rep]]
+    rep_name = np.append(r_rs[1], "")[rep_code]
+    real_server = np.where(chosen >= 0, chosen_name, rep_name).astype(object)
+    out["real_server"] = as_text(real_server)
+
+    from_vip = rp["from_vip"].to_numpy(dtype=bool)
+    r_flags = rp["tcp_flags"].to_numpy().astype(np.int64)
+    sa = from_vip & ((r_flags & (SYN | ACK)) == (SYN | ACK))
+    out["synack_seen"] = _per_flow(r_flow[sa], n) > 0
+    out["rst_from_vip"] = _per_flow(r_flow[from_vip & ((r_flags & RST) != 0)], n) > 0
     out["refused"] = out["rst_from_vip"] & ~out["synack_seen"]
-    out["packets_in"] = ing.groupby(["flow_id", "point"]).size().groupby(level=0).max().reindex(f.index).fillna(0).astype(np.int64)
-    vseg = rp[rp["role"].isin(["vip-segment", "both"])]
-    out["packets_out"] = vseg.groupby(["flow_id", "point"]).size().groupby(level=0).max().reindex(f.index).fillna(0).astype(np.int64)
-    out["forward_delay_us"] = fwc.groupby("flow_id")["delay_us"].median().reindex(f.index).astype(np.float64)
+    out["packets_in"] = _max_over_points(t_flow[ing], t_point[0][ing], n)
+    vseg = member(rp["role"], ("vip-segment", "both"))
+    out["packets_out"] = _max_over_points(r_flow[vseg], codes_and_values(rp["point"])[0][vseg], n)
+    fwc = np.flatnonzero(hc)
+    out["forward_delay_us"] = (pd.Series(fw["delay_us"].to_numpy(dtype=np.float64)[fwc])
+                               .groupby(f_flow[fwc]).median()
+                               .reindex(np.arange(n)).to_numpy(dtype=np.float64))
     # server response: forwarded SYN (at the rs side) -> first SYN-ACK from the VIP
-    sa_ts = sa.groupby("flow_id")["ts_ns"].min()
-    syn_copy_ts = fwc[fwc["syn"]].groupby("flow_id")["copy_ts_ns"].min()
-    syn_ts = syn_in.groupby("flow_id")["ts_ns"].min()
-    start = syn_copy_ts.reindex(f.index).fillna(syn_ts.reindex(f.index))
-    out["response_us"] = ((sa_ts.reindex(f.index) - start) / 1000.0).astype(np.float64)
-    rsname = out["real_server"].where(out["real_server"] != "", "the real server")
-    out["likely_cause"] = np.where(
-        out["refused"], rsname + " answered RST: nothing listens on " + out["vip"]
-        + " there (port mismatch between the virtual service and the server)",
-        np.where(~out["synack_seen"], rsname + " never answered from the VIP: VIP missing or not /32 "
-                 "on its lo, rp_filter strict on its interface, or its reply is routed elsewhere", ""))
-    out = out.reset_index()
-    return _finish(out, "flows")
+    sa_ts = _min_per_flow(r_flow[sa], rp["ts_ns"].to_numpy(dtype=np.int64)[sa], n)
+    syn_copy_ts = _min_per_flow(f_flow[syn_fw], fw["copy_ts_ns"].to_numpy(dtype=np.int64)[syn_fw], n)
+    syn_ts = _min_per_flow(t_flow[syn_in], t_ts[syn_in], n)
+    start = np.where(syn_copy_ts[1], syn_copy_ts[0], syn_ts[0])
+    known = sa_ts[1] & (syn_copy_ts[1] | syn_ts[1])
+    out["response_us"] = np.where(known, (sa_ts[0] - np.where(known, start, 0)) / 1000.0, np.nan)
+    out["likely_cause"] = _flow_causes(out)
+    return _finish(pd.DataFrame(out, copy=False), "flows")
+
+
+def _flow_causes(out: dict) -> pd.Categorical:
+    """Per flow: why it failed, rendered once per distinct (case, real server, VIP)."""
+    case = np.where(out["refused"], 1, np.where(~out["synack_seen"], 2, 0))
+    rs_codes, rs_names = codes_and_values(out["real_server"])
+    vip_codes, vips = codes_and_values(out["vip"])
+    key = (case.astype(np.int64) * (len(rs_names) + 1) + rs_codes) * (len(vips) + 1) + vip_codes
+    codes, uniq = pd.factorize(key)
+    uniq = np.asarray(uniq)
+    texts = []
+    for k in uniq:
+        vip = vips[k % (len(vips) + 1)]
+        rs = rs_names[(k // (len(vips) + 1)) % (len(rs_names) + 1)] or "the real server"
+        c = k // ((len(vips) + 1) * (len(rs_names) + 1))
+        texts.append(f"{rs} answered RST: nothing listens on {vip} there (port mismatch between "
+                     "the virtual service and the server)" if c == 1 else
+                     f"{rs} never answered from the VIP: VIP missing or not /32 on its lo, "
+                     "rp_filter strict on its interface, or its reply is routed elsewhere"
+                     if c == 2 else "")
+    return categorical(codes, texts)
 
 
 def points_table(rows: list[dict]) -> pd.DataFrame:
