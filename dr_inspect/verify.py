@@ -6,6 +6,7 @@ analyse_paths; verify_packets and everything below it are pure functions of the 
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
 import os
@@ -137,6 +138,18 @@ def _decode_point(files: list[Path], name: str, decoded: list[Any] | None = None
     return packets, total, ("; ".join(errors), "; ".join(raw)) if errors else None
 
 
+def _return_freed_heap() -> None:
+    """Give the heap memory freed by decoding back to the system. glibc keeps freed blocks below
+    its mmap threshold in the arena of the thread that freed them (one per decoding thread), where
+    the later work of the main thread cannot reuse them: ~100 bytes a frame of resident memory
+    for the rest of the run. No-op without glibc's malloc_trim."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 # Files decoded at once: decoding is numpy work that releases the GIL, so two files take little
 # more than the larger one on two cores; more threads only add peak memory.
 DECODE_THREADS = 2
@@ -213,6 +226,7 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
         if pool is not None:
             # an error above (or ^C) leaves no file queued; one being decoded runs to its end
             pool.shutdown(wait=True, cancel_futures=True)
+    _return_freed_heap()
     return packets, summaries, errors
 
 
