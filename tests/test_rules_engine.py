@@ -241,3 +241,39 @@ def test_expressions_evaluate_like_python(rows, expr):
     want = [bool(eval(expr, {"abs": abs}, {"a": a, "b": b, "c": c, "s": s}))  # noqa: S307
             for a, b, c, s in rows]
     assert got.tolist() == want
+
+
+# -- text columns held as Categoricals and narrow integers evaluate the same ---------------
+
+_TEXT_EXPRESSIONS = [
+    "s == t", "s != t", "s == 'x'", "s != 'q'", "s == ''", "s in ('x', '')", "s not in ('y',)",
+    "t == s and a > 0", "s or c", "not s", "s == t == 'x'", "a * 100000 > b * 100000",
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(-5, 9), st.integers(-5, 9), st.booleans(),
+                               st.sampled_from(["x", "y", "z", ""]),
+                               st.sampled_from(["x", "y", "w", ""])), min_size=1, max_size=20),
+       expr=st.sampled_from(_TEXT_EXPRESSIONS), shared=st.booleans())
+def test_categorical_text_and_narrow_ints_evaluate_like_python(rows, expr, shared):
+    """The rule tables hold text as Categoricals (compared on codes when both sides share the
+    categories, by value otherwise) and some integers as int16/int32, widened before use."""
+    from dr_inspect.rules.engine import _columns
+
+    s_values = [r[3] for r in rows]
+    t_values = [r[4] for r in rows]
+    cats = sorted(set(s_values) | set(t_values)) if shared else None
+    table = pd.DataFrame({
+        "a": np.array([r[0] for r in rows], dtype=np.int16),
+        "b": np.array([r[1] for r in rows], dtype=np.int32),
+        "c": np.array([r[2] for r in rows], dtype=bool),
+        "s": pd.Categorical(s_values, categories=cats),
+        "t": pd.Categorical(t_values, categories=cats)})
+    cols = _columns(table)
+    assert isinstance(cols["s"], pd.Categorical) and cols["a"].dtype == np.int64
+    tree = parse(expr, set(cols), "test")
+    got = evaluate(tree, cols, {}, len(rows))
+    want = [bool(eval(expr, {}, {"a": a, "b": b, "c": c, "s": s, "t": t}))  # noqa: S307
+            for a, b, c, s, t in rows]
+    assert got.tolist() == want

@@ -37,9 +37,22 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _columns(df: pd.DataFrame, names: set[str] | None = None) -> dict[str, np.ndarray]:
-    """The columns an expression reads, as numpy arrays (object for text)."""
-    return {c: df[c].to_numpy() for c in df.columns if names is None or c in names}
+def _column(s: pd.Series, rows: np.ndarray | None = None) -> np.ndarray | pd.Categorical:
+    """One column as the evaluator takes it: text stays a Categorical (compared on its codes),
+    integers are widened to int64 (tables keep narrow ones; a rule's arithmetic must not wrap)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cat = s.array
+        return cat if rows is None else cat.take(rows)
+    values = s.to_numpy()
+    if values.dtype.kind in "iu" and values.dtype != np.int64:
+        values = values.astype(np.int64)
+    return values if rows is None else values[rows]
+
+
+def _columns(df: pd.DataFrame, names: set[str] | None = None,
+             rows: np.ndarray | None = None) -> dict[str, np.ndarray | pd.Categorical]:
+    """The columns an expression reads (of `rows` positions only, when given)."""
+    return {c: _column(df[c], rows) for c in df.columns if names is None or c in names}
 
 
 def _names(tree) -> set[str]:
@@ -80,23 +93,27 @@ def evaluate_rule(rule: Rule, tables: dict[str, pd.DataFrame], variables: dict[s
     cols = _columns(table, _names(rule.select))
     n = len(table)
     selected = evaluate(rule.select, cols, variables, n) if rule.select is not None else np.ones(n, bool)
-    rows = table[selected]
-    if len(rows) == 0:
+    picked = np.flatnonzero(selected)
+    if len(picked) == 0:
         return _result(rule, "not-exercised", note=_not_exercised(rule, variables, empty=False))
     if rule.kind in ("each", "none"):
-        rcols = _columns(rows, _names(rule.expect) | _names(rule.match))
+        # only the columns the expression reads, of the selected rows; whole rows are gathered
+        # for the violations alone
+        rcols = _columns(table, _names(rule.expect) | _names(rule.match), picked)
         if rule.kind == "each":
-            bad = ~evaluate(rule.expect, rcols, variables, len(rows))  # type: ignore[arg-type]
+            bad = ~evaluate(rule.expect, rcols, variables, len(picked))  # type: ignore[arg-type]
         else:
-            bad = evaluate(rule.match, rcols, variables, len(rows))  # type: ignore[arg-type]
-        violating = rows[bad]
-        checked = len(rows)
+            bad = evaluate(rule.match, rcols, variables, len(picked))  # type: ignore[arg-type]
+        violating = table.iloc[picked[bad]]
+        checked = len(picked)
         records = [{**variables, **r} for r in violating.head(max_evidence).to_dict("records")]
         evidence = [_evidence(rule, r) for r in records]
         count = len(violating)
     elif rule.kind == "distinct-at-most":
-        checked, count, evidence, violating = _distinct(rule, rows, variables, max_evidence)
+        checked, count, evidence, violating = _distinct(rule, table, picked, variables,
+                                                        max_evidence)
     else:
+        rows = table.iloc[picked]
         if rows[rule.column].nunique() < rule.min_groups:
             return _result(rule, "not-exercised", checked=len(rows),
                            note=f"fewer than {rule.min_groups} distinct {rule.column} values in "
@@ -133,18 +150,23 @@ def _group_rows(rule: Rule, g: pd.DataFrame, variables: dict[str, Any], **fields
     return _evidence(rule, first, frames, ts)
 
 
-def _distinct(rule: Rule, rows: pd.DataFrame, variables: dict[str, Any], cap: int):
-    groups = rows.groupby(rule.key, sort=False)
-    nun = groups[rule.column].nunique()
+def _distinct(rule: Rule, table: pd.DataFrame, picked: np.ndarray, variables: dict[str, Any],
+              cap: int):
+    # grouped on the key and value columns alone; whole rows only for the violating groups
+    slim = table[rule.key + [rule.column]].iloc[picked]
+    nun = slim.groupby(rule.key, sort=False)[rule.column].nunique()
     bad_keys = nun[nun > rule.max]
+    mask = slim.set_index(rule.key).index.isin(bad_keys.index)
+    violating = table.iloc[picked[mask]]
     evidence = []
-    for key in bad_keys.index[:cap]:
-        g = groups.get_group(key if isinstance(key, tuple) or len(rule.key) > 1 else (key,))
-        values = sorted({str(v) for v in g[rule.column]})
-        evidence.append(_group_rows(rule, g, variables, distinct=len(values),
-                                    values=", ".join(values)))
-    mask = rows.set_index(rule.key).index.isin(bad_keys.index)
-    return len(nun), len(bad_keys), evidence, rows[mask]
+    if len(bad_keys):
+        groups = violating.groupby(rule.key, sort=False)
+        for key in bad_keys.index[:cap]:
+            g = groups.get_group(key if isinstance(key, tuple) or len(rule.key) > 1 else (key,))
+            values = sorted({str(v) for v in g[rule.column]})
+            evidence.append(_group_rows(rule, g, variables, distinct=len(values),
+                                        values=", ".join(values)))
+    return len(nun), len(bad_keys), evidence, violating
 
 
 def _balanced(rule: Rule, rows: pd.DataFrame, variables: dict[str, Any], cap: int):

@@ -11,6 +11,7 @@ import ast
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 FUNCTIONS = {"abs": np.abs}
 _BINOPS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
@@ -65,11 +66,11 @@ def names_in(tree: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in FUNCTIONS}
 
 
-def evaluate(tree: ast.Expression, columns: dict[str, np.ndarray], variables: dict[str, Any],
+def evaluate(tree: ast.Expression, columns: dict[str, Any], variables: dict[str, Any],
              n: int) -> np.ndarray:
     """Evaluate to a bool array of length n (a scalar result is broadcast)."""
     value = _eval(tree.body, columns, variables)
-    arr = np.asarray(value)
+    arr = np.asarray(_plain(value))
     if arr.dtype != bool:
         arr = arr.astype(bool)
     return np.broadcast_to(arr, (n,)).copy() if arr.ndim == 0 else arr
@@ -79,7 +80,40 @@ def evaluate_scalar(tree: ast.Expression, variables: dict[str, Any]) -> bool:
     return bool(_eval(tree.body, {}, variables))
 
 
-def _eval(node: ast.AST, cols: dict[str, np.ndarray], vars_: dict[str, Any]) -> Any:
+def _plain(value: Any) -> Any:
+    """A text column (Categorical) as an object array, for everything but == != and in."""
+    return np.asarray(value, dtype=object) if isinstance(value, pd.Categorical) else value
+
+
+def _compare_text(op: ast.cmpop, left: Any, right: Any) -> np.ndarray | None:
+    """== / != / in on a text column held as a Categorical: decided once per category and
+    compared on the codes. None when neither side is one (the caller compares values)."""
+    if not (isinstance(left, pd.Categorical) or isinstance(right, pd.Categorical)):
+        return None
+    if isinstance(op, (ast.In, ast.NotIn)):
+        if not isinstance(left, pd.Categorical):
+            return None
+        hit = np.asarray(left.isin(list(right)))
+        return ~hit if isinstance(op, ast.NotIn) else hit
+    if not isinstance(op, (ast.Eq, ast.NotEq)):
+        return None
+    if isinstance(left, pd.Categorical) and isinstance(right, pd.Categorical):
+        if left.dtype == right.dtype:
+            same = left.codes == right.codes
+        else:
+            same = np.asarray(left, dtype=object) == np.asarray(right, dtype=object)
+    else:
+        cat, other = (left, right) if isinstance(left, pd.Categorical) else (right, left)
+        if isinstance(other, np.ndarray):
+            same = np.asarray(cat, dtype=object) == other
+        else:
+            # one constant: its category code, or no row at all
+            where = np.flatnonzero(np.asarray(cat.categories, dtype=object) == other)
+            same = cat.codes == where[0] if len(where) else np.zeros(len(cat), dtype=bool)
+    return ~same if isinstance(op, ast.NotEq) else same
+
+
+def _eval(node: ast.AST, cols: dict[str, Any], vars_: dict[str, Any]) -> Any:
     if isinstance(node, ast.Name):
         return cols[node.id] if node.id in cols else vars_[node.id]
     if isinstance(node, ast.Constant):
@@ -87,25 +121,31 @@ def _eval(node: ast.AST, cols: dict[str, np.ndarray], vars_: dict[str, Any]) -> 
     if isinstance(node, (ast.Tuple, ast.List)):
         return [e.value for e in node.elts]  # type: ignore[attr-defined]
     if isinstance(node, ast.BoolOp):
-        parts = [np.asarray(_eval(v, cols, vars_), dtype=bool) for v in node.values]
+        parts = [np.asarray(_plain(_eval(v, cols, vars_)), dtype=bool) for v in node.values]
         fn = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
         out = parts[0]
         for p in parts[1:]:
             out = fn(out, p)
         return out
     if isinstance(node, ast.UnaryOp):
-        v = _eval(node.operand, cols, vars_)
+        v = _plain(_eval(node.operand, cols, vars_))
         return np.logical_not(np.asarray(v, dtype=bool)) if isinstance(node.op, ast.Not) else -np.asarray(v)
     if isinstance(node, ast.BinOp):
-        return _BINOPS[type(node.op)](np.asarray(_eval(node.left, cols, vars_)),
-                                      np.asarray(_eval(node.right, cols, vars_)))
+        return _BINOPS[type(node.op)](np.asarray(_plain(_eval(node.left, cols, vars_))),
+                                      np.asarray(_plain(_eval(node.right, cols, vars_))))
     if isinstance(node, ast.Call):
-        return FUNCTIONS[node.func.id](np.asarray(_eval(node.args[0], cols, vars_)))  # type: ignore[attr-defined]
+        return FUNCTIONS[node.func.id](np.asarray(_plain(_eval(node.args[0], cols, vars_))))  # type: ignore[attr-defined]
     if isinstance(node, ast.Compare):
         left = _eval(node.left, cols, vars_)
         out: Any = True
         for op, right_node in zip(node.ops, node.comparators):
             right = _eval(right_node, cols, vars_)
+            coded = _compare_text(op, left, right)
+            if coded is not None:
+                out = np.logical_and(out, coded)
+                left = right
+                continue
+            left, right = _plain(left), _plain(right)
             if isinstance(op, (ast.In, ast.NotIn)):
                 if isinstance(left, np.ndarray):
                     res = np.isin(left, np.asarray(right, dtype=left.dtype if left.dtype != object else object))
