@@ -173,3 +173,30 @@ def test_shared_text_codes_of_columns_without_values():
     some = pd.Series(pd.Categorical(["02:00:00:00:00:01", None]))
     a, b = shared_text_codes([empty, some])
     assert list(a) == ["", ""] and list(b) == ["02:00:00:00:00:01", ""]
+
+
+def test_combine_points_keeps_codes_and_missing_values_across_points():
+    import numpy as np
+    a = pd.DataFrame({"frame": [1, 2, 3], "ts_ns": [1, 2, 3],
+                      "src_ip": pd.Categorical(["10.0.0.1", None, "10.0.0.2"]),
+                      "dst_ip": np.array(["10.0.0.9", None, "10.0.0.9"], dtype=object),
+                      "ttl": pd.array([64, None, 63], dtype="UInt8")}, index=[7, 8, 9])
+    # the same categories in another order, and a point with none of these columns
+    b = pd.DataFrame({"frame": [1, 2], "ts_ns": [4, 5],
+                      "src_ip": pd.Categorical(["10.0.0.2", "10.0.0.1"],
+                                               categories=["10.0.0.2", "10.0.0.1"])})
+    c = pd.DataFrame({"frame": np.array([1], dtype=np.int32), "ts_ns": [6]})
+    pk = combine_points({"a": a, "b": b, "c": c, "empty": pd.DataFrame()})
+    assert list(pk.index) == list(range(6))
+    def values(col):
+        return [v if isinstance(v, (str, int)) else None for v in pk[col].astype(object)]
+    assert values("src_ip") == ["10.0.0.1", None, "10.0.0.2", "10.0.0.2",
+                                                     "10.0.0.1", None]
+    assert values("dst_ip") == ["10.0.0.9", None, "10.0.0.9", None, None, None]
+    assert values("ttl") == [64, None, 63, None, None, None]
+    assert pk["frame"].dtype == np.int64 and pk["point"].astype(object).tolist() == [
+        "a", "a", "a", "b", "b", "c"]
+    assert list(pk["point"].cat.categories) == ["a", "b", "c", "empty"]
+    # a shared categorical: equal addresses have equal codes whichever point they came from
+    codes = pk["src_ip"].cat.codes.to_numpy()
+    assert codes[0] == codes[4] and codes[2] == codes[3] and codes[1] == codes[5] == -1
