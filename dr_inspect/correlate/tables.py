@@ -381,7 +381,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     ipos, ts_adj = ipos[observable], ts_adj[observable]
     if len(ipos) == 0:
         return _empty("forwards")
-    ing_cols = tovt.iloc[ipos]
+    ing_cols = tovt[LOOSE_KEY + ["ip_id"]].iloc[ipos]
     ing = {"ts": ts_adj,
            "lkey": hash_key(ing_cols, LOOSE_KEY),
            # candidates are found by client endpoint only: a copy whose VIP or port was
@@ -425,6 +425,11 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
         has[mpos] = True
         coalesced[mpos] = True
 
+    # the table's order (time, point name, frame) is fixed before any column is gathered
+    point_rank = text_rank(tovt["point"])
+    final = np.lexsort((tovt["frame"].to_numpy()[rows], point_rank[rows], ing["ts"]))
+    rows, copy_tv, has, coalesced = rows[final], copy_tv[final], has[final], coalesced[final]
+    ing = {k: v[final] for k, v in ing.items()}
     at = np.maximum(copy_tv, 0)
     m: dict = {}
     for c in ("point", "role", "frame", "ts_ns", "flow_id", "five_tuple", "src_ip", "dst_ip",
@@ -436,7 +441,9 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     for c in COPY_TEXT:
         m["copy_" + c] = with_default(take(tv[c], at), has)
     for c in COPY_INTS:
-        m["copy_" + c] = np.where(has, tv[c].to_numpy()[at], -1).astype(np.int64)
+        values = tv[c].to_numpy()
+        # -1 where there is no copy; the TCP view's narrow integers stay narrow
+        m["copy_" + c] = np.where(has, values[at], -1).astype(values.dtype, copy=False)
     m["has_copy"] = has
     m["coalesced"] = coalesced
 
@@ -450,7 +457,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
         m["copies"] = np.zeros(len(rows), dtype=np.int64)
 
     ttl = m["ttl"].astype(np.int64)
-    m["ttl_drop"] = np.where(has, ttl - m["copy_ttl"], 0).astype(np.int64)
+    m["ttl_drop"] = np.where(has, ttl - m["copy_ttl"], 0).astype(np.int16)
     m["delay_us"] = np.where(has, (m["copy_ts"] - m["ts"]) / 1000.0, np.nan)
     rs_names = topo.rs_name_by_mac()
     cdst = m["copy_dst_mac"]
@@ -467,10 +474,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     senders = set(src_macs.dropna().unique()) | ({""} if src_macs.isna().any() else set())
     m["likely_cause"] = _drop_causes(m, empty, senders)
     m["in_capture_span"] = in_capture_span(m["ts"], capture_span, window_ns)
-    final = np.lexsort((m["frame"], text_rank(m["point"]), m["ts"]))
-    out = pd.DataFrame({c: (v.take(final) if isinstance(v, pd.Categorical) else v[final])
-                        for c, v in m.items()}, copy=False)
-    return _finish(out, "forwards")
+    return _finish(pd.DataFrame(m, copy=False), "forwards")
 
 
 def _group_cat(macs: pd.Categorical) -> np.ndarray:
@@ -575,39 +579,53 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     pick = pick[first]
     lpos, cpos, from_vip = lpos[pick], cpos[pick], from_vip[pick]
     rows = maybe[lpos]
+    # the table's order (time, point name, frame) is fixed before any column is gathered
+    final = np.lexsort((tv["frame"].to_numpy()[rows], text_rank(tv["point"])[rows],
+                        tv["ts"].to_numpy()[rows]))
+    rows, cpos, from_vip = rows[final], cpos[final], from_vip[final]
     r: dict = {}
-    for c in ("frame", "ts_ns", "ts", "src_ip", "dst_ip", "src_port", "dst_port", "seq",
+    for c in ("point", "frame", "ts_ns", "src_ip", "dst_ip", "src_port", "dst_port", "seq",
               "ack", "tcp_flags", "ttl", "ip_id", "payload_len", "src_mac", "dst_mac"):
         s = tv[c]
-        r[c] = take(s, rows) if isinstance(s.dtype, pd.CategoricalDtype) else _ints(s)[rows]
-    r["point"] = take(tv["point"], rows)
+        r[c] = take(s, rows) if isinstance(s.dtype, (pd.CategoricalDtype, np.dtypes.ObjectDType)) \
+            else _ints(s)[rows]
     r["flow_id"] = conns["flow_id"].to_numpy(dtype=np.int64)[cpos]
     r["from_vip"] = from_vip
     r["role"] = mapped(r["point"], topo.roles, "unknown")
-    r["five_tuple"] = _five_tuple_text(r)
+    r["five_tuple"] = _reply_five_tuples(r, cpos, conns)
     r["vip"] = categorical(cpos, conns["vip"].to_numpy(dtype=object))
     dmacs = topo.director_macs
     r["from_director"] = member(r["src_mac"], dmacs)
     r["to_director"] = member(r["dst_mac"], dmacs)
     r["real_server"] = mapped(r["src_mac"], topo.rs_name_by_mac(), "")
-    final = np.lexsort((r["frame"], text_rank(r["point"]), r["ts"]))
-    out = pd.DataFrame({c: (v.take(final) if isinstance(v, pd.Categorical) else v[final])
-                        for c, v in r.items()}, copy=False)
-    return _finish(out, "replies")
+    return _finish(pd.DataFrame(r, copy=False), "replies")
 
 
-def _five_tuple_text(r: dict) -> pd.Categorical:
-    """'tcp src:port -> dst:port' per row, rendered once per distinct 5-tuple."""
-    key = hash_key(pd.DataFrame({"a": r["src_ip"], "b": r["src_port"], "c": r["dst_ip"],
-                                 "d": r["dst_port"]}), ["a", "b", "c", "d"])
-    codes, uniq = pd.factorize(key)
-    first = np.full(len(uniq), len(codes), dtype=np.int64)
-    np.minimum.at(first, codes, np.arange(len(codes), dtype=np.int64))
-    texts = five_tuples(pd.Series(np.asarray(r["src_ip"].take(first), dtype=object)),
-                        np.asarray(r["src_port"])[first],
-                        pd.Series(np.asarray(r["dst_ip"].take(first), dtype=object)),
-                        np.asarray(r["dst_port"])[first])
-    return categorical(codes, texts)
+def _reply_five_tuples(r: dict, cpos: np.ndarray, conns: pd.DataFrame) -> pd.Categorical:
+    """'tcp src:port -> dst:port' of each reply. A reply from the VIP is its connection's
+    5-tuple turned round (rendered once per connection); others once per distinct 5-tuple."""
+    used = np.unique(cpos)
+    turned = np.array([f"tcp {b} -> {a}" for a, b in
+                       (t[4:].split(" -> ", 1) for t in conns["five_tuple"].to_numpy()[used])],
+                      dtype=object)
+    slot = np.zeros(len(conns), dtype=np.int64)
+    slot[used] = np.arange(len(used))
+    codes = slot[cpos]
+    texts = list(turned)
+    other = np.flatnonzero(~r["from_vip"])
+    if len(other):
+        sub = {c: (r[c].take(other) if isinstance(r[c], pd.Categorical) else r[c][other])
+               for c in ("src_ip", "src_port", "dst_ip", "dst_port")}
+        key = hash_key(pd.DataFrame(sub), list(sub))
+        ocodes, uniq = pd.factorize(key)
+        first = np.full(len(uniq), len(ocodes), dtype=np.int64)
+        np.minimum.at(first, ocodes, np.arange(len(ocodes), dtype=np.int64))
+        texts += list(five_tuples(pd.Series(np.asarray(sub["src_ip"].take(first), dtype=object)),
+                                  np.asarray(sub["src_port"])[first],
+                                  pd.Series(np.asarray(sub["dst_ip"].take(first), dtype=object)),
+                                  np.asarray(sub["dst_port"])[first]))
+        codes[other] = len(turned) + ocodes
+    return categorical(codes, np.asarray(texts, dtype=object))
 
 
 def _lookup(s: pd.Series, mapping: dict) -> np.ndarray:
