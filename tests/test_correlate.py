@@ -200,3 +200,23 @@ def test_combine_points_keeps_codes_and_missing_values_across_points():
     # a shared categorical: equal addresses have equal codes whichever point they came from
     codes = pk["src_ip"].cat.codes.to_numpy()
     assert codes[0] == codes[4] and codes[2] == codes[3] and codes[1] == codes[5] == -1
+
+
+def test_tcp_view_gathers_tcp_rows_with_point_names_sorted(tmp_path):
+    import numpy as np
+
+    from dr_inspect.correlate.keys import tcp_view
+    packets = DrCapture().healthy(connections=2).decoded(tmp_path)
+    # points named against their order, so that sorted and first-seen order differ
+    packets = {"zz": packets["br_e"], "aa": packets["br_lvs"]}
+    pk = combine_points(packets)
+    tv = tcp_view(pk)
+    tcp = (pk["proto"] == 6).fillna(False).to_numpy(dtype=bool)
+    assert tv["row"].tolist() == np.flatnonzero(tcp).tolist()
+    assert list(tv["point"].cat.categories) == ["aa", "zz"]
+    assert tv["point"].to_numpy(dtype=object).tolist() == (
+        pk["point"].to_numpy(dtype=object)[tcp].tolist())
+    assert tv["point"].isin(["zz"]).sum() == (tv["point"] == "zz").sum() > 0
+    assert tv["frame"].tolist() == pk["frame"][tcp].tolist()
+    assert tv["seq"].tolist() == pk["seq"][tcp].astype("int64").tolist()
+    assert tv["src_port"].dtype == np.int32 and tv["ttl"].dtype == np.int16

@@ -159,9 +159,48 @@ def shared_text_codes(columns: list[pd.Series]) -> list[pd.Categorical]:
     return out
 
 
+def _ints_at(s: pd.Series, pos: np.ndarray, missing: int, dtype) -> np.ndarray:
+    """ints(s) at positions `pos`, as `dtype`: a nullable column's values and mask are gathered
+    first, so only the selected rows are converted."""
+    arr = s.array
+    if isinstance(arr, pd.api.extensions.ExtensionArray) and hasattr(arr, "_mask"):
+        return arr.take(pos).to_numpy(dtype=dtype, na_value=missing)
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu":
+        return s.to_numpy()[pos].astype(dtype)
+    return ints(s.iloc[pos], missing).astype(dtype)
+
+
+def _categorical_at(s: pd.Series, pos: np.ndarray) -> pd.Series:
+    """A categorical column at positions `pos`, with all its categories (as a boolean filter
+    keeps them); other columns are taken as they are."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return pd.Series(pd.Categorical.from_codes(s.cat.codes.to_numpy()[pos], dtype=s.dtype),
+                         copy=False)
+    return s.iloc[pos].reset_index(drop=True)
+
+
+def _point_names_at(points: pd.Series, pos: np.ndarray) -> pd.Categorical:
+    """The point of each row at `pos` as a Categorical over the point names in sorted order (int8
+    codes for up to 127 points): sorting or grouping on it orders as on the names themselves."""
+    if isinstance(points.dtype, pd.CategoricalDtype):
+        codes = points.cat.codes.to_numpy()[pos]
+        names = np.asarray(points.cat.categories, dtype=object)
+    else:
+        codes, names = pd.factorize(points.to_numpy(dtype=object)[pos])
+        names = np.asarray(names, dtype=object)
+    order = np.argsort(names.astype(str), kind="stable")
+    sorted_names = pd.Index(names[order], dtype=object)
+    dtype = pd.CategoricalDtype(sorted_names)
+    rank = np.empty(len(names) + 1, dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    rank[-1] = -1                          # code -1 (no point) stays missing
+    return pd.Categorical.from_codes(rank[codes], dtype=dtype, validate=False)
+
+
 def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
     """TCP rows with plain columns (numbers as numpy integers, -1 when missing; addresses as
-    categoricals with '' for missing, shared categories per kind: see shared_text_codes).
+    categoricals with '' for missing, shared categories per kind: see shared_text_codes; `point`
+    as a categorical of the point names, sorted).
 
     Ports, payload length (int32), flags and TTL (int16) are narrow: the view is most of the
     memory of a run. They never hold a negative value other than -1 for a missing TTL, so keys
@@ -171,27 +210,31 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
     addresses into str and integers into int64 (tables._finish), so rule expressions never
     meet NA, categories or narrow integers.
     """
-    t = pk[is_tcp(pk)]
-    src_mac, dst_mac = shared_text_codes([t["src_mac"], t["dst_mac"]])
-    src_ip, dst_ip = shared_text_codes([t["src_ip"], t["dst_ip"]])
+    # each column is gathered at the TCP rows alone (a filter of the whole table would copy
+    # every column of every frame first)
+    pos = np.flatnonzero(is_tcp(pk))
+    src_mac, dst_mac = shared_text_codes([_categorical_at(pk["src_mac"], pos),
+                                          _categorical_at(pk["dst_mac"], pos)])
+    src_ip, dst_ip = shared_text_codes([_categorical_at(pk["src_ip"], pos),
+                                        _categorical_at(pk["dst_ip"], pos)])
     view = pd.DataFrame({
-        "point": obj(t["point"].astype(object).to_numpy()),
-        "frame": t["frame"].to_numpy(dtype=np.int64),
-        "ts_ns": t["ts_ns"].to_numpy(dtype=np.int64),
-        "ts": t["ts"].to_numpy(dtype=np.int64) if "ts" in t else t["ts_ns"].to_numpy(dtype=np.int64),
-        "row": t["row"].to_numpy(dtype=np.int64),
+        "point": _point_names_at(pk["point"], pos),
+        "frame": pk["frame"].to_numpy(dtype=np.int64)[pos],
+        "ts_ns": pk["ts_ns"].to_numpy(dtype=np.int64)[pos],
+        "ts": pk["ts" if "ts" in pk else "ts_ns"].to_numpy(dtype=np.int64)[pos],
+        "row": pk["row"].to_numpy(dtype=np.int64)[pos],
         "src_mac": src_mac,
         "dst_mac": dst_mac,
         "src_ip": src_ip,
         "dst_ip": dst_ip,
-        "src_port": ints(t["src_port"]).astype(np.int32),
-        "dst_port": ints(t["dst_port"]).astype(np.int32),
-        "seq": ints(t["seq"]),
-        "ack": ints(t["ack"]),
-        "tcp_flags": ints(t["tcp_flags"], 0).astype(np.int16),
-        "ip_id": ints(t["ip_id"]),
-        "payload_len": ints(t["payload_len"], 0).astype(np.int32),
-        "ttl": ints(t["ttl"]).astype(np.int16),
+        "src_port": _ints_at(pk["src_port"], pos, -1, np.int32),
+        "dst_port": _ints_at(pk["dst_port"], pos, -1, np.int32),
+        "seq": _ints_at(pk["seq"], pos, -1, np.int64),
+        "ack": _ints_at(pk["ack"], pos, -1, np.int64),
+        "tcp_flags": _ints_at(pk["tcp_flags"], pos, 0, np.int16),
+        "ip_id": _ints_at(pk["ip_id"], pos, -1, np.int64),
+        "payload_len": _ints_at(pk["payload_len"], pos, 0, np.int32),
+        "ttl": _ints_at(pk["ttl"], pos, -1, np.int16),
     }, copy=False)  # the arrays are new already: no second, consolidated copy
     view["strict_key"] = hash_key(view, STRICT_KEY)
     return view
