@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.keys import (endpoint_in, fmt_endpoint, hash_key, is_group_mac,
-                                       strict_key, syn_ack, syn_only, text)
+from dr_inspect.correlate.keys import (STRICT_KEY, flags, fmt_endpoint, hash_key, is_group_mac,
+                                       obj, syn_only, text)
+from dr_inspect.decode.schema import ACK, SYN
 from dr_inspect.errors import TopologyError
 from dr_inspect.model import RealServer, Topology
 from dr_inspect.topology.pins import TopologyPins, vip_text
@@ -79,27 +80,193 @@ class LearnedTopology:
             conflicts=list(self.conflicts))
 
 
-def _detect_vips(tv: pd.DataFrame) -> list[tuple[str, int]]:
+INT64_MIN = np.iinfo(np.int64).min
+INT64_MAX = np.iinfo(np.int64).max
+PORT_SPAN = 1 << 17         # -1 (missing) .. 65535, packed as port + 1
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """The TCP-view columns learning reads, as numpy arrays over all its rows (no copy of the
+    view): MACs and IPs as integer codes over one value list per kind, so src and dst compare."""
+    src_mac: np.ndarray
+    dst_mac: np.ndarray
+    macs: np.ndarray                  # MAC code -> value (NaN for a missing one)
+    src_ip: np.ndarray
+    dst_ip: np.ndarray
+    ips: np.ndarray
+    src_port: np.ndarray
+    dst_port: np.ndarray
+
+
+def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (0..) and the values they stand for (NA a value of its own): a
+    categorical's own codes, else factorized."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy()
+        values = np.append(np.asarray(s.cat.categories, dtype=object), np.nan)
+        if len(codes) and codes.min() < 0:
+            codes = np.where(codes < 0, len(values) - 1, codes.astype(np.int64))
+        return codes, values
+    codes, values = pd.factorize(s.to_numpy(dtype=object), use_na_sentinel=False)
+    return codes, np.asarray(values, dtype=object)
+
+
+def _shared_codes(columns: list[pd.Series]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Codes of text columns of one kind over one value list (equal values, equal codes): the
+    TCP view's own codes when the columns share their categories, as tcp_view makes them."""
+    parts = [_codes(c) for c in columns]
+    dtypes = [c.dtype for c in columns]
+    if all(isinstance(d, pd.CategoricalDtype) for d in dtypes) and all(
+            d.categories.equals(dtypes[0].categories) for d in dtypes[1:]):
+        return [codes for codes, _ in parts], parts[0][1]
+    union = pd.Index(pd.unique(np.concatenate([values for _, values in parts])), dtype=object)
+    return ([union.get_indexer(values)[codes] for codes, values in parts],
+            np.asarray(union, dtype=object))
+
+
+def _coded(tv: pd.DataFrame) -> _Coded:
+    (src_mac, dst_mac), macs = _shared_codes([tv["src_mac"], tv["dst_mac"]])
+    (src_ip, dst_ip), ips = _shared_codes([tv["src_ip"], tv["dst_ip"]])
+    return _Coded(src_mac=src_mac, dst_mac=dst_mac, macs=macs, src_ip=src_ip, dst_ip=dst_ip,
+                  ips=ips, src_port=tv["src_port"].to_numpy(), dst_port=tv["dst_port"].to_numpy())
+
+
+def _codes_at(s: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_codes of the rows `rows` of s (a categorical's codes are taken, not recomputed)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes, values = _codes(s)
+        return codes[rows], values
+    return _codes(pd.Series(s.to_numpy(dtype=object)[rows], dtype=object))
+
+
+def _point_codes(pk: pd.DataFrame, tv: pd.DataFrame, rows: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """_codes of the view's point column at `rows`. A view with an object point column has the
+    packets table's row number of each row (`row`, its position in pk): pk's categorical point
+    codes are gathered through it (no hashing of a string per row)."""
+    if (not isinstance(tv["point"].dtype, pd.CategoricalDtype) and "row" in tv.columns
+            and "point" in pk.columns and isinstance(pk["point"].dtype, pd.CategoricalDtype)):
+        codes, values = _codes(pk["point"])
+        return codes[tv["row"].to_numpy()[rows]], values
+    return _codes_at(tv["point"], rows)
+
+
+def _packed(columns: list[np.ndarray]) -> np.ndarray:
+    """One int64 per row, equal exactly where the rows are equal in every column: the columns
+    packed into one integer (what is packed so far numbered densely first if it would not fit)."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    if len(key) == 0:
+        return key
+    span = 1
+    for col in columns:
+        col = np.asarray(col).astype(np.int64)
+        lo = int(col.min())
+        width = int(col.max()) - lo + 1
+        if span * width >= 1 << 62:
+            key, uniq = pd.factorize(key)
+            key, span = key.astype(np.int64), len(uniq)
+        if span * width >= 1 << 62:
+            col, uniq = pd.factorize(col)
+            col, lo, width = col.astype(np.int64), 0, len(uniq)
+        key = key * width + (col - lo)
+        span *= width
+    return key
+
+
+def _first_rows(ids: np.ndarray) -> np.ndarray:
+    """Row of each id's first appearance, for ids numbered in order of first appearance
+    (pd.factorize)."""
+    seen = np.maximum.accumulate(ids)
+    return np.flatnonzero(ids > np.concatenate(([-1], seen[:-1])))
+
+
+def _seen(codes: np.ndarray, values: np.ndarray) -> set:
+    """The values whose code occurs in `codes`."""
+    return {values[c] for c in np.flatnonzero(np.bincount(codes, minlength=len(values)))}
+
+
+def _member(values: np.ndarray, wanted: set) -> np.ndarray:
+    """Per code: whether its value is one of `wanted` (judged once per distinct value)."""
+    return np.fromiter((v in wanted for v in values), dtype=bool, count=len(values))
+
+
+def _endpoints(ip: np.ndarray, port: np.ndarray, ips: np.ndarray) -> set[tuple[Any, int]]:
+    """Distinct (ip value, port) of the rows."""
+    if len(ip) == 0:
+        return set()
+    key = ip.astype(np.int64) * PORT_SPAN + (port.astype(np.int64) + 1)
+    distinct = np.unique(key)
+    return {(ips[k // PORT_SPAN], int(k % PORT_SPAN) - 1) for k in distinct.tolist()}
+
+
+def _endpoint_rows(ip: np.ndarray, port: np.ndarray, ips: np.ndarray,
+                   endpoints: list[tuple[str, int]]) -> np.ndarray:
+    """Rows whose (ip, port) is one of `endpoints` (correlate.keys.endpoint_in on codes)."""
+    mask = np.zeros(len(ip), dtype=bool)
+    for ip_text, port_number in endpoints:
+        is_ip = np.asarray(ips == ip_text, dtype=bool)
+        if is_ip.any():
+            mask |= is_ip[ip] & (port == port_number)
+    return mask
+
+
+def _per_key_range(keys: np.ndarray, codes: np.ndarray, n_keys: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest code per key (INT64_MAX / -1 for a key without rows)."""
+    lo = np.full(n_keys, INT64_MAX, dtype=np.int64)
+    hi = np.full(n_keys, -1, dtype=np.int64)
+    np.minimum.at(lo, keys, codes)
+    np.maximum.at(hi, keys, codes)
+    return lo, hi
+
+
+def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, v: _Coded) -> list[tuple[str, int]]:
     """ip:port that DR serves: a SYN forwarded with a new dst MAC, or answered from another MAC."""
-    syn = tv[syn_only(tv)]
-    found: set[tuple[str, int]] = set()
-    if len(syn):
-        k = hash_key(syn, ["src_ip", "src_port", "dst_ip", "dst_port", "seq"])
-        macs = pd.DataFrame({"k": k, "mac": syn["dst_mac"].to_numpy()})
-        nmac = macs.groupby("k")["mac"].nunique()
-        fwd = syn[np.isin(k, nmac.index[nmac >= 2].to_numpy())]
-        found |= set(fwd[["dst_ip", "dst_port"]].drop_duplicates().itertuples(index=False, name=None))
-    sa = tv[syn_ack(tv)]
-    if len(syn) and len(sa):
-        left = pd.DataFrame({"point": syn["point"], "cip": syn["src_ip"], "cport": syn["src_port"],
-                             "sip": syn["dst_ip"], "sport": syn["dst_port"], "isn": syn["seq"],
-                             "syn_dst_mac": syn["dst_mac"]})
-        right = pd.DataFrame({"point": sa["point"], "cip": sa["dst_ip"], "cport": sa["dst_port"],
-                              "sip": sa["src_ip"], "sport": sa["src_port"],
-                              "isn": (sa["ack"] - 1) % MOD32, "sa_src_mac": sa["src_mac"]})
-        pairs = left.merge(right, on=["point", "cip", "cport", "sip", "sport", "isn"])
-        dr = pairs[pairs["syn_dst_mac"] != pairs["sa_src_mac"]]
-        found |= set(dr[["sip", "sport"]].drop_duplicates().itertuples(index=False, name=None))
+    f = tv["tcp_flags"]
+    # the view's flags are plain integers (0 when missing): no widened copy needed
+    f = f.to_numpy() if f.dtype.kind in "iu" else flags(tv)
+    syn = np.flatnonzero((f & (SYN | ACK)) == SYN)
+    sa = np.flatnonzero((f & (SYN | ACK)) == (SYN | ACK))
+    del f
+    mac_na = pd.isna(v.macs)
+    found: set[tuple[Any, int]] = set()
+    if len(syn) == 0:
+        return []
+    # (client ip, port, server ip, port, ISN) of the SYNs, then of the SYN-ACKs (ack = ISN + 1)
+    seq = tv["seq"].to_numpy()
+    ids, uniq = pd.factorize(_packed([
+        np.concatenate([v.src_ip[syn], v.dst_ip[sa]]),
+        np.concatenate([v.src_port[syn], v.dst_port[sa]]),
+        np.concatenate([v.dst_ip[syn], v.src_ip[sa]]),
+        np.concatenate([v.dst_port[syn], v.src_port[sa]]),
+        np.concatenate([seq[syn], (tv["ack"].to_numpy()[sa] - 1) % MOD32])]))
+    syn_ids = ids[:len(syn)]
+    syn_mac, sa_mac = v.dst_mac[syn].astype(np.int64), v.src_mac[sa].astype(np.int64)
+    # the same SYN seen with two or more destination MACs (a missing one not counted)
+    named = ~mac_na[syn_mac]
+    lo, hi = _per_key_range(syn_ids[named], syn_mac[named], len(uniq))
+    rows = syn[(hi > lo)[syn_ids]]
+    found |= _endpoints(v.dst_ip[rows], v.dst_port[rows], v.ips)
+    if len(sa):
+        # a SYN and its SYN-ACK at one point with different MACs: the SYN's destination, the
+        # SYN-ACK's source (a missing MAC differs from every MAC)
+        point, point_values = _point_codes(pk, tv, np.concatenate([syn, sa]))
+        at_point = ids * len(point_values) + point
+        n_keys = len(uniq) * len(point_values)
+        if n_keys > 4 * len(at_point) + 1024:
+            at_point, distinct = pd.factorize(at_point)
+            n_keys = len(distinct)
+        syn_at, sa_at = at_point[:len(syn)], at_point[len(syn):]
+        s_lo, s_hi = _per_key_range(syn_at, syn_mac, n_keys)
+        a_lo, a_hi = _per_key_range(sa_at, sa_mac, n_keys)
+        differ = (s_lo != s_hi) | (a_lo != a_hi) | (s_lo != a_lo)
+        if mac_na.any():
+            differ |= np.bincount(syn_at[mac_na[syn_mac]], minlength=n_keys) > 0
+            differ |= np.bincount(sa_at[mac_na[sa_mac]], minlength=n_keys) > 0
+        differ &= (s_hi >= 0) & (a_hi >= 0)
+        rows = syn[differ[syn_at]]
+        found |= _endpoints(v.dst_ip[rows], v.dst_port[rows], v.ips)
     return sorted((str(ip), int(port)) for ip, port in found)
 
 
@@ -121,74 +288,146 @@ def _resolve_pinned_vips(tv: pd.DataFrame, pins: TopologyPins,
     return sorted(set(out))
 
 
-# TCP-view columns topology learning never reads once the packet identity is the strict_key
-# column (seq, ack and flags only feed that key; VIP detection reads them from the whole view)
-_UNUSED_HERE = {"frame", "ts_ns", "row", "ip_id", "payload_len", "seq", "ack", "tcp_flags"}
+def _best_of_blocks(blocks: np.ndarray, block_of: np.ndarray, ttl: np.ndarray, ts: np.ndarray,
+                    first: np.ndarray) -> np.ndarray:
+    """Per group: whether it ranks first in its block (adjacent groups of one packet): highest
+    TTL, then earliest time, then first in the view."""
+    top = ttl == np.maximum.reduceat(ttl, blocks)[block_of]
+    ts_top = np.where(top, ts, INT64_MAX)
+    top &= ts_top == np.minimum.reduceat(ts_top, blocks)[block_of]
+    first_top = np.where(top, first, INT64_MAX)
+    return first_top == np.minimum.reduceat(first_top, blocks)[block_of]
 
 
-def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes (0..) and the values they stand for (NA a value of its own): a categorical's
-    own codes, else factorized."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        codes = s.cat.codes.to_numpy().astype(np.int64)
-        values = np.append(np.asarray(s.cat.categories, dtype=object), np.nan)
-        return np.where(codes < 0, len(values) - 1, codes), values
-    codes, values = pd.factorize(s, use_na_sentinel=False)
-    return codes.astype(np.int64), np.asarray(values, dtype=object)
+def _top_two(blocks: np.ndarray, size: np.ndarray, ttl: np.ndarray, ts: np.ndarray,
+             first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The legs that rank first and second in each block (blocks[i]: start of block i, of
+    size[i] >= 2 adjacent legs) by TTL falling, then time rising, then first in the view."""
+    rank0 = np.empty(len(blocks), dtype=np.int64)
+    rank1 = np.empty(len(blocks), dtype=np.int64)
+    # most packets have two legs (seen before and after the director): one comparison each
+    two = size == 2
+    if two.all():
+        a, b = slice(0, None, 2), slice(1, None, 2)     # the legs alternate: views, no gathers
+        at = np.arange(0, len(ttl), 2)
+    else:
+        a = at = blocks[two]
+        b = a + 1
+    ttl_a, ttl_b, ts_a, ts_b = ttl[a], ttl[b], ts[a], ts[b]
+    a_first = (ttl_a > ttl_b) | ((ttl_a == ttl_b)
+                                 & ((ts_a < ts_b) | ((ts_a == ts_b) & (first[a] < first[b]))))
+    rank0[two] = at + ~a_first
+    rank1[two] = at + a_first
+    more = ~two
+    if more.any():
+        sizes = size[more]
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        block_of = np.repeat(np.arange(len(sizes)), sizes)
+        legs = np.repeat(blocks[more], sizes) + (np.arange(len(block_of)) - starts[block_of])
+        legs_ttl = ttl[legs].astype(np.int64)
+        best = _best_of_blocks(starts, block_of, legs_ttl, ts[legs], first[legs])
+        second = _best_of_blocks(starts, block_of, np.where(best, INT64_MIN, legs_ttl),
+                                 ts[legs], first[legs])
+        rank0[more] = legs[best]
+        rank1[more] = legs[second]
+    return rank0, rank1
 
 
-def _categorical(codes: np.ndarray, values: np.ndarray) -> pd.Categorical:
-    """The values of `codes` (from _codes) as a categorical over the distinct non-NA values."""
-    values = np.asarray(values, dtype=object)
-    keep = ~pd.isna(values)
-    new_code = np.where(keep, np.cumsum(keep) - 1, -1)
-    return pd.Categorical.from_codes(new_code[codes], categories=pd.Index(values[keep], dtype=object))
+def _leg_votes(key: np.ndarray, src: np.ndarray, dst: np.ndarray, ttl: np.ndarray,
+               ts: np.ndarray, n_mac: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Legs of the client->VIP packets seen with more than one (src MAC, dst MAC): each distinct
+    (packet key, src, dst) is a leg with its highest TTL and earliest time; a packet's legs rank
+    0 = the original, 1.. = forwarded copies (TTL falls, time rises, then first in the view).
+
+    Returns per MAC code the number of packets whose original goes to it and the number of
+    copies that go to it, and the (src, dst) MAC codes of every packet's first copy (rank 1)."""
+    none = np.zeros(0, dtype=np.int64)
+    if len(key) == 0:
+        return np.zeros(n_mac, dtype=np.int64), np.zeros(n_mac, dtype=np.int64), none, none
+    packet = pd.factorize(key)[0]
+    n_pair = n_mac * n_mac
+    pair = np.multiply(src, n_mac, dtype=np.int64)
+    pair += dst
+    if (int(packet.max()) + 1) * n_pair >= 1 << 62:
+        pair, uniq = pd.factorize(pair)
+        n_pair = len(uniq)
+    # sorted on (packet, src, dst), stable: a leg's rows are adjacent, its first row first, and
+    # the legs of one packet are adjacent (nearly sorted already: packets are numbered in order)
+    leg_key = np.multiply(packet, n_pair, dtype=np.int64)
+    leg_key += pair
+    del pair
+    order = np.argsort(leg_key, kind="stable")
+    leg_key = leg_key[order]
+    start = np.flatnonzero(np.concatenate(([True], leg_key[1:] != leg_key[:-1])))
+    del leg_key
+    if len(start) == len(order):
+        # every leg one row (the usual case): no reductions
+        first, leg_ttl, leg_ts = order, ttl[order], ts[order]
+    else:
+        first = order[start]
+        leg_ttl = np.maximum.reduceat(ttl[order], start)
+        leg_ts = np.minimum.reduceat(ts[order], start)
+    del order, start
+    leg_packet = packet[first]
+    block = np.flatnonzero(np.concatenate(([True], leg_packet[1:] != leg_packet[:-1])))
+    del leg_packet
+    size = np.diff(np.append(block, len(first)))
+    multi = size >= 2
+    if not multi.all():
+        keep = np.repeat(multi, size)
+        first, leg_ttl, leg_ts, size = first[keep], leg_ttl[keep], leg_ts[keep], size[multi]
+    if len(first) == 0:
+        return np.zeros(n_mac, dtype=np.int64), np.zeros(n_mac, dtype=np.int64), none, none
+    blocks = np.concatenate(([0], np.cumsum(size)[:-1]))
+    original, first_copy = _top_two(blocks, size, leg_ttl, leg_ts, first)
+    # every leg that is not a packet's original is one of its copies
+    in_votes = np.bincount(dst[first[original]], minlength=n_mac)
+    rs_votes = np.bincount(dst[first], minlength=n_mac) - in_votes
+    return (in_votes, rs_votes, src[first[first_copy]].astype(np.int64),
+            dst[first[first_copy]].astype(np.int64))
 
 
-def _legs(tov: pd.DataFrame) -> pd.DataFrame:
-    """Distinct (packet, src MAC, dst MAC) sightings of client->VIP packets seen more than once
-    with different MACs, ranked: 0 = the original, 1.. = forwarded copies (TTL falls, time rises)."""
-    if len(tov) == 0:
-        return pd.DataFrame(columns=["k", "src_mac", "dst_mac", "ttl", "ts", "point", "rank"])
-    # Groups of (packet key, src MAC, dst MAC) as integer ids in order of first appearance
-    # (factorize numbers values as they first occur), aggregated with numpy.
-    src_codes, src_values = _codes(tov["src_mac"])
-    dst_codes, dst_values = _codes(tov["dst_mac"])
-    point_values = tov["point"].to_numpy(dtype=object)
-    k = strict_key(tov)
-    key_codes = pd.factorize(k)[0].astype(np.int64)
-    # one id per distinct (packet, src MAC, dst MAC), numbered in order of first appearance
-    gid = pd.factorize((key_codes * (int(src_codes.max()) + 1) + src_codes)
-                       * (int(dst_codes.max()) + 1) + dst_codes)[0]
-    seen = np.maximum.accumulate(gid)
-    first = np.flatnonzero(gid > np.concatenate(([-1], seen[:-1])))   # group g starts at first[g]
-    # per-group max TTL / min time by unbuffered scatter (numpy 2's ufunc.at): no sort of the ids
-    g_ttl = np.full(len(first), np.iinfo(np.int64).min, dtype=np.int64)
-    np.maximum.at(g_ttl, gid, tov["ttl"].to_numpy(dtype=np.int64))
-    g_ts = np.full(len(first), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(g_ts, gid, tov["ts"].to_numpy(dtype=np.int64))
-    g_k = k[first]
-    per_key = np.bincount(key_codes[first])[key_codes[first]]
-    multi = np.flatnonzero(per_key >= 2)
-    # rank within a key: TTL falling, then time rising, then first appearance (keys are
-    # blocked by their integer id; the order of the blocks does not matter to the votes)
-    g_kc = key_codes[first]
-    ranked = multi[np.lexsort((first[multi], g_ts[multi], -g_ttl[multi], g_kc[multi]))]
-    rk = g_kc[ranked]
-    block = np.ones(len(ranked), dtype=bool)
-    block[1:] = rk[1:] != rk[:-1]
-    block_start = np.flatnonzero(block)
-    rank = np.arange(len(ranked)) - np.repeat(block_start, np.diff(np.append(block_start,
-                                                                           len(ranked))))
-    rows = first[ranked]
-    multi = pd.DataFrame({
-        "k": g_k[ranked],
-        "src_mac": _categorical(src_codes[rows], src_values),
-        "dst_mac": _categorical(dst_codes[rows], dst_values),
-        "ttl": g_ttl[ranked], "ts": g_ts[ranked],
-        "point": pd.Series(point_values[rows], dtype=object),
-        "rank": rank.astype(np.int64)})
-    return multi
+def _combos(columns: list[np.ndarray], sizes: list[int]) -> list[np.ndarray]:
+    """The distinct combinations of codes that occur in the rows of `columns` (codes of column i
+    below sizes[i]), one array per column."""
+    if len(columns[0]) == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in columns]
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for col, size in zip(columns, sizes):
+        key = key * size + col
+    total = int(np.prod(sizes, dtype=object))
+    seen = (np.flatnonzero(np.bincount(key, minlength=total)) if total <= 4 * len(key) + 65536
+            else np.unique(key))
+    out = []
+    for size in reversed(sizes):
+        out.append(seen % size)
+        seen = seen // size
+    return out[::-1]
+
+
+def _min_per_code(codes: np.ndarray, values: np.ndarray) -> tuple[list[int], list[int]]:
+    """The codes that occur and the smallest value of each (a stable sort of small codes is a
+    radix sort; np.minimum.at is slow on large int64 values)."""
+    if len(codes) == 0:
+        return [], []
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    start = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1])))
+    return (sorted_codes[start].tolist(),
+            np.minimum.reduceat(values[order], start).tolist())
+
+
+def _segment_roles(macs: np.ndarray, points: np.ndarray, mac_values: np.ndarray,
+                   point_values: np.ndarray, roles: dict[str, str], role: str) -> dict[Any, str]:
+    """{MAC: role} over the distinct (MAC, point) of the rows in order of first appearance, a
+    later pair's point deciding (in the MAC's place of first appearance): `role`, or 'both' at a
+    point of role both."""
+    out: dict[Any, str] = {}
+    n_points = len(point_values)
+    for pair in pd.unique(macs.astype(np.int64) * n_points + points).tolist():
+        mac, point = divmod(pair, n_points)
+        out[mac_values[mac]] = "both" if roles.get(point_values[point]) == "both" else role
+    return out
 
 
 def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
@@ -199,41 +438,50 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     """
     pins = pins or TopologyPins()
     conflicts: list[str] = []
-    learned_vips = _detect_vips(tv)
+    cv = _coded(tv)
     if pins.vips:
         vips = _resolve_pinned_vips(tv, pins, conflicts)
         if not vips:
             raise TopologyError("the pinned VIP(s) " + ", ".join(vip_text(*v) for v in pins.vips)
                                 + " have no port and no SYN in the traffic: pin them as ip:port")
-    elif learned_vips:
-        vips = learned_vips
     else:
-        raise TopologyError(
-            "no LVS-DR virtual service found in the traffic: no TCP SYN to an ip:port was forwarded "
-            "with a rewritten MAC or answered from another MAC; these captures show no DR traffic "
-            "(pin the VIP with --vip ip:port if the capture holds only part of it)")
+        vips = _detect_vips(pk, tv, cv)
+        if not vips:
+            raise TopologyError(
+                "no LVS-DR virtual service found in the traffic: no TCP SYN to an ip:port was "
+                "forwarded with a rewritten MAC or answered from another MAC; these captures show "
+                "no DR traffic (pin the VIP with --vip ip:port if the capture holds only part of it)")
 
-    # only the columns learning reads: these selections are most of the TCP view
-    unused = _UNUSED_HERE if "strict_key" in tv.columns else {"frame", "ts_ns", "row"}
-    cols = [c for c in tv.columns if c not in unused]
-    tov = tv.loc[endpoint_in(tv["dst_ip"], tv["dst_port"], vips), cols]
-    rep = tv.loc[endpoint_in(tv["src_ip"], tv["src_port"], vips), cols]
-    legs = _legs(tov)
-    orig, fwd = legs[legs["rank"] == 0], legs[legs["rank"] >= 1]
-    in_votes = orig["dst_mac"].value_counts().to_dict()
-    rs_votes = fwd["dst_mac"].value_counts().to_dict()
-    director_in = {m for m, c in in_votes.items() if c > rs_votes.get(m, 0) and m}
+    # rows to a VIP (tov) and from one (rep), as positions: their columns are gathered as needed
+    tov = np.flatnonzero(_endpoint_rows(cv.dst_ip, cv.dst_port, cv.ips, vips))
+    rep = np.flatnonzero(_endpoint_rows(cv.src_ip, cv.src_port, cv.ips, vips))
+    macs, n_mac = cv.macs, len(cv.macs)
+    named = ~pd.isna(macs) & (macs != "")
+    t_src, t_dst, r_src = cv.src_mac[tov], cv.dst_mac[tov], cv.src_mac[rep]
+    point, point_values = _point_codes(pk, tv, np.concatenate([tov, rep]))
+    t_point, r_point = point[:len(tov)], point[len(tov):]
+    n_point = len(point_values)
+    # (point, src MAC, dst MAC) that occur to a VIP, (point, src MAC) from one: the MAC sets and
+    # point roles below are judged on these few combinations, not on every frame
+    tc_point, tc_src, tc_dst = _combos([t_point, t_src, t_dst], [n_point, n_mac, n_mac])
+    rc_point, rc_src = _combos([r_point, r_src], [n_point, n_mac])
+    rep_src = {macs[m] for m in np.unique(rc_src)}
+
+    key = (tv["strict_key"].to_numpy(dtype=np.uint64)[tov] if "strict_key" in tv.columns
+           else hash_key(tv.iloc[tov], STRICT_KEY))
+    in_votes, rs_votes, copy_src, copy_dst = _leg_votes(
+        key, t_src, t_dst, tv["ttl"].to_numpy()[tov], tv["ts"].to_numpy()[tov], n_mac)
+    del key
+    director_in = {macs[m] for m in np.flatnonzero((in_votes > rs_votes) & named)}
     if not director_in and len(tov):
         # One point only: the director is where clients send VIP frames and no reply comes from.
-        director_in = set(tov["dst_mac"].unique()) - set(rep["src_mac"].unique()) - {""}
+        director_in = {macs[m] for m in np.unique(tc_dst)} - rep_src - {""}
     if not director_in:
         # No forwarding seen (clients all bypass it): the director is the VIP's ARP/ND claimer
         # that is not a real server (real servers are where replies from the VIP come from).
-        director_in = (_vip_claimers(pk, {ip for ip, _ in vips}) - set(rep["src_mac"].unique())
-                       - {""})
+        director_in = _vip_claimers(pk, {ip for ip, _ in vips}) - rep_src - {""}
     # the first copy of a packet leaves the director; later ones may be a loop coming back
-    first_copy = fwd[(fwd["rank"] == 1) & ~fwd["dst_mac"].isin(director_in)]
-    director_out = set(first_copy["src_mac"].unique()) - {""}
+    director_out = _seen(copy_src[~_member(macs, director_in)[copy_dst]], macs) - {""}
 
     pinned_dir = pins.director_macs
     if pinned_dir:
@@ -248,16 +496,18 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
         director_in = p_in or director_in
         director_out = p_out or director_out
     dmacs = director_in | director_out
+    is_in, is_out, is_dir = (_member(macs, director_in), _member(macs, director_out),
+                             _member(macs, dmacs))
 
-    client_macs = (set(tov.loc[tov["dst_mac"].isin(director_in), "src_mac"].unique()) - dmacs
-                   - {""})
+    client_macs = {macs[m] for m in tc_src[is_in[tc_dst]]} - dmacs - {""}
 
     # roles of the points
-    ingress = tov["dst_mac"].isin(director_in) & ~tov["src_mac"].isin(director_out - director_in)
-    forwarded = tov["src_mac"].isin(director_out) & ~tov["dst_mac"].isin(dmacs)
+    ingress = is_in[tc_dst] & ~_member(macs, director_out - director_in)[tc_src]
+    forwarded = is_out[tc_src] & ~is_dir[tc_dst]
     roles: dict[str, str] = {}
-    ing_pts, fwd_pts, rep_pts = (set(tov.loc[ingress, "point"].unique()),
-                                 set(tov.loc[forwarded, "point"].unique()), set(rep["point"].unique()))
+    ing_pts, fwd_pts, rep_pts = ({point_values[p] for p in tc_point[ingress]},
+                                 {point_values[p] for p in tc_point[forwarded]},
+                                 {point_values[p] for p in rc_point})
     for p in points:
         learned = ("both" if p in ing_pts and p in fwd_pts else "vip-segment" if p in ing_pts
                    else "rs-segment" if p in fwd_pts else "vip-segment" if p in rep_pts
@@ -271,35 +521,30 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
         else:
             roles[p] = learned
 
-    # real servers: forwarded copies go to their rs-segment MAC; replies leave their VIP-segment MAC
-    fwd_rows = tov[forwarded.to_numpy()]
-    fwd_rows = fwd_rows[~is_group_mac(fwd_rows["dst_mac"]) & ~fwd_rows["dst_mac"].isin(client_macs)]
-    rep_rs = rep[~rep["src_mac"].isin(dmacs) & (rep["src_mac"] != "")]
-    conn_f = pd.DataFrame({"c": hash_key(fwd_rows, ["src_ip", "src_port", "dst_ip", "dst_port"]),
-                           "mac": fwd_rows["dst_mac"].to_numpy(), "ts": fwd_rows["ts"].to_numpy(),
-                           "point": fwd_rows["point"].to_numpy()})
-    rep_keyed = rep_rs.rename(columns={"src_ip": "dst_ip", "dst_ip": "src_ip",
-                                       "src_port": "dst_port", "dst_port": "src_port"})
-    conn_r = pd.DataFrame({"c": hash_key(rep_keyed, ["src_ip", "src_port", "dst_ip", "dst_port"]),
-                           "mac": rep_rs["src_mac"].to_numpy(), "ts": rep_rs["ts"].to_numpy(),
-                           "point": rep_rs["point"].to_numpy()})
-    first_seen: dict[str, int] = {}
-    for frame in (conn_f, conn_r):
-        if len(frame):
-            for mac, ts in frame.groupby("mac")["ts"].min().items():
-                first_seen[mac] = min(first_seen.get(mac, ts), ts)
-    rs_seg_role = {m: ("both" if roles.get(p) == "both" else "rs-segment")
-                   for m, p in conn_f[["mac", "point"]].drop_duplicates().itertuples(index=False)}
-    vip_seg_role = {m: ("both" if roles.get(p) == "both" else "vip-segment")
-                    for m, p in conn_r[["mac", "point"]].drop_duplicates().itertuples(index=False)}
+    # real servers: forwarded copies go to their rs-segment MAC; replies leave their VIP-segment
+    # MAC. Connections are (client ip, port, VIP, port) on both sides.
+    f_dst_ok = ~is_dir & ~np.asarray(is_group_mac(macs), dtype=bool) & ~_member(macs, client_macs)
+    f_rows = np.flatnonzero(is_out[t_src] & f_dst_ok[t_dst])
+    r_rows = np.flatnonzero(~is_dir[r_src] & (macs != "")[r_src])
+    f_at, r_at = tov[f_rows], rep[r_rows]
+    f_mac, r_mac = t_dst[f_rows], r_src[r_rows]
+    f_ts, r_ts = tv["ts"].to_numpy()[f_at], tv["ts"].to_numpy()[r_at]
+    first_seen: dict[Any, int] = {}
+    for mac, ts in ((f_mac, f_ts), (r_mac, r_ts)):
+        for m, earliest in zip(*_min_per_code(mac, ts)):
+            if not pd.isna(macs[m]):
+                first_seen[macs[m]] = min(first_seen.get(macs[m], earliest), earliest)
+    rs_seg_role = _segment_roles(f_mac, t_point[f_rows], macs, point_values, roles, "rs-segment")
+    vip_seg_role = _segment_roles(r_mac, r_point[r_rows], macs, point_values, roles,
+                                  "vip-segment")
     servers: dict[str, RealServerInfo] = {}
     for mac in sorted(rs_seg_role, key=lambda m: first_seen.get(m, 0)):
         servers[mac] = RealServerInfo(name="", macs={rs_seg_role[mac]: mac})
-    if len(conn_f) and len(conn_r):
-        pairs = (conn_f.drop_duplicates("c")[["c", "mac"]]
-                 .merge(conn_r.drop_duplicates("c")[["c", "mac"]], on="c", suffixes=("_f", "_r")))
-        counts = pairs.groupby(["mac_r", "mac_f"]).size().reset_index(name="n")
-        best = counts.sort_values("n", ascending=False).drop_duplicates("mac_r")
+    if len(f_rows) and len(r_rows):
+        f_conn, r_conn = _conn_keys(
+            (cv.src_ip[f_at], cv.src_port[f_at], cv.dst_ip[f_at], cv.dst_port[f_at]),
+            (cv.dst_ip[r_at], cv.dst_port[r_at], cv.src_ip[r_at], cv.src_port[r_at]), n_ip=len(cv.ips))
+        best = _best_reply_macs(f_conn, r_conn, f_mac, r_mac, macs)
         for mac_r, mac_f in zip(best["mac_r"], best["mac_f"]):
             if mac_f in servers and mac_r != mac_f:
                 servers[mac_f].macs.setdefault(vip_seg_role.get(mac_r, "vip-segment"), mac_r)
@@ -325,6 +570,52 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
                            scheduler=pins.scheduler, conflicts=conflicts, pinned=pins.as_dict())
 
 
+def _conn_keys(*sides: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], n_ip: int
+               ) -> list[np.ndarray]:
+    """One int64 per row and side for (ip, port, ip, port), equal exactly for equal values."""
+    if (n_ip * PORT_SPAN) ** 2 >= 1 << 62:
+        # too many addresses to pack directly: packed over all sides at once
+        n = [len(side[0]) for side in sides]
+        key = _packed([np.concatenate([side[i] for side in sides]) for i in range(4)])
+        return np.split(key, np.cumsum(n)[:-1])
+    out = []
+    for ip_a, port_a, ip_b, port_b in sides:
+        key = ip_a.astype(np.int64)
+        key *= PORT_SPAN
+        key += port_a
+        key += 1                  # a missing port (-1) is 0
+        key *= n_ip
+        key += ip_b
+        key *= PORT_SPAN
+        key += port_b
+        key += 1
+        out.append(key)
+    return out
+
+
+def _best_reply_macs(f_conn: np.ndarray, r_conn: np.ndarray, f_mac: np.ndarray,
+                     r_mac: np.ndarray, macs: np.ndarray) -> pd.DataFrame:
+    """Per reply MAC, the forwarded-to MAC it shares the most connections with: a connection
+    pairs the dst MAC of its first forwarded copy with the src MAC of its first reply; counted
+    per (reply MAC, forwarded MAC) in the order of those texts, then the largest count first."""
+    f_ids, f_conns = pd.factorize(f_conn)
+    r_ids, r_conns = pd.factorize(r_conn)
+    first_f = f_mac[_first_rows(f_ids)].astype(np.int64)
+    first_r = r_mac[_first_rows(r_ids)].astype(np.int64)
+    in_f = pd.Index(f_conns).get_indexer(r_conns)
+    both = in_f >= 0
+    mac_r, mac_f = first_r[both], first_f[in_f[both]]
+    named = ~pd.isna(macs)
+    keep = named[mac_r] & named[mac_f]
+    pairs, n = np.unique(mac_r[keep] * len(macs) + mac_f[keep], return_counts=True)
+    counted = sorted(zip(macs[pairs // len(macs)].tolist(), macs[pairs % len(macs)].tolist(),
+                         n.tolist()))
+    counts = pd.DataFrame({"mac_r": obj([r for r, _, _ in counted]),
+                           "mac_f": obj([f for _, f, _ in counted]),
+                           "n": np.array([c for _, _, c in counted], dtype=np.int64)})
+    return counts.sort_values("n", ascending=False).drop_duplicates("mac_r")
+
+
 def _vip_claimers(pk: pd.DataFrame, vip_ips: set[str]) -> set[str]:
     arp = pk[(pk["arp_op"] == 2).fillna(False).to_numpy(dtype=bool)
              & pk["arp_sender_ip"].isin(vip_ips).to_numpy(dtype=bool)]
@@ -333,13 +624,26 @@ def _vip_claimers(pk: pd.DataFrame, vip_ips: set[str]) -> set[str]:
     return set(text(arp["arp_sender_mac"]).unique()) | set(text(na["nd_lladdr"]).unique())
 
 
-def _pair_counts(mac: pd.Series, ip: pd.Series) -> pd.DataFrame:
-    """Rows per distinct (mac, ip) with both present, as plain str columns and a count n."""
-    pairs = pd.DataFrame({"mac": mac.reset_index(drop=True), "ip": ip.reset_index(drop=True)})
-    n = pairs.groupby(["mac", "ip"], observed=True, dropna=True).size()
-    return pd.DataFrame({"mac": text(pd.Series(n.index.get_level_values(0))).to_numpy(),
-                         "ip": text(pd.Series(n.index.get_level_values(1))).to_numpy(),
-                         "n": n.to_numpy(dtype=np.int64)})
+def _pair_counts(mac: pd.Series, ip: pd.Series, macs: set[str]) -> pd.DataFrame:
+    """Rows per distinct (mac, ip) among the rows whose mac is one of `macs` and that have an
+    ip, as plain str columns and a count n (counted on the columns' codes)."""
+    mac_codes, mac_values = _codes_na(mac)
+    ip_codes, ip_values = _codes_na(ip)
+    wanted = np.append(_member(mac_values, macs), False)       # code -1 (missing): not wanted
+    rows = np.flatnonzero(wanted[mac_codes] & (ip_codes >= 0))
+    pair = mac_codes[rows].astype(np.int64) * len(ip_values) + ip_codes[rows]
+    pairs, n = np.unique(pair, return_counts=True)
+    return pd.DataFrame({"mac": obj(mac_values[pairs // max(len(ip_values), 1)]),
+                         "ip": obj(ip_values[pairs % max(len(ip_values), 1)]),
+                         "n": n.astype(np.int64)})
+
+
+def _codes_na(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes with -1 where missing, and the values they stand for."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.cat.codes.to_numpy(), np.asarray(s.cat.categories, dtype=object)
+    codes, values = pd.factorize(s.to_numpy(dtype=object))
+    return codes, np.asarray(values, dtype=object)
 
 
 def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], vip_ips: set[str]) -> None:
@@ -347,12 +651,8 @@ def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], vip_ips: set[str
     if not servers:
         return
     macs = {m for rs in servers for m in rs.macs.values()}
-    arp = pk["arp_sender_mac"].isin(macs).to_numpy(dtype=bool)
-    ipsrc = pk["src_mac"].isin(macs).to_numpy(dtype=bool) & pk["src_ip"].notna().to_numpy()
-    # (mac, ip) pairs counted on the selected rows of two columns (not a copy of every column
-    # of every frame a real server sent); rows without an address are dropped below anyway
-    cand = pd.concat([_pair_counts(pk["arp_sender_mac"][arp], pk["arp_sender_ip"][arp]),
-                      _pair_counts(pk["src_mac"][ipsrc], pk["src_ip"][ipsrc])])
+    cand = pd.concat([_pair_counts(pk["arp_sender_mac"], pk["arp_sender_ip"], macs),
+                      _pair_counts(pk["src_mac"], pk["src_ip"], macs)])
     cand = cand[~cand["ip"].isin(vip_ips) & (cand["ip"] != "") & ~cand["ip"].str.startswith("fe80")]
     if not len(cand):
         return
