@@ -122,3 +122,41 @@ def test_topology_file_is_validated_strictly(tmp_path, body, message):
     with pytest.raises(TopologyError) as exc:
         load_topology_file(path)
     assert message in str(exc.value) and str(path) in str(exc.value)
+
+
+def _view(tmp_path, cap: DrCapture):
+    from dr_inspect.correlate import prepare
+    packets = cap.decoded(tmp_path / "set")
+    pk, tv, _, _ = prepare(packets)
+    return pk, tv, list(packets)
+
+
+def test_learning_reads_the_view_however_its_columns_are_stored(tmp_path):
+    from dr_inspect.topology.learn import learn_topology
+    pk, tv, points = _view(tmp_path, DrCapture().healthy())
+    expected = learn_topology(pk, tv, points)
+    as_categorical = tv.assign(point=tv["point"].astype("category"))
+    assert learn_topology(pk, as_categorical, points) == expected
+    # no packets-table row numbers / no hashed packet key: taken from the view's own columns
+    assert learn_topology(pk, tv.drop(columns=["row"]), points) == expected
+    assert learn_topology(pk, tv.drop(columns=["strict_key"]), points) == expected
+
+
+def test_legs_rank_by_ttl_then_time_then_first_in_the_view():
+    import numpy as np
+
+    from dr_inspect.topology.learn import _leg_votes
+    # rows: packet key, src MAC code, dst MAC code, TTL, time
+    rows = [(7, 0, 1, 64, 10),   # packet 7: original (highest TTL) to MAC 1
+            (7, 2, 3, 63, 11),   # two copies tie on TTL and time: the first in the view ranks 1
+            (7, 2, 4, 63, 11),
+            (8, 0, 1, 64, 21),   # packet 8: a TTL tie; leg (0, 1) is earliest by its later row
+            (8, 2, 3, 64, 20),
+            (8, 0, 1, 64, 19),
+            (9, 0, 1, 64, 30)]   # seen once: no leg votes
+    key, src, dst, ttl, ts = (np.array(c) for c in zip(*rows))
+    in_votes, rs_votes, copy_src, copy_dst = _leg_votes(key.astype(np.uint64), src, dst,
+                                                        ttl.astype(np.int16), ts, 5)
+    assert in_votes.tolist() == [0, 2, 0, 0, 0]
+    assert rs_votes.tolist() == [0, 0, 0, 2, 1]
+    assert sorted(zip(copy_src.tolist(), copy_dst.tolist())) == [(2, 3), (2, 3)]
