@@ -157,10 +157,20 @@ def flow_endpoints(tov: pd.DataFrame) -> pd.DataFrame:
         "vip_port": tov["dst_port"].to_numpy()[rows].astype(np.int64),
         "first_ts": first_ts[order]})
     f["flow_id"] = np.arange(1, len(f) + 1, dtype=np.int64)
-    f["five_tuple"] = obj(five_tuples(f["client_ip"], f["client_port"].to_numpy(), f["vip_ip"],
-                                      f["vip_port"].to_numpy()))
-    f["vip"] = obj(endpoints_text(f["vip_ip"], f["vip_port"].to_numpy()))
+    client = _endpoints(f["client_ip"], f["client_port"].to_numpy())
+    vip = _endpoints(f["vip_ip"], f["vip_port"].to_numpy())
+    f["five_tuple"] = obj([f"tcp {c} -> {v}" for c, v in zip(client, vip)])
+    f["vip"] = obj(vip)
     return f
+
+
+def _endpoints(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> np.ndarray:
+    """'ip:port' ('[ip]:port' for IPv6) per row of a small table (one per connection): each
+    address is looked at once, each row formatted once."""
+    codes, values = codes_and_values(ips)
+    hosts = np.array([f"[{v}]" if ":" in v else v for v in values.astype(str)], dtype=object)
+    return np.array([f"{h}:{p}" for h, p in zip(hosts[codes], np.asarray(ports).tolist())],
+                    dtype=object)
 
 
 def _conn_positions(rows: pd.DataFrame, conns: pd.DataFrame, key: list[str]) -> np.ndarray:
@@ -291,47 +301,65 @@ def _observable(ts_adj: np.ndarray, pk: pd.DataFrame, topo: LearnedTopology,
     return observable
 
 
-def _match_copies(ing: pd.DataFrame, cand: pd.DataFrame, window_ns: int) -> tuple[np.ndarray,
-                                                                                    np.ndarray]:
-    """(order, copy): ing positions in time order, and per position the cand row of its copy
-    (-1 for none).
+def _nearest_by_key(left_key: np.ndarray, left_ts: np.ndarray, right_key: np.ndarray,
+                    right_ts: np.ndarray, window_ns: int) -> np.ndarray:
+    """For each left row the right row with its key nearest in time within the window, -1 for
+    none: pd.merge_asof(direction="nearest", tolerance=window) by key (a tie goes to the earlier
+    right row, equal times to the later one of them in right order). A key the right side holds
+    once (almost every packet) is looked up directly; only keys held several times go through
+    merge_asof."""
+    out = np.full(len(left_key), -1, dtype=np.int64)
+    if len(left_key) == 0 or len(right_key) == 0:
+        return out
+    codes = pd.factorize(np.concatenate([right_key, left_key]))[0]
+    rc, lc = codes[:len(right_key)], codes[len(right_key):]
+    count = np.bincount(rc, minlength=int(codes.max()) + 1)
+    first = np.full(len(count), -1, dtype=np.int64)
+    first[rc[::-1]] = np.arange(len(rc) - 1, -1, -1)      # first right row of each key
+    once = np.flatnonzero(count[lc] == 1)
+    r = first[lc[once]]
+    close = np.abs(right_ts[r] - left_ts[once]) <= window_ns
+    out[once[close]] = r[close]
+    several = np.flatnonzero(count[lc] > 1)
+    if len(several):
+        rows = np.flatnonzero(count[rc] > 1)
+        right = pd.DataFrame({"key": rc[rows], "rts": right_ts[rows], "rpos": rows})
+        right = right.sort_values("rts", kind="stable")
+        left = pd.DataFrame({"ts": left_ts[several], "key": lc[several], "lpos": several})
+        left = left.sort_values("ts", kind="stable")
+        m = pd.merge_asof(left, right, left_on="ts", right_on="rts", by="key",
+                          direction="nearest", tolerance=window_ns)
+        hit = m["rpos"].notna().to_numpy()
+        out[m["lpos"].to_numpy()[hit]] = m["rpos"].to_numpy()[hit].astype(np.int64)
+    return out
+
+
+def _match_copies(ing: dict, cand: dict, window_ns: int) -> np.ndarray:
+    """Per ingress frame the cand row of its copy (-1 for none).
 
     Pass 1 keys on the IP ID too, so a retransmission is not taken for the copy of a dropped
     original; pass 2 (loose key, copies not yet taken) finds copies whose IP ID was changed.
     Nearest in time: an uncorrected clock offset may put the copy "before" its original. Only
-    keys, times and positions move through the merges."""
-    right = pd.DataFrame({"ikey": cand["ikey"], "lkey": cand["lkey"], "copy_ts": cand["ts"],
-                          "rpos": np.arange(len(cand["ts"]), dtype=np.int64)})
-    right = right.sort_values("copy_ts", kind="stable")
-    left = pd.DataFrame({"ts": ing["ts"], "ikey": ing["ikey"], "lkey": ing["lkey"],
-                         "lpos": np.arange(len(ing["ts"]), dtype=np.int64)})
-    left = left.sort_values("ts", kind="stable")
-    m1 = pd.merge_asof(left, right.drop(columns="lkey"), left_on="ts", right_on="copy_ts",
-                       by="ikey", direction="nearest", tolerance=window_ns)
-    found = m1["rpos"].notna().to_numpy()
-    taken = np.zeros(len(cand["ts"]), dtype=bool)
-    taken[m1["rpos"].to_numpy()[found].astype(np.int64)] = True
-    free = ~taken[right["rpos"].to_numpy()]
-    rest = m1.loc[~found, list(left.columns)]
-    m2 = pd.merge_asof(rest, right[free].drop(columns="ikey"), left_on="ts", right_on="copy_ts",
-                       by="lkey", direction="nearest", tolerance=window_ns)
-    lpos = np.concatenate([m1["lpos"].to_numpy()[found], m2["lpos"].to_numpy()])
-    rpos = np.concatenate([m1["rpos"].to_numpy()[found], m2["rpos"].to_numpy()])
-    ts = np.concatenate([m1["ts"].to_numpy()[found], m2["ts"].to_numpy()])
-    order = np.argsort(ts, kind="stable")
-    rpos = rpos[order]
-    return lpos[order], np.where(np.isnan(rpos), -1, rpos).astype(np.int64)
+    keys, times and positions are matched."""
+    copy = _nearest_by_key(ing["ikey"], ing["ts"], cand["ikey"], cand["ts"], window_ns)
+    rest = np.flatnonzero(copy < 0)
+    if len(rest):
+        taken = np.zeros(len(cand["ts"]), dtype=bool)
+        taken[copy[copy >= 0]] = True
+        free = np.flatnonzero(~taken)
+        found = _nearest_by_key(ing["lkey"][rest], ing["ts"][rest], cand["lkey"][free],
+                                cand["ts"][free], window_ns)
+        copy[rest] = np.append(free, -1)[found]   # found -1: the appended -1
+    return copy
 
 
-def _coalesced_copies(m: dict, ing: dict, cand_all: dict, window_ns: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def _coalesced_copies(m: dict, cand_all: dict, window_ns: int) -> tuple[np.ndarray, np.ndarray]:
     """GRO/TSO: frames with no exact copy covered by the seq range of one copy of their
-    connection. m, ing (the same frames in their original order) and cand_all: column arrays
-    (conn, ts, seq; m and cand_all also payload_len, m has_copy). Returns (rows of m, rows of
-    cand_all) of the matches."""
-    conn = np.concatenate([ing["conn"], cand_all["conn"]])
-    ts = np.concatenate([ing["ts"], cand_all["ts"]])
-    seq = np.concatenate([ing["seq"], cand_all["seq"]])
+    connection. m (the ingress frames in table order) and cand_all: column arrays (conn, ts,
+    seq, payload_len; m also has_copy). Returns (rows of m, rows of cand_all) of the matches."""
+    conn = np.concatenate([m["conn"], cand_all["conn"]])
+    ts = np.concatenate([m["ts"], cand_all["ts"]])
+    seq = np.concatenate([m["seq"], cand_all["seq"]])
     # the connection's first seq by time: its base for relative sequence numbers
     order = np.argsort(ts, kind="stable")
     base = pd.Series(seq[order]).groupby(conn[order]).first()
@@ -404,11 +432,9 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     cand = {"ts": tv_ts[cpos], "lkey": all_lkey[picked],
             "ikey": hash_key(tv[LOOSE_KEY + ["ip_id"]].iloc[cpos], LOOSE_KEY + ["ip_id"])}
 
-    order, copy = _match_copies(ing, cand, window_ns)
-    rows = ipos[order]                       # tovt rows of the table, in time order
+    copy = _match_copies(ing, cand, window_ns)
+    rows = ipos                              # tovt rows of the table
     ing_seq = _ints(tovt["seq"])[ipos]
-    first_ing = {"conn": ing["conn"], "ts": ing["ts"], "seq": ing_seq}
-    ing = {k: v[order] for k, v in ing.items()}
     copy_tv = np.append(cpos, -1)[copy]      # tv row of each copy (copy -1: the appended -1)
     has = copy_tv >= 0
     payload_len = _ints(tovt["payload_len"])[rows]
@@ -417,8 +443,8 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
 
     if (~has).any() and len(all_pos):
         mpos, cap = _coalesced_copies(
-            {"conn": ing["conn"], "ts": ing["ts"], "seq": ing_seq[order],
-             "payload_len": payload_len, "has_copy": has}, first_ing,
+            {"conn": ing["conn"], "ts": ing["ts"], "seq": ing_seq,
+             "payload_len": payload_len, "has_copy": has},
             {"conn": all_conn, "ts": tv_ts[all_pos], "seq": tv["seq"].to_numpy()[all_pos],
              "payload_len": tv["payload_len"].to_numpy()[all_pos]}, window_ns)
         copy_tv[mpos] = all_pos[cap]
@@ -486,22 +512,20 @@ def _group_cat(macs: pd.Categorical) -> np.ndarray:
 def _copy_counts(lkey: np.ndarray, point: np.ndarray, ttl: np.ndarray,
                  wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per `wanted` loose key: the most distinct TTLs its copies show at one point, and how many
-    copies it has (0 where it has none). Hashed integer ids and bincounts, no sort, no groupby.
-    point: integer codes."""
-    kc, uniq_keys = pd.factorize(lkey)
+    copies it has (0 where it has none). point: integer codes. One factorize of both key sets
+    gives shared integer ids; the rest is bincounts (no sort, no groupby, no lookup table)."""
+    codes = pd.factorize(np.concatenate([lkey, wanted]))[0]
+    kc, wc = codes[:len(lkey)].astype(np.int64), codes[len(lkey):]
+    n_keys = int(codes.max()) + 1 if len(codes) else 0
     pc = np.asarray(point, dtype=np.int64)
-    n_keys, n_points = len(uniq_keys), (int(pc.max()) + 1 if len(pc) else 1)
-    pair = kc.astype(np.int64) * n_points + pc
+    n_points = int(pc.max()) + 1 if len(pc) else 1
+    pair = kc * n_points + pc
     # ttl is 0..255, or -1 where unknown: 257 slots per (key, point)
-    triples = pd.unique(pair * 257 + (ttl + 1))
+    triples = pd.unique(pair * 257 + (np.asarray(ttl, dtype=np.int64) + 1))
     per_pair = np.bincount(triples // 257, minlength=n_keys * n_points)
     ttls_per_key = per_pair.reshape(n_keys, n_points).max(axis=1).astype(np.int64)
     copies_per_key = np.bincount(kc, minlength=n_keys).astype(np.int64)
-    at = pd.Index(uniq_keys).get_indexer(wanted)
-    hit = at >= 0
-    at = np.where(hit, at, 0)
-    return (np.where(hit, ttls_per_key[at], 0).astype(np.int64),
-            np.where(hit, copies_per_key[at], 0).astype(np.int64))
+    return ttls_per_key[wc], copies_per_key[wc]
 
 
 def _any_per(group_codes: np.ndarray, flag: np.ndarray) -> np.ndarray:
@@ -605,8 +629,8 @@ def _reply_five_tuples(r: dict, cpos: np.ndarray, conns: pd.DataFrame) -> pd.Cat
     """'tcp src:port -> dst:port' of each reply. A reply from the VIP is its connection's
     5-tuple turned round (rendered once per connection); others once per distinct 5-tuple."""
     used = np.unique(cpos)
-    turned = np.array([f"tcp {b} -> {a}" for a, b in
-                       (t[4:].split(" -> ", 1) for t in conns["five_tuple"].to_numpy()[used])],
+    client = _endpoints(conns["client_ip"].iloc[used], conns["client_port"].to_numpy()[used])
+    turned = np.array([f"tcp {v} -> {c}" for v, c in zip(conns["vip"].to_numpy()[used], client)],
                       dtype=object)
     slot = np.zeros(len(conns), dtype=np.int64)
     slot[used] = np.arange(len(used))
