@@ -220,3 +220,26 @@ def test_tcp_view_gathers_tcp_rows_with_point_names_sorted(tmp_path):
     assert tv["frame"].tolist() == pk["frame"][tcp].tolist()
     assert tv["seq"].tolist() == pk["seq"][tcp].astype("int64").tolist()
     assert tv["src_port"].dtype == np.int32 and tv["ttl"].dtype == np.int16
+
+
+def test_hops_and_offsets_from_view_codes_equal_those_from_plain_columns(tmp_path):
+    from pandas.testing import assert_frame_equal
+
+    from dr_inspect.correlate import prepare
+    from dr_inspect.correlate.hops import estimate_offsets, find_hops
+    cap = DrCapture().healthy(connections=3)
+    cap.shift("br_lvs", 2.0)
+    packets = cap.decoded(tmp_path)
+    pk, tv, est, applied = prepare(packets)
+    assert applied["br_lvs"] == est["br_lvs"] != 0
+    ts_ns = pk["ts_ns"].to_numpy()
+    assert (pk["ts"].to_numpy() == ts_ns - (pk["point"] == "br_lvs").to_numpy() * est["br_lvs"]).all()
+    assert (tv["ts"].to_numpy() == pk["ts"].to_numpy()[tv["row"].to_numpy()]).all()
+    # a view as it was: point names as objects, no packet ids, MACs as plain text
+    plain = tv.drop(columns=["packet"]).assign(
+        point=tv["point"].to_numpy(dtype=object), src_mac=tv["src_mac"].to_numpy(dtype=object),
+        dst_mac=tv["dst_mac"].to_numpy(dtype=object))
+    hops = find_hops(tv, 500_000_000)
+    assert len(hops) == 9
+    assert_frame_equal(hops, find_hops(plain, 500_000_000))
+    assert estimate_offsets(tv, ["br_e", "br_lvs"]) == estimate_offsets(plain, ["br_e", "br_lvs"])

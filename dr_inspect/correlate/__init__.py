@@ -9,7 +9,7 @@ import pandas as pd
 
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS, estimate_offsets, find_hops
-from dr_inspect.correlate.keys import endpoint_in, tcp_view
+from dr_inspect.correlate.keys import endpoint_in, point_codes, tcp_view
 from dr_inspect.correlate.tables import (TABLE_COLUMNS, flow_endpoints, flows_table, forwards_table,
                                          points_table, replies_table, to_vip_table, arp_table)
 from dr_inspect.topology.learn import LearnedTopology, learn_topology
@@ -38,12 +38,17 @@ def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = Non
     tables); packets then only gives the point names, in order."""
     pk = combined if combined is not None else combine_points(packets)
     points = list(packets)
-    pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64)
+    # until a clock is corrected ts is ts_ns: one array, shared copy-on-write (tcp_view shares
+    # it too)
+    pk["ts"] = (pk["ts_ns"] if pk["ts_ns"].dtype == np.int64
+                else pk["ts_ns"].to_numpy(dtype=np.int64))
     tv = tcp_view(pk)
     est, applied = estimate_offsets(tv, points, hosts)
     if any(applied.values()):
-        shift = pk["point"].astype(object).map(applied).fillna(0).to_numpy(dtype=np.int64)
-        pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64) - shift
+        codes, names = point_codes(pk["point"])
+        # one shift per point name; the appended 0 is for a row without a point (code -1)
+        per_point = np.array([applied.get(n, 0) for n in names] + [0], dtype=np.int64)
+        pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64) - per_point[codes]
         # same rows in the same order: only the adjusted ts changes
         tv["ts"] = pk["ts"].to_numpy(dtype=np.int64)[tv["row"].to_numpy()]
     return pk, tv, est, applied

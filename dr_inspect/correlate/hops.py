@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.keys import strict_key
+from dr_inspect.correlate.keys import packet_ids, point_codes, strict_key
 
 # Below this an estimated offset is indistinguishable from forwarding delay on one clock, so
 # timestamps are left as they are (the estimate is still reported).
@@ -13,19 +13,37 @@ CLOCK_TOLERANCE_NS = 1_000_000
 ESTIMATE_WINDOW_NS = 60_000_000_000
 
 
-def _firsts(tv: pd.DataFrame) -> pd.DataFrame:
-    """First sighting (min ts_ns) of each packet at each point: columns k, point, ts.
-    Grouped on one packed integer id (packet id x point id), not on per-frame point strings."""
-    k = strict_key(tv)
-    pc, pnames = pd.factorize(tv["point"].to_numpy(dtype=object))
-    kc, kvalues = pd.factorize(k)
-    n_points = max(len(pnames), 1)
-    gid, groups = pd.factorize(kc.astype(np.int64) * n_points + pc)
-    ts = pd.Series(tv["ts_ns"].to_numpy(dtype=np.int64)).groupby(gid).min().to_numpy()
-    return pd.DataFrame({"k": np.asarray(kvalues)[groups // n_points],
-                         "point": pd.Series(np.asarray(pnames, dtype=object)[groups % n_points],
-                                            dtype=object),
-                         "ts": ts})
+NEVER = np.iinfo(np.int64).max      # "not seen at this point" in a per-packet time array
+
+
+def _first_sightings(tv: pd.DataFrame, packet: np.ndarray
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per point: (packet ids seen there, ascending; the first ts_ns of each there).
+    The minimum per packet is scattered into one array indexed by packet id (no grouping, no
+    sort), reused point after point."""
+    codes, names = point_codes(tv["point"])
+    ts = tv["ts_ns"].to_numpy(dtype=np.int64)
+    first = np.full(int(packet.max()) + 1 if len(packet) else 0, NEVER, dtype=np.int64)
+    out = {}
+    for code, name in enumerate(names):
+        mine = codes == code
+        np.minimum.at(first, packet[mine], ts[mine])
+        seen = np.flatnonzero(first != NEVER)
+        out[str(name)] = (seen, first[seen])
+        first[seen] = NEVER
+    return out
+
+
+def _deltas(mine: tuple[np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray],
+            scratch: np.ndarray) -> np.ndarray:
+    """First-sighting time at one point minus that at `ref`, per packet seen at both (what an
+    inner merge of the two on the packet gives, in packet order). scratch: all NEVER, and left
+    so."""
+    scratch[ref[0]] = ref[1]
+    theirs = scratch[mine[0]]
+    scratch[ref[0]] = NEVER
+    both = theirs != NEVER
+    return mine[1][both] - theirs[both]
 
 
 def estimate_offsets(tv: pd.DataFrame, points: list[str], hosts: dict[str, str] | None = None
@@ -41,19 +59,20 @@ def estimate_offsets(tv: pd.DataFrame, points: list[str], hosts: dict[str, str] 
     est = {p: 0 for p in points}
     if len(points) < 2 or len(tv) == 0:
         return est, dict(est)
-    f = _firsts(tv)
+    packet = packet_ids(tv)
+    f = _first_sightings(tv, packet)
+    nothing = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    scratch = np.full(int(packet.max()) + 1, NEVER, dtype=np.int64)
     known = {points[0]}
     for _ in range(len(points)):
         progressed = False
         for p in points:
             if p in known:
                 continue
-            mine = f[f["point"] == p]
+            mine = f.get(p, nothing)
             best = None
             for ref in sorted(known):
-                other = f[f["point"] == ref]
-                m = mine.merge(other, on="k", suffixes=("", "_ref"))
-                d = (m["ts"] - m["ts_ref"]).to_numpy()
+                d = _deltas(mine, f.get(ref, nothing), scratch)
                 d = d[np.abs(d) <= ESTIMATE_WINDOW_NS]
                 if len(d) and (best is None or len(d) > best[1]):
                     best = (int(np.median(d)) + est[ref], len(d))
@@ -78,38 +97,63 @@ def find_hops(tv: pd.DataFrame, window_ns: int) -> pd.DataFrame:
             "mac_changed", "ttl_drop"]
     if len(tv) == 0:
         return pd.DataFrame({c: [] for c in cols})
-    # sort positions by (key, ts) and compare each sighting with the one before it, on integer
-    # codes (points, MACs) rather than strings; np.lexsort is stable like the stable sort it
-    # replaces
-    k = strict_key(tv)
+    # Sort positions by (packet, ts) and compare each sighting with the one before it, on
+    # integer codes (points, MACs) rather than strings. Packet ids are numbered in order of first
+    # appearance, so this sort is nearly in order already (a sort on the hashed key is not);
+    # the hops found are then put in key order, as a stable sort by (key, ts) gave them.
+    packet = packet_ids(tv)
     ts = tv["ts"].to_numpy(dtype=np.int64)
-    order = np.lexsort((ts, k))
-    k, ts = k[order], ts[order]
-    point = pd.factorize(tv["point"], use_na_sentinel=False)[0][order]
-    src = pd.factorize(tv["src_mac"], use_na_sentinel=False)[0][order]
-    dst = pd.factorize(tv["dst_mac"], use_na_sentinel=False)[0][order]
-    same = np.zeros(len(k), dtype=bool)
-    same[1:] = k[1:] == k[:-1]
-    macs_differ = np.ones(len(k), dtype=bool)
+    order = np.lexsort((ts, packet))
+    packet, ts = packet[order], ts[order]
+    point = point_codes(tv["point"])[0][order]
+    src = _codes(tv["src_mac"])[order]
+    dst = _codes(tv["dst_mac"])[order]
+    keep = np.zeros(len(order), dtype=bool)
+    keep[1:] = packet[1:] == packet[:-1]
+    del packet
+    keep[1:] &= np.abs(ts[1:] - ts[:-1]) <= window_ns
+    del ts
+    macs_differ = np.ones(len(order), dtype=bool)
     macs_differ[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
-    other_point = np.ones(len(k), dtype=bool)
+    del src, dst
+    other_point = np.ones(len(order), dtype=bool)
     other_point[1:] = point[1:] != point[:-1]
-    close = np.zeros(len(k), dtype=bool)
-    close[1:] = np.abs(ts[1:] - ts[:-1]) <= window_ns
-    keep = same & close & (other_point | macs_differ)
-    b = order[keep]
-    a = order[np.flatnonzero(keep) - 1]
-    points = tv["point"].to_numpy(dtype=object)
+    keep &= other_point | macs_differ
+    del other_point
+    at = np.flatnonzero(keep)
+    k = strict_key(tv)
+    # stable: within one key the hops stay in time order
+    by_key = np.argsort(k[order[at]], kind="stable")
+    at = at[by_key]
+    b = order[at]
+    a = order[at - 1]
+    codes, names = point_codes(tv["point"])
     frames = tv["frame"].to_numpy(dtype=np.int64)
     ts_ns = tv["ts_ns"].to_numpy(dtype=np.int64)
     ts_adj = tv["ts"].to_numpy(dtype=np.int64)
     ttl = tv["ttl"].to_numpy(dtype=np.int64)
     return pd.DataFrame({
-        "k": k[keep], "a_point": points[a],
+        "k": k[b], "a_point": _texts(names, codes[a]),
         "a_frame": frames[a], "a_ts_ns": ts_ns[a],
-        "b_point": points[b], "b_frame": frames[b],
+        "b_point": _texts(names, codes[b]), "b_frame": frames[b],
         "b_ts_ns": ts_ns[b],
         "delta_ns": ts_adj[b] - ts_adj[a],
-        "mac_changed": macs_differ[keep],
+        "mac_changed": macs_differ[at],
         "ttl_drop": ttl[a] - ttl[b],
     })
+
+
+def _texts(names: np.ndarray, codes: np.ndarray):
+    """names[codes] as the column pandas makes of str objects (its str dtype in pandas 3; object
+    when empty), gathered from the few names rather than converted from one object per row."""
+    if len(codes) == 0:
+        return names[codes]
+    return pd.Series(names).array.take(codes)
+
+
+def _codes(s: pd.Series) -> np.ndarray:
+    """Integer codes of a column: equal codes for equal values (a categorical's own codes, where
+    missing is the one code -1)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.cat.codes.to_numpy()
+    return pd.factorize(s, use_na_sentinel=False)[0]

@@ -33,6 +33,24 @@ def strict_key(df: pd.DataFrame) -> np.ndarray:
     return hash_key(df, STRICT_KEY)
 
 
+def packet_ids(df: pd.DataFrame) -> np.ndarray:
+    """One dense int32 id per distinct strict key (the same packet at any point), numbered in
+    order of first appearance: the `packet` column tcp_view adds when present (factorized once
+    for clock estimation and hops), else computed."""
+    if "packet" in df.columns:
+        return df["packet"].to_numpy(dtype=np.int32)
+    return pd.factorize(strict_key(df))[0].astype(np.int32)
+
+
+def point_codes(points: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, names) of a point column: a categorical's own codes (the view's), else a
+    factorize; names[codes] are the points (as str objects)."""
+    if isinstance(points.dtype, pd.CategoricalDtype):
+        return points.cat.codes.to_numpy(), np.asarray(points.cat.categories, dtype=object)
+    codes, names = pd.factorize(points.to_numpy(dtype=object))
+    return codes, np.asarray(names, dtype=object)
+
+
 def flags(df: pd.DataFrame) -> np.ndarray:
     return df["tcp_flags"].fillna(0).to_numpy(dtype=np.int64)
 
@@ -197,11 +215,18 @@ def _point_names_at(points: pd.Series, pos: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(rank[codes], dtype=dtype, validate=False)
 
 
+def _same_data(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays are views of the same memory, element for element."""
+    return (a.shape == b.shape and a.dtype == b.dtype and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
 def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
     """TCP rows with plain columns (numbers as numpy integers, -1 when missing; addresses as
     categoricals with '' for missing, shared categories per kind: see shared_text_codes; `point`
     as a categorical of the point names, sorted).
 
+    `strict_key` (hash of STRICT_KEY) and `packet` (packet_ids) are added once here.
     Ports, payload length (int32), flags and TTL (int16) are narrow: the view is most of the
     memory of a run. They never hold a negative value other than -1 for a missing TTL, so keys
     hashed from them equal keys hashed from int64 copies (pandas hashes integers by value once
@@ -221,7 +246,6 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
         "point": _point_names_at(pk["point"], pos),
         "frame": pk["frame"].to_numpy(dtype=np.int64)[pos],
         "ts_ns": pk["ts_ns"].to_numpy(dtype=np.int64)[pos],
-        "ts": pk["ts" if "ts" in pk else "ts_ns"].to_numpy(dtype=np.int64)[pos],
         "row": pk["row"].to_numpy(dtype=np.int64)[pos],
         "src_mac": src_mac,
         "dst_mac": dst_mac,
@@ -236,7 +260,15 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
         "payload_len": _ints_at(pk["payload_len"], pos, 0, np.int32),
         "ttl": _ints_at(pk["ttl"], pos, -1, np.int16),
     }, copy=False)  # the arrays are new already: no second, consolidated copy
+    ts_ns = pk["ts_ns"].to_numpy(dtype=np.int64)
+    ts = pk["ts"].to_numpy(dtype=np.int64) if "ts" in pk else ts_ns
+    if _same_data(ts, ts_ns):
+        # no clock correction (yet): one array shared copy-on-write, as prepare shares pk's
+        view.insert(3, "ts", view["ts_ns"])
+    else:
+        view.insert(3, "ts", ts[pos])
     view["strict_key"] = hash_key(view, STRICT_KEY)
+    view["packet"] = packet_ids(view)
     return view
 
 
