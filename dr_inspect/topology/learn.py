@@ -226,8 +226,8 @@ def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, v: _Coded) -> list[tuple[st
     f = tv["tcp_flags"]
     # the view's flags are plain integers (0 when missing): no widened copy needed
     f = f.to_numpy() if f.dtype.kind in "iu" else flags(tv)
-    syn = np.flatnonzero((f & (SYN | ACK)) == SYN)
-    sa = np.flatnonzero((f & (SYN | ACK)) == (SYN | ACK))
+    f = f & (SYN | ACK)
+    syn, sa = np.flatnonzero(f == SYN), np.flatnonzero(f == (SYN | ACK))
     del f
     mac_na = pd.isna(v.macs)
     found: set[tuple[Any, int]] = set()
@@ -333,6 +333,31 @@ def _top_two(blocks: np.ndarray, size: np.ndarray, ttl: np.ndarray, ts: np.ndarr
     return rank0, rank1
 
 
+def _packet_ids(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rows grouped by packet key, hashed part by part: (rows in order of the key's top bits,
+    stable; a packet id per row in that order, numbered by first appearance within each part;
+    the number of packets). Parts of a few thousand keys hash in cache: one table over all keys
+    would miss it on nearly every row."""
+    bits = min(8, max(0, int(np.ceil(np.log2(max(len(key), 1) / 16384)))))
+    if bits == 0:
+        ids, distinct = pd.factorize(key)
+        return np.arange(len(key)), ids.astype(np.int64), len(distinct)
+    top = (key >> np.uint64(64 - bits)).astype(np.uint8)
+    by_part = np.argsort(top, kind="stable")          # one radix pass
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(top, minlength=1 << bits)))).tolist()
+    del top
+    sorted_key = key[by_part]
+    ids = np.empty(len(key), dtype=np.int64)
+    n_packets = 0
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b > a:
+            part_ids, distinct = pd.factorize(sorted_key[a:b])
+            ids[a:b] = part_ids
+            ids[a:b] += n_packets
+            n_packets += len(distinct)
+    return by_part, ids, n_packets
+
+
 def _leg_votes(key: np.ndarray, src: np.ndarray, dst: np.ndarray, ttl: np.ndarray,
                ts: np.ndarray, n_mac: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Legs of the client->VIP packets seen with more than one (src MAC, dst MAC): each distinct
@@ -344,21 +369,26 @@ def _leg_votes(key: np.ndarray, src: np.ndarray, dst: np.ndarray, ttl: np.ndarra
     none = np.zeros(0, dtype=np.int64)
     if len(key) == 0:
         return np.zeros(n_mac, dtype=np.int64), np.zeros(n_mac, dtype=np.int64), none, none
-    packet = pd.factorize(key)[0]
+    by_part, packet, n_packets = _packet_ids(key)
     n_pair = n_mac * n_mac
     pair = np.multiply(src, n_mac, dtype=np.int64)
     pair += dst
-    if (int(packet.max()) + 1) * n_pair >= 1 << 62:
+    if n_packets * n_pair >= 1 << 62:
         pair, uniq = pd.factorize(pair)
         n_pair = len(uniq)
-    # sorted on (packet, src, dst), stable: a leg's rows are adjacent, its first row first, and
-    # the legs of one packet are adjacent (nearly sorted already: packets are numbered in order)
+    # rows sorted on (packet, src, dst), stable: a leg's rows are adjacent, its first row first,
+    # and the legs of one packet adjacent (nearly sorted already: packets are numbered in order
+    # of first appearance within their part)
     leg_key = np.multiply(packet, n_pair, dtype=np.int64)
-    leg_key += pair
+    del packet
+    leg_key += pair[by_part]
     del pair
-    order = np.argsort(leg_key, kind="stable")
-    leg_key = leg_key[order]
+    by_leg = np.argsort(leg_key, kind="stable")
+    leg_key = leg_key[by_leg]
+    order = by_part[by_leg]
+    del by_part, by_leg
     start = np.flatnonzero(np.concatenate(([True], leg_key[1:] != leg_key[:-1])))
+    leg_packet = leg_key[start] // n_pair
     del leg_key
     if len(start) == len(order):
         # every leg one row (the usual case): no reductions
@@ -368,7 +398,6 @@ def _leg_votes(key: np.ndarray, src: np.ndarray, dst: np.ndarray, ttl: np.ndarra
         leg_ttl = np.maximum.reduceat(ttl[order], start)
         leg_ts = np.minimum.reduceat(ts[order], start)
     del order, start
-    leg_packet = packet[first]
     block = np.flatnonzero(np.concatenate(([True], leg_packet[1:] != leg_packet[:-1])))
     del leg_packet
     size = np.diff(np.append(block, len(first)))
@@ -629,13 +658,21 @@ def _pair_counts(mac: pd.Series, ip: pd.Series, macs: set[str]) -> pd.DataFrame:
     ip, as plain str columns and a count n (counted on the columns' codes)."""
     mac_codes, mac_values = _codes_na(mac)
     ip_codes, ip_values = _codes_na(ip)
-    wanted = np.append(_member(mac_values, macs), False)       # code -1 (missing): not wanted
-    rows = np.flatnonzero(wanted[mac_codes] & (ip_codes >= 0))
-    pair = mac_codes[rows].astype(np.int64) * len(ip_values) + ip_codes[rows]
-    pairs, n = np.unique(pair, return_counts=True)
-    return pd.DataFrame({"mac": obj(mac_values[pairs // max(len(ip_values), 1)]),
-                         "ip": obj(ip_values[pairs % max(len(ip_values), 1)]),
-                         "n": n.astype(np.int64)})
+    wanted = _member(mac_values, macs)
+    # the wanted MACs numbered 0.., -1 for the others and for a missing MAC (code -1)
+    compact = np.append(np.where(wanted, np.cumsum(wanted) - 1, -1), -1)[mac_codes]
+    rows = np.flatnonzero((compact >= 0) & (ip_codes >= 0))
+    n_ip = max(len(ip_values), 1)
+    pair = compact[rows].astype(np.int64) * n_ip + ip_codes[rows]
+    size = int(wanted.sum()) * n_ip
+    if size <= 4 * len(pair) + 65536:
+        n = np.bincount(pair, minlength=size)
+        pairs = np.flatnonzero(n)
+        n = n[pairs]
+    else:
+        pairs, n = np.unique(pair, return_counts=True)
+    return pd.DataFrame({"mac": obj(mac_values[np.flatnonzero(wanted)][pairs // n_ip]),
+                         "ip": obj(ip_values[pairs % n_ip]), "n": n.astype(np.int64)})
 
 
 def _codes_na(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
