@@ -87,6 +87,10 @@ def _decode_file(path: Path, name: str) -> Any:
         return decode_file(path, point=name)
     except CaptureError as exc:
         return exc
+    finally:
+        # what this decode freed goes back to the system now, not when all are done: the other
+        # thread's arena cannot reuse it, so it would add to the peak of the set's decoding
+        _return_freed_heap()
 
 
 def _decode_point(files: list[Path], name: str, decoded: list[Any] | None = None
