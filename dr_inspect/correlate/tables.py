@@ -9,6 +9,8 @@ and codes: a text is rendered once per distinct value, never per row.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -391,37 +393,47 @@ def _coalesced_copies(m: dict, cand_all: dict, window_ns: int) -> tuple[np.ndarr
             g["cpos"].to_numpy()[ok].astype(np.int64))
 
 
-def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
-                   window_ns: int, capture_span: tuple[int, int] | None = None) -> pd.DataFrame:
-    """One row per client->VIP frame arriving at the director where a copy could be seen, with
-    the forwarded copy (or none). Matched on the loose key, then by seq range (GRO/TSO).
-    capture_span: (started, stopped) ns of the set, when known (see in_capture_span).
+@dataclass
+class _Copies:
+    """The forwarded copy of each ingress frame, in table order (time, point name, frame)."""
+    rows: np.ndarray            # tovt rows
+    ts: np.ndarray              # their clock-adjusted time
+    copy_tv: np.ndarray         # tv row of the copy, -1 for none
+    coalesced: np.ndarray       # matched by seq range to a GRO/TSO-coalesced copy
+    copy_ttls: np.ndarray       # most distinct TTLs the copies of the packet show at one point
+    copies: np.ndarray          # copies of the packet (loose key) at the real-server side
 
-    Works on row positions and key arrays; the copy's columns are gathered once at the end."""
+
+def _ingress_rows(tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
+                  rs_points: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(tovt rows, clock-adjusted ts) of the frames at the director's ingress whose copy a
+    real-server-side point could see."""
     ingress = ((tovt["leg"] == "ingress").to_numpy()
                & member(tovt["role"], ("vip-segment", "both")))
-    rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
     ipos = np.flatnonzero(ingress)
     # tovt holds raw ts_ns; the clock-adjusted ts is ts_ns less its point's offset
     ts_adj = _adjusted_ts(pk, tovt["point"].iloc[ipos],
                           tovt["ts_ns"].to_numpy(dtype=np.int64)[ipos])
     observable = _observable(ts_adj, pk, topo, rs_points)
-    ipos, ts_adj = ipos[observable], ts_adj[observable]
-    if len(ipos) == 0:
-        return _empty("forwards")
+    return ipos[observable], ts_adj[observable]
+
+
+def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.ndarray,
+                 topo: LearnedTopology, rs_points: list[str], window_ns: int) -> _Copies:
+    """Match each ingress frame to its copy at the real-server side. Keys, candidates and merge
+    inputs live only in here: what leaves is a few arrays per frame."""
     ing_cols = tovt[LOOSE_KEY + ["ip_id"]].iloc[ipos]
-    ing = {"ts": ts_adj,
+    ing = {"ts": ts,
            "lkey": hash_key(ing_cols, LOOSE_KEY),
            # candidates are found by client endpoint only: a copy whose VIP or port was
            # rewritten must still be found (DR002 names the change instead of DR007 calling it
            # lost)
            "conn": hash_key(ing_cols, CLIENT_KEY),
            "ikey": hash_key(ing_cols, LOOSE_KEY + ["ip_id"])}
-
-    vips = topo.vips
+    del ing_cols
     all_pos = np.flatnonzero(member(tv["point"], rs_points)
                              & ~member(tv["dst_mac"], topo.director_in)
-                             & ~endpoint_in(tv["src_ip"], tv["src_port"], vips))
+                             & ~endpoint_in(tv["src_ip"], tv["src_port"], topo.vips))
     all_conn = hash_key(tv[CLIENT_KEY].iloc[all_pos], CLIENT_KEY)
     kept = pd.Series(all_conn).isin(ing["conn"]).to_numpy()
     all_pos, all_conn = all_pos[kept], all_conn[kept]
@@ -433,37 +445,61 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
             "ikey": hash_key(tv[LOOSE_KEY + ["ip_id"]].iloc[cpos], LOOSE_KEY + ["ip_id"])}
 
     copy = _match_copies(ing, cand, window_ns)
-    rows = ipos                              # tovt rows of the table
-    ing_seq = _ints(tovt["seq"])[ipos]
     copy_tv = np.append(cpos, -1)[copy]      # tv row of each copy (copy -1: the appended -1)
+    del copy
     has = copy_tv >= 0
-    payload_len = _ints(tovt["payload_len"])[rows]
+    payload_len = _ints(tovt["payload_len"])[ipos]
     copy_payload = np.where(has, tv["payload_len"].to_numpy()[np.maximum(copy_tv, 0)], -1)
     coalesced = has & (copy_payload != payload_len)
+    del copy_payload
 
     if (~has).any() and len(all_pos):
         mpos, cap = _coalesced_copies(
-            {"conn": ing["conn"], "ts": ing["ts"], "seq": ing_seq,
+            {"conn": ing["conn"], "ts": ts, "seq": _ints(tovt["seq"])[ipos],
              "payload_len": payload_len, "has_copy": has},
             {"conn": all_conn, "ts": tv_ts[all_pos], "seq": tv["seq"].to_numpy()[all_pos],
              "payload_len": tv["payload_len"].to_numpy()[all_pos]}, window_ns)
         copy_tv[mpos] = all_pos[cap]
-        has[mpos] = True
         coalesced[mpos] = True
+    del all_pos, all_conn, all_lkey, payload_len
+
+    # repeated forwarding (loops): distinct TTLs of the copies of one packet at one point
+    if len(cpos):
+        copy_ttls, copies = _copy_counts(
+            cand["lkey"], _point_codes(tv["point"].iloc[cpos])[0],
+            tv["ttl"].to_numpy()[cpos].astype(np.int64), ing["lkey"])
+    else:
+        copy_ttls = copies = np.zeros(len(ipos), dtype=np.int64)
+    del cand, ing
 
     # the table's order (time, point name, frame) is fixed before any column is gathered
-    point_rank = text_rank(tovt["point"])
-    final = np.lexsort((tovt["frame"].to_numpy()[rows], point_rank[rows], ing["ts"]))
-    rows, copy_tv, has, coalesced = rows[final], copy_tv[final], has[final], coalesced[final]
-    ing = {k: v[final] for k, v in ing.items()}
-    at = np.maximum(copy_tv, 0)
+    final = np.lexsort((tovt["frame"].to_numpy()[ipos], text_rank(tovt["point"])[ipos], ts))
+    return _Copies(rows=ipos[final], ts=ts[final], copy_tv=copy_tv[final],
+                   coalesced=coalesced[final], copy_ttls=copy_ttls[final].astype(np.int32),
+                   copies=copies[final].astype(np.int32))
+
+
+def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
+                   window_ns: int, capture_span: tuple[int, int] | None = None) -> pd.DataFrame:
+    """One row per client->VIP frame arriving at the director where a copy could be seen, with
+    the forwarded copy (or none). Matched on the loose key, then by seq range (GRO/TSO).
+    capture_span: (started, stopped) ns of the set, when known (see in_capture_span).
+
+    Works on row positions and key arrays; the copy's columns are gathered once at the end."""
+    rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
+    ipos, ts = _ingress_rows(tovt, pk, topo, rs_points)
+    if len(ipos) == 0:
+        return _empty("forwards")
+    found = _find_copies(tv, tovt, ipos, ts, topo, rs_points, window_ns)
+    rows, has, coalesced = found.rows, found.copy_tv >= 0, found.coalesced
+    at = np.maximum(found.copy_tv, 0)
     m: dict = {}
     for c in ("point", "role", "frame", "ts_ns", "flow_id", "five_tuple", "src_ip", "dst_ip",
               "src_port", "dst_port", "seq", "ack", "tcp_flags", "ip_id", "payload_len", "ttl",
               "src_mac", "dst_mac"):
         s = tovt[c]
         m[c] = take(s, rows) if isinstance(s.dtype, pd.CategoricalDtype) else s.to_numpy()[rows]
-    m["ts"] = ing["ts"]
+    m["ts"] = found.ts
     for c in COPY_TEXT:
         m["copy_" + c] = with_default(take(tv[c], at), has)
     for c in COPY_INTS:
@@ -472,18 +508,10 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
         m["copy_" + c] = np.where(has, values[at], -1).astype(values.dtype, copy=False)
     m["has_copy"] = has
     m["coalesced"] = coalesced
+    m["copy_ttls"], m["copies"] = found.copy_ttls, found.copies
+    del found, at
 
-    # repeated forwarding (loops): distinct TTLs of the copies of one packet at one point
-    if len(cpos):
-        m["copy_ttls"], m["copies"] = _copy_counts(
-            cand["lkey"], _point_codes(tv["point"].iloc[cpos])[0],
-            tv["ttl"].to_numpy()[cpos].astype(np.int64), ing["lkey"])
-    else:
-        m["copy_ttls"] = np.zeros(len(rows), dtype=np.int64)
-        m["copies"] = np.zeros(len(rows), dtype=np.int64)
-
-    ttl = m["ttl"].astype(np.int64)
-    m["ttl_drop"] = np.where(has, ttl - m["copy_ttl"], 0).astype(np.int16)
+    m["ttl_drop"] = np.where(has, m["ttl"] - m["copy_ttl"], 0).astype(np.int16)
     m["delay_us"] = np.where(has, (m["copy_ts"] - m["ts"]) / 1000.0, np.nan)
     rs_names = topo.rs_name_by_mac()
     cdst = m["copy_dst_mac"]
@@ -492,8 +520,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
                            & ~member(cdst, topo.client_macs) & member(cdst, rs_names))
     m["copy_src_is_director"] = has & member(m["copy_src_mac"], topo.director_out)
     m["real_server"] = mapped(cdst, rs_names, "")
-    flags = m["tcp_flags"].astype(np.int64)
-    m["syn"] = (flags & (SYN | ACK)) == SYN
+    m["syn"] = (m["tcp_flags"] & (SYN | ACK)) == SYN
     m["vip"] = _endpoint_text(m["dst_ip"], m["dst_port"])
     empty = [p for p in rs_points if p not in _spans(pk)]
     src_macs = pk["src_mac"]
@@ -580,21 +607,26 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     # only frames that can match (from a VIP port to a client address) are keyed
     maybe = np.flatnonzero(np.isin(tv["src_port"].to_numpy(), conns["vip_port"].unique())
                            & member(tv["dst_ip"], set(np.asarray(conns["client_ip"], dtype=object))))
-    sub = tv.iloc[maybe]
-    left = hash_key(sub, ["dst_ip", "dst_port", "src_port"])
+    key = ["dst_ip", "dst_port", "src_port"]
+    left = hash_key(tv[key].iloc[maybe], key)
     ends = pd.DataFrame({"dst_ip": conns["client_ip"], "dst_port": conns["client_port"],
                          "src_port": conns["vip_port"]})
-    right = hash_key(ends, ["dst_ip", "dst_port", "src_port"])
-    pairs = pd.merge(pd.DataFrame({"k": left, "lpos": np.arange(len(sub), dtype=np.int64)}),
+    right = hash_key(ends, key)
+    pairs = pd.merge(pd.DataFrame({"k": left, "lpos": np.arange(len(maybe), dtype=np.int64)}),
                      pd.DataFrame({"k": right, "cpos": np.arange(len(conns), dtype=np.int64)}),
                      on="k", how="inner")
+    del left, right
     if len(pairs) == 0:
         return _empty("replies")
     lpos, cpos = pairs["lpos"].to_numpy(), pairs["cpos"].to_numpy()
-    src_ip_text = codes_and_values(sub["src_ip"])
-    vip_text = codes_and_values(conns["vip_ip"])
-    from_vip = (src_ip_text[1][src_ip_text[0][lpos]].astype(str)
-                == vip_text[1][vip_text[0][cpos]].astype(str)) if len(lpos) else np.zeros(0, bool)
+    del pairs
+    # from the VIP: the reply's source address equals its connection's VIP (compared as ids of
+    # the distinct texts of both columns)
+    src_codes, src_values = codes_and_values(tv["src_ip"])
+    vip_codes, vip_values = codes_and_values(conns["vip_ip"])
+    ids = pd.factorize(np.concatenate([src_values, vip_values]).astype(str))[0]
+    from_vip = (ids[:len(src_values)][src_codes[maybe[lpos]]]
+                == ids[len(src_values):][vip_codes[cpos]])
     # a client talking to two VIPs on one port from one port: keep the matching VIP (else the
     # first connection that matches)
     pick = np.lexsort((cpos, ~from_vip, lpos))
