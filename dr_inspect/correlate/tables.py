@@ -693,6 +693,12 @@ def _roles(points: pd.Series, topo: LearnedTopology) -> np.ndarray:
     return np.asarray(mapped(points, topo.roles, "unknown"), dtype=object)
 
 
+ARP_COLUMNS = ["point", "frame", "ts_ns", "ts", "arp_op", "arp_sender_ip", "arp_target_ip",
+               "arp_sender_mac", "src_mac"]
+ND_COLUMNS = ["point", "frame", "ts_ns", "ts", "icmp_type", "nd_lladdr", "nd_target", "src_mac",
+              "src_ip"]
+
+
 def arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
     """Every ARP and IPv6 neighbour discovery frame: who claims or uses which address.
 
@@ -701,7 +707,9 @@ def arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
     if len(pk) == 0:
         return _empty("arp")
     vip_ips = topo.vip_ips
-    arp = pk[pk["arp_op"].notna().to_numpy()]
+    # the few ARP / ND frames: found by position, then only the columns read here are gathered
+    # (a boolean filter would copy every column of the packets table)
+    arp = pk[ARP_COLUMNS].iloc[np.flatnonzero(pk["arp_op"].notna().to_numpy())]
     op = ints(arp["arp_op"])
     sender, target = text(arp["arp_sender_ip"]), text(arp["arp_target_ip"])
     a = pd.DataFrame({
@@ -716,8 +724,8 @@ def arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
         op == 2, "arp.opcode == 2 && arp.src.proto_ipv4 == " + a["sender_ip"],
         "arp.opcode == 1 && arp.src.proto_ipv4 == " + a["sender_ip"] + " && arp.src.hw_mac == "
         + a["claimer_mac"])
-    icmp = ints(pk["icmp_type"])
-    nd = pk[(icmp == 135) | (icmp == 136)]
+    icmp = pk["icmp_type"].to_numpy(dtype=np.int16, na_value=-1)
+    nd = pk[ND_COLUMNS].iloc[np.flatnonzero((icmp == 135) | (icmp == 136))]
     nd_na = ints(nd["icmp_type"]) == 136
     lladdr = text(nd["nd_lladdr"])
     claimer = lladdr.where(lladdr != "", text(nd["src_mac"]))
