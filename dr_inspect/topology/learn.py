@@ -226,9 +226,11 @@ def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, v: _Coded) -> list[tuple[st
     f = tv["tcp_flags"]
     # the view's flags are plain integers (0 when missing): no widened copy needed
     f = f.to_numpy() if f.dtype.kind in "iu" else flags(tv)
-    f = f & (SYN | ACK)
-    syn, sa = np.flatnonzero(f == SYN), np.flatnonzero(f == (SYN | ACK))
-    del f
+    # SYN bit set (few rows), then split on the ACK bit
+    with_syn = np.flatnonzero(f & SYN)
+    acked = (f[with_syn] & ACK) != 0
+    syn, sa = with_syn[~acked], with_syn[acked]
+    del f, with_syn, acked
     mac_na = pd.isna(v.macs)
     found: set[tuple[Any, int]] = set()
     if len(syn) == 0:
@@ -358,18 +360,25 @@ def _packet_ids(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return by_part, ids, n_packets
 
 
-def _leg_votes(key: np.ndarray, src: np.ndarray, dst: np.ndarray, ttl: np.ndarray,
-               ts: np.ndarray, n_mac: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _leg_votes(key: np.ndarray | None, src: np.ndarray, dst: np.ndarray, ttl: np.ndarray,
+               ts: np.ndarray, n_mac: int, packet: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Legs of the client->VIP packets seen with more than one (src MAC, dst MAC): each distinct
     (packet key, src, dst) is a leg with its highest TTL and earliest time; a packet's legs rank
     0 = the original, 1.. = forwarded copies (TTL falls, time rises, then first in the view).
 
+    packet: the rows' packet ids when known (the TCP view's `packet` column: one id per strict
+    key), else the keys are grouped here.
+
     Returns per MAC code the number of packets whose original goes to it and the number of
     copies that go to it, and the (src, dst) MAC codes of every packet's first copy (rank 1)."""
     none = np.zeros(0, dtype=np.int64)
-    if len(key) == 0:
+    if len(src) == 0:
         return np.zeros(n_mac, dtype=np.int64), np.zeros(n_mac, dtype=np.int64), none, none
-    by_part, packet, n_packets = _packet_ids(key)
+    if packet is None:
+        by_part, packet, n_packets = _packet_ids(key)
+    else:
+        by_part, n_packets = None, int(packet.max()) + 1
     n_pair = n_mac * n_mac
     pair = np.multiply(src, n_mac, dtype=np.int64)
     pair += dst
@@ -381,11 +390,11 @@ def _leg_votes(key: np.ndarray, src: np.ndarray, dst: np.ndarray, ttl: np.ndarra
     # of first appearance within their part)
     leg_key = np.multiply(packet, n_pair, dtype=np.int64)
     del packet
-    leg_key += pair[by_part]
+    leg_key += pair if by_part is None else pair[by_part]
     del pair
     by_leg = np.argsort(leg_key, kind="stable")
     leg_key = leg_key[by_leg]
-    order = by_part[by_leg]
+    order = by_leg if by_part is None else by_part[by_leg]
     del by_part, by_leg
     start = np.flatnonzero(np.concatenate(([True], leg_key[1:] != leg_key[:-1])))
     leg_packet = leg_key[start] // n_pair
@@ -496,11 +505,16 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     rc_point, rc_src = _combos([r_point, r_src], [n_point, n_mac])
     rep_src = {macs[m] for m in np.unique(rc_src)}
 
-    key = (tv["strict_key"].to_numpy(dtype=np.uint64)[tov] if "strict_key" in tv.columns
-           else hash_key(tv.iloc[tov], STRICT_KEY))
+    # packets: the view's ids of its strict keys when it has them, else the keys
+    if "packet" in tv.columns:
+        key, packet = None, tv["packet"].to_numpy()[tov]
+    else:
+        packet = None
+        key = (tv["strict_key"].to_numpy(dtype=np.uint64)[tov] if "strict_key" in tv.columns
+               else hash_key(tv.iloc[tov], STRICT_KEY))
     in_votes, rs_votes, copy_src, copy_dst = _leg_votes(
-        key, t_src, t_dst, tv["ttl"].to_numpy()[tov], tv["ts"].to_numpy()[tov], n_mac)
-    del key
+        key, t_src, t_dst, tv["ttl"].to_numpy()[tov], tv["ts"].to_numpy()[tov], n_mac, packet)
+    del key, packet
     director_in = {macs[m] for m in np.flatnonzero((in_votes > rs_votes) & named)}
     if not director_in and len(tov):
         # One point only: the director is where clients send VIP frames and no reply comes from.
@@ -660,7 +674,8 @@ def _pair_counts(mac: pd.Series, ip: pd.Series, macs: set[str]) -> pd.DataFrame:
     ip_codes, ip_values = _codes_na(ip)
     wanted = _member(mac_values, macs)
     # the wanted MACs numbered 0.., -1 for the others and for a missing MAC (code -1)
-    compact = np.append(np.where(wanted, np.cumsum(wanted) - 1, -1), -1)[mac_codes]
+    compact = np.append(np.where(wanted, np.cumsum(wanted) - 1, -1), -1).astype(np.int32)[
+        mac_codes]
     rows = np.flatnonzero((compact >= 0) & (ip_codes >= 0))
     n_ip = max(len(ip_values), 1)
     pair = compact[rows].astype(np.int64) * n_ip + ip_codes[rows]
