@@ -243,3 +243,67 @@ def test_hops_and_offsets_from_view_codes_equal_those_from_plain_columns(tmp_pat
     assert len(hops) == 9
     assert_frame_equal(hops, find_hops(plain, 500_000_000))
     assert estimate_offsets(tv, ["br_e", "br_lvs"]) == estimate_offsets(plain, ["br_e", "br_lvs"])
+
+
+def _offsets_by_merge(tv, points):
+    """estimate_offsets as first written: first sightings by groupby, pairs by merge."""
+    import numpy as np
+    f = (pd.DataFrame({"k": tv["strict_key"].to_numpy(), "point": tv["point"].to_numpy(dtype=object),
+                       "ts": tv["ts_ns"].to_numpy()})
+         .groupby(["k", "point"], as_index=False)["ts"].min())
+    est, known = {p: 0 for p in points}, {points[0]}
+    for _ in range(len(points)):
+        progressed = False
+        for p in points:
+            if p in known:
+                continue
+            best = None
+            for ref in sorted(known):
+                m = f[f["point"] == p].merge(f[f["point"] == ref], on="k", suffixes=("", "_ref"))
+                d = (m["ts"] - m["ts_ref"]).to_numpy()
+                d = d[np.abs(d) <= 60_000_000_000]
+                if len(d) and (best is None or len(d) > best[1]):
+                    best = (int(np.median(d)) + est[ref], len(d))
+            if best is not None:
+                est[p], progressed = best[0], True
+                known.add(p)
+        if not progressed:
+            break
+    return est
+
+
+def test_offsets_of_points_chained_through_others_equal_a_merge_of_first_sightings():
+    import numpy as np
+
+    from dr_inspect.correlate.hops import estimate_offsets
+    rng = np.random.default_rng(7)
+    n = 3000
+    # a: every packet; b: most of them, 2 s later; c: some of b's, 3.5 s after b; d: none shared;
+    # e: only packets also seen at c (not at a or b), 1 s after c
+    keys = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64)
+    base = np.sort(rng.integers(0, 10**11, size=n))
+    at_b = rng.random(n) < 0.7
+    at_c = at_b & (rng.random(n) < 0.3)
+    parts = [("a", keys, base), ("a", keys[::5], base[::5] + 7),          # seen twice at a
+             ("b", keys[at_b], base[at_b] + 2_000_000_000 + rng.integers(0, 50_000, at_b.sum())),
+             ("c", keys[at_c], base[at_c] + 5_500_000_000 + rng.integers(0, 50_000, at_c.sum())),
+             ("d", rng.integers(0, 2**63, size=50, dtype=np.int64).astype(np.uint64),
+              np.arange(50))]
+    only_c = rng.integers(0, 2**63, size=200, dtype=np.int64).astype(np.uint64)
+    t_c = np.sort(rng.integers(0, 10**11, size=200)) + 5_500_000_000
+    parts += [("c", only_c, t_c), ("e", only_c, t_c + 1_000_000_000 + rng.integers(0, 9, 200))]
+    # a few deltas beyond the estimation window are left out
+    parts.append(("b", keys[:20], base[:20] + 90_000_000_000))
+    tv = pd.DataFrame({"point": np.concatenate([[p] * len(k) for p, k, _ in parts]).astype(object),
+                       "strict_key": np.concatenate([k for _, k, _ in parts]),
+                       "ts_ns": np.concatenate([t for _, _, t in parts]).astype(np.int64)})
+    tv = tv.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    points = ["a", "e", "c", "b", "d"]
+    est, applied = estimate_offsets(tv, points)
+    assert est == _offsets_by_merge(tv, points)
+    assert abs(est["b"] - 2_000_025_000) < 5_000 and abs(est["c"] - 5_500_025_000) < 5_000
+    assert abs(est["e"] - est["c"] - 1_000_000_004) <= 5
+    assert est["d"] == 0 and applied["c"] == est["c"]
+    # the same with the view's categorical point column
+    cat = tv.assign(point=pd.Categorical(tv["point"], categories=["e", "d", "c", "b", "a"]))
+    assert estimate_offsets(cat, points) == (est, applied)
