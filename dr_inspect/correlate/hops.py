@@ -121,26 +121,25 @@ def find_hops(tv: pd.DataFrame, window_ns: int) -> pd.DataFrame:
     keep &= other_point | macs_differ
     del other_point
     at = np.flatnonzero(keep)
-    k = strict_key(tv)
-    # stable: within one key the hops stay in time order
-    by_key = np.argsort(k[order[at]], kind="stable")
-    at = at[by_key]
-    b = order[at]
-    a = order[at - 1]
+    # gathered in packet order (reads near the rows before), then put in key order (stable:
+    # within one key the hops stay in time order)
+    b, a = order[at], order[at - 1]
+    k = strict_key(tv)[b]
+    by_key = np.argsort(k, kind="stable")
     codes, names = point_codes(tv["point"])
     frames = tv["frame"].to_numpy(dtype=np.int64)
     ts_ns = tv["ts_ns"].to_numpy(dtype=np.int64)
     ts_adj = tv["ts"].to_numpy(dtype=np.int64)
-    ttl = tv["ttl"].to_numpy(dtype=np.int64)
+    ttl = tv["ttl"].to_numpy()
     return pd.DataFrame({
-        "k": k[b], "a_point": _texts(names, codes[a]),
-        "a_frame": frames[a], "a_ts_ns": ts_ns[a],
-        "b_point": _texts(names, codes[b]), "b_frame": frames[b],
-        "b_ts_ns": ts_ns[b],
-        "delta_ns": ts_adj[b] - ts_adj[a],
-        "mac_changed": macs_differ[at],
-        "ttl_drop": ttl[a] - ttl[b],
-    })
+        "k": k[by_key], "a_point": _texts(names, codes[a][by_key]),
+        "a_frame": frames[a][by_key], "a_ts_ns": ts_ns[a][by_key],
+        "b_point": _texts(names, codes[b][by_key]), "b_frame": frames[b][by_key],
+        "b_ts_ns": ts_ns[b][by_key],
+        "delta_ns": (ts_adj[b] - ts_adj[a])[by_key],
+        "mac_changed": macs_differ[at][by_key],
+        "ttl_drop": (ttl[a].astype(np.int64) - ttl[b])[by_key],
+    }, copy=False)  # the columns are new arrays: no consolidating copy
 
 
 def _texts(names: np.ndarray, codes: np.ndarray):
