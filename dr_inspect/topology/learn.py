@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.correlate.keys import (STRICT_KEY, flags, fmt_endpoint, hash_key, is_group_mac,
-                                       obj, syn_only, text)
+                                       obj, text)
 from dr_inspect.decode.schema import ACK, SYN
 from dr_inspect.errors import TopologyError
 from dr_inspect.model import RealServer, Topology
@@ -221,16 +221,20 @@ def _per_key_range(keys: np.ndarray, codes: np.ndarray, n_keys: int
     return lo, hi
 
 
-def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, v: _Coded) -> list[tuple[str, int]]:
-    """ip:port that DR serves: a SYN forwarded with a new dst MAC, or answered from another MAC."""
+def _syn_rows(tv: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the SYNs (ACK clear) and of the SYN-ACKs."""
     f = tv["tcp_flags"]
     # the view's flags are plain integers (0 when missing): no widened copy needed
     f = f.to_numpy() if f.dtype.kind in "iu" else flags(tv)
     # SYN bit set (few rows), then split on the ACK bit
     with_syn = np.flatnonzero(f & SYN)
     acked = (f[with_syn] & ACK) != 0
-    syn, sa = with_syn[~acked], with_syn[acked]
-    del f, with_syn, acked
+    return with_syn[~acked], with_syn[acked]
+
+
+def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, v: _Coded) -> list[tuple[str, int]]:
+    """ip:port that DR serves: a SYN forwarded with a new dst MAC, or answered from another MAC."""
+    syn, sa = _syn_rows(tv)
     mac_na = pd.isna(v.macs)
     found: set[tuple[Any, int]] = set()
     if len(syn) == 0:
@@ -272,19 +276,20 @@ def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, v: _Coded) -> list[tuple[st
     return sorted((str(ip), int(port)) for ip, port in found)
 
 
-def _resolve_pinned_vips(tv: pd.DataFrame, pins: TopologyPins,
+def _resolve_pinned_vips(tv: pd.DataFrame, v: _Coded, pins: TopologyPins,
                          conflicts: list[str]) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
-    syn = tv[syn_only(tv)]
+    syn = _syn_rows(tv)[0]
     for ip, port in pins.vips:
+        is_ip = np.asarray(v.ips == ip, dtype=bool)
         if port is None:
-            ports = sorted(set(syn.loc[syn["dst_ip"] == ip, "dst_port"].tolist()))
+            ports = np.unique(v.dst_port[syn[is_ip[v.dst_ip[syn]]]]).tolist()
             if not ports:
                 conflicts.append(f"pinned VIP {ip}: no TCP SYN to it in the traffic, so its "
                                  "port is unknown (pin it as ip:port)")
             out.extend((ip, int(p)) for p in ports)
             continue
-        if not ((tv["dst_ip"] == ip) & (tv["dst_port"] == port)).any():
+        if not (is_ip[v.dst_ip] & (v.dst_port == port)).any():
             conflicts.append(f"pinned VIP {vip_text(ip, port)}: no TCP traffic to it in the captures")
         out.append((ip, port))
     return sorted(set(out))
@@ -478,7 +483,7 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     conflicts: list[str] = []
     cv = _coded(tv)
     if pins.vips:
-        vips = _resolve_pinned_vips(tv, pins, conflicts)
+        vips = _resolve_pinned_vips(tv, cv, pins, conflicts)
         if not vips:
             raise TopologyError("the pinned VIP(s) " + ", ".join(vip_text(*v) for v in pins.vips)
                                 + " have no port and no SYN in the traffic: pin them as ip:port")
@@ -488,7 +493,8 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
             raise TopologyError(
                 "no LVS-DR virtual service found in the traffic: no TCP SYN to an ip:port was "
                 "forwarded with a rewritten MAC or answered from another MAC; these captures show "
-                "no DR traffic (pin the VIP with --vip ip:port if the capture holds only part of it)")
+                "no DR traffic (pin the VIP with --vip ip:port if the capture holds only part of "
+                "it)")
 
     # rows to a VIP (tov) and from one (rep), as positions: their columns are gathered as needed
     tov = np.flatnonzero(_endpoint_rows(cv.dst_ip, cv.dst_port, cv.ips, vips))
@@ -586,7 +592,8 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     if len(f_rows) and len(r_rows):
         f_conn, r_conn = _conn_keys(
             (cv.src_ip[f_at], cv.src_port[f_at], cv.dst_ip[f_at], cv.dst_port[f_at]),
-            (cv.dst_ip[r_at], cv.dst_port[r_at], cv.src_ip[r_at], cv.src_port[r_at]), n_ip=len(cv.ips))
+            (cv.dst_ip[r_at], cv.dst_port[r_at], cv.src_ip[r_at], cv.src_port[r_at]),
+            n_ip=len(cv.ips))
         best = _best_reply_macs(f_conn, r_conn, f_mac, r_mac, macs)
         for mac_r, mac_f in zip(best["mac_r"], best["mac_f"]):
             if mac_f in servers and mac_r != mac_f:
