@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pandas.core.dtypes.cast import coerce_indexer_dtype
 
 from dr_inspect.decode.schema import ACK, RST, SYN
 
@@ -161,6 +162,8 @@ def shared_text_codes(columns: list[pd.Series]) -> list[pd.Categorical]:
     union = pd.Index(np.unique(np.concatenate(cats + [np.array([""], dtype=object)])
                                .astype(str)).astype(object), dtype=object)
     dtype = pd.CategoricalDtype(union)
+    # the codes' own type (int8 for up to 127 categories): remapped straight into it
+    code_type = coerce_indexer_dtype(np.zeros(0, dtype=np.int64), union).dtype
     out = []
     empty = union.get_loc("")
     for c in columns:
@@ -169,11 +172,11 @@ def shared_text_codes(columns: list[pd.Series]) -> list[pd.Categorical]:
             # code -1 (missing) picks the appended '' (a column may have no categories at all:
             # a capture without MACs)
             remap = np.append(union.get_indexer(np.asarray(c.cat.categories, dtype=object)),
-                              empty)
+                              empty).astype(code_type)
             codes = remap[codes]
         else:
-            codes = union.get_indexer(c.to_numpy(dtype=object, na_value=""))
-        out.append(pd.Categorical.from_codes(codes, dtype=dtype))
+            codes = union.get_indexer(c.to_numpy(dtype=object, na_value="")).astype(code_type)
+        out.append(pd.Categorical.from_codes(codes, dtype=dtype, validate=False))
     return out
 
 
@@ -192,8 +195,8 @@ def _categorical_at(s: pd.Series, pos: np.ndarray) -> pd.Series:
     """A categorical column at positions `pos`, with all its categories (as a boolean filter
     keeps them); other columns are taken as they are."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        return pd.Series(pd.Categorical.from_codes(s.cat.codes.to_numpy()[pos], dtype=s.dtype),
-                         copy=False)
+        return pd.Series(pd.Categorical.from_codes(s.cat.codes.to_numpy()[pos], dtype=s.dtype,
+                                                   validate=False), copy=False)
     return s.iloc[pos].reset_index(drop=True)
 
 
