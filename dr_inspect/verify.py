@@ -78,6 +78,13 @@ def _point_file_label(files: list[Path]) -> str:
               " as in `mergecap -a -w merged.pcap` of them)")
 
 
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0              # decoding it reports why
+
+
 def _decode_file(path: Path, name: str) -> Any:
     """decode_file(path) for one file of point `name`, or the CaptureError it raised (returned so
     a pool can hand it back in order)."""
@@ -181,9 +188,14 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
     workers = min(DECODE_THREADS, len(jobs), os.cpu_count() or 1)
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
-        # every file is started at once (in order, as threads free up); the results are taken
-        # in order on this thread, which alone reports progress
-        futures = [pool.submit(_decode_file, f, name) for name, f in jobs] if pool else None
+        # every file is queued at once, the largest first (the others then fill the other
+        # thread meanwhile); the results are taken in order on this thread, which alone reports
+        # progress
+        futures: list[Any] | None = None
+        if pool is not None:
+            futures = [None] * len(jobs)
+            for i in sorted(range(len(jobs)), key=lambda i: -_file_size(jobs[i][1])):
+                futures[i] = pool.submit(_decode_file, jobs[i][1], jobs[i][0])
         done = 0
         for point, duplicate in plan:
             if point is None:
