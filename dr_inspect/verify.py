@@ -6,7 +6,6 @@ analyse_paths; verify_packets and everything below it are pure functions of the 
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import importlib.util
 import os
@@ -21,7 +20,7 @@ import pandas as pd
 
 from dr_inspect.captureset import CaptureSet, load_capture_set
 from dr_inspect.correlate import (CLOCK_TOLERANCE_NS, Correlation, combine_points, correlate,
-                                  points_table)
+                                  points_table, return_freed_heap)
 from dr_inspect.errors import CaptureError, InputError, TopologyError
 from dr_inspect.correlate.ladder import build_ladder
 from dr_inspect.model import PointSummary, Topology, VerifyReport
@@ -95,9 +94,9 @@ def _decode_file(path: Path, name: str) -> Any:
     except CaptureError as exc:
         return exc
     finally:
-        # what this decode freed goes back to the system now, not when all are done: the other
-        # thread's arena cannot reuse it, so it would add to the peak of the set's decoding
-        _return_freed_heap()
+        # what this decode freed goes back to the system now, not when all are done: glibc keeps
+        # it in this thread's arena, where the other thread cannot reuse it
+        return_freed_heap()
 
 
 def _decode_point(files: list[Path], name: str, decoded: list[Any] | None = None
@@ -147,18 +146,6 @@ def _decode_point(files: list[Path], name: str, decoded: list[Any] | None = None
                            + "; ".join(errors))
     packets = parts[0] if len(parts) == 1 else concat_packets(parts)
     return packets, total, ("; ".join(errors), "; ".join(raw)) if errors else None
-
-
-def _return_freed_heap() -> None:
-    """Give the heap memory freed by decoding back to the system. glibc keeps freed blocks below
-    its mmap threshold in the arena of the thread that freed them (one per decoding thread), where
-    the later work of the main thread cannot reuse them: ~100 bytes a frame of resident memory
-    for the rest of the run. No-op without glibc's malloc_trim."""
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
 
 
 # Files decoded at once: decoding is numpy work that releases the GIL, so two files take little
@@ -242,7 +229,7 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
         if pool is not None:
             # an error above (or ^C) leaves no file queued; one being decoded runs to its end
             pool.shutdown(wait=True, cancel_futures=True)
-    _return_freed_heap()
+    return_freed_heap()
     return packets, summaries, errors
 
 
@@ -363,6 +350,7 @@ def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pi
     variables = {"window_ms": window_ms, "scheduler": topo.scheduler or scheduler or "unknown",
                  "shape": topo.shape, "points": len(summaries)}
     _say(progress, "rules")
+    return_freed_heap()
     results = evaluate_rules(rules, tables, variables, max_evidence)
     note = _health_note(rows, corr.offsets_applied)
     for r in results:
