@@ -25,8 +25,8 @@ __all__ = ["CLOCK_TOLERANCE_NS", "TABLE_COLUMNS", "Correlation", "combine_points
 def _malloc_trim():
     try:
         return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None               # not glibc
+    except (OSError, AttributeError, TypeError):
+        return None               # not glibc (or no C library to open by name None)
 
 
 def return_freed_heap() -> None:
