@@ -307,3 +307,20 @@ def test_offsets_of_points_chained_through_others_equal_a_merge_of_first_sightin
     # the same with the view's categorical point column
     cat = tv.assign(point=pd.Categorical(tv["point"], categories=["e", "d", "c", "b", "a"]))
     assert estimate_offsets(cat, points) == (est, applied)
+
+
+def test_hash_key_in_pieces_equals_one_hash_of_all_rows(monkeypatch):
+    import numpy as np
+
+    import dr_inspect.correlate.keys as keys
+    n = 1000
+    i = np.arange(n)
+    df = pd.DataFrame({
+        "a": pd.Categorical(np.where(i % 7 == 0, None, (i % 13).astype(str)).astype(object)),
+        "b": pd.array(np.where(i % 5 == 0, None, i).astype(object), dtype="UInt16"),
+        "c": np.array([None if v % 11 == 0 else f"x{v % 17}" for v in i], dtype=object),
+        "d": i.astype(np.int16)})
+    whole = keys.hash_key(df, list(df.columns))
+    monkeypatch.setattr(keys, "HASH_ROWS", 64)
+    assert (keys.hash_key(df, list(df.columns)) == whole).all()
+    assert len(np.unique(whole)) > 100

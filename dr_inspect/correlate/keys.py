@@ -19,11 +19,25 @@ CONN_KEY = ["src_ip", "src_port", "dst_ip", "dst_port"]
 TCP = 6
 
 
+# Rows hashed at a time: each column's hash and their combination pass over the data several
+# times, which is about twice as fast when a piece's arrays stay in the CPU caches.
+HASH_ROWS = 1 << 18
+
+
 def hash_key(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One uint64 per row identifying the values of `columns` (categoricals hash by value)."""
     if len(df) == 0:
         return np.zeros(0, dtype=np.uint64)
-    return pd.util.hash_pandas_object(df[columns], index=False).to_numpy(dtype=np.uint64)
+    part = df[columns]
+    if len(part) <= HASH_ROWS:
+        return pd.util.hash_pandas_object(part, index=False).to_numpy(dtype=np.uint64)
+    # a row's hash depends on that row's values alone: pieces give the same hashes
+    out = np.empty(len(part), dtype=np.uint64)
+    for start in range(0, len(part), HASH_ROWS):
+        piece = part.iloc[start:start + HASH_ROWS]
+        out[start:start + len(piece)] = pd.util.hash_pandas_object(
+            piece, index=False).to_numpy(dtype=np.uint64)
+    return out
 
 
 def strict_key(df: pd.DataFrame) -> np.ndarray:
