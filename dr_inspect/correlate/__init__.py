@@ -101,6 +101,9 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     topo = learn_topology(pk, tv, list(packets), pins)
     return_freed_heap()
     hops = find_hops(tv, window_ns)
+    # the packet keys served clock estimation, topology and hops; the tables do not read them
+    # (strict_key() and packet_ids() would compute them again)
+    tv = tv.drop(columns=["strict_key", "packet"])
     return_freed_heap()
     tov = tv[endpoint_in(tv["dst_ip"], tv["dst_port"], topo.vips)]
     conns = flow_endpoints(tov)
