@@ -159,4 +159,21 @@ def test_legs_rank_by_ttl_then_time_then_first_in_the_view():
                                                         ttl.astype(np.int16), ts, 5)
     assert in_votes.tolist() == [0, 2, 0, 0, 0]
     assert rs_votes.tolist() == [0, 0, 0, 2, 1]
-    assert sorted(zip(copy_src.tolist(), copy_dst.tolist())) == [(2, 3), (2, 3)]
+    # the first copies' distinct (src, dst): both packets' rank 1 went 2 -> 3
+    assert list(zip(copy_src.tolist(), copy_dst.tolist())) == [(2, 3)]
+
+
+def test_legs_of_packets_seen_twice_rank_the_same_way():
+    import numpy as np
+
+    from dr_inspect.topology.learn import _leg_votes
+    rows = [(1, 0, 1, 64, 5), (1, 2, 3, 63, 6),    # TTL falls
+            (2, 2, 3, 64, 8), (2, 0, 1, 64, 7),    # TTL tie: the earlier is the original
+            (3, 0, 1, 64, 9), (3, 2, 4, 64, 9)]    # TTL and time tie: the first in the view
+    key, src, dst, ttl, ts = (np.array(c) for c in zip(*rows))
+    for packet in (None, key.astype(np.int32)):
+        in_votes, rs_votes, copy_src, copy_dst = _leg_votes(key.astype(np.uint64), src, dst,
+                                                            ttl.astype(np.int16), ts, 5, packet)
+        assert in_votes.tolist() == [0, 3, 0, 0, 0]
+        assert rs_votes.tolist() == [0, 0, 0, 2, 1]
+        assert list(zip(copy_src.tolist(), copy_dst.tolist())) == [(2, 3), (2, 4)]

@@ -103,7 +103,7 @@ def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes (0..) and the values they stand for (NA a value of its own): a
     categorical's own codes, else factorized."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        codes = s.cat.codes.to_numpy()
+        codes = s.array.codes                  # a read-only view (Series.cat.codes copies)
         values = np.append(np.asarray(s.cat.categories, dtype=object), np.nan)
         if len(codes) and codes.min() < 0:
             codes = np.where(codes < 0, len(values) - 1, codes.astype(np.int64))
@@ -132,24 +132,23 @@ def _coded(tv: pd.DataFrame) -> _Coded:
                   ips=ips, src_port=tv["src_port"].to_numpy(), dst_port=tv["dst_port"].to_numpy())
 
 
-def _codes_at(s: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """_codes of the rows `rows` of s (a categorical's codes are taken, not recomputed)."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        codes, values = _codes(s)
-        return codes[rows], values
-    return _codes(pd.Series(s.to_numpy(dtype=object)[rows], dtype=object))
-
-
-def _point_codes(pk: pd.DataFrame, tv: pd.DataFrame, rows: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """_codes of the view's point column at `rows`. A view with an object point column has the
-    packets table's row number of each row (`row`, its position in pk): pk's categorical point
-    codes are gathered through it (no hashing of a string per row)."""
-    if (not isinstance(tv["point"].dtype, pd.CategoricalDtype) and "row" in tv.columns
-            and "point" in pk.columns and isinstance(pk["point"].dtype, pd.CategoricalDtype)):
+def _point_codes(pk: pd.DataFrame, tv: pd.DataFrame, *rows: np.ndarray
+                 ) -> tuple[list[np.ndarray], np.ndarray]:
+    """_codes of the view's point column at each array of positions `rows` (one value list). A
+    view with an object point column has the packets table's row number of each row (`row`,
+    its position in pk): pk's categorical point codes are gathered through it (no hashing of a
+    string per row)."""
+    if isinstance(tv["point"].dtype, pd.CategoricalDtype):
+        codes, values = _codes(tv["point"])
+        return [codes[at] for at in rows], values
+    if ("row" in tv.columns and "point" in pk.columns
+            and isinstance(pk["point"].dtype, pd.CategoricalDtype)):
         codes, values = _codes(pk["point"])
-        return codes[tv["row"].to_numpy()[rows]], values
-    return _codes_at(tv["point"], rows)
+        pk_row = tv["row"].to_numpy()
+        return [codes[pk_row[at]] for at in rows], values
+    codes, values = _codes(pd.Series(tv["point"].to_numpy(dtype=object)[np.concatenate(rows)],
+                                     dtype=object))
+    return np.split(codes, np.cumsum([len(at) for at in rows])[:-1]), values
 
 
 def _packed(columns: list[np.ndarray]) -> np.ndarray:
@@ -257,8 +256,8 @@ def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, v: _Coded) -> list[tuple[st
     if len(sa):
         # a SYN and its SYN-ACK at one point with different MACs: the SYN's destination, the
         # SYN-ACK's source (a missing MAC differs from every MAC)
-        point, point_values = _point_codes(pk, tv, np.concatenate([syn, sa]))
-        at_point = ids * len(point_values) + point
+        (syn_point, sa_point), point_values = _point_codes(pk, tv, syn, sa)
+        at_point = ids * len(point_values) + np.concatenate([syn_point, sa_point])
         n_keys = len(uniq) * len(point_values)
         if n_keys > 4 * len(at_point) + 1024:
             at_point, distinct = pd.factorize(at_point)
@@ -306,25 +305,25 @@ def _best_of_blocks(blocks: np.ndarray, block_of: np.ndarray, ttl: np.ndarray, t
     return first_top == np.minimum.reduceat(first_top, blocks)[block_of]
 
 
+def _first_of_pair(a: np.ndarray | slice, b: np.ndarray | slice, ttl: np.ndarray,
+                   ts: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Whether leg a ranks before leg b: higher TTL, then earlier time, then first in the view."""
+    ttl_a, ttl_b, ts_a, ts_b = ttl[a], ttl[b], ts[a], ts[b]
+    return (ttl_a > ttl_b) | ((ttl_a == ttl_b)
+                              & ((ts_a < ts_b) | ((ts_a == ts_b) & (first[a] < first[b]))))
+
+
 def _top_two(blocks: np.ndarray, size: np.ndarray, ttl: np.ndarray, ts: np.ndarray,
              first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The legs that rank first and second in each block (blocks[i]: start of block i, of
     size[i] >= 2 adjacent legs) by TTL falling, then time rising, then first in the view."""
     rank0 = np.empty(len(blocks), dtype=np.int64)
     rank1 = np.empty(len(blocks), dtype=np.int64)
-    # most packets have two legs (seen before and after the director): one comparison each
     two = size == 2
-    if two.all():
-        a, b = slice(0, None, 2), slice(1, None, 2)     # the legs alternate: views, no gathers
-        at = np.arange(0, len(ttl), 2)
-    else:
-        a = at = blocks[two]
-        b = a + 1
-    ttl_a, ttl_b, ts_a, ts_b = ttl[a], ttl[b], ts[a], ts[b]
-    a_first = (ttl_a > ttl_b) | ((ttl_a == ttl_b)
-                                 & ((ts_a < ts_b) | ((ts_a == ts_b) & (first[a] < first[b]))))
-    rank0[two] = at + ~a_first
-    rank1[two] = at + a_first
+    a = blocks[two]
+    a_first = _first_of_pair(a, a + 1, ttl, ts, first)
+    rank0[two] = a + ~a_first
+    rank1[two] = a + a_first
     more = ~two
     if more.any():
         sizes = size[more]
@@ -376,58 +375,78 @@ def _leg_votes(key: np.ndarray | None, src: np.ndarray, dst: np.ndarray, ttl: np
     key), else the keys are grouped here.
 
     Returns per MAC code the number of packets whose original goes to it and the number of
-    copies that go to it, and the (src, dst) MAC codes of every packet's first copy (rank 1)."""
+    copies that go to it, and the distinct (src, dst) MAC codes of packets' first copies (rank
+    1)."""
     none = np.zeros(0, dtype=np.int64)
     if len(src) == 0:
         return np.zeros(n_mac, dtype=np.int64), np.zeros(n_mac, dtype=np.int64), none, none
     if packet is None:
         by_part, packet, n_packets = _packet_ids(key)
+        # packet ids come in the parts' order of the rows
+        part_src, part_dst = src[by_part], dst[by_part]
     else:
         by_part, n_packets = None, int(packet.max()) + 1
+        part_src, part_dst = src, dst
     n_pair = n_mac * n_mac
-    pair = np.multiply(src, n_mac, dtype=np.int64)
-    pair += dst
-    if n_packets * n_pair >= 1 << 62:
-        pair, uniq = pd.factorize(pair)
-        n_pair = len(uniq)
+    if n_packets * n_pair < 1 << 62:
+        leg_key = packet.astype(np.int64)
+        leg_key *= n_pair
+        leg_key += np.multiply(part_src, n_mac,
+                               dtype=np.int32 if n_pair < 1 << 31 else np.int64)
+        leg_key += part_dst
+    else:
+        pair, distinct = pd.factorize(np.multiply(part_src, n_mac, dtype=np.int64) + part_dst)
+        n_pair = len(distinct)
+        leg_key = packet.astype(np.int64) * n_pair + pair
+        del pair
     # rows sorted on (packet, src, dst), stable: a leg's rows are adjacent, its first row first,
     # and the legs of one packet adjacent (nearly sorted already: packets are numbered in order
-    # of first appearance within their part)
-    leg_key = np.multiply(packet, n_pair, dtype=np.int64)
-    del packet
-    leg_key += pair if by_part is None else pair[by_part]
-    del pair
+    # of first appearance, within their part)
     by_leg = np.argsort(leg_key, kind="stable")
-    leg_key = leg_key[by_leg]
-    order = by_leg if by_part is None else by_part[by_leg]
+    leg_key.sort(kind="stable")
+    packet = packet[by_leg]
+    new_leg = leg_key[1:] != leg_key[:-1]
+    del leg_key, part_src, part_dst
+    order = by_leg if by_part is None else by_part[by_leg]   # the row at each sorted place
     del by_part, by_leg
-    start = np.flatnonzero(np.concatenate(([True], leg_key[1:] != leg_key[:-1])))
-    leg_packet = leg_key[start] // n_pair
-    del leg_key
-    if len(start) == len(order):
+    if new_leg.all():
         # every leg one row (the usual case): no reductions
         first, leg_ttl, leg_ts = order, ttl[order], ts[order]
+        new_packet = packet[1:] != packet[:-1]
     else:
+        start = np.flatnonzero(np.concatenate(([True], new_leg)))
         first = order[start]
         leg_ttl = np.maximum.reduceat(ttl[order], start)
         leg_ts = np.minimum.reduceat(ts[order], start)
-    del order, start
-    block = np.flatnonzero(np.concatenate(([True], leg_packet[1:] != leg_packet[:-1])))
-    del leg_packet
-    size = np.diff(np.append(block, len(first)))
-    multi = size >= 2
-    if not multi.all():
-        keep = np.repeat(multi, size)
-        first, leg_ttl, leg_ts, size = first[keep], leg_ttl[keep], leg_ts[keep], size[multi]
-    if len(first) == 0:
-        return np.zeros(n_mac, dtype=np.int64), np.zeros(n_mac, dtype=np.int64), none, none
-    blocks = np.concatenate(([0], np.cumsum(size)[:-1]))
-    original, first_copy = _top_two(blocks, size, leg_ttl, leg_ts, first)
+        leg_packet = packet[start]
+        new_packet = leg_packet[1:] != leg_packet[:-1]
+        del start, leg_packet
+    del order, packet, new_leg
+    if len(first) % 2 == 0 and not new_packet[0::2].any() and new_packet[1::2].all():
+        # every packet has two legs (seen before and after the director), legs 2i and 2i + 1:
+        # one comparison each, on strided views
+        a_first = _first_of_pair(slice(0, None, 2), slice(1, None, 2), leg_ttl, leg_ts, first)
+        original = np.arange(0, len(first), 2)
+        first_copy = original + a_first
+        original += ~a_first
+    else:
+        block = np.flatnonzero(np.concatenate(([True], new_packet)))
+        size = np.diff(np.append(block, len(first)))
+        multi = size >= 2
+        if not multi.all():
+            keep = np.repeat(multi, size)
+            first, leg_ttl, leg_ts, size = first[keep], leg_ttl[keep], leg_ts[keep], size[multi]
+        if len(first) == 0:
+            return np.zeros(n_mac, dtype=np.int64), np.zeros(n_mac, dtype=np.int64), none, none
+        blocks = np.concatenate(([0], np.cumsum(size)[:-1]))
+        original, first_copy = _top_two(blocks, size, leg_ttl, leg_ts, first)
+    del new_packet, leg_ttl, leg_ts
     # every leg that is not a packet's original is one of its copies
     in_votes = np.bincount(dst[first[original]], minlength=n_mac)
     rs_votes = np.bincount(dst[first], minlength=n_mac) - in_votes
-    return (in_votes, rs_votes, src[first[first_copy]].astype(np.int64),
-            dst[first[first_copy]].astype(np.int64))
+    first_copy = first[first_copy]
+    copy_src, copy_dst = _combos([src[first_copy], dst[first_copy]], [n_mac, n_mac])
+    return in_votes, rs_votes, copy_src, copy_dst
 
 
 def _combos(columns: list[np.ndarray], sizes: list[int]) -> list[np.ndarray]:
@@ -502,8 +521,7 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     macs, n_mac = cv.macs, len(cv.macs)
     named = ~pd.isna(macs) & (macs != "")
     t_src, t_dst, r_src = cv.src_mac[tov], cv.dst_mac[tov], cv.src_mac[rep]
-    point, point_values = _point_codes(pk, tv, np.concatenate([tov, rep]))
-    t_point, r_point = point[:len(tov)], point[len(tov):]
+    (t_point, r_point), point_values = _point_codes(pk, tv, tov, rep)
     n_point = len(point_values)
     # (point, src MAC, dst MAC) that occur to a VIP, (point, src MAC) from one: the MAC sets and
     # point roles below are judged on these few combinations, not on every frame
@@ -577,19 +595,22 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     r_rows = np.flatnonzero(~is_dir[r_src] & (macs != "")[r_src])
     f_at, r_at = tov[f_rows], rep[r_rows]
     f_mac, r_mac = t_dst[f_rows], r_src[r_rows]
+    f_point, r_point = t_point[f_rows], r_point[r_rows]
+    del tov, rep, t_src, t_dst, t_point, r_src, f_rows, r_rows  # the rows below are f_at, r_at
     f_ts, r_ts = tv["ts"].to_numpy()[f_at], tv["ts"].to_numpy()[r_at]
     first_seen: dict[Any, int] = {}
     for mac, ts in ((f_mac, f_ts), (r_mac, r_ts)):
         for m, earliest in zip(*_min_per_code(mac, ts)):
             if not pd.isna(macs[m]):
                 first_seen[macs[m]] = min(first_seen.get(macs[m], earliest), earliest)
-    rs_seg_role = _segment_roles(f_mac, t_point[f_rows], macs, point_values, roles, "rs-segment")
-    vip_seg_role = _segment_roles(r_mac, r_point[r_rows], macs, point_values, roles,
-                                  "vip-segment")
+    del f_ts, r_ts
+    rs_seg_role = _segment_roles(f_mac, f_point, macs, point_values, roles, "rs-segment")
+    vip_seg_role = _segment_roles(r_mac, r_point, macs, point_values, roles, "vip-segment")
+    del f_point, r_point
     servers: dict[str, RealServerInfo] = {}
     for mac in sorted(rs_seg_role, key=lambda m: first_seen.get(m, 0)):
         servers[mac] = RealServerInfo(name="", macs={rs_seg_role[mac]: mac})
-    if len(f_rows) and len(r_rows):
+    if len(f_at) and len(r_at):
         f_conn, r_conn = _conn_keys(
             (cv.src_ip[f_at], cv.src_port[f_at], cv.dst_ip[f_at], cv.dst_port[f_at]),
             (cv.dst_ip[r_at], cv.dst_port[r_at], cv.src_ip[r_at], cv.src_port[r_at]),
@@ -700,7 +721,7 @@ def _pair_counts(mac: pd.Series, ip: pd.Series, macs: set[str]) -> pd.DataFrame:
 def _codes_na(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes with -1 where missing, and the values they stand for."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        return s.cat.codes.to_numpy(), np.asarray(s.cat.categories, dtype=object)
+        return s.array.codes, np.asarray(s.cat.categories, dtype=object)
     codes, values = pd.factorize(s.to_numpy(dtype=object))
     return codes, np.asarray(values, dtype=object)
 
