@@ -324,3 +324,19 @@ def test_hash_key_in_pieces_equals_one_hash_of_all_rows(monkeypatch):
     monkeypatch.setattr(keys, "HASH_ROWS", 64)
     assert (keys.hash_key(df, list(df.columns)) == whole).all()
     assert len(np.unique(whole)) > 100
+
+
+def test_first_appearance_ids_equal_factorize(monkeypatch):
+    import numpy as np
+
+    import dr_inspect.correlate.keys as keys
+    monkeypatch.setattr(keys, "HASH_ROWS", 16)        # take the split path on small arrays
+    rng = np.random.default_rng(5)
+    for n, distinct in [(5000, 40), (5000, 4000), (3000, 1), (17, 17)]:
+        values = rng.integers(0, 2**64 - 1, size=distinct, dtype=np.uint64, endpoint=True)
+        k = values[rng.integers(0, distinct, size=n)]
+        ids = keys.first_appearance_ids(k)
+        assert ids.dtype == np.int32 and (ids == pd.factorize(k)[0]).all()
+    # every key in one part (the top bits alike)
+    k = rng.integers(0, 2**40, size=2000, dtype=np.uint64)[rng.integers(0, 2000, size=4000)]
+    assert (keys.first_appearance_ids(k) == pd.factorize(k)[0]).all()

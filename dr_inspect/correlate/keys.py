@@ -54,7 +54,48 @@ def packet_ids(df: pd.DataFrame) -> np.ndarray:
     for clock estimation and hops), else computed."""
     if "packet" in df.columns:
         return df["packet"].to_numpy(dtype=np.int32)
-    return pd.factorize(strict_key(df))[0].astype(np.int32)
+    return first_appearance_ids(strict_key(df))
+
+
+def first_appearance_ids(keys: np.ndarray) -> np.ndarray:
+    """pd.factorize(keys)[0] as int32, for uint64 hashes: 0, 1, ... in order of first appearance.
+
+    A hash table of a million keys is mostly cache misses; the keys are first split into 64
+    parts by their top bits (one stable radix pass), each part factorized in a table that fits
+    the caches, and the parts' ids put back in order of first appearance over all rows."""
+    n = len(keys)
+    if n < HASH_ROWS:
+        return pd.factorize(keys)[0].astype(np.int32)
+    part = (keys >> np.uint64(58)).astype(np.uint8)
+    order = np.argsort(part, kind="stable")          # rows of a part stay in row order
+    sizes = np.bincount(part, minlength=64)
+    del part
+    in_parts = keys[order]
+    ids = np.empty(n, dtype=np.int64)                # per sorted row: id in part order
+    firsts = []                                      # per id: its first sorted row
+    n_ids = start = 0
+    for size in sizes.tolist():
+        if size == 0:
+            continue
+        local = pd.factorize(in_parts[start:start + size])[0]
+        ids[start:start + size] = local + n_ids
+        # an id's first row is where it exceeds every id before it
+        seen = np.maximum.accumulate(local)
+        new = np.ones(size, dtype=bool)
+        new[1:] = local[1:] > seen[:-1]
+        firsts.append(np.flatnonzero(new) + start)
+        n_ids += int(seen[-1]) + 1
+        start += size
+    del in_parts
+    # ids in order of their first row over all rows: mark each first row with its id
+    first_rows = order[np.concatenate(firsts)]
+    mark = np.full(n, -1, dtype=np.int64)
+    mark[first_rows] = np.arange(n_ids)
+    rank = np.empty(n_ids, dtype=np.int32)
+    rank[mark[mark >= 0]] = np.arange(n_ids, dtype=np.int32)
+    out = np.empty(n, dtype=np.int32)
+    out[order] = rank[ids]
+    return out
 
 
 def point_codes(points: pd.Series) -> tuple[np.ndarray, np.ndarray]:
