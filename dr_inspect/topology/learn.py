@@ -195,7 +195,7 @@ def _endpoints(ip: np.ndarray, port: np.ndarray, ips: np.ndarray) -> set[tuple[A
     if len(ip) == 0:
         return set()
     key = ip.astype(np.int64) * PORT_SPAN + (port.astype(np.int64) + 1)
-    distinct = np.unique(key)
+    distinct = pd.unique(key)                  # a hash table: a few endpoints, many rows
     return {(ips[k // PORT_SPAN], int(k % PORT_SPAN) - 1) for k in distinct.tolist()}
 
 
@@ -226,7 +226,7 @@ def _syn_rows(tv: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     # the view's flags are plain integers (0 when missing): no widened copy needed
     f = f.to_numpy() if f.dtype.kind in "iu" else flags(tv)
     # SYN bit set (few rows), then split on the ACK bit
-    with_syn = np.flatnonzero(f & SYN)
+    with_syn = np.flatnonzero((f & SYN) != 0)          # (nonzero is fastest on booleans)
     acked = (f[with_syn] & ACK) != 0
     return with_syn[~acked], with_syn[acked]
 
