@@ -340,3 +340,15 @@ def test_first_appearance_ids_equal_factorize(monkeypatch):
     # every key in one part (the top bits alike)
     k = rng.integers(0, 2**40, size=2000, dtype=np.uint64)[rng.integers(0, 2000, size=4000)]
     assert (keys.first_appearance_ids(k) == pd.factorize(k)[0]).all()
+
+
+def test_argsort_hashes_equals_a_stable_argsort(monkeypatch):
+    import numpy as np
+
+    import dr_inspect.correlate.keys as keys
+    monkeypatch.setattr(keys, "HASH_ROWS", 16)        # take the split path on small arrays
+    rng = np.random.default_rng(9)
+    for n, distinct in [(5000, 300), (5000, 5000), (40, 3)]:
+        values = rng.integers(0, 2**64 - 1, size=distinct, dtype=np.uint64, endpoint=True)
+        k = values[rng.integers(0, distinct, size=n)]      # ties keep their row order
+        assert (keys.argsort_hashes(k) == np.argsort(k, kind="stable")).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.keys import packet_ids, point_codes, strict_key
+from dr_inspect.correlate.keys import argsort_hashes, packet_ids, point_codes, strict_key
 
 # Below this an estimated offset is indistinguishable from forwarding delay on one clock, so
 # timestamps are left as they are (the estimate is still reported).
@@ -125,7 +125,7 @@ def find_hops(tv: pd.DataFrame, window_ns: int) -> pd.DataFrame:
     # within one key the hops stay in time order)
     b, a = order[at], order[at - 1]
     k = strict_key(tv)[b]
-    by_key = np.argsort(k, kind="stable")
+    by_key = argsort_hashes(k)
     codes, names = point_codes(tv["point"])
     frames = tv["frame"].to_numpy(dtype=np.int64)
     ts_ns = tv["ts_ns"].to_numpy(dtype=np.int64)

@@ -107,6 +107,25 @@ def point_codes(points: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(names, dtype=object)
 
 
+def argsort_hashes(keys: np.ndarray) -> np.ndarray:
+    """np.argsort(keys, kind="stable") for uint64 hashes: one stable radix pass on the top 8
+    bits, then each part (in the caches) sorted on its own; the parts are in key order already."""
+    if len(keys) < HASH_ROWS // 4:
+        return np.argsort(keys, kind="stable")
+    top = (keys >> np.uint64(56)).astype(np.uint8)
+    order = np.argsort(top, kind="stable")
+    sizes = np.bincount(top, minlength=256)
+    del top
+    in_parts = keys[order]
+    start = 0
+    for size in sizes.tolist():
+        if size > 1:
+            part = slice(start, start + size)
+            order[part] = order[part][np.argsort(in_parts[part], kind="stable")]
+        start += size
+    return order
+
+
 def flags(df: pd.DataFrame) -> np.ndarray:
     return df["tcp_flags"].fillna(0).to_numpy(dtype=np.int64)
 
