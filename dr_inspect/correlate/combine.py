@@ -73,9 +73,16 @@ def _union(columns: list[pd.Series]):
     codes = np.empty(n, dtype=coerce_indexer_dtype(np.empty(0, dtype=np.int64), categories).dtype)
     at = 0
     for p in parts:
-        # code -1 (missing) picks the appended -1 ("wrap": unbuffered, and -1 is the last slot)
-        remap = np.append(categories.get_indexer(p.categories), -1).astype(codes.dtype)
-        np.take(remap, p.codes, out=codes[at:at + len(p)], mode="wrap")
+        mapped = categories.get_indexer(p.categories)
+        if (mapped == np.arange(len(mapped))).all():
+            # its categories begin the union in the same order (always the first part's): the
+            # codes stay as they are
+            codes[at:at + len(p)] = p.codes
+        else:
+            # code -1 (missing) picks the appended -1 ("wrap": unbuffered, and -1 is the last
+            # slot)
+            remap = np.append(mapped, -1).astype(codes.dtype)
+            np.take(remap, p.codes, out=codes[at:at + len(p)], mode="wrap")
         at += len(p)
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories, ordered=False),
                                      validate=False)
