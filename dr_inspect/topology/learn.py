@@ -4,6 +4,11 @@ The signature of DR: the same client->VIP packet is seen with two destination MA
 then a real server's after forwarding), and the SYN-ACK of the connection comes from a MAC other
 than the one the SYN was addressed to (the real server answers directly). Plain client/server or
 unrelated traffic shows neither, so no VIP is found there and the caller is told so.
+
+Learning reads the TCP view as numpy arrays: addresses as their categorical codes, rows as
+positions, packets as the view's packet ids; what it counts per MAC, point or connection is
+counted on packed integer codes (bincounts, hash tables, a nearly sorted stable sort), and only
+the few distinct MACs, points and endpoints become Python values.
 """
 
 from __future__ import annotations
@@ -126,6 +131,7 @@ def _shared_codes(columns: list[pd.Series]) -> tuple[list[np.ndarray], np.ndarra
 
 
 def _coded(tv: pd.DataFrame) -> _Coded:
+    """The view's address and port columns as a _Coded (views of its arrays where it can)."""
     (src_mac, dst_mac), macs = _shared_codes([tv["src_mac"], tv["dst_mac"]])
     (src_ip, dst_ip), ips = _shared_codes([tv["src_ip"], tv["dst_ip"]])
     return _Coded(src_mac=src_mac, dst_mac=dst_mac, macs=macs, src_ip=src_ip, dst_ip=dst_ip,
@@ -231,28 +237,28 @@ def _syn_rows(tv: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return with_syn[~acked], with_syn[acked]
 
 
-def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, v: _Coded) -> list[tuple[str, int]]:
+def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, cv: _Coded) -> list[tuple[str, int]]:
     """ip:port that DR serves: a SYN forwarded with a new dst MAC, or answered from another MAC."""
     syn, sa = _syn_rows(tv)
-    mac_na = pd.isna(v.macs)
+    mac_na = pd.isna(cv.macs)
     found: set[tuple[Any, int]] = set()
     if len(syn) == 0:
         return []
     # (client ip, port, server ip, port, ISN) of the SYNs, then of the SYN-ACKs (ack = ISN + 1)
     seq = tv["seq"].to_numpy()
     ids, uniq = pd.factorize(_packed([
-        np.concatenate([v.src_ip[syn], v.dst_ip[sa]]),
-        np.concatenate([v.src_port[syn], v.dst_port[sa]]),
-        np.concatenate([v.dst_ip[syn], v.src_ip[sa]]),
-        np.concatenate([v.dst_port[syn], v.src_port[sa]]),
+        np.concatenate([cv.src_ip[syn], cv.dst_ip[sa]]),
+        np.concatenate([cv.src_port[syn], cv.dst_port[sa]]),
+        np.concatenate([cv.dst_ip[syn], cv.src_ip[sa]]),
+        np.concatenate([cv.dst_port[syn], cv.src_port[sa]]),
         np.concatenate([seq[syn], (tv["ack"].to_numpy()[sa] - 1) % MOD32])]))
     syn_ids = ids[:len(syn)]
-    syn_mac, sa_mac = v.dst_mac[syn].astype(np.int64), v.src_mac[sa].astype(np.int64)
+    syn_mac, sa_mac = cv.dst_mac[syn].astype(np.int64), cv.src_mac[sa].astype(np.int64)
     # the same SYN seen with two or more destination MACs (a missing one not counted)
     named = ~mac_na[syn_mac]
     lo, hi = _per_key_range(syn_ids[named], syn_mac[named], len(uniq))
     rows = syn[(hi > lo)[syn_ids]]
-    found |= _endpoints(v.dst_ip[rows], v.dst_port[rows], v.ips)
+    found |= _endpoints(cv.dst_ip[rows], cv.dst_port[rows], cv.ips)
     if len(sa):
         # a SYN and its SYN-ACK at one point with different MACs: the SYN's destination, the
         # SYN-ACK's source (a missing MAC differs from every MAC)
@@ -271,25 +277,26 @@ def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, v: _Coded) -> list[tuple[st
             differ |= np.bincount(sa_at[mac_na[sa_mac]], minlength=n_keys) > 0
         differ &= (s_hi >= 0) & (a_hi >= 0)
         rows = syn[differ[syn_at]]
-        found |= _endpoints(v.dst_ip[rows], v.dst_port[rows], v.ips)
+        found |= _endpoints(cv.dst_ip[rows], cv.dst_port[rows], cv.ips)
     return sorted((str(ip), int(port)) for ip, port in found)
 
 
-def _resolve_pinned_vips(tv: pd.DataFrame, v: _Coded, pins: TopologyPins,
+def _resolve_pinned_vips(tv: pd.DataFrame, cv: _Coded, pins: TopologyPins,
                          conflicts: list[str]) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     syn = _syn_rows(tv)[0]
     for ip, port in pins.vips:
-        is_ip = np.asarray(v.ips == ip, dtype=bool)
+        is_ip = np.asarray(cv.ips == ip, dtype=bool)
         if port is None:
-            ports = np.unique(v.dst_port[syn[is_ip[v.dst_ip[syn]]]]).tolist()
+            ports = np.unique(cv.dst_port[syn[is_ip[cv.dst_ip[syn]]]]).tolist()
             if not ports:
                 conflicts.append(f"pinned VIP {ip}: no TCP SYN to it in the traffic, so its "
                                  "port is unknown (pin it as ip:port)")
             out.extend((ip, int(p)) for p in ports)
             continue
-        if not (is_ip[v.dst_ip] & (v.dst_port == port)).any():
-            conflicts.append(f"pinned VIP {vip_text(ip, port)}: no TCP traffic to it in the captures")
+        if not (is_ip[cv.dst_ip] & (cv.dst_port == port)).any():
+            conflicts.append(f"pinned VIP {vip_text(ip, port)}: no TCP traffic to it in the "
+                             "captures")
         out.append((ip, port))
     return sorted(set(out))
 
