@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,9 +99,13 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
             capture_span = None
     # each stage's temporaries are returned before the next stage allocates its own
     return_freed_heap()
-    topo = learn_topology(pk, tv, list(packets), pins)
-    return_freed_heap()
-    hops = find_hops(tv, window_ns)
+    # Hops need only the view's packet ids, points, MACs and times: they are found on a second
+    # core while the topology is learned (both are numpy/pandas work that releases the GIL, and
+    # both only read the view). Their temporaries together stay below the tables' peak.
+    with ThreadPoolExecutor(1) as side:
+        hops_job = side.submit(find_hops, tv, window_ns)
+        topo = learn_topology(pk, tv, list(packets), pins)
+        hops = hops_job.result()
     # the packet keys served clock estimation, topology and hops; the tables do not read them
     # (strict_key() and packet_ids() would compute them again)
     tv = tv.drop(columns=["strict_key", "packet"])
@@ -117,9 +122,11 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     # nothing reads the TCP view after this: free it before the arp and flows tables are built
     del tv
     return_freed_heap()
-    arp = arp_table(pk, topo)
-    return_freed_heap()
-    flows = flows_table(conns, tovt, fw, rp)
+    # the ARP/ND table reads the packets table only: built beside the flows
+    with ThreadPoolExecutor(1) as side:
+        arp_job = side.submit(arp_table, pk, topo)
+        flows = flows_table(conns, tovt, fw, rp)
+        arp = arp_job.result()
     stats = {
         "coalesced": int(fw["coalesced"].sum()) if len(fw) else 0,
         "forwarded": int(fw["has_copy"].sum()) if len(fw) else 0,
