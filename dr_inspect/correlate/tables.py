@@ -829,43 +829,37 @@ def _min_per_flow(flow_index: np.ndarray, values: np.ndarray, n: int
     return lo, seen
 
 
-def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
-                rp: pd.DataFrame) -> pd.DataFrame:
-    """One row per connection, aggregated with bincounts over flow positions (flow_id - 1)."""
-    if len(conns) == 0:
-        return _empty("flows")
-    n = len(conns)
-    # flow ids are 1..n in conns order
+def _flows_from_to_vip(tovt: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The flow columns the client->VIP frames give (first frame, SYNs, packets in); returns
+    (first SYN time, has one) per flow for the response time."""
     ing = np.flatnonzero((tovt["leg"] == "ingress").to_numpy())
-    t_flow = tovt["flow_id"].to_numpy(dtype=np.int64) - 1
-    t_flags = tovt["tcp_flags"].to_numpy().astype(np.int64)
+    t_flow = tovt["flow_id"].to_numpy().astype(np.int32) - 1
     t_ts = tovt["ts_ns"].to_numpy(dtype=np.int64)
-    t_point = codes_and_values(tovt["point"])
-    syn_in = ing[(t_flags[ing] & (SYN | ACK)) == SYN]
-
+    t_point = codes_and_values(tovt["point"])[0]
+    syn_in = ing[(tovt["tcp_flags"].to_numpy()[ing] & (SYN | ACK)) == SYN]
     pick = _first_per_flow(t_flow[syn_in], t_ts[syn_in], n)
     pick = np.append(syn_in, -1)[pick]       # pick -1: the appended -1
     fallback = _first_per_flow(t_flow, t_ts, n)
     row = np.where(pick >= 0, pick, fallback)
     got = row >= 0
     at = np.maximum(row, 0)
-    out: dict = {"flow_id": conns["flow_id"].to_numpy(dtype=np.int64)}
     out["point"] = with_default(take(tovt["point"], at), got)
     out["frame"] = np.where(got, tovt["frame"].to_numpy(dtype=np.int64)[at], -1)
     out["ts_ns"] = np.where(got, t_ts[at], -1)
     out["seq"] = np.where(got, tovt["seq"].to_numpy().astype(np.int64)[at], -1)
-    out["client_ip"] = as_text(conns["client_ip"])
-    out["client_port"] = conns["client_port"].to_numpy(dtype=np.int64)
-    out["vip"] = as_text(conns["vip"])
-    out["five_tuple"] = as_text(conns["five_tuple"])
-    syn_counts = _max_over_points(t_flow[syn_in], t_point[0][syn_in], n)
+    syn_counts = _max_over_points(t_flow[syn_in], t_point[syn_in], n)
     out["syn_seen"] = syn_counts > 0
     out["syn_retransmits"] = np.maximum(np.where(syn_counts > 0, syn_counts, 1) - 1, 0)
+    out["packets_in"] = _max_over_points(t_flow[ing], t_point[ing], n)
+    return _min_per_flow(t_flow[syn_in], t_ts[syn_in], n)
 
-    f_flow = fw["flow_id"].to_numpy(dtype=np.int64) - 1
+
+def _flows_from_forwards(fw: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The flow columns the forwarded copies give (SYN forwarded, real server by most copies,
+    forwarding delay); returns (first forwarded SYN's copy time, has one) per flow."""
+    f_flow = fw["flow_id"].to_numpy().astype(np.int32) - 1
     hc = fw["has_copy"].to_numpy(dtype=bool)
-    f_syn = fw["syn"].to_numpy(dtype=bool)
-    syn_fw = hc & f_syn
+    syn_fw = hc & fw["syn"].to_numpy(dtype=bool)
     out["syn_forwarded"] = _per_flow(f_flow[syn_fw], n) > 0
     # a forwarded SYN near the capture's edges may have its SYN-ACK outside it: not judged
     spanned = _per_flow(f_flow[syn_fw & fw["in_capture_span"].to_numpy(dtype=bool)], n) > 0
@@ -874,49 +868,69 @@ def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
     rs_codes, rs_names = codes_and_values(fw["real_server"])
     rs_rank = text_rank(fw["real_server"])
     # per flow: how many real servers, and the one most copies went to (ties: the first by name)
-    pair_codes, pairs = pd.factorize(f_flow[to_rs] * (len(rs_names) + 1) + rs_codes[to_rs])
-    pair_flow = np.asarray(pairs) // (len(rs_names) + 1)
-    pair_rs = np.asarray(pairs) % (len(rs_names) + 1)
+    width = len(rs_names) + 1
+    pair_codes, pairs = pd.factorize(f_flow[to_rs].astype(np.int64) * width + rs_codes[to_rs])
+    pair_flow = np.asarray(pairs) // width
+    pair_rs = np.asarray(pairs) % width
     out["rs_count"] = _per_flow(pair_flow, n).astype(np.int64)
     pair_n = np.bincount(pair_codes, minlength=len(pairs))
-    name_rank = np.zeros(len(rs_names) + 1, dtype=np.int64)
+    name_rank = np.zeros(width, dtype=np.int64)
     name_rank[rs_codes[to_rs]] = rs_rank[to_rs]
     best = np.lexsort((name_rank[pair_rs], -pair_n, pair_flow))
     lead = np.ones(len(best), dtype=bool)
     lead[1:] = pair_flow[best][1:] != pair_flow[best][:-1]
     chosen = np.full(n, -1, dtype=np.int64)
     chosen[pair_flow[best][lead]] = pair_rs[best][lead]
-    chosen_name = np.append(rs_names, "")[np.where(chosen >= 0, chosen, len(rs_names))]
-
-    r_flow = rp["flow_id"].to_numpy(dtype=np.int64) - 1
-    r_rs = codes_and_values(rp["real_server"])
-    named = np.flatnonzero(r_rs[1][r_rs[0]] != "") if len(rp) else np.zeros(0, dtype=np.int64)
-    from_rep = np.full(n, len(rp), dtype=np.int64)
-    np.minimum.at(from_rep, r_flow[named], named)
-    rep_code = np.full(n, len(r_rs[1]), dtype=np.int64)   # the appended '' below
-    has_rep = from_rep < len(rp)
-    rep_code[has_rep] = r_rs[0][from_rep[has_rep]]
-    rep_name = np.append(r_rs[1], "")[rep_code]
-    real_server = np.where(chosen >= 0, chosen_name, rep_name).astype(object)
-    out["real_server"] = as_text(real_server)
-
-    from_vip = rp["from_vip"].to_numpy(dtype=bool)
-    r_flags = rp["tcp_flags"].to_numpy().astype(np.int64)
-    sa = from_vip & ((r_flags & (SYN | ACK)) == (SYN | ACK))
-    out["synack_seen"] = _per_flow(r_flow[sa], n) > 0
-    out["rst_from_vip"] = _per_flow(r_flow[from_vip & ((r_flags & RST) != 0)], n) > 0
-    out["refused"] = out["rst_from_vip"] & ~out["synack_seen"]
-    out["packets_in"] = _max_over_points(t_flow[ing], t_point[0][ing], n)
-    vseg = member(rp["role"], ("vip-segment", "both"))
-    out["packets_out"] = _max_over_points(r_flow[vseg], codes_and_values(rp["point"])[0][vseg], n)
+    out["_chosen"] = np.append(rs_names, "")[np.where(chosen >= 0, chosen, len(rs_names))]
+    out["_has_chosen"] = chosen >= 0
     fwc = np.flatnonzero(hc)
     out["forward_delay_us"] = (pd.Series(fw["delay_us"].to_numpy(dtype=np.float64)[fwc])
                                .groupby(f_flow[fwc]).median()
                                .reindex(np.arange(n)).to_numpy(dtype=np.float64))
+    return _min_per_flow(f_flow[syn_fw], fw["copy_ts_ns"].to_numpy(dtype=np.int64)[syn_fw], n)
+
+
+def _flows_from_replies(rp: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The flow columns the replies give (real server when no copy names one, SYN-ACK, RST,
+    packets out); returns (first SYN-ACK time, has one) per flow."""
+    r_flow = rp["flow_id"].to_numpy().astype(np.int32) - 1
+    r_codes, r_names = codes_and_values(rp["real_server"])
+    named = np.flatnonzero(r_names[r_codes] != "") if len(rp) else np.zeros(0, dtype=np.int64)
+    from_rep = np.full(n, len(rp), dtype=np.int64)
+    np.minimum.at(from_rep, r_flow[named], named)
+    rep_code = np.full(n, len(r_names), dtype=np.int64)   # the appended '' below
+    has_rep = from_rep < len(rp)
+    rep_code[has_rep] = r_codes[from_rep[has_rep]]
+    out["_from_replies"] = np.append(r_names, "")[rep_code]
+    from_vip = rp["from_vip"].to_numpy(dtype=bool)
+    r_flags = rp["tcp_flags"].to_numpy()
+    sa = from_vip & ((r_flags & (SYN | ACK)) == (SYN | ACK))
+    out["synack_seen"] = _per_flow(r_flow[sa], n) > 0
+    out["rst_from_vip"] = _per_flow(r_flow[from_vip & ((r_flags & RST) != 0)], n) > 0
+    vseg = member(rp["role"], ("vip-segment", "both"))
+    out["packets_out"] = _max_over_points(r_flow[vseg], codes_and_values(rp["point"])[0][vseg], n)
+    return _min_per_flow(r_flow[sa], rp["ts_ns"].to_numpy(dtype=np.int64)[sa], n)
+
+
+def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
+                rp: pd.DataFrame) -> pd.DataFrame:
+    """One row per connection, aggregated with bincounts over flow positions (flow_id - 1: the
+    ids are 1..n in conns order). Each source table is read by its own function, so its
+    per-row temporaries are gone before the next one's."""
+    if len(conns) == 0:
+        return _empty("flows")
+    n = len(conns)
+    out: dict = {"flow_id": conns["flow_id"].to_numpy(dtype=np.int64),
+                 "client_ip": as_text(conns["client_ip"]),
+                 "client_port": conns["client_port"].to_numpy(dtype=np.int64),
+                 "vip": as_text(conns["vip"]), "five_tuple": as_text(conns["five_tuple"])}
+    syn_ts = _flows_from_to_vip(tovt, n, out)
+    syn_copy_ts = _flows_from_forwards(fw, n, out)
+    sa_ts = _flows_from_replies(rp, n, out)
+    out["real_server"] = as_text(np.where(out.pop("_has_chosen"), out.pop("_chosen"),
+                                          out.pop("_from_replies")).astype(object))
+    out["refused"] = out["rst_from_vip"] & ~out["synack_seen"]
     # server response: forwarded SYN (at the rs side) -> first SYN-ACK from the VIP
-    sa_ts = _min_per_flow(r_flow[sa], rp["ts_ns"].to_numpy(dtype=np.int64)[sa], n)
-    syn_copy_ts = _min_per_flow(f_flow[syn_fw], fw["copy_ts_ns"].to_numpy(dtype=np.int64)[syn_fw], n)
-    syn_ts = _min_per_flow(t_flow[syn_in], t_ts[syn_in], n)
     start = np.where(syn_copy_ts[1], syn_copy_ts[0], syn_ts[0])
     known = sa_ts[1] & (syn_copy_ts[1] | syn_ts[1])
     out["response_us"] = np.where(known, (sa_ts[0] - np.where(known, start, 0)) / 1000.0, np.nan)
