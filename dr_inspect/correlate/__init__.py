@@ -44,7 +44,7 @@ def return_freed_heap() -> None:
 
 @dataclass
 class Correlation:
-    packets: pd.DataFrame                      # combined packets table (+ point, row, ts)
+    packets: pd.DataFrame                      # combined packets table (+ point, ts)
     topology: LearnedTopology
     offsets_estimated: dict[str, int]
     offsets_applied: dict[str, int]

@@ -99,7 +99,7 @@ def _concat(columns: list[pd.Series]):
 
 
 def combine_points(packets: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One table for all points: schema columns + `point` (category) + `row` (position)."""
+    """One table for all points: `point` (category) + the schema columns."""
     names = list(packets)
     frames = [packets[p] for p in names] or [pd.DataFrame()]
     lengths = [len(f) for f in frames]
@@ -112,7 +112,6 @@ def combine_points(packets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for col in ALL_COLUMNS:
         parts = [_conformed(f, col) for f in frames]
         columns[col] = _union(parts) if DTYPES[col] == "category" else _concat(parts)
-    columns["row"] = np.arange(n, dtype=np.int64)
     # the arrays are new (or a single point's own columns, shared copy-on-write): no
     # consolidating copy
     return pd.DataFrame(columns, index=pd.RangeIndex(n), copy=False)

@@ -138,16 +138,14 @@ def find_hops(tv: pd.DataFrame, window_ns: int) -> pd.DataFrame:
         "b_ts_ns": ts_ns[b][by_key],
         "delta_ns": (ts_adj[b] - ts_adj[a])[by_key],
         "mac_changed": macs_differ[at][by_key],
-        "ttl_drop": (ttl[a].astype(np.int64) - ttl[b])[by_key],
+        "ttl_drop": (ttl[a].astype(np.int16) - ttl[b].astype(np.int16))[by_key],
     }, copy=False)  # the columns are new arrays: no consolidating copy
 
 
-def _texts(names: np.ndarray, codes: np.ndarray):
-    """names[codes] as the column pandas makes of str objects (its str dtype in pandas 3; object
-    when empty), gathered from the few names rather than converted from one object per row."""
-    if len(codes) == 0:
-        return names[codes]
-    return pd.Series(names).array.take(codes)
+def _texts(names: np.ndarray, codes: np.ndarray) -> pd.Categorical:
+    """names[codes] as a Categorical of the point names (one byte a hop, not a string)."""
+    return pd.Categorical.from_codes(np.asarray(codes), dtype=pd.CategoricalDtype(
+        pd.Index(np.asarray(names, dtype=object), dtype=object)))
 
 
 def _codes(s: pd.Series) -> np.ndarray:

@@ -323,7 +323,8 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
         "point": _point_names_at(pk["point"], pos),
         "frame": pk["frame"].to_numpy(dtype=np.int64)[pos],
         "ts_ns": pk["ts_ns"].to_numpy(dtype=np.int64)[pos],
-        "row": pk["row"].to_numpy(dtype=np.int64)[pos],
+        # the packets table's row of each view row (int32 while that can hold it)
+        "row": pos.astype(np.int32) if len(pk) < 2**31 else pos,
         "src_mac": src_mac,
         "dst_mac": dst_mac,
         "src_ip": src_ip,
