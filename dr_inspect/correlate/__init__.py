@@ -12,9 +12,10 @@ import pandas as pd
 
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS, estimate_offsets, find_hops
-from dr_inspect.correlate.keys import endpoint_in, point_codes, tcp_view
-from dr_inspect.correlate.tables import (TABLE_COLUMNS, flow_endpoints, flows_table, forwards_table,
-                                         points_table, replies_table, to_vip_table, arp_table)
+from dr_inspect.correlate.keys import point_codes, tcp_view
+from dr_inspect.correlate.tables import (TABLE_COLUMNS, arp_table, flow_endpoints, flows_table,
+                                         forwards_table, points_table, replies_table,
+                                         to_vip_table, vip_rows)
 from dr_inspect.topology.learn import LearnedTopology, learn_topology
 from dr_inspect.topology.pins import TopologyPins
 
@@ -110,11 +111,11 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     # (strict_key() and packet_ids() would compute them again)
     tv = tv.drop(columns=["strict_key", "packet"])
     return_freed_heap()
-    tov = tv[endpoint_in(tv["dst_ip"], tv["dst_port"], topo.vips)]
-    conns = flow_endpoints(tov)
+    rows = vip_rows(tv, topo)
+    conns, row_conn = flow_endpoints(tv, rows)
     return_freed_heap()
-    tovt = to_vip_table(tov, topo, conns)
-    del tov  # to_vip holds what later tables need
+    tovt = to_vip_table(tv, rows, topo, conns, row_conn)
+    del rows, row_conn
     return_freed_heap()
     fw = forwards_table(tv, tovt, pk, topo, window_ns, capture_span)
     return_freed_heap()

@@ -132,38 +132,48 @@ def _endpoint_text(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> pd.Cat
                                              np.asarray(uniq) % 65536))
 
 
-def flow_endpoints(tov: pd.DataFrame) -> pd.DataFrame:
-    """One row per connection (client ip:port -> VIP ip:port), flow ids by first appearance,
-    with its 5-tuple and VIP texts. client_ip and vip_ip keep the TCP view's address dtype."""
-    if len(tov) == 0:
-        return pd.DataFrame({"conn": pd.Series([], dtype=np.uint64), "client_ip": [], "client_port": [],
-                             "vip_ip": [], "vip_port": [], "flow_id": [], "first_ts": [],
-                             "five_tuple": [], "vip": []})
-    conn = hash_key(tov, CONN_KEY)
+def vip_rows(tv: pd.DataFrame, topo: LearnedTopology) -> np.ndarray:
+    """Positions in the TCP view of the frames to a VIP ip:port (client->VIP, either leg)."""
+    return np.flatnonzero(endpoint_in(tv["dst_ip"], tv["dst_port"], topo.vips))
+
+
+def _at(s: pd.Series, rows: np.ndarray):
+    """Rows of one view column: a text column as a Categorical, numbers as a numpy array."""
+    return take(s, rows) if isinstance(s.dtype, pd.CategoricalDtype) else s.to_numpy()[rows]
+
+
+def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per connection (client ip:port -> VIP ip:port) of the view's `rows` (vip_rows),
+    flow ids by first appearance, with its 5-tuple and VIP texts; and each row's position in it.
+    client_ip and vip_ip keep the view's address dtype."""
+    if len(rows) == 0:
+        return pd.DataFrame({"client_ip": [], "client_port": [], "vip_ip": [], "vip_port": [],
+                             "flow_id": [], "first_ts": [], "five_tuple": [], "vip": []}), \
+            np.zeros(0, dtype=np.int64)
     # integer ids in order of first appearance; each connection's first row gives its endpoints
-    codes = pd.factorize(conn)[0]
+    codes = pd.factorize(hash_key(tv[CONN_KEY].iloc[rows], CONN_KEY))[0]
     seen = np.maximum.accumulate(codes)
     first = np.flatnonzero(codes > np.concatenate(([-1], seen[:-1])))
     first_ts = np.full(len(first), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first_ts, codes, tov["ts"].to_numpy(dtype=np.int64))
-    client_port = tov["src_port"].to_numpy()[first]
+    np.minimum.at(first_ts, codes, tv["ts"].to_numpy(dtype=np.int64)[rows])
+    at = rows[first]
+    client_port = tv["src_port"].to_numpy()[at]
     order = np.lexsort((client_port, first_ts))          # by first time, then client port
-    rows = first[order]
+    at = at[order]
     f = pd.DataFrame({
-        "conn": conn[rows],
-        "client_ip": tov["src_ip"].take(rows).to_numpy(dtype=object) if not
-        isinstance(tov["src_ip"].dtype, pd.CategoricalDtype) else tov["src_ip"].array.take(rows),
+        "client_ip": _at(tv["src_ip"], at),
         "client_port": client_port[order].astype(np.int64),
-        "vip_ip": tov["dst_ip"].take(rows).to_numpy(dtype=object) if not
-        isinstance(tov["dst_ip"].dtype, pd.CategoricalDtype) else tov["dst_ip"].array.take(rows),
-        "vip_port": tov["dst_port"].to_numpy()[rows].astype(np.int64),
+        "vip_ip": _at(tv["dst_ip"], at),
+        "vip_port": tv["dst_port"].to_numpy()[at].astype(np.int64),
         "first_ts": first_ts[order]})
     f["flow_id"] = np.arange(1, len(f) + 1, dtype=np.int64)
     client = _endpoints(f["client_ip"], f["client_port"].to_numpy())
     vip = _endpoints(f["vip_ip"], f["vip_port"].to_numpy())
     f["five_tuple"] = obj([f"tcp {c} -> {v}" for c, v in zip(client, vip)])
     f["vip"] = obj(vip)
-    return f
+    place = np.empty(len(order), dtype=np.int64)
+    place[order] = np.arange(len(order))                 # connection code -> position in f
+    return f, place[codes]
 
 
 def _endpoints(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> np.ndarray:
@@ -175,37 +185,34 @@ def _endpoints(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> np.ndarray
                     dtype=object)
 
 
-def _conn_positions(rows: pd.DataFrame, conns: pd.DataFrame, key: list[str]) -> np.ndarray:
-    """Each row's position in `conns` by its connection key (-1 where it has none)."""
-    return pd.Index(conns["conn"].to_numpy(dtype=np.uint64)).get_indexer(hash_key(rows, key))
-
-
-def to_vip_table(tov: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) -> pd.DataFrame:
-    if len(tov) == 0:
+def to_vip_table(tv: pd.DataFrame, rows: np.ndarray, topo: LearnedTopology, conns: pd.DataFrame,
+                 row_conn: np.ndarray) -> pd.DataFrame:
+    """The view's client->VIP `rows` with their connection (row_conn: position in conns, from
+    flow_endpoints), leg and MAC roles. Columns are gathered from the view at the rows."""
+    if len(rows) == 0:
         return _empty("to_vip")
-    # every row's connection is in conns: they were made from these rows
-    at = _conn_positions(tov, conns, CONN_KEY)
-    src_mac, dst_mac = tov["src_mac"], tov["dst_mac"]
+    src_mac, dst_mac = take(tv["src_mac"], rows), take(tv["dst_mac"], rows)
     dmacs, rs_names = topo.director_macs, topo.rs_name_by_mac()
     src_is_director = member(src_mac, dmacs)
     dst_is_director = member(dst_mac, dmacs)
     ingress = member(dst_mac, topo.director_in) & ~member(src_mac,
                                                           topo.director_out - topo.director_in)
     forwarded = src_is_director & ~dst_is_director
-    leg = np.full(len(tov), 2, dtype=np.int8)
+    leg = np.full(len(rows), 2, dtype=np.int8)
     leg[forwarded] = 1
     leg[ingress] = 0
+    point = take(tv["point"], rows)
     t = pd.DataFrame({
-        "point": as_text(tov["point"]),
-        "role": mapped(tov["point"], topo.roles, "unknown"),
-        "frame": tov["frame"].to_numpy(dtype=np.int64),
-        "ts_ns": tov["ts_ns"].to_numpy(dtype=np.int64),
-        "flow_id": conns["flow_id"].to_numpy(dtype=np.int64)[at],
-        "five_tuple": categorical(at, conns["five_tuple"].to_numpy(dtype=object)),
-        "src_ip": as_text(tov["src_ip"]), "dst_ip": as_text(tov["dst_ip"]),
-        **{c: _ints(tov[c]) for c in ("src_port", "dst_port", "seq", "ack", "tcp_flags", "ip_id",
-                                      "payload_len", "ttl")},
-        "src_mac": as_text(src_mac), "dst_mac": as_text(dst_mac),
+        "point": point,
+        "role": mapped(point, topo.roles, "unknown"),
+        "frame": tv["frame"].to_numpy(dtype=np.int64)[rows],
+        "ts_ns": tv["ts_ns"].to_numpy(dtype=np.int64)[rows],
+        "flow_id": conns["flow_id"].to_numpy(dtype=np.int64)[row_conn],
+        "five_tuple": categorical(row_conn, conns["five_tuple"].to_numpy(dtype=object)),
+        "src_ip": take(tv["src_ip"], rows), "dst_ip": take(tv["dst_ip"], rows),
+        **{c: _ints(tv[c])[rows] for c in ("src_port", "dst_port", "seq", "ack", "tcp_flags",
+                                           "ip_id", "payload_len", "ttl")},
+        "src_mac": src_mac, "dst_mac": dst_mac,
         "leg": pd.Categorical.from_codes(leg, dtype=LEGS),
         "dst_is_rs": member(dst_mac, rs_names),
         "src_is_director": src_is_director, "dst_is_director": dst_is_director,
