@@ -231,8 +231,8 @@ def _spans(pk: pd.DataFrame) -> dict[str, tuple[int, int]]:
     codes, names = _point_codes(pk["point"])
     ts = pk["ts"].to_numpy(dtype=np.int64)
     out = {}
-    # a handful of points: one masked min/max each (no scatter over every frame)
-    for c in np.unique(codes):
+    # a handful of points: one masked min/max each (no scatter over every frame, no sort)
+    for c in np.flatnonzero(np.bincount(codes, minlength=len(names))):
         name = names[c]
         if not name:
             continue
@@ -246,7 +246,8 @@ def _point_shifts(pk: pd.DataFrame) -> dict[str, int]:
     if len(pk) == 0:
         return {}
     codes, names = _point_codes(pk["point"])
-    present, first = np.unique(codes, return_index=True)
+    present = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+    first = np.array([np.argmax(codes == c) for c in present], dtype=np.int64)
     shift = pk["ts_ns"].to_numpy(dtype=np.int64)[first] - pk["ts"].to_numpy(dtype=np.int64)[first]
     return {str(names[c]): int(s) for c, s in zip(present, shift) if names[c]}
 
@@ -283,14 +284,13 @@ COPY_INTS = ["frame", "ts_ns", "ts", "src_port", "dst_port", "ack", "tcp_flags",
              "payload_len", "ttl"]
 
 
-def _observable(ts_adj: np.ndarray, pk: pd.DataFrame, topo: LearnedTopology,
+def _observable(ts_adj: np.ndarray, spans: dict[str, tuple[int, int]], topo: LearnedTopology,
                 rs_points: list[str]) -> np.ndarray:
     """Frames at the director's ingress whose copy a real-server-side point could see.
 
     A copy can be seen while a real-server-side point captures. Points captured together (their
     spans overlap) are taken to run over the set's whole span, less a margin at the end where
     one tcpdump may stop before another."""
-    spans = _spans(pk)
     observable = np.zeros(len(ts_adj), dtype=bool)
     if not spans:
         return observable
@@ -411,8 +411,8 @@ class _Copies:
     copies: np.ndarray          # copies of the packet (loose key) at the real-server side
 
 
-def _ingress_rows(tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
-                  rs_points: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _ingress_rows(tovt: pd.DataFrame, pk: pd.DataFrame, spans: dict[str, tuple[int, int]],
+                  topo: LearnedTopology, rs_points: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(tovt rows, clock-adjusted ts) of the frames at the director's ingress whose copy a
     real-server-side point could see."""
     ingress = ((tovt["leg"] == "ingress").to_numpy()
@@ -421,7 +421,7 @@ def _ingress_rows(tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
     # tovt holds raw ts_ns; the clock-adjusted ts is ts_ns less its point's offset
     ts_adj = _adjusted_ts(pk, tovt["point"].iloc[ipos],
                           tovt["ts_ns"].to_numpy(dtype=np.int64)[ipos])
-    observable = _observable(ts_adj, pk, topo, rs_points)
+    observable = _observable(ts_adj, spans, topo, rs_points)
     return ipos[observable], ts_adj[observable]
 
 
@@ -494,7 +494,8 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
 
     Works on row positions and key arrays; the copy's columns are gathered once at the end."""
     rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
-    ipos, ts = _ingress_rows(tovt, pk, topo, rs_points)
+    spans = _spans(pk)
+    ipos, ts = _ingress_rows(tovt, pk, spans, topo, rs_points)
     if len(ipos) == 0:
         return _empty("forwards")
     found = _find_copies(tv, tovt, ipos, ts, topo, rs_points, window_ns)
@@ -529,7 +530,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m["real_server"] = mapped(cdst, rs_names, "")
     m["syn"] = (m["tcp_flags"] & (SYN | ACK)) == SYN
     m["vip"] = _endpoint_text(m["dst_ip"], m["dst_port"])
-    empty = [p for p in rs_points if p not in _spans(pk)]
+    empty = [p for p in rs_points if p not in spans]
     src_macs = pk["src_mac"]
     senders = set(src_macs.dropna().unique()) | ({""} if src_macs.isna().any() else set())
     m["likely_cause"] = _drop_causes(m, empty, senders)
@@ -553,12 +554,17 @@ def _copy_counts(lkey: np.ndarray, point: np.ndarray, ttl: np.ndarray,
     n_keys = int(codes.max()) + 1 if len(codes) else 0
     pc = np.asarray(point, dtype=np.int64)
     n_points = int(pc.max()) + 1 if len(pc) else 1
-    pair = kc * n_points + pc
-    # ttl is 0..255, or -1 where unknown: 257 slots per (key, point)
-    triples = pd.unique(pair * 257 + (np.asarray(ttl, dtype=np.int64) + 1))
-    per_pair = np.bincount(triples // 257, minlength=n_keys * n_points)
-    ttls_per_key = per_pair.reshape(n_keys, n_points).max(axis=1).astype(np.int64)
     copies_per_key = np.bincount(kc, minlength=n_keys).astype(np.int64)
+    # a key with one copy shows one TTL; distinct TTLs are counted for the others alone
+    ttls_per_key = np.minimum(copies_per_key, 1)
+    several = np.flatnonzero(copies_per_key[kc] > 1)
+    if len(several):
+        pair = kc[several] * n_points + pc[several]
+        # ttl is 0..255, or -1 where unknown: 257 slots per (key, point)
+        triples = pd.unique(pair * 257 + (np.asarray(ttl, dtype=np.int64)[several] + 1))
+        per_pair = np.bincount(triples // 257, minlength=n_keys * n_points)
+        ttls_per_key = np.maximum(ttls_per_key,
+                                  per_pair.reshape(n_keys, n_points).max(axis=1))
     return ttls_per_key[wc], copies_per_key[wc]
 
 
