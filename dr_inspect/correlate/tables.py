@@ -148,7 +148,8 @@ def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np
     client_ip and vip_ip keep the view's address dtype."""
     if len(rows) == 0:
         return pd.DataFrame({"client_ip": [], "client_port": [], "vip_ip": [], "vip_port": [],
-                             "flow_id": [], "first_ts": [], "five_tuple": [], "vip": []}), \
+                             "flow_id": [], "first_ts": [], "client": [], "five_tuple": [],
+                             "vip": []}), \
             np.zeros(0, dtype=np.int64)
     # integer ids in order of first appearance; each connection's first row gives its endpoints
     codes = pd.factorize(hash_key(tv[CONN_KEY].iloc[rows], CONN_KEY))[0]
@@ -168,12 +169,21 @@ def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np
         "first_ts": first_ts[order]})
     f["flow_id"] = np.arange(1, len(f) + 1, dtype=np.int64)
     client = _endpoints(f["client_ip"], f["client_port"].to_numpy())
-    vip = _endpoints(f["vip_ip"], f["vip_port"].to_numpy())
-    f["five_tuple"] = obj([f"tcp {c} -> {v}" for c, v in zip(client, vip)])
-    f["vip"] = obj(vip)
+    # text columns as Categoricals the tables take their rows' texts from by connection
+    # position (one category per connection for the 5-tuple; the few VIPs for vip)
+    vip = _endpoint_text(f["vip_ip"], f["vip_port"].to_numpy())
+    f["client"] = obj(client)
+    f["five_tuple"] = categorical(np.arange(len(f)), [
+        f"tcp {c} -> {v}" for c, v in zip(client, np.asarray(vip, dtype=object))])
+    f["vip"] = vip
     place = np.empty(len(order), dtype=np.int64)
     place[order] = np.arange(len(order))                 # connection code -> position in f
     return f, place[codes]
+
+
+def _by_connection(column: pd.Series, conn: np.ndarray) -> pd.Categorical:
+    """A text column of the connections table (a Categorical) at each row's connection."""
+    return pd.Categorical.from_codes(column.cat.codes.to_numpy()[conn], dtype=column.dtype)
 
 
 def _endpoints(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> np.ndarray:
@@ -208,7 +218,7 @@ def to_vip_table(tv: pd.DataFrame, rows: np.ndarray, topo: LearnedTopology, conn
         "frame": tv["frame"].to_numpy(dtype=np.int64)[rows],
         "ts_ns": tv["ts_ns"].to_numpy(dtype=np.int64)[rows],
         "flow_id": conns["flow_id"].to_numpy(dtype=np.int64)[row_conn],
-        "five_tuple": categorical(row_conn, conns["five_tuple"].to_numpy(dtype=object)),
+        "five_tuple": _by_connection(conns["five_tuple"], row_conn),
         "src_ip": take(tv["src_ip"], rows), "dst_ip": take(tv["dst_ip"], rows),
         **{c: _ints(tv[c])[rows] for c in ("src_port", "dst_port", "seq", "ack", "tcp_flags",
                                            "ip_id", "payload_len", "ttl")},
@@ -662,7 +672,7 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     r["from_vip"] = from_vip
     r["role"] = mapped(r["point"], topo.roles, "unknown")
     r["five_tuple"] = _reply_five_tuples(r, cpos, conns)
-    r["vip"] = categorical(cpos, conns["vip"].to_numpy(dtype=object))
+    r["vip"] = _by_connection(conns["vip"], cpos)
     dmacs = topo.director_macs
     r["from_director"] = member(r["src_mac"], dmacs)
     r["to_director"] = member(r["dst_mac"], dmacs)
@@ -674,7 +684,7 @@ def _reply_five_tuples(r: dict, cpos: np.ndarray, conns: pd.DataFrame) -> pd.Cat
     """'tcp src:port -> dst:port' of each reply. A reply from the VIP is its connection's
     5-tuple turned round (rendered once per connection); others once per distinct 5-tuple."""
     used = np.unique(cpos)
-    client = _endpoints(conns["client_ip"].iloc[used], conns["client_port"].to_numpy()[used])
+    client = conns["client"].to_numpy()[used]
     turned = np.array([f"tcp {v} -> {c}" for v, c in zip(conns["vip"].to_numpy()[used], client)],
                       dtype=object)
     slot = np.zeros(len(conns), dtype=np.int64)
