@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -103,7 +102,7 @@ def _decode_point(files: list[Path], name: str, decoded: list[Any] | None = None
                   ) -> tuple[pd.DataFrame, Any, tuple[str, str] | None]:
     """Decode every file of one point as one table: frame numbers continue across the files.
 
-    decoded: _decode_file(f, name) of each file, when already done (by a thread pool).
+    decoded: _decode_file(f, name) of each file, when already done (by decode_files).
     Returns (packets, stats of the first file with the counts of all, None or (error for the
     report, error for the point's summary)); a file that cannot be read at all is skipped with
     its error (the others are still verified)."""
@@ -148,13 +147,15 @@ def _decode_point(files: list[Path], name: str, decoded: list[Any] | None = None
     return packets, total, ("; ".join(errors), "; ".join(raw)) if errors else None
 
 
-# Files decoded at once: decoding is numpy work that releases the GIL, so two files take little
-# more than the larger one on two cores; more threads only add peak memory.
+# Processes decoding at once: this one and DECODE_THREADS - 1 forked helper (decoding holds the
+# GIL most of the time, so threads would not run it in parallel); 1 decodes everything here.
 DECODE_THREADS = 2
 
 
 def _decode_set(cs: CaptureSet, progress: Progress | None = None
                 ) -> tuple[dict[str, pd.DataFrame], list[PointSummary], list[str]]:
+    from dr_inspect.decode.parallel import decode_files
+
     packets: dict[str, pd.DataFrame] = {}
     summaries: list[PointSummary] = []
     errors: list[str] = []
@@ -171,19 +172,11 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
             continue
         seen[key] = point.name
         plan.append((point, None))
-    jobs = [(point.name, f) for point, _ in plan if point is not None for f in point.files]
-    workers = min(DECODE_THREADS, len(jobs), os.cpu_count() or 1)
-    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    jobs = [(f, point.name) for point, _ in plan if point is not None for f in point.files]
+    # the results come in job order, each decoded when taken here (the helper process decodes
+    # its share meanwhile); this thread alone reports progress
+    results = decode_files(jobs, workers=min(DECODE_THREADS, os.cpu_count() or 1))
     try:
-        # every file is queued at once, the largest first (the others then fill the other
-        # thread meanwhile); the results are taken in order on this thread, which alone reports
-        # progress
-        futures: list[Any] | None = None
-        if pool is not None:
-            futures = [None] * len(jobs)
-            for i in sorted(range(len(jobs)), key=lambda i: -_file_size(jobs[i][1])):
-                futures[i] = pool.submit(_decode_file, jobs[i][1], jobs[i][0])
-        done = 0
         for point, duplicate in plan:
             if point is None:
                 errors.append(duplicate)
@@ -192,9 +185,11 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
                                    role=point.role, interface=point.interface,
                                    kernel_drops=point.dropped, snaplen=point.snaplen)
             _say(progress, f"decoding {point.name}")
-            decoded = ([f.result() for f in futures[done:done + len(point.files)]]
-                       if futures is not None else None)
-            done += len(point.files)
+            decoded = []
+            for _ in point.files:
+                decoded.append(next(results))
+                # what this decode freed goes back to the system now, before the next file
+                return_freed_heap()
             try:
                 df, st, error = _decode_point(point.files, point.name, decoded)
             except CaptureError as exc:
@@ -226,9 +221,8 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
             packets[point.name] = df
             summaries.append(_summary_of(df, summary, None, summary.error))
     finally:
-        if pool is not None:
-            # an error above (or ^C) leaves no file queued; one being decoded runs to its end
-            pool.shutdown(wait=True, cancel_futures=True)
+        # an error above (or ^C) stops the helper process
+        results.close()
     return_freed_heap()
     return packets, summaries, errors
 

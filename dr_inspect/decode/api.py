@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,89 @@ def _finish_stats(stats: DecodeStats, parser: ContainerParser) -> None:
 WINDOW = 64 * 1024 * 1024   # bytes of a plain file walked and decoded at a time
 
 
+@dataclass
+class Span:
+    """What decoding the records of one byte range of a capture gave (see decode_span)."""
+
+    fields: list[Fields]          # per batch of frames, in file order
+    metas: list[FrameIndex]       # per window, without data_pos and head
+    end: int                      # where the record chain stopped (not meaningful when broken)
+    error: CaptureError | None    # the break that stopped the decode, if any
+
+
+def decode_span(loaded: source.Loaded, parser: ContainerParser, name: str, start: int,
+                stop: int, final: bool) -> Span:
+    """Decode the records that start in [start, stop) of loaded.buf, continuing the chain at
+    `start` (a record start, or 0 before the file header) with `parser`'s state.
+
+    final: stop is the end of the capture (a record cut there is an error); otherwise the chain
+    ends at the start of the first record not complete before stop (Span.end == stop when the
+    last record ends exactly there). Raises CaptureError when the file header is unreadable."""
+    buf = loaded.buf
+    n = len(buf)
+    fields: list[Fields] = []
+    metas: list[FrameIndex] = []
+    pos = start
+    window = WINDOW
+    error: CaptureError | None = None
+    while True:
+        # The file is walked window by window (the container parser is incremental), so the
+        # per-frame scratch data and the resident mapped pages stay bounded.
+        end = min(stop, pos + window)
+        last = end == stop
+        view = buf[pos:end]
+        try:
+            idx, consumed = parser.parse(view, pos, final=final and last)
+        except ContainerError as exc:
+            idx = exc.index  # type: ignore[attr-defined]
+            consumed = 0
+            error = CaptureError(name, exc.offset, exc.reason + (" (offset in the decompressed "
+                                                                "data)" if loaded.gzip else ""))
+            if loaded.gzip_error is not None and exc.offset >= n - 65536:
+                # The container broke at the end because the gzip stream did: report the cause.
+                error = loaded.gzip_error
+            if parser.format is None:
+                raise error from None
+        if len(idx):
+            fields.extend(decode_field_batches(view, idx))
+            idx.head = None
+            idx.data_pos = idx.data_pos[:0]
+            metas.append(idx)
+        if error is not None or last:
+            pos += consumed
+            break
+        if consumed == 0:
+            window *= 2          # a record larger than the window
+            continue
+        pos += consumed
+        window = WINDOW
+        loaded.release(pos)
+    del view
+    return Span(fields, metas, pos, error)
+
+
+def finish_decode(loaded: source.Loaded, parser: ContainerParser, name: str, label: str,
+                  spans: list[Span]) -> DecodedCapture:
+    """The packets table and stats of a whole file from the spans that cover its record chain."""
+    stats = DecodeStats(file=name, gzip=loaded.gzip)
+    stats.error = next((s.error for s in spans if s.error is not None), None)
+    if stats.error is None:
+        stats.error = loaded.gzip_error
+    loaded.release(len(loaded.buf))
+    index = _concat_meta([m for s in spans for m in s.metas])
+    fields = [f for s in spans for f in s.fields]
+    for s in spans:
+        s.fields, s.metas = [], []
+    merged = merge_fields(fields) if fields else decode_fields(loaded.buf[:0], index)
+    del fields
+    stats.frames_read = len(index)
+    stats.add_undecodable(dict(merged.reasons))
+    stats.frames_decoded = stats.frames_read - sum(stats.undecodable.values())
+    table = build_table(merged, index, label, 1)
+    _finish_stats(stats, parser)
+    return DecodedCapture(table, stats)
+
+
 def decode_file(path: str | os.PathLike[str], *, point: str | None = None) -> DecodedCapture:
     """Decode a whole capture file (pcap, pcapng, either gzip-compressed) into the packets table.
 
@@ -44,60 +128,9 @@ def decode_file(path: str | os.PathLike[str], *, point: str | None = None) -> De
     name = str(path)
     label = point if point is not None else Path(path).name
     loaded = source.load(path)
-    buf = loaded.buf
-    n = len(buf)
-    stats = DecodeStats(file=name, gzip=loaded.gzip)
     parser = ContainerParser(name)
-    fields: list[Fields] = []
-    metas: list[FrameIndex] = []
-    pos = 0
-    window = WINDOW
-    while True:
-        # The file is walked window by window (the container parser is incremental), so the
-        # per-frame scratch data and the resident mapped pages stay bounded.
-        end = min(n, pos + window)
-        final = end == n
-        view = buf[pos:end]
-        broken = False
-        try:
-            idx, consumed = parser.parse(view, pos, final=final)
-        except ContainerError as exc:
-            idx = exc.index  # type: ignore[attr-defined]
-            consumed = 0
-            broken = True
-            err = CaptureError(name, exc.offset, exc.reason + (" (offset in the decompressed data)"
-                                                              if loaded.gzip else ""))
-            if loaded.gzip_error is not None and exc.offset >= n - 65536:
-                # The container broke at the end because the gzip stream did: report the cause.
-                err = loaded.gzip_error
-            if parser.format is None:
-                raise err from None
-            stats.error = err
-        if len(idx):
-            fields.extend(decode_field_batches(view, idx))
-            idx.head = None
-            idx.data_pos = idx.data_pos[:0]
-            metas.append(idx)
-        if broken or final:
-            break
-        if consumed == 0:
-            window *= 2          # a record larger than the window
-            continue
-        pos += consumed
-        window = WINDOW
-        loaded.release(pos)
-    if stats.error is None:
-        stats.error = loaded.gzip_error
-    del view
-    loaded.release(n)
-    index = _concat_meta(metas)
-    merged = merge_fields(fields) if fields else decode_fields(buf[:0], index)
-    stats.frames_read = len(index)
-    stats.add_undecodable(dict(merged.reasons))
-    stats.frames_decoded = stats.frames_read - sum(stats.undecodable.values())
-    table = build_table(merged, index, label, 1)
-    _finish_stats(stats, parser)
-    return DecodedCapture(table, stats)
+    span = decode_span(loaded, parser, name, 0, len(loaded.buf), final=True)
+    return finish_decode(loaded, parser, name, label, [span])
 
 
 def _concat_meta(parts: list[FrameIndex]) -> FrameIndex:

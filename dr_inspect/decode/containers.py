@@ -324,6 +324,17 @@ class ContainerParser:
             raise
         return concat_index(parts), pos
 
+    def record_start_near(self, buf: np.ndarray, at: int) -> int:
+        """A likely start of a record at or after byte `at` of a classic pcap file (the file
+        header parsed); `at` itself when none is found. A guess: whoever uses it must check
+        that the record chain really reaches it."""
+        if self.format != "pcap" or not 0 <= at < len(buf):
+            return at
+        max_cap = max(MAX_PCAP_CAPLEN, self.snaplen if self.snaplen <= MAX_RECORD else 0)
+        sync = _pcap_sync(self.little, self.hdrlen, max_cap, self._ts0,
+                          1_000_000 if self.frac_ns == 1000 else 1_000_000_000)
+        return int(sync(buf, np.array([at], np.int64), len(buf))[0])
+
     # -- headers
 
     def _file_header(self, buf: np.ndarray, base: int, final: bool) -> int:

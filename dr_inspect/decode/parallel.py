@@ -1,0 +1,338 @@
+"""Decode the files of a capture set on two cores: this process and one forked helper process.
+
+Decoding is thousands of small numpy steps that hold the GIL (walking the record chain, field
+batches), so two threads take about as long as one. A forked child has its own interpreter:
+it decodes its share while this process decodes the rest, then sends its results through a pipe
+(pickle protocol 5, the arrays out of band: one copy, into arrays of this process).
+
+The share is balanced by the estimated number of frames. When one plain classic pcap file holds
+more than the child's share, the child decodes its tail: from a guessed record start `g` to the
+end, while this process decodes [0, g). The record chain of the head must end exactly at g
+(checked), so the frames are those of one sequential decode; otherwise this process goes on from
+where the chain really ended and the child's tail is dropped. The result is always that of
+decode_file: same table, stats, errors (the one thing that depends on how frames are batched,
+the order of several undecodable reasons, is checked too; then the file is decoded again here).
+"""
+
+from __future__ import annotations
+
+import copy
+import copyreg
+import io
+import mmap
+import multiprocessing
+import os
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import recv_handle, send_handle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dr_inspect.decode import source
+from dr_inspect.decode.api import Span, _concat_meta, decode_file, decode_span, finish_decode
+from dr_inspect.decode.containers import ContainerParser, detect_format
+from dr_inspect.decode.layers import merge_fields
+from dr_inspect.decode.stats import DecodedCapture
+from dr_inspect.errors import CaptureError
+
+# Below this many bytes in all, the fork and the transfer cost more than the second core saves.
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+# Part of the estimated frames the child decodes: this process also merges and builds the tables.
+CHILD_SHARE = 0.5
+SAMPLE_BYTES = 1 << 20       # the head of a plain pcap file walked to estimate its frame count
+MIN_SPLIT_FRAMES = 50_000    # a smaller tail is not worth splitting a file for
+ASSUMED_FRAME_BYTES = 300    # frame estimate of files not sampled (pcapng, gzip: x4)
+
+Result = DecodedCapture | CaptureError
+
+
+@dataclass
+class _Job:
+    path: Path
+    label: str
+    frames: float                  # estimated
+    where: str = "here"            # "here" | "child" (whole file) | "split" (child: the tail)
+    split_at: int = 0              # split: the guessed record start where the child begins
+    parser: ContainerParser | None = None   # split: state after the file header
+
+
+def decode_files(jobs: list[tuple[Path, str]], workers: int = 2) -> Iterator[Result]:
+    """decode_file(path, point=label) of each job, or the CaptureError it raised, in job order.
+
+    With workers >= 2 (and fork available, and enough bytes) a forked child decodes part of the
+    work meanwhile. Results are produced lazily: this process decodes a job when its result is
+    asked for. Closing the iterator early stops the child."""
+    plan = _plan(jobs) if workers >= 2 and hasattr(os, "fork") else []
+    if not any(j.where != "here" for j in plan):
+        for path, label in jobs:
+            yield _decode_here(path, label)
+        return
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=True)    # a socket pair: can pass descriptors
+    child = ctx.Process(target=_child_main, args=(sender, [j for j in plan if j.where != "here"]),
+                        daemon=True)
+    child.start()
+    sender.close()
+    alive = True
+
+    def receive(copy: bool = True) -> Any:
+        nonlocal alive
+        if alive:
+            try:
+                kind, value = _recv(receiver, copy)
+                if kind == "ok":
+                    return value
+            except (EOFError, OSError):
+                alive = False        # the child died (killed?): the rest is decoded here
+        return None
+
+    done: dict[int, Result] = {}
+
+    def work_ahead(i: int) -> None:
+        # Before waiting for the child, this process decodes its own later files (their results
+        # are kept until asked for): the two processes then both work until the end.
+        for k in range(i + 1, len(plan)):
+            if plan[k].where == "here" and k not in done:
+                done[k] = _decode_here(plan[k].path, plan[k].label)
+
+    try:
+        for i, job in enumerate(plan):
+            if i in done:
+                yield done.pop(i)
+            elif job.where == "here":
+                yield _decode_here(job.path, job.label)
+            elif job.where == "child":
+                work_ahead(i)
+                got = receive()
+                yield got if got is not None else _decode_here(job.path, job.label)
+            else:
+                yield _decode_split(job, receive, lambda: work_ahead(i))
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+
+
+def _decode_here(path: Path, label: str) -> Result:
+    try:
+        return decode_file(path, point=label)
+    except CaptureError as exc:
+        return exc
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+def _plan(jobs: list[tuple[Path, str]]) -> list[_Job]:
+    plan = [_estimate(path, label) for path, label in jobs]
+    sizes = [_size(j.path) for j in plan]
+    if len(plan) == 0 or sum(sizes) < PARALLEL_MIN_BYTES:
+        return plan
+    total = sum(j.frames for j in plan)
+    target = total * CHILD_SHARE
+    big = max(range(len(plan)), key=lambda i: plan[i].frames)
+    job = plan[big]
+    if job.frames > target and job.parser is not None:
+        # One file is more than the child's share: the child takes its tail.
+        if target < MIN_SPLIT_FRAMES:
+            return plan
+        size = sizes[big]
+        at = 24 + int((size - 24) * (1.0 - target / job.frames))
+        loaded = source.load(job.path)
+        job.split_at = job.parser.record_start_near(loaded.buf, at)
+        job.where = "split"
+        return plan
+    # Whole files: the largest first, each to whichever side has less so far.
+    load = {"here": 0.0, "child": 0.0}
+    for i in sorted(range(len(plan)), key=lambda i: -plan[i].frames):
+        side = "child" if load["child"] + plan[i].frames <= target or \
+            load["child"] < load["here"] else "here"
+        plan[i].where = side
+        load[side] += plan[i].frames
+    return plan
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _estimate(path: Path, label: str) -> _Job:
+    """The job with its estimated frame count; a plain classic pcap file is sampled (its head
+    walked) and can then be split."""
+    size = _size(path)
+    job = _Job(path, label, size / ASSUMED_FRAME_BYTES)
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError:
+        return job
+    if magic[:2] == source.GZIP_MAGIC:
+        job.frames *= 4
+        return job
+    if detect_format(magic) != "pcap" or size <= SAMPLE_BYTES:
+        return job
+    try:
+        buf = source.load(path).buf
+        parser = ContainerParser(str(path))
+        idx, consumed = parser.parse(buf[:SAMPLE_BYTES], 0, final=False)
+    except Exception:     # a broken head: decoded as a whole, not estimated
+        return job
+    if len(idx) < 16 or parser.format != "pcap":
+        return job
+    job.frames = len(idx) * (size - 24) / max(1, consumed - 24)
+    job.parser = copy.deepcopy(parser)
+    return job
+
+
+# -- a file split between this process (head) and the child (tail) -----------------------------
+
+def _decode_split(job: _Job, receive: Any, work_ahead: Any) -> Result:
+    name = str(job.path)
+    try:
+        loaded = source.load(job.path)
+    except CaptureError as exc:
+        work_ahead()
+        receive()
+        return exc
+    parser = ContainerParser(name)
+    head = decode_span(loaded, parser, name, 0, job.split_at, final=False)
+    work_ahead()
+    tail = receive(copy=False)   # always taken: the child's results come in job order
+    n = len(loaded.buf)
+    if head.error is not None:
+        spans = [head]
+    elif not head.metas:
+        # (never with a sane split point) the tail's read-only arrays would become the table's
+        del tail
+        return _decode_here(job.path, job.label)
+    elif head.end == job.split_at and tail is not None:
+        spans = [head, tail]
+    else:
+        # The guess was not a record start of the chain (or the child failed): go on here.
+        del tail
+        spans = [head, decode_span(loaded, parser, name, head.end, n, final=True)]
+    reasons = {r for s in spans for f in s.fields for r in f.reasons}
+    if len(spans) > 1 and len(reasons) > 1:
+        # Several undecodable reasons are listed in the order a sequential decode's batches
+        # meet them; the split batches differently, so decode the file as one instead.
+        del spans
+        return _decode_here(job.path, job.label)
+    return finish_decode(loaded, parser, name, job.label, spans)
+
+
+# -- the child process ---------------------------------------------------------------------------
+
+def _child_main(conn: Connection, jobs: list[_Job]) -> None:
+    """Decode the child's jobs in order and send each result as it is done."""
+    try:
+        for job in jobs:
+            result: Any = None
+            try:
+                if job.where == "child":
+                    result = _decode_here(job.path, job.label)
+                else:
+                    result = _decode_tail(job)
+                _send(conn, ("ok", result))
+            except Exception as exc:        # decoded here instead (the parent's fallback)
+                _send(conn, ("failed", repr(exc)))
+            del result
+    except BaseException:       # ^C or a closed pipe: this process just ends
+        pass
+    finally:
+        conn.close()
+
+
+def _decode_tail(job: _Job) -> Span:
+    name = str(job.path)
+    loaded = source.load(job.path)
+    assert job.parser is not None
+    span = decode_span(loaded, job.parser, name, job.split_at, len(loaded.buf), final=True)
+    loaded.release(len(loaded.buf))
+    # One merged batch list and one index: fewer, larger arrays to send. The merged reasons keep
+    # the batches' order of first appearance (Counter.update in order).
+    if len(span.fields) > 1:
+        span.fields = [merge_fields(span.fields)]
+    if len(span.metas) > 1:
+        span.metas = [_concat_meta(span.metas)]
+    return span
+
+
+# -- transfer --------------------------------------------------------------------------------
+
+def _rebuild_capture_error(file: str, offset: int | None, reason: str) -> CaptureError:
+    return CaptureError(file, offset, reason)
+
+
+def _reduce_capture_error(exc: CaptureError) -> tuple[Any, tuple[Any, ...]]:
+    # The default exception pickling calls CaptureError(message): rebuilt from its parts instead.
+    return _rebuild_capture_error, (exc.file, exc.offset, exc.reason)
+
+
+def _send(conn: Connection, obj: Any) -> None:
+    """obj to the parent: its pickle through the pipe, its arrays' bytes through a memory file
+    (memfd, passed as a descriptor): one copy here, none in the pipe."""
+    buffers: list[pickle.PickleBuffer] = []
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=5, buffer_callback=buffers.append)
+    pickler.dispatch_table = copyreg.dispatch_table.copy()
+    pickler.dispatch_table[CaptureError] = _reduce_capture_error
+    pickler.dump(obj)
+    raws = [b.raw() for b in buffers]
+    offsets = np.cumsum([0] + [_aligned(r.nbytes) for r in raws]).tolist()
+    conn.send((out.getvalue(), [r.nbytes for r in raws], offsets))
+    if not raws or offsets[-1] == 0:
+        return
+    fd = os.memfd_create("dr-inspect-decode")
+    try:
+        os.ftruncate(fd, offsets[-1])
+        for raw, at in zip(raws, offsets):
+            # write(), not a mapping: the file's pages are allocated without a fault per page
+            view = memoryview(raw).cast("B")
+            while len(view):
+                done = os.pwrite(fd, view, at)
+                view, at = view[done:], at + done
+        send_handle(conn, fd, os.getppid())
+        conn.recv()       # the parent has mapped it (the descriptor can go)
+    finally:
+        os.close(fd)
+
+
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _aligned(n: int) -> int:
+    return (n + 63) // 64 * 64
+
+
+def _recv(conn: Connection, copy: bool) -> Any:
+    """What _send sent. copy=False: the arrays stay views of the shared mapping (which lives as
+    long as they do: for data that is merged into new arrays at once)."""
+    meta, sizes, offsets = conn.recv()
+    if not sizes or offsets[-1] == 0:
+        return pickle.loads(meta, buffers=[np.empty(0, np.uint8) for _ in sizes])
+    fd = recv_handle(conn)
+    try:
+        if copy:
+            mm = mmap.mmap(fd, offsets[-1], access=mmap.ACCESS_READ)
+        else:
+            # read-only views (merged into new arrays at once), mapped in one go: no fault per page
+            mm = mmap.mmap(fd, offsets[-1], flags=mmap.MAP_SHARED | _POPULATE,
+                           prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+        conn.send(None)
+    whole = np.frombuffer(mm, np.uint8)
+    parts = [whole[at:at + size] for at, size in zip(offsets, sizes)]
+    if copy:
+        # the results' own (anonymous) memory, as a decode here would give; the mapping goes
+        parts = [p.copy() for p in parts]
+        del whole
+        mm.close()
+    return pickle.loads(meta, buffers=parts)
