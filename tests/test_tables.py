@@ -63,3 +63,13 @@ def test_max_over_points_counts_a_packet_seen_at_two_points_once():
     flow = np.array([0, 0, 0, 1])
     point = np.array([0, 1, 0, 1])
     assert tables._max_over_points(flow, point, 3).tolist() == [2, 1, 0]
+
+
+def test_endpoint_text_per_distinct_pair_as_keys_render_it():
+    from dr_inspect.correlate.keys import endpoints_text
+
+    ips = pd.Series(pd.Categorical(["1.2.3.4", "::1", "1.2.3.4", "1.2.3.4"]))
+    ports = np.array([80, -1, 65535, 80])
+    got = list(tables._endpoint_text(ips, ports))
+    assert got == list(endpoints_text(ips.astype(object), ports))
+    assert got == ["1.2.3.4:80", "[::1]:-1", "1.2.3.4:65535", "1.2.3.4:80"]

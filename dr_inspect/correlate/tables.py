@@ -123,13 +123,14 @@ def _point_codes(points: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def _endpoint_text(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> pd.Categorical:
     """'ip:port' per row ('[ip]:port' for IPv6), rendered once per distinct pair."""
     ip_codes, ip_values = codes_and_values(ips)
-    pair = ip_codes.astype(np.int64) * 65536 + (np.asarray(ports, dtype=np.int64) & 0xFFFF)
+    # ports are 0..65535, or -1 where missing: 65537 slots per address
+    pair = ip_codes.astype(np.int64) * 65537 + (np.asarray(ports, dtype=np.int64) + 1)
     codes, uniq = pd.factorize(pair)
     if len(uniq) == 0:
         return as_text(np.zeros(0, dtype=object))
-    return categorical(codes, endpoints_text(pd.Series(ip_values[np.asarray(uniq) // 65536],
-                                                       dtype=object),
-                                             np.asarray(uniq) % 65536))
+    uniq = np.asarray(uniq)
+    return categorical(codes, endpoints_text(pd.Series(ip_values[uniq // 65537], dtype=object),
+                                             uniq % 65537 - 1))
 
 
 def vip_rows(tv: pd.DataFrame, topo: LearnedTopology) -> np.ndarray:
