@@ -29,13 +29,11 @@ def test_as_text_never_holds_missing_values():
         assert list(cat) == plain()
 
 
-def test_mapped_member_rendered_are_per_value():
+def test_mapped_and_member_are_per_value():
     mapping = {"a": "one", "b": "two"}
     for s in sources():
         assert list(coded.mapped(s, mapping, "?")) == [mapping.get(v, "?") for v in plain()]
         assert coded.member(s, {"a", ""}).tolist() == [v in {"a", ""} for v in plain()]
-        assert list(coded.rendered(s, lambda vs: [f"<{v}>" for v in vs])) == \
-            [f"<{v}>" for v in plain()]
 
 
 def test_text_rank_sorts_like_str():
@@ -54,4 +52,3 @@ def test_categorical_merges_duplicate_values_and_take_with_default():
     assert list(taken) == ["b", "", "a"]
     kept = coded.with_default(taken, np.array([True, True, False]), "-")
     assert list(kept) == ["b", "", "-"]
-    assert list(coded.constant(3, "k")) == ["k"] * 3

@@ -51,11 +51,6 @@ def as_text(s: pd.Series | pd.Categorical | np.ndarray) -> pd.Categorical:
     return categorical(codes, values)
 
 
-def constant(n: int, value: str) -> pd.Categorical:
-    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8),
-                                     dtype=pd.CategoricalDtype(pd.Index([value], dtype=object)))
-
-
 def mapped(s: pd.Series | pd.Categorical | np.ndarray, mapping: dict, default: str = ""
            ) -> pd.Categorical:
     """mapping[value] per row (default where absent), looked up once per distinct value."""
@@ -71,12 +66,6 @@ def member(s: pd.Series | pd.Categorical | np.ndarray, wanted: Iterable[Any]) ->
     wanted = set(wanted)
     hit = np.array([v in wanted for v in values], dtype=bool)
     return hit[codes] if len(codes) else np.zeros(0, dtype=bool)
-
-
-def rendered(s: pd.Series | pd.Categorical | np.ndarray, render) -> pd.Categorical:
-    """render(values) -> texts, computed once per distinct value."""
-    codes, values = codes_and_values(s)
-    return categorical(codes, np.asarray(render(values), dtype=object))
 
 
 def text_rank(s: pd.Series | pd.Categorical | np.ndarray) -> np.ndarray:
