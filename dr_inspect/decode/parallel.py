@@ -33,9 +33,8 @@ from typing import Any
 import numpy as np
 
 from dr_inspect.decode import source
-from dr_inspect.decode.api import Span, _concat_meta, decode_file, decode_span, finish_decode
+from dr_inspect.decode.api import Span, decode_file, decode_span, finish_decode
 from dr_inspect.decode.containers import ContainerParser, detect_format
-from dr_inspect.decode.layers import merge_fields
 from dr_inspect.decode.stats import DecodedCapture
 from dr_inspect.errors import CaptureError
 
@@ -255,12 +254,8 @@ def _decode_tail(job: _Job) -> Span:
     assert job.parser is not None
     span = decode_span(loaded, job.parser, name, job.split_at, len(loaded.buf), final=True)
     loaded.release(len(loaded.buf))
-    # One merged batch list and one index: fewer, larger arrays to send. The merged reasons keep
-    # the batches' order of first appearance (Counter.update in order).
-    if len(span.fields) > 1:
-        span.fields = [merge_fields(span.fields)]
-    if len(span.metas) > 1:
-        span.metas = [_concat_meta(span.metas)]
+    # The batches are sent as they are (not merged here: the parent merges them with its own
+    # anyway, and a merge here would be one more copy of the tail).
     return span
 
 
