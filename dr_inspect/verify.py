@@ -202,7 +202,7 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
                 errors.append(error[0])
                 summary.error = error[1]
             ifaces = {i.id: i.name for i in st.interfaces}
-            used = sorted(set(df["interface"].tolist())) if len(df) and "interface" in df else []
+            used = _interfaces_used(df)
             if len(used) > 1:
                 # a pcapng with several interfaces is several points
                 for iid in used:
@@ -225,6 +225,17 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
         results.close()
     return_freed_heap()
     return packets, summaries, errors
+
+
+def _interfaces_used(df: pd.DataFrame) -> list[int]:
+    """The distinct interface ids of a point's packets, ascending (one, nearly always: checked
+    with min/max before any sort)."""
+    if not len(df) or "interface" not in df:
+        return []
+    ids = df["interface"].to_numpy()
+    if ids.min() == ids.max():
+        return [int(ids[0])]
+    return [int(i) for i in np.unique(ids)]
 
 
 def _summary_of(df: pd.DataFrame, s: PointSummary, undecodable: dict[str, int] | None,
