@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,13 +48,16 @@ class Span:
 
 
 def decode_span(loaded: source.Loaded, parser: ContainerParser, name: str, start: int,
-                stop: int, final: bool) -> Span:
+                stop: int, final: bool, sink: Callable[[list[Fields]], None] | None = None
+                ) -> Span:
     """Decode the records that start in [start, stop) of loaded.buf, continuing the chain at
     `start` (a record start, or 0 before the file header) with `parser`'s state.
 
     final: stop is the end of the capture (a record cut there is an error); otherwise the chain
     ends at the start of the first record not complete before stop (Span.end == stop when the
-    last record ends exactly there). Raises CaptureError when the file header is unreadable."""
+    last record ends exactly there). sink: given each window's field batches as they are
+    decoded (then not kept in Span.fields). Raises CaptureError when the file header is
+    unreadable."""
     buf = loaded.buf
     n = len(buf)
     fields: list[Fields] = []
@@ -81,7 +84,12 @@ def decode_span(loaded: source.Loaded, parser: ContainerParser, name: str, start
             if parser.format is None:
                 raise error from None
         if len(idx):
-            fields.extend(decode_field_batches(view, idx))
+            batches = decode_field_batches(view, idx)
+            if sink is not None:
+                sink(batches)
+            else:
+                fields.extend(batches)
+            del batches
             idx.head = None
             idx.data_pos = idx.data_pos[:0]
             metas.append(idx)

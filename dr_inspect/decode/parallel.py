@@ -41,9 +41,9 @@ from dr_inspect.errors import CaptureError
 # Below this many bytes in all, the fork (~10 ms) and the transfer cost more than the second
 # core saves.
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
-# Part of the estimated frames the child decodes: less than half, as this process merges and builds
-# the split file's table once the child is done (perf1m: 0.44-0.46 best).
-CHILD_SHARE = 0.45
+# Part of the estimated frames the child decodes (perf1m: the two processes then finish their
+# decoding at about the same time; this one merges and builds the split file's table after).
+CHILD_SHARE = 0.47
 SAMPLE_BYTES = 1 << 20       # the head of a plain pcap file walked to estimate its frame count
 MIN_SPLIT_FRAMES = 50_000    # a smaller tail is not worth splitting a file for
 ASSUMED_FRAME_BYTES = 300    # frame estimate of files not sampled (pcapng, gzip: x4)
@@ -84,8 +84,10 @@ def decode_files(jobs: list[tuple[Path, str]], workers: int = 2) -> Iterator[Res
         nonlocal alive
         if alive:
             try:
-                kind, value = _recv(receiver, copy)
+                (kind, value), added = _recv(receiver, copy)
                 if kind == "ok":
+                    if isinstance(value, Span):
+                        value.fields = [f for batches in added for f in batches]
                     return value
             except (EOFError, OSError):
                 alive = False        # the child died (killed?): the rest is decoded here
@@ -234,30 +236,33 @@ def _child_main(conn: Connection, jobs: list[_Job]) -> None:
     """Decode the child's jobs in order and send each result as it is done."""
     try:
         for job in jobs:
-            result: Any = None
+            out = _MemoryFile()
             try:
                 if job.where == "child":
-                    result = _decode_here(job.path, job.label)
+                    result: Any = _decode_here(job.path, job.label)
                 else:
-                    result = _decode_tail(job)
-                _send(conn, ("ok", result))
+                    result = _decode_tail(job, out)
+                _send(conn, ("ok", result), out)
+                del result
             except Exception as exc:        # decoded here instead (the parent's fallback)
-                _send(conn, ("failed", repr(exc)))
-            del result
+                _send(conn, ("failed", repr(exc)), None)
+            finally:
+                out.close()
     except BaseException:       # ^C or a closed pipe: this process just ends
         pass
     finally:
         conn.close()
 
 
-def _decode_tail(job: _Job) -> Span:
+def _decode_tail(job: _Job, out: _MemoryFile) -> Span:
+    """The tail of a split file. Its field batches go to `out` window by window as they are
+    decoded (sent with the Span, not in it): this process never holds more than a window's."""
     name = str(job.path)
     loaded = source.load(job.path)
     assert job.parser is not None
-    span = decode_span(loaded, job.parser, name, job.split_at, len(loaded.buf), final=True)
+    span = decode_span(loaded, job.parser, name, job.split_at, len(loaded.buf), final=True,
+                       sink=out.add)
     loaded.release(len(loaded.buf))
-    # The batches are sent as they are (not merged here: the parent merges them with its own
-    # anyway, and a merge here would be one more copy of the tail).
     return span
 
 
@@ -272,33 +277,59 @@ def _reduce_capture_error(exc: CaptureError) -> tuple[Any, tuple[Any, ...]]:
     return _rebuild_capture_error, (exc.file, exc.offset, exc.reason)
 
 
-def _send(conn: Connection, obj: Any) -> None:
-    """obj to the parent: its pickle through the pipe, its arrays' bytes through a memory file
-    (memfd, passed as a descriptor): one copy here, none in the pipe."""
-    buffers: list[pickle.PickleBuffer] = []
-    out = io.BytesIO()
-    pickler = pickle.Pickler(out, protocol=5, buffer_callback=buffers.append)
-    pickler.dispatch_table = copyreg.dispatch_table.copy()
-    pickler.dispatch_table[CaptureError] = _reduce_capture_error
-    pickler.dump(obj)
-    raws = [b.raw() for b in buffers]
-    offsets = np.cumsum([0] + [_aligned(r.nbytes) for r in raws]).tolist()
-    conn.send((out.getvalue(), [r.nbytes for r in raws], offsets))
-    if not raws or offsets[-1] == 0:
-        return
-    fd = os.memfd_create("dr-inspect-decode")
-    try:
-        os.ftruncate(fd, offsets[-1])
-        for raw, at in zip(raws, offsets):
-            # write(), not a mapping: the file's pages are allocated without a fault per page
-            view = memoryview(raw).cast("B")
-            while len(view):
-                done = os.pwrite(fd, view, at)
-                view, at = view[done:], at + done
-        send_handle(conn, fd, os.getppid())
+class _MemoryFile:
+    """Objects' arrays written into a memory file (memfd) as they come, their pickles (protocol
+    5, arrays out of band) kept with where each array's bytes are: sent to the parent as one
+    descriptor, so the arrays cross with one copy here and none in the pipe."""
+
+    def __init__(self) -> None:
+        self.fd = -1
+        self.size = 0
+        self.added: list[tuple[bytes, list[int], list[int]]] = []
+
+    def put(self, obj: Any) -> tuple[bytes, list[int], list[int]]:
+        """obj's pickle, its arrays' sizes and offsets in the file (written now)."""
+        buffers: list[pickle.PickleBuffer] = []
+        out = io.BytesIO()
+        pickler = pickle.Pickler(out, protocol=5, buffer_callback=buffers.append)
+        pickler.dispatch_table = copyreg.dispatch_table.copy()
+        pickler.dispatch_table[CaptureError] = _reduce_capture_error
+        pickler.dump(obj)
+        sizes, offsets = [], []
+        for b in buffers:
+            raw = b.raw()
+            sizes.append(raw.nbytes)
+            offsets.append(self.size)
+            if raw.nbytes:
+                if self.fd < 0:
+                    self.fd = os.memfd_create("dr-inspect-decode")
+                # write(), not a mapping: the file's pages are allocated without a fault each
+                view, at = memoryview(raw).cast("B"), self.size
+                while len(view):
+                    done = os.pwrite(self.fd, view, at)
+                    view, at = view[done:], at + done
+            self.size += _aligned(raw.nbytes)
+        return out.getvalue(), sizes, offsets
+
+    def add(self, obj: Any) -> None:
+        """Sent along with the next _send (the parent gets them as a list, in order)."""
+        self.added.append(self.put(obj))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _send(conn: Connection, obj: Any, out: _MemoryFile | None) -> None:
+    """(obj, [the objects added to out]) to the parent."""
+    out = out if out is not None else _MemoryFile()
+    main = out.put(obj)
+    conn.send((main, out.added, out.size))
+    if out.size:
+        os.ftruncate(out.fd, out.size)      # the last array's alignment padding too
+        send_handle(conn, out.fd, os.getppid())
         conn.recv()       # the parent has mapped it (the descriptor can go)
-    finally:
-        os.close(fd)
 
 
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
@@ -308,28 +339,35 @@ def _aligned(n: int) -> int:
     return (n + 63) // 64 * 64
 
 
-def _recv(conn: Connection, copy: bool) -> Any:
-    """What _send sent. copy=False: the arrays stay views of the shared mapping (which lives as
-    long as they do: for data that is merged into new arrays at once)."""
-    meta, sizes, offsets = conn.recv()
-    if not sizes or offsets[-1] == 0:
-        return pickle.loads(meta, buffers=[np.empty(0, np.uint8) for _ in sizes])
-    fd = recv_handle(conn)
-    try:
+def _recv(conn: Connection, copy: bool) -> tuple[Any, list[Any]]:
+    """What _send sent: (obj, the objects added). copy=False: the arrays stay read-only views of
+    the shared mapping (which lives as long as they do: for data merged into new arrays at once)."""
+    main, added, size = conn.recv()
+    whole = np.empty(0, np.uint8)
+    mm = None
+    if size:
+        fd = recv_handle(conn)
+        try:
+            if copy:
+                mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+            else:
+                # mapped in one go: no fault per page
+                mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
+            conn.send(None)
+        whole = np.frombuffer(mm, np.uint8)
+
+    def load(desc: tuple[bytes, list[int], list[int]]) -> Any:
+        meta, sizes, offsets = desc
+        parts = [whole[at:at + n] for at, n in zip(offsets, sizes)]
         if copy:
-            mm = mmap.mmap(fd, offsets[-1], access=mmap.ACCESS_READ)
-        else:
-            # read-only views (merged into new arrays at once), mapped in one go: no fault per page
-            mm = mmap.mmap(fd, offsets[-1], flags=mmap.MAP_SHARED | _POPULATE,
-                           prot=mmap.PROT_READ)
-    finally:
-        os.close(fd)
-        conn.send(None)
-    whole = np.frombuffer(mm, np.uint8)
-    parts = [whole[at:at + size] for at, size in zip(offsets, sizes)]
-    if copy:
-        # the results' own (anonymous) memory, as a decode here would give; the mapping goes
-        parts = [p.copy() for p in parts]
-        del whole
+            # the results' own (anonymous) memory, as a decode here would give
+            parts = [p.copy() for p in parts]
+        return pickle.loads(meta, buffers=parts)
+
+    objs = [load(d) for d in [main] + added]
+    del whole
+    if copy and mm is not None:
         mm.close()
-    return pickle.loads(meta, buffers=parts)
+    return objs[0], objs[1:]
