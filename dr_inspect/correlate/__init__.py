@@ -114,12 +114,16 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     rows = vip_rows(tv, topo)
     conns, row_conn = flow_endpoints(tv, rows)
     return_freed_heap()
-    tovt = to_vip_table(tv, rows, topo, conns, row_conn)
-    del rows, row_conn
+    # The replies need only the view and the connections: built on the second core while the
+    # to_vip table is, and done before the forwards table starts (whose build is the run's
+    # memory peak: the replies' temporaries must not add to it).
+    with ThreadPoolExecutor(1) as side:
+        replies_job = side.submit(replies_table, tv, topo, conns)
+        tovt = to_vip_table(tv, rows, topo, conns, row_conn)
+        del rows, row_conn
+        rp = replies_job.result()
     return_freed_heap()
     fw = forwards_table(tv, tovt, pk, topo, window_ns, capture_span)
-    return_freed_heap()
-    rp = replies_table(tv, topo, conns)
     # nothing reads the TCP view after this: free it before the arp and flows tables are built
     del tv
     return_freed_heap()
