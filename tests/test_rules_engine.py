@@ -277,3 +277,11 @@ def test_categorical_text_and_narrow_ints_evaluate_like_python(rows, expr, share
     want = [bool(eval(expr, {}, {"a": a, "b": b, "c": c, "s": s, "t": t}))  # noqa: S307
             for a, b, c, s, t in rows]
     assert got.tolist() == want
+
+
+def test_text_columns_over_the_same_categories_in_another_order_compare_by_text():
+    cols = {"s": pd.Categorical(["x", "y", "y"], categories=["x", "y"]),
+            "t": pd.Categorical(["x", "x", "y"], categories=["y", "x"])}
+    assert cols["s"].dtype == cols["t"].dtype          # pandas: equal dtypes, other codes
+    tree = parse("s == t", set(cols), "test")
+    assert evaluate(tree, cols, {}, 3).tolist() == [True, False, True]

@@ -98,7 +98,9 @@ def _compare_text(op: ast.cmpop, left: Any, right: Any) -> np.ndarray | None:
     if not isinstance(op, (ast.Eq, ast.NotEq)):
         return None
     if isinstance(left, pd.Categorical) and isinstance(right, pd.Categorical):
-        if left.dtype == right.dtype:
+        # codes compare only over the same categories in the same order (unordered
+        # categoricals with one set of categories in another order are equal dtypes)
+        if left.categories.equals(right.categories):
             same = left.codes == right.codes
         else:
             same = np.asarray(left, dtype=object) == np.asarray(right, dtype=object)
