@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:      # bench/ is a top-level folder of the repo, n
 
 from bench import gen  # noqa: E402
 
-scapy_all = pytest.importorskip("scapy.all")
+import scapy.all as scapy_all  # noqa: E402  (a test dependency: missing, it fails)
 ARP, IP, TCP, Ether = scapy_all.ARP, scapy_all.IP, scapy_all.TCP, scapy_all.Ether
 
 LAB = gen.SyntheticLab()

@@ -17,17 +17,16 @@ from pandas.testing import assert_frame_equal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import capturegen as cg  # noqa: E402
+from conftest import require  # noqa: E402
 
 import dr_inspect.decode.parallel as par  # noqa: E402
 from dr_inspect.decode import decode_file  # noqa: E402
 from dr_inspect.decode.containers import ContainerParser  # noqa: E402
 from dr_inspect.errors import CaptureError  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-
-
 @pytest.fixture(autouse=True)
 def small_thresholds(monkeypatch):
+    require(hasattr(os, "fork"), "no os.fork on this platform: decoding stays in one process")
     monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(par, "MIN_SPLIT_FRAMES", 0)
     monkeypatch.setattr(par, "SAMPLE_BYTES", 65536)
