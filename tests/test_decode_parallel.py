@@ -157,6 +157,8 @@ def test_closing_early_stops_the_child(tmp_path):
 
 
 def test_decode_set_gives_the_same_with_the_helper_process(tmp_path, monkeypatch):
+    """verify's _decode_set with 1 and 2 workers (the thresholds lowered: the helper process
+    decodes its share): tables, summaries, errors and progress messages are the same."""
     from dr_inspect.captureset import load_capture_set
     import dr_inspect.verify as verify_module
     from rulecaps import DrCapture
@@ -174,9 +176,10 @@ def test_decode_set_gives_the_same_with_the_helper_process(tmp_path, monkeypatch
         stages: list[str] = []
         results[workers] = (verify_module._decode_set(cs, stages.append), stages)
     (one, one_stages), (two, two_stages) = results[1], results[2]
-    assert two_stages == one_stages
+    assert two_stages == one_stages == ["decoding br_e", "decoding br_lvs", "decoding junk"]
     assert list(two[0]) == list(one[0])
     for name in one[0]:
         assert_frame_equal(two[0][name], one[0][name])
     assert [repr(s) for s in two[1]] == [repr(s) for s in one[1]]
-    assert two[2] == one[2]
+    assert two[2] == one[2] and any("duplicate" in e for e in one[2])
+    assert any("junk.pcap" in e for e in one[2])

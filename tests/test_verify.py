@@ -392,31 +392,3 @@ def test_bad_capture_span_is_an_input_error(tmp_path):
                                          'stopped = "2026-11-30T06:56:53Z"')
     with pytest.raises(InputError, match=r"manifest.toml \[capture\] started: 'yesterday'"):
         verify_paths([folder])
-
-
-def test_decoding_in_threads_gives_what_one_thread_gives(tmp_path, monkeypatch):
-    from pandas.testing import assert_frame_equal
-
-    import dr_inspect.verify as verify_module
-    from dr_inspect.captureset import load_capture_set
-
-    folder = DrCapture().healthy().write(tmp_path / "set", manifest=False, rotated=2)
-    (folder / "junk.pcap").write_bytes(b"this is not a capture file at all" * 4)
-    data = (folder / "br_lvs.pcap1").read_bytes()
-    (folder / "br_lvs.pcap1").write_bytes(data[:-20])        # broken mid-way
-    for part in ("pcap0", "pcap1"):                          # a duplicate of a whole point
-        (folder / f"copy.{part}").write_bytes((folder / f"br_e.{part}").read_bytes())
-    cs = load_capture_set([folder])
-    results = {}
-    for threads in (1, 2):
-        monkeypatch.setattr(verify_module, "DECODE_THREADS", threads)
-        stages: list[str] = []
-        results[threads] = (verify_module._decode_set(cs, stages.append), stages)
-    (one, one_stages), (two, two_stages) = results[1], results[2]
-    assert two_stages == one_stages == ["decoding br_e", "decoding br_lvs", "decoding junk"]
-    assert list(two[0]) == list(one[0])
-    for name in one[0]:
-        assert_frame_equal(two[0][name], one[0][name])
-    assert [repr(s) for s in two[1]] == [repr(s) for s in one[1]]
-    assert two[2] == one[2] and any("duplicate" in e for e in one[2])
-    assert any("junk.pcap" in e for e in one[2])
