@@ -115,11 +115,6 @@ def _ints(s: pd.Series | np.ndarray) -> np.ndarray:
     return np.asarray(s)
 
 
-def _point_codes(points: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, names) of a point column (object or categorical)."""
-    return codes_and_values(points)
-
-
 def _endpoint_text(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> pd.Categorical:
     """'ip:port' per row ('[ip]:port' for IPv6), rendered once per distinct pair."""
     ip_codes, ip_values = codes_and_values(ips)
@@ -239,7 +234,7 @@ def _spans(pk: pd.DataFrame) -> dict[str, tuple[int, int]]:
     """(first, last) clock-adjusted time per point that has frames."""
     if len(pk) == 0:
         return {}
-    codes, names = _point_codes(pk["point"])
+    codes, names = codes_and_values(pk["point"])
     ts = pk["ts"].to_numpy(dtype=np.int64)
     out = {}
     # a handful of points: one masked min/max each (no scatter over every frame, no sort)
@@ -256,7 +251,7 @@ def _point_shifts(pk: pd.DataFrame) -> dict[str, int]:
     """The clock correction prepare applied per point (ts_ns - ts), read from its first frame."""
     if len(pk) == 0:
         return {}
-    codes, names = _point_codes(pk["point"])
+    codes, names = codes_and_values(pk["point"])
     present = np.flatnonzero(np.bincount(codes, minlength=len(names)))
     first = np.array([np.argmax(codes == c) for c in present], dtype=np.int64)
     shift = pk["ts_ns"].to_numpy(dtype=np.int64)[first] - pk["ts"].to_numpy(dtype=np.int64)[first]
@@ -484,7 +479,7 @@ def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.
     # repeated forwarding (loops): distinct TTLs of the copies of one packet at one point
     if len(cpos):
         copy_ttls, copies = _copy_counts(
-            cand["lkey"], _point_codes(tv["point"].iloc[cpos])[0],
+            cand["lkey"], codes_and_values(tv["point"].iloc[cpos])[0],
             tv["ttl"].to_numpy()[cpos].astype(np.int64), ing["lkey"])
     else:
         copy_ttls = copies = np.zeros(len(ipos), dtype=np.int64)
