@@ -73,3 +73,46 @@ def test_endpoint_text_per_distinct_pair_as_keys_render_it():
     got = list(tables._endpoint_text(ips, ports))
     assert got == list(endpoints_text(ips.astype(object), ports))
     assert got == ["1.2.3.4:80", "[::1]:-1", "1.2.3.4:65535", "1.2.3.4:80"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from(["10.0.0.1", "10.0.0.2", ""]),
+                               st.integers(-1, 2), st.integers(0, 2), st.integers(-1, 1),
+                               st.integers(0, 2), st.integers(-1, 2), st.integers(0, 1)),
+                     min_size=1, max_size=30),
+       split=st.integers(0, 30))
+def test_loose_keys_are_dense_ids_of_the_loose_key_and_ip_id(rows, split):
+    """Equal ids exactly where the loose key (and the IP ID) are equal, over both row sets."""
+    from dr_inspect.correlate.keys import packet_ids
+
+    ip, port, seq, ack, flags, ip_id, dst = zip(*rows)
+    tv = pd.DataFrame({
+        "src_ip": pd.Categorical(ip, categories=["", "10.0.0.1", "10.0.0.2"]),
+        "dst_ip": pd.Categorical(["10.0.0.9"] * len(rows)), "src_port": np.array(port, np.int32),
+        "dst_port": np.array(dst, np.int32), "seq": np.array(seq, np.int64),
+        "ack": np.array(ack, np.int64), "tcp_flags": np.array(flags, np.int16),
+        "ip_id": np.array(ip_id, np.int64), "payload_len": np.zeros(len(rows), np.int32)})
+    a = np.arange(min(split, len(rows)))
+    b = np.arange(len(rows))[::-1][: max(len(rows) - split, 1)]
+    keys = tables._loose_keys(tv, packet_ids(tv), a, b)
+    loose = np.concatenate([keys.loose_a, keys.loose_b])
+    ident = np.concatenate([keys.ident_a, keys.ident_b])
+    at = np.concatenate([a, b])
+    assert loose.max(initial=-1) < keys.n_loose and ident.max(initial=-1) < keys.n_ident
+    values = [tuple(r[:5]) for r in rows]
+    for i in range(len(at)):
+        for j in range(len(at)):
+            same_loose = values[at[i]] == values[at[j]]
+            assert (loose[i] == loose[j]) == same_loose
+            assert (ident[i] == ident[j]) == (same_loose and ip_id[at[i]] == ip_id[at[j]])
+
+
+def test_nearest_by_key_on_dense_ids_as_on_hashes():
+    lk = np.array([3, 1, 1, 0, 2], dtype=np.int64)
+    lt = np.array([10, 5, 9, 0, 4], dtype=np.int64)
+    rk = np.array([1, 1, 3, 2, 2], dtype=np.int64)
+    rt = np.array([6, 8, 30, 1, 5], dtype=np.int64)
+    want = tables._nearest_by_key(lk.astype(np.uint64) * 7919, lt, rk.astype(np.uint64) * 7919,
+                                  rt, 3)
+    assert tables._nearest_by_key(lk, lt, rk, rt, 3, n_keys=4).tolist() == want.tolist()
+    assert want.tolist() == [-1, 0, 1, -1, 4]

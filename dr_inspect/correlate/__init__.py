@@ -14,8 +14,8 @@ from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS, estimate_offsets, find_hops
 from dr_inspect.correlate.keys import point_codes, tcp_view
 from dr_inspect.correlate.tables import (TABLE_COLUMNS, arp_table, flow_endpoints, flows_table,
-                                         forwards_table, points_table, replies_table,
-                                         to_vip_table, vip_rows)
+                                         forward_copies, forwards_table, points_table,
+                                         replies_table, to_vip_table, vip_rows)
 from dr_inspect.topology.learn import LearnedTopology, learn_topology
 from dr_inspect.topology.pins import TopologyPins
 
@@ -107,8 +107,9 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
         hops_job = side.submit(find_hops, tv, window_ns)
         topo = learn_topology(pk, tv, list(packets), pins)
         hops = hops_job.result()
-    # the packet keys served clock estimation, topology and hops; the tables do not read them
-    # (strict_key() and packet_ids() would compute them again)
+    # the packet keys served clock estimation, topology and hops; of the tables only the
+    # forwarded copies' search reads the packet ids (its keys are parts of the strict key)
+    packet = tv["packet"].to_numpy()
     tv = tv.drop(columns=["strict_key", "packet"])
     return_freed_heap()
     rows = vip_rows(tv, topo)
@@ -120,10 +121,15 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     with ThreadPoolExecutor(1) as side:
         replies_job = side.submit(replies_table, tv, topo, conns)
         tovt = to_vip_table(tv, rows, topo, conns, row_conn)
-        del rows, row_conn
+        del row_conn
         rp = replies_job.result()
     return_freed_heap()
-    fw = forwards_table(tv, tovt, pk, topo, window_ns, capture_span)
+    # the copies are found first: the view rows and packet ids are freed before the table's
+    # columns are gathered (the run's memory peak)
+    found = forward_copies(tv, tovt, pk, topo, window_ns, view_rows=rows, packet=packet)
+    del rows, packet
+    fw = forwards_table(tv, tovt, pk, topo, window_ns, capture_span, found=found)
+    del found
     # nothing reads the TCP view after this: free it before the arp and flows tables are built
     del tv
     return_freed_heap()

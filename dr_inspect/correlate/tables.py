@@ -9,7 +9,7 @@ and codes: a text is rendered once per distinct value, never per row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,8 @@ import pandas as pd
 from dr_inspect.correlate.coded import (as_text, categorical, codes_and_values, mapped, member,
                                         take, text_rank, with_default)
 from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, endpoint_in, endpoints_text,
-                                       five_tuples, hash_key, ints, is_group_mac, obj, text)
+                                       five_tuples, hash_key, ints, is_group_mac, obj,
+                                       packet_ids, text)
 from dr_inspect.decode.schema import ACK, RST, SYN
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
 from dr_inspect.topology.learn import LearnedTopology
@@ -317,25 +318,33 @@ def _observable(ts_adj: np.ndarray, spans: dict[str, tuple[int, int]], topo: Lea
 
 
 def _nearest_by_key(left_key: np.ndarray, left_ts: np.ndarray, right_key: np.ndarray,
-                    right_ts: np.ndarray, window_ns: int) -> np.ndarray:
+                    right_ts: np.ndarray, window_ns: int, n_keys: int | None = None) -> np.ndarray:
     """For each left row the right row with its key nearest in time within the window, -1 for
     none: pd.merge_asof(direction="nearest", tolerance=window) by key (a tie goes to the earlier
     right row, equal times to the later one of them in right order). A key the right side holds
     once (almost every packet) is looked up directly; only keys held several times go through
-    merge_asof."""
+    merge_asof.
+
+    n_keys: the keys are dense ids 0..n_keys-1 already (no factorize), else any integers."""
     out = np.full(len(left_key), -1, dtype=np.int64)
     if len(left_key) == 0 or len(right_key) == 0:
         return out
-    codes = pd.factorize(np.concatenate([right_key, left_key]))[0]
-    rc, lc = codes[:len(right_key)], codes[len(right_key):]
-    count = np.bincount(rc, minlength=int(codes.max()) + 1)
+    if n_keys is None:
+        codes = pd.factorize(np.concatenate([right_key, left_key]))[0]
+        rc, lc = codes[:len(right_key)], codes[len(right_key):]
+        n_keys = int(codes.max()) + 1
+        del codes
+    else:
+        rc, lc = right_key, left_key
+    count = np.bincount(rc, minlength=n_keys)
     first = np.full(len(count), -1, dtype=np.int64)
     first[rc[::-1]] = np.arange(len(rc) - 1, -1, -1)      # first right row of each key
-    once = np.flatnonzero(count[lc] == 1)
+    left_count = count[lc]
+    once = np.flatnonzero(left_count == 1)
     r = first[lc[once]]
     close = np.abs(right_ts[r] - left_ts[once]) <= window_ns
     out[once[close]] = r[close]
-    several = np.flatnonzero(count[lc] > 1)
+    several = np.flatnonzero(left_count > 1)
     if len(several):
         rows = np.flatnonzero(count[rc] > 1)
         right = pd.DataFrame({"key": rc[rows], "rts": right_ts[rows], "rpos": rows})
@@ -349,23 +358,80 @@ def _nearest_by_key(left_key: np.ndarray, left_ts: np.ndarray, right_key: np.nda
     return out
 
 
-def _match_copies(ing: dict, cand: dict, window_ns: int) -> np.ndarray:
+def _match_copies(ing: dict, cand: dict, window_ns: int, n_loose: int | None = None,
+                  n_ident: int | None = None) -> np.ndarray:
     """Per ingress frame the cand row of its copy (-1 for none).
 
-    Pass 1 keys on the IP ID too, so a retransmission is not taken for the copy of a dropped
-    original; pass 2 (loose key, copies not yet taken) finds copies whose IP ID was changed.
-    Nearest in time: an uncorrected clock offset may put the copy "before" its original. Only
-    keys, times and positions are matched."""
-    copy = _nearest_by_key(ing["ikey"], ing["ts"], cand["ikey"], cand["ts"], window_ns)
+    Pass 1 keys on the IP ID too (ikey), so a retransmission is not taken for the copy of a
+    dropped original; pass 2 (loose key lkey, copies not yet taken) finds copies whose IP ID was
+    changed. Nearest in time: an uncorrected clock offset may put the copy "before" its original.
+    Only keys, times and positions are matched. n_loose / n_ident: the keys are dense ids below
+    these (see _LooseKeys), else hashes."""
+    copy = _nearest_by_key(ing["ikey"], ing["ts"], cand["ikey"], cand["ts"], window_ns, n_ident)
     rest = np.flatnonzero(copy < 0)
     if len(rest):
         taken = np.zeros(len(cand["ts"]), dtype=bool)
         taken[copy[copy >= 0]] = True
         free = np.flatnonzero(~taken)
         found = _nearest_by_key(ing["lkey"][rest], ing["ts"][rest], cand["lkey"][free],
-                                cand["ts"][free], window_ns)
+                                cand["ts"][free], window_ns, n_loose)
         copy[rest] = np.append(free, -1)[found]   # found -1: the appended -1
     return copy
+
+
+@dataclass
+class _LooseKeys:
+    """Dense integer ids of the loose key (LOOSE_KEY) and of the loose key with the IP ID, for
+    two sets of view rows (a: ingress frames, b: real-server-side frames)."""
+    loose_a: np.ndarray
+    loose_b: np.ndarray
+    ident_a: np.ndarray
+    ident_b: np.ndarray
+    n_loose: int                # loose ids are 0..n_loose-1
+    n_ident: int                # ident ids are 0..n_ident-1 (not every id is used)
+
+
+def _loose_keys(tv: pd.DataFrame, packet: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray
+                ) -> _LooseKeys:
+    """_LooseKeys of the view rows rows_a and rows_b; packet: the view's packet ids (one per
+    strict key).
+
+    Both keys are parts of the strict key, so each is a function of the packet: the loose key
+    is hashed and factorized once per distinct packet (a frame and its forwarded copy are
+    usually one packet: half the rows), and the IP ID joins it as an integer, only for loose
+    keys several packets share (retransmissions, rewritten copies)."""
+    pa, pb = packet[rows_a], packet[rows_b]
+    n_packets = int(packet.max()) + 1 if len(packet) else 0
+    # one view row per packet: every row of a packet has the same strict key, so the same values
+    rep = np.full(n_packets, -1, dtype=np.int64)
+    rep[pb] = rows_b
+    rep[pa] = rows_a
+    used = np.flatnonzero(rep >= 0)
+    rep = rep[used]
+    loose, distinct = pd.factorize(hash_key(tv[LOOSE_KEY].iloc[rep], LOOSE_KEY))
+    n_loose = len(distinct)
+    del distinct
+    ident = loose.astype(np.int64)
+    shared = np.flatnonzero(np.bincount(loose, minlength=n_loose)[loose] > 1)
+    n_ident = n_loose
+    if len(shared):
+        ip_id = tv["ip_id"].to_numpy()[rep[shared]].astype(np.int64)
+        if n_loose < 1 << 29 and ip_id.min() >= -1 and ip_id.max() < (1 << 33) - 1:
+            pair = ident[shared] << 33 | (ip_id + 1)     # exact: (loose id, IP ID) in 62 bits
+        else:
+            pair = hash_key(pd.DataFrame({"loose": ident[shared], "ip_id": ip_id}),
+                            ["loose", "ip_id"])
+        # these packets get ids after the loose ids (those of their loose keys stay unused)
+        pair_ids, pairs = pd.factorize(pair)
+        ident[shared] = n_loose + pair_ids
+        n_ident += len(pairs)
+    # per packet id (a dense array over the packets: a gather, not a lookup)
+    by_packet = np.zeros(n_packets, dtype=np.int64)
+    by_packet[used] = loose
+    loose_a, loose_b = by_packet[pa], by_packet[pb]
+    by_packet[used] = ident
+    return _LooseKeys(loose_a=loose_a, loose_b=loose_b, ident_a=by_packet[pa],
+                      ident_b=by_packet[pb], n_loose=n_loose, n_ident=n_ident)
 
 
 def _coalesced_copies(m: dict, cand_all: dict, window_ns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -407,7 +473,7 @@ def _coalesced_copies(m: dict, cand_all: dict, window_ns: int) -> tuple[np.ndarr
 
 
 @dataclass
-class _Copies:
+class ForwardCopies:
     """The forwarded copy of each ingress frame, in table order (time, point name, frame)."""
     rows: np.ndarray            # tovt rows
     ts: np.ndarray              # their clock-adjusted time
@@ -415,6 +481,7 @@ class _Copies:
     coalesced: np.ndarray       # matched by seq range to a GRO/TSO-coalesced copy
     copy_ttls: np.ndarray       # most distinct TTLs the copies of the packet show at one point
     copies: np.ndarray          # copies of the packet (loose key) at the real-server side
+    empty_points: list[str] = field(default_factory=list)   # real-server-side, without frames
 
 
 def _ingress_rows(tovt: pd.DataFrame, pk: pd.DataFrame, spans: dict[str, tuple[int, int]],
@@ -432,32 +499,31 @@ def _ingress_rows(tovt: pd.DataFrame, pk: pd.DataFrame, spans: dict[str, tuple[i
 
 
 def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.ndarray,
-                 topo: LearnedTopology, rs_points: list[str], window_ns: int) -> _Copies:
+                 topo: LearnedTopology, rs_points: list[str], window_ns: int,
+                 view_rows: np.ndarray, packet: np.ndarray) -> ForwardCopies:
     """Match each ingress frame to its copy at the real-server side. Keys, candidates and merge
-    inputs live only in here: what leaves is a few arrays per frame."""
-    ing_cols = tovt[LOOSE_KEY + ["ip_id"]].iloc[ipos]
-    ing = {"ts": ts,
-           "lkey": hash_key(ing_cols, LOOSE_KEY),
-           # candidates are found by client endpoint only: a copy whose VIP or port was
-           # rewritten must still be found (DR002 names the change instead of DR007 calling it
-           # lost)
-           "conn": hash_key(ing_cols, CLIENT_KEY),
-           "ikey": hash_key(ing_cols, LOOSE_KEY + ["ip_id"])}
-    del ing_cols
+    inputs live only in here: what leaves is a few arrays per frame.
+
+    view_rows: the view row of each tovt row; packet: the view's packet ids."""
     all_pos = np.flatnonzero(member(tv["point"], rs_points)
                              & ~member(tv["dst_mac"], topo.director_in)
                              & ~endpoint_in(tv["src_ip"], tv["src_port"], topo.vips))
-    all_conn = hash_key(tv[CLIENT_KEY].iloc[all_pos], CLIENT_KEY)
-    kept = pd.Series(all_conn).isin(ing["conn"]).to_numpy()
-    all_pos, all_conn = all_pos[kept], all_conn[kept]
-    all_lkey = hash_key(tv[LOOSE_KEY].iloc[all_pos], LOOSE_KEY)
-    picked = pd.Series(all_lkey).isin(ing["lkey"]).to_numpy()
+    keys = _loose_keys(tv, packet, view_rows[ipos], all_pos)
+    # candidates: the real-server-side rows with the loose key of an ingress frame (the loose
+    # key holds the client endpoint: a copy whose VIP or port was rewritten is still found, and
+    # DR002 names the change instead of DR007 calling it lost)
+    wanted = np.zeros(keys.n_loose, dtype=bool)
+    wanted[keys.loose_a] = True
+    picked = wanted[keys.loose_b]
+    del wanted
     cpos = all_pos[picked]
     tv_ts = tv["ts"].to_numpy(dtype=np.int64)
-    cand = {"ts": tv_ts[cpos], "lkey": all_lkey[picked],
-            "ikey": hash_key(tv[LOOSE_KEY + ["ip_id"]].iloc[cpos], LOOSE_KEY + ["ip_id"])}
+    ing = {"ts": ts, "lkey": keys.loose_a, "ikey": keys.ident_a}
+    cand = {"ts": tv_ts[cpos], "lkey": keys.loose_b[picked], "ikey": keys.ident_b[picked]}
+    n_loose, n_ident = keys.n_loose, keys.n_ident
+    del keys, picked
 
-    copy = _match_copies(ing, cand, window_ns)
+    copy = _match_copies(ing, cand, window_ns, n_loose, n_ident)
     copy_tv = np.append(cpos, -1)[copy]      # tv row of each copy (copy -1: the appended -1)
     del copy
     has = copy_tv >= 0
@@ -466,47 +532,83 @@ def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.
     coalesced = has & (copy_payload != payload_len)
     del copy_payload
 
-    if (~has).any() and len(all_pos):
-        mpos, cap = _coalesced_copies(
-            {"conn": ing["conn"], "ts": ts, "seq": _ints(tovt["seq"])[ipos],
-             "payload_len": payload_len, "has_copy": has},
-            {"conn": all_conn, "ts": tv_ts[all_pos], "seq": tv["seq"].to_numpy()[all_pos],
-             "payload_len": tv["payload_len"].to_numpy()[all_pos]}, window_ns)
-        copy_tv[mpos] = all_pos[cap]
-        coalesced[mpos] = True
-    del all_pos, all_conn, all_lkey, payload_len
+    if (~has).any():
+        # GRO/TSO: the real-server-side frames of the ingress frames' connections (client
+        # endpoint) are searched by seq range
+        conn = hash_key(tovt[CLIENT_KEY].iloc[ipos], CLIENT_KEY)
+        all_conn = hash_key(tv[CLIENT_KEY].iloc[all_pos], CLIENT_KEY)
+        kept = pd.Series(all_conn).isin(conn).to_numpy()
+        all_pos, all_conn = all_pos[kept], all_conn[kept]
+        if len(all_pos):
+            mpos, cap = _coalesced_copies(
+                {"conn": conn, "ts": ts, "seq": _ints(tovt["seq"])[ipos],
+                 "payload_len": payload_len, "has_copy": has},
+                {"conn": all_conn, "ts": tv_ts[all_pos], "seq": tv["seq"].to_numpy()[all_pos],
+                 "payload_len": tv["payload_len"].to_numpy()[all_pos]}, window_ns)
+            copy_tv[mpos] = all_pos[cap]
+            coalesced[mpos] = True
+        del conn, all_conn
+    del all_pos, payload_len
 
     # repeated forwarding (loops): distinct TTLs of the copies of one packet at one point
     if len(cpos):
         copy_ttls, copies = _copy_counts(
             cand["lkey"], codes_and_values(tv["point"].iloc[cpos])[0],
-            tv["ttl"].to_numpy()[cpos].astype(np.int64), ing["lkey"])
+            tv["ttl"].to_numpy()[cpos].astype(np.int64), ing["lkey"], n_loose)
     else:
         copy_ttls = copies = np.zeros(len(ipos), dtype=np.int64)
     del cand, ing
 
     # the table's order (time, point name, frame) is fixed before any column is gathered
     final = np.lexsort((tovt["frame"].to_numpy()[ipos], text_rank(tovt["point"])[ipos], ts))
-    return _Copies(rows=ipos[final], ts=ts[final], copy_tv=copy_tv[final],
+    return ForwardCopies(rows=ipos[final], ts=ts[final], copy_tv=copy_tv[final],
                    coalesced=coalesced[final], copy_ttls=copy_ttls[final].astype(np.int32),
                    copies=copies[final].astype(np.int32))
 
 
+def forward_copies(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
+                   window_ns: int, view_rows: np.ndarray | None = None,
+                   packet: np.ndarray | None = None) -> ForwardCopies:
+    """The client->VIP frames arriving at the director where a copy could be seen, each with its
+    forwarded copy (or none): matched on the loose key, then by seq range (GRO/TSO).
+
+    view_rows: the view row of each tovt row (the vip_rows(tv, topo) tovt was built from), and
+    packet: the view's packet ids (tcp_view), each computed again when not given."""
+    rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
+    spans = _spans(pk)
+    empty_points = [p for p in rs_points if p not in spans]
+    ipos, ts = _ingress_rows(tovt, pk, spans, topo, rs_points)
+    if len(ipos) == 0:
+        none = np.zeros(0, dtype=np.int64)
+        return ForwardCopies(rows=none, ts=none, copy_tv=none, coalesced=none.astype(bool),
+                             copy_ttls=none, copies=none, empty_points=empty_points)
+    if view_rows is None:
+        view_rows = vip_rows(tv, topo)
+    found = _find_copies(tv, tovt, ipos, ts, topo, rs_points, window_ns, view_rows,
+                         packet if packet is not None else packet_ids(tv))
+    found.empty_points = empty_points
+    return found
+
+
 def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
-                   window_ns: int, capture_span: tuple[int, int] | None = None) -> pd.DataFrame:
+                   window_ns: int, capture_span: tuple[int, int] | None = None,
+                   found: ForwardCopies | None = None) -> pd.DataFrame:
     """One row per client->VIP frame arriving at the director where a copy could be seen, with
-    the forwarded copy (or none). Matched on the loose key, then by seq range (GRO/TSO).
+    the forwarded copy (or none): forward_copies, or `found` when the caller made it (used up
+    here: its row arrays are released).
     capture_span: (started, stopped) ns of the set, when known (see in_capture_span).
 
     Works on row positions and key arrays; the copy's columns are gathered once at the end."""
-    rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
-    spans = _spans(pk)
-    ipos, ts = _ingress_rows(tovt, pk, spans, topo, rs_points)
-    if len(ipos) == 0:
+    if found is None:
+        found = forward_copies(tv, tovt, pk, topo, window_ns)
+    if len(found.rows) == 0:
         return _empty("forwards")
-    found = _find_copies(tv, tovt, ipos, ts, topo, rs_points, window_ns)
+    empty = found.empty_points
     rows, has, coalesced = found.rows, found.copy_tv >= 0, found.coalesced
     at = np.maximum(found.copy_tv, 0)
+    # the caller may still hold `found`: the positions go before the table's columns (the
+    # run's memory peak) are made
+    found.rows = found.copy_tv = np.zeros(0, dtype=np.int64)
     m: dict = {}
     for c in ("point", "role", "frame", "ts_ns", "flow_id", "five_tuple", "src_ip", "dst_ip",
               "src_port", "dst_port", "seq", "ack", "tcp_flags", "ip_id", "payload_len", "ttl",
@@ -523,7 +625,7 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m["has_copy"] = has
     m["coalesced"] = coalesced
     m["copy_ttls"], m["copies"] = found.copy_ttls, found.copies
-    del found, at
+    del found, rows, at
 
     m["ttl_drop"] = np.where(has, m["ttl"] - m["copy_ttl"], 0).astype(np.int16)
     m["delay_us"] = np.where(has, (m["copy_ts"] - m["ts"]) / 1000.0, np.nan)
@@ -536,7 +638,6 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m["real_server"] = mapped(cdst, rs_names, "")
     m["syn"] = (m["tcp_flags"] & (SYN | ACK)) == SYN
     m["vip"] = _endpoint_text(m["dst_ip"], m["dst_port"])
-    empty = [p for p in rs_points if p not in spans]
     src_macs = pk["src_mac"]
     senders = set(src_macs.dropna().unique()) | ({""} if src_macs.isna().any() else set())
     m["likely_cause"] = _drop_causes(m, empty, senders)
@@ -551,13 +652,18 @@ def _group_cat(macs: pd.Categorical) -> np.ndarray:
 
 
 def _copy_counts(lkey: np.ndarray, point: np.ndarray, ttl: np.ndarray,
-                 wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 wanted: np.ndarray, n_keys: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per `wanted` loose key: the most distinct TTLs its copies show at one point, and how many
-    copies it has (0 where it has none). point: integer codes. One factorize of both key sets
-    gives shared integer ids; the rest is bincounts (no sort, no groupby, no lookup table)."""
-    codes = pd.factorize(np.concatenate([lkey, wanted]))[0]
-    kc, wc = codes[:len(lkey)].astype(np.int64), codes[len(lkey):]
-    n_keys = int(codes.max()) + 1 if len(codes) else 0
+    copies it has (0 where it has none). point: integer codes. n_keys: the keys are dense ids
+    below it already, else one factorize of both key sets gives shared integer ids; the rest is
+    bincounts (no sort, no groupby, no lookup table)."""
+    if n_keys is None:
+        codes = pd.factorize(np.concatenate([lkey, wanted]))[0]
+        kc, wc = codes[:len(lkey)].astype(np.int64), codes[len(lkey):]
+        n_keys = int(codes.max()) + 1 if len(codes) else 0
+        del codes
+    else:
+        kc, wc = np.asarray(lkey, dtype=np.int64), wanted
     pc = np.asarray(point, dtype=np.int64)
     n_points = int(pc.max()) + 1 if len(pc) else 1
     copies_per_key = np.bincount(kc, minlength=n_keys).astype(np.int64)
