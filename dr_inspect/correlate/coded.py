@@ -31,9 +31,15 @@ def codes_and_values(s: pd.Series | pd.Categorical | np.ndarray) -> tuple[np.nda
     return codes.astype(np.int32), values
 
 
-def categorical(codes: np.ndarray, values: np.ndarray | list) -> pd.Categorical:
-    """values[codes] as a Categorical over the distinct values (duplicates among values merged)."""
+def categorical(codes: np.ndarray, values: np.ndarray | list, distinct: bool = False
+                ) -> pd.Categorical:
+    """values[codes] as a Categorical over the distinct values (duplicates among values merged).
+    distinct: the caller knows the values are all different (one text per connection): they are
+    not hashed twice to find out."""
     values = np.asarray(values, dtype=object)
+    if distinct:
+        return pd.Categorical.from_codes(np.asarray(codes), dtype=pd.CategoricalDtype(
+            pd.Index(values, dtype=object)))
     uniq_codes, uniq = pd.factorize(values, use_na_sentinel=False)
     if len(uniq) == len(values):
         return pd.Categorical.from_codes(np.asarray(codes), dtype=pd.CategoricalDtype(

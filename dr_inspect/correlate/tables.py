@@ -139,6 +139,39 @@ def _at(s: pd.Series, rows: np.ndarray):
     return take(s, rows) if isinstance(s.dtype, pd.CategoricalDtype) else s.to_numpy()[rows]
 
 
+def _address_codes(columns: list[pd.Series]) -> tuple[list[np.ndarray], int] | None:
+    """The codes of address columns over one category list (the categoricals' own codes: -1
+    where missing) and the number of categories, when the columns share their categories (the
+    view's address columns and the connections' do); else None."""
+    dtypes = [c.dtype for c in columns]
+    if not all(isinstance(d, pd.CategoricalDtype) for d in dtypes) or not all(
+            d.categories.equals(dtypes[0].categories) for d in dtypes[1:]):
+        return None
+    return [c.array.codes for c in columns], len(dtypes[0].categories)
+
+
+def _conn_ids(tv: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """One id per distinct CONN_KEY of the view's `rows`, numbered in order of first appearance:
+    the address codes and ports packed into one exact integer where they fit, else hashed."""
+    coded = _address_codes([tv["src_ip"], tv["dst_ip"]])
+    # an address code is -1.., a port 0..65535 or -1: both packed + 1
+    if coded is None or coded[1] >= 46_000:     # 46001**2 * 65537**2 < 2**63
+        return pd.factorize(hash_key(tv[CONN_KEY].iloc[rows], CONN_KEY))[0]
+    (src_ip, dst_ip), n_ip = coded
+    key = src_ip[rows].astype(np.int64)
+    key += 1
+    key *= 65537
+    key += tv["src_port"].to_numpy()[rows]
+    key += 1
+    key *= n_ip + 1
+    key += dst_ip[rows]
+    key += 1
+    key *= 65537
+    key += tv["dst_port"].to_numpy()[rows]
+    key += 1
+    return pd.factorize(key)[0]
+
+
 def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per connection (client ip:port -> VIP ip:port) of the view's `rows` (vip_rows),
     flow ids by first appearance, with its 5-tuple and VIP texts; and each row's position in it.
@@ -149,7 +182,7 @@ def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np
                              "vip": []}), \
             np.zeros(0, dtype=np.int64)
     # integer ids in order of first appearance; each connection's first row gives its endpoints
-    codes = pd.factorize(hash_key(tv[CONN_KEY].iloc[rows], CONN_KEY))[0]
+    codes = _conn_ids(tv, rows)
     seen = np.maximum.accumulate(codes)
     first = np.flatnonzero(codes > np.concatenate(([-1], seen[:-1])))
     first_ts = np.full(len(first), np.iinfo(np.int64).max, dtype=np.int64)
@@ -170,8 +203,9 @@ def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np
     # position (one category per connection for the 5-tuple; the few VIPs for vip)
     vip = _endpoint_text(f["vip_ip"], f["vip_port"].to_numpy())
     f["client"] = obj(client)
+    # distinct connections render distinct texts
     f["five_tuple"] = categorical(np.arange(len(f)), [
-        f"tcp {c} -> {v}" for c, v in zip(client, np.asarray(vip, dtype=object))])
+        f"tcp {c} -> {v}" for c, v in zip(client, np.asarray(vip, dtype=object))], distinct=True)
     f["vip"] = vip
     place = np.empty(len(order), dtype=np.int64)
     place[order] = np.arange(len(order))                 # connection code -> position in f
@@ -185,11 +219,17 @@ def _by_connection(column: pd.Series, conn: np.ndarray) -> pd.Categorical:
 
 def _endpoints(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> np.ndarray:
     """'ip:port' ('[ip]:port' for IPv6) per row of a small table (one per connection): each
-    address is looked at once, each row formatted once."""
+    address and each port is rendered once, each row joined once."""
     codes, values = codes_and_values(ips)
-    hosts = np.array([f"[{v}]" if ":" in v else v for v in values.astype(str)], dtype=object)
-    return np.array([f"{h}:{p}" for h, p in zip(hosts[codes], np.asarray(ports).tolist())],
-                    dtype=object)
+    hosts = np.array([f"[{v}]:" if ":" in v else v + ":" for v in values.astype(str)],
+                     dtype=object)
+    # ports are 0..65535, or -1 where missing
+    slot = np.asarray(ports, dtype=np.int64) + 1
+    used = np.flatnonzero(np.bincount(slot, minlength=65537))
+    port_text = np.empty(65537, dtype=object)
+    port_text[used] = [str(p - 1) for p in used.tolist()]
+    # object arrays add element by element: one str concatenation per row
+    return hosts[codes] + port_text[slot]
 
 
 def to_vip_table(tv: pd.DataFrame, rows: np.ndarray, topo: LearnedTopology, conns: pd.DataFrame,
@@ -730,21 +770,20 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     if len(conns) == 0 or len(tv) == 0:
         return _empty("replies")
     # only frames that can match (from a VIP port to a client address) are keyed
-    maybe = np.flatnonzero(np.isin(tv["src_port"].to_numpy(), conns["vip_port"].unique())
-                           & member(tv["dst_ip"], set(np.asarray(conns["client_ip"], dtype=object))))
-    key = ["dst_ip", "dst_port", "src_port"]
-    left = hash_key(tv[key].iloc[maybe], key)
-    ends = pd.DataFrame({"dst_ip": conns["client_ip"], "dst_port": conns["client_port"],
-                         "src_port": conns["vip_port"]})
-    right = hash_key(ends, key)
-    pairs = pd.merge(pd.DataFrame({"k": left, "lpos": np.arange(len(maybe), dtype=np.int64)}),
-                     pd.DataFrame({"k": right, "cpos": np.arange(len(conns), dtype=np.int64)}),
-                     on="k", how="inner")
-    del left, right
-    if len(pairs) == 0:
+    src_port = tv["src_port"].to_numpy()
+    vip_ports = conns["vip_port"].unique()
+    if len(vip_ports) <= 8:
+        from_port = np.zeros(len(tv), dtype=bool)
+        for port in vip_ports.tolist():          # a few VIP ports: one pass each
+            from_port |= src_port == port
+    else:
+        from_port = np.isin(src_port, vip_ports)
+    maybe = np.flatnonzero(from_port & member(
+        tv["dst_ip"], set(np.asarray(conns["client_ip"], dtype=object))))
+    del from_port
+    lpos, cpos = _reply_connections(tv, maybe, conns)
+    if len(lpos) == 0:
         return _empty("replies")
-    lpos, cpos = pairs["lpos"].to_numpy(), pairs["cpos"].to_numpy()
-    del pairs
     # from the VIP: the reply's source address equals its connection's VIP (compared as ids of
     # the distinct texts of both columns)
     src_codes, src_values = codes_and_values(tv["src_ip"])
@@ -752,13 +791,14 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     ids = pd.factorize(np.concatenate([src_values, vip_values]).astype(str))[0]
     from_vip = (ids[:len(src_values)][src_codes[maybe[lpos]]]
                 == ids[len(src_values):][vip_codes[cpos]])
-    # a client talking to two VIPs on one port from one port: keep the matching VIP (else the
-    # first connection that matches)
-    pick = np.lexsort((cpos, ~from_vip, lpos))
-    first = np.ones(len(pick), dtype=bool)
-    first[1:] = lpos[pick][1:] != lpos[pick][:-1]
-    pick = pick[first]
-    lpos, cpos, from_vip = lpos[pick], cpos[pick], from_vip[pick]
+    if len(lpos) > 1 and (lpos[1:] == lpos[:-1]).any():
+        # a client talking to two VIPs on one port from one port: keep the matching VIP (else
+        # the first connection that matches)
+        pick = np.lexsort((cpos, ~from_vip, lpos))
+        first = np.ones(len(pick), dtype=bool)
+        first[1:] = lpos[pick][1:] != lpos[pick][:-1]
+        pick = pick[first]
+        lpos, cpos, from_vip = lpos[pick], cpos[pick], from_vip[pick]
     rows = maybe[lpos]
     # the table's order (time, point name, frame) is fixed before any column is gathered
     final = np.lexsort((tv["frame"].to_numpy()[rows], text_rank(tv["point"])[rows],
@@ -782,13 +822,45 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     return _finish(pd.DataFrame(r, copy=False), "replies")
 
 
+def _reply_connections(tv: pd.DataFrame, maybe: np.ndarray, conns: pd.DataFrame
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in `maybe`, connection positions) of the view rows `maybe` sent to a
+    connection's client ip:port from its VIP port, ascending in the first: one pair per
+    connection the row matches."""
+    coded = _address_codes([tv["dst_ip"], conns["client_ip"]])
+    if coded is not None:
+        # exact integers: the address code and ports packed (+ 1: -1 for missing)
+        (dst_ip, client_ip), _ = coded
+        dst_port, src_port = tv["dst_port"].to_numpy()[maybe], tv["src_port"].to_numpy()[maybe]
+        left = ((dst_ip[maybe].astype(np.int64) + 1) * 65537 + dst_port + 1) * 65537 + src_port + 1
+        right = (((client_ip.astype(np.int64) + 1) * 65537 + conns["client_port"].to_numpy() + 1)
+                 * 65537 + conns["vip_port"].to_numpy() + 1)
+    else:
+        key = ["dst_ip", "dst_port", "src_port"]
+        left = hash_key(tv[key].iloc[maybe], key)
+        right = hash_key(pd.DataFrame({"dst_ip": conns["client_ip"],
+                                       "dst_port": conns["client_port"],
+                                       "src_port": conns["vip_port"]}), key)
+    ends = pd.Index(right)
+    if ends.is_unique:
+        # (almost always) one connection per key: a lookup, no join
+        at = ends.get_indexer(left)
+        lpos = np.flatnonzero(at >= 0)
+        return lpos, at[lpos].astype(np.int64)
+    pairs = pd.merge(pd.DataFrame({"k": left, "lpos": np.arange(len(maybe), dtype=np.int64)}),
+                     pd.DataFrame({"k": right, "cpos": np.arange(len(conns), dtype=np.int64)}),
+                     on="k", how="inner").sort_values(["lpos", "cpos"], kind="stable")
+    return pairs["lpos"].to_numpy(), pairs["cpos"].to_numpy()
+
+
 def _reply_five_tuples(r: dict, cpos: np.ndarray, conns: pd.DataFrame) -> pd.Categorical:
     """'tcp src:port -> dst:port' of each reply. A reply from the VIP is its connection's
     5-tuple turned round (rendered once per connection); others once per distinct 5-tuple."""
-    used = np.unique(cpos)
+    used = np.flatnonzero(np.bincount(cpos, minlength=len(conns)))
     client = conns["client"].to_numpy()[used]
-    turned = np.array([f"tcp {v} -> {c}" for v, c in zip(conns["vip"].to_numpy()[used], client)],
-                      dtype=object)
+    vip_codes, vips = codes_and_values(conns["vip"])
+    head = np.array([f"tcp {v} -> " for v in vips], dtype=object)
+    turned = head[vip_codes[used]] + client        # one str concatenation per connection
     slot = np.zeros(len(conns), dtype=np.int64)
     slot[used] = np.arange(len(used))
     codes = slot[cpos]
@@ -806,7 +878,8 @@ def _reply_five_tuples(r: dict, cpos: np.ndarray, conns: pd.DataFrame) -> pd.Cat
                                   pd.Series(np.asarray(sub["dst_ip"].take(first), dtype=object)),
                                   np.asarray(sub["dst_port"])[first]))
         codes[other] = len(turned) + ocodes
-    return categorical(codes, np.asarray(texts, dtype=object))
+    # the turned 5-tuples of distinct connections differ; another may equal one of them
+    return categorical(codes, np.asarray(texts, dtype=object), distinct=len(other) == 0)
 
 
 def _lookup(s: pd.Series, mapping: dict) -> np.ndarray:
