@@ -98,6 +98,36 @@ def first_appearance_ids(keys: np.ndarray) -> np.ndarray:
     return out
 
 
+def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """(ids, n): ids 0..n-1 per uint64 hash, equal exactly where the keys are equal, in no
+    particular order (for matching, not numbering: see first_appearance_ids for that).
+
+    As in first_appearance_ids, the keys are split into 256 parts by their top bits and each
+    part is factorized in a hash table that fits the caches (perf1m's 0.7M loose keys: ~23 ms
+    against ~50 ms for one table)."""
+    if len(keys) < HASH_ROWS:
+        ids, distinct = pd.factorize(keys)
+        return ids, len(distinct)
+    part = (keys >> np.uint64(56)).astype(np.uint8)
+    order = np.argsort(part, kind="stable")          # one radix pass
+    sizes = np.bincount(part, minlength=256)
+    del part
+    in_parts = keys[order]
+    ids = np.empty(len(keys), dtype=np.int64)        # per sorted row
+    n = start = 0
+    for size in sizes.tolist():
+        if size:
+            local, distinct = pd.factorize(in_parts[start:start + size])
+            ids[start:start + size] = local
+            ids[start:start + size] += n
+            n += len(distinct)
+            start += size
+    del in_parts
+    out = np.empty(len(keys), dtype=np.int64)
+    out[order] = ids
+    return out, n
+
+
 def point_codes(points: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(codes, names) of a point column: a categorical's own codes (the view's), else a
     factorize; names[codes] are the points (as str objects)."""

@@ -16,8 +16,8 @@ import pandas as pd
 
 from dr_inspect.correlate.coded import (as_text, categorical, codes_and_values, mapped, member,
                                         take, text_rank, with_default)
-from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, endpoint_in, endpoints_text,
-                                       five_tuples, hash_key, ints, is_group_mac, obj,
+from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, dense_ids, endpoint_in,
+                                       endpoints_text, five_tuples, hash_key, ints, is_group_mac, obj,
                                        packet_ids, text)
 from dr_inspect.decode.schema import ACK, RST, SYN
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
@@ -448,9 +448,7 @@ def _loose_keys(tv: pd.DataFrame, packet: np.ndarray, rows_a: np.ndarray, rows_b
     rep[pa] = rows_a
     used = np.flatnonzero(rep >= 0)
     rep = rep[used]
-    loose, distinct = pd.factorize(hash_key(tv[LOOSE_KEY].iloc[rep], LOOSE_KEY))
-    n_loose = len(distinct)
-    del distinct
+    loose, n_loose = dense_ids(hash_key(tv[LOOSE_KEY].iloc[rep], LOOSE_KEY))
     ident = loose.astype(np.int64)
     shared = np.flatnonzero(np.bincount(loose, minlength=n_loose)[loose] > 1)
     n_ident = n_loose
@@ -1064,16 +1062,26 @@ def _flows_from_forwards(fw: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarra
     out["in_capture_span"] = ~out["syn_forwarded"] | spanned
     to_rs = np.flatnonzero(hc & fw["copy_dst_is_rs"].to_numpy(dtype=bool))
     rs_codes, rs_names = codes_and_values(fw["real_server"])
-    rs_rank = text_rank(fw["real_server"])
     # per flow: how many real servers, and the one most copies went to (ties: the first by name)
     width = len(rs_names) + 1
-    pair_codes, pairs = pd.factorize(f_flow[to_rs].astype(np.int64) * width + rs_codes[to_rs])
-    pair_flow = np.asarray(pairs) // width
-    pair_rs = np.asarray(pairs) % width
+    pair = f_flow[to_rs].astype(np.int64) * width + rs_codes[to_rs]
+    if n * width <= 4 * len(pair) + 65536:
+        # (flow, real server) pairs counted in one array over all of them (no hash table)
+        pair_n = np.bincount(pair, minlength=n * width)
+        pairs = np.flatnonzero(pair_n)
+        pair_n = pair_n[pairs]
+    else:
+        pair_codes, pairs = pd.factorize(pair)
+        pair_n = np.bincount(pair_codes, minlength=len(pairs))
+        pairs = np.asarray(pairs)
+    del pair
+    pair_flow = pairs // width
+    pair_rs = pairs % width
     out["rs_count"] = _per_flow(pair_flow, n).astype(np.int64)
-    pair_n = np.bincount(pair_codes, minlength=len(pairs))
+    # each name's place in the sorted names (equal names, equal places: see text_rank)
     name_rank = np.zeros(width, dtype=np.int64)
-    name_rank[rs_codes[to_rs]] = rs_rank[to_rs]
+    if len(rs_names):
+        name_rank[:len(rs_names)] = np.unique(rs_names.astype(str), return_inverse=True)[1]
     best = np.lexsort((name_rank[pair_rs], -pair_n, pair_flow))
     lead = np.ones(len(best), dtype=bool)
     lead[1:] = pair_flow[best][1:] != pair_flow[best][:-1]
