@@ -1,5 +1,6 @@
-"""decode_files (dr_inspect/decode/parallel.py): decoding a set with a forked helper process gives
-exactly what decode_file gives, file by file, whatever the split point, breaks and failures.
+"""decode_files (dr_inspect/decode/parallel.py): decoding a set with a forked helper process (the
+numpy decoder's parallelism) or with threads (the compiled kernels') gives exactly what
+decode_file gives, file by file, whatever the split point, breaks and failures.
 
 The size thresholds are lowered so that small crafted files take the parallel paths."""
 
@@ -20,13 +21,15 @@ import capturegen as cg  # noqa: E402
 from conftest import require  # noqa: E402
 
 import dr_inspect.decode.parallel as par  # noqa: E402
-from dr_inspect.decode import decode_file  # noqa: E402
+from dr_inspect.decode import decode_file, native  # noqa: E402
 from dr_inspect.decode.containers import ContainerParser  # noqa: E402
 from dr_inspect.errors import CaptureError  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def small_thresholds(monkeypatch):
     require(hasattr(os, "fork"), "no os.fork on this platform: decoding stays in one process")
+    # the forked helper is used by the numpy decoder alone (tests of the threads say otherwise)
+    monkeypatch.setenv(native.ENV, "0")
     monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(par, "MIN_SPLIT_FRAMES", 0)
     monkeypatch.setattr(par, "SAMPLE_BYTES", 65536)
@@ -156,9 +159,25 @@ def test_closing_early_stops_the_child(tmp_path):
     assert multiprocessing.active_children() == []
 
 
-def test_decode_set_gives_the_same_with_the_helper_process(tmp_path, monkeypatch):
-    """verify's _decode_set with 1 and 2 workers (the thresholds lowered: the helper process
-    decodes its share): tables, summaries, errors and progress messages are the same."""
+def test_threads_decode_as_decode_file(tmp_path, monkeypatch):
+    """With the compiled kernels, files are decoded by threads side by side, broken ones too."""
+    require(native.available(), "the decoder's C extension was not built")
+    monkeypatch.setenv(native.ENV, "1")
+    files = [(_write(tmp_path / f"{i}.pcap", cg.synthetic_pcap_bytes(_sizes(2000, seed=i))),
+              str(i)) for i in range(3)]
+    files.append((_write(tmp_path / "cut.pcap", files[0][0].read_bytes()[:-9]), "cut"))
+    files.append((_write(tmp_path / "junk.pcap", b"not a capture" * 9), "junk"))
+    _check(files)
+
+
+@pytest.mark.parametrize("kernels", ["0", "1"])
+def test_decode_set_gives_the_same_with_the_helper_process(tmp_path, monkeypatch, kernels):
+    """verify's _decode_set with 1 and 2 workers (the thresholds lowered: the helper process or
+    the second thread decodes its share): tables, summaries, errors and progress messages are
+    the same."""
+    if kernels == "1":
+        require(native.available(), "the decoder's C extension was not built")
+    monkeypatch.setenv(native.ENV, kernels)
     from dr_inspect.captureset import load_capture_set
     import dr_inspect.verify as verify_module
     from rulecaps import DrCapture

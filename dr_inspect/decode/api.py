@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dr_inspect.decode import source
-from dr_inspect.decode.containers import ContainerError, ContainerParser, FrameIndex
-from dr_inspect.decode.layers import Fields, decode_field_batches, decode_fields, merge_fields
+from dr_inspect.decode import native, source, walk
+from dr_inspect.decode.containers import ContainerError, ContainerParser, FrameIndex, detect_format
+from dr_inspect.decode.layers import (Fields, decode_field_batches, decode_fields, kernel_fields,
+                                      merge_fields)
 from dr_inspect.decode.stats import DecodedCapture, DecodeStats
 from dr_inspect.decode.table import build_table
 from dr_inspect.errors import CaptureError
@@ -58,8 +59,9 @@ def decode_span(loaded: source.Loaded, parser: ContainerParser, name: str, start
     last record ends exactly there). sink: given each window's field batches as they are
     decoded (then not kept in Span.fields). Raises CaptureError when the file header is
     unreadable."""
+    if sink is None and native.enabled() and _classic_pcap(loaded, parser):
+        return _decode_pcap_span(loaded, parser, name, start, stop, final)
     buf = loaded.buf
-    n = len(buf)
     fields: list[Fields] = []
     metas: list[FrameIndex] = []
     pos = start
@@ -76,11 +78,7 @@ def decode_span(loaded: source.Loaded, parser: ContainerParser, name: str, start
         except ContainerError as exc:
             idx = exc.index  # type: ignore[attr-defined]
             consumed = 0
-            error = CaptureError(name, exc.offset, exc.reason + (" (offset in the decompressed "
-                                                                "data)" if loaded.gzip else ""))
-            if loaded.gzip_error is not None and exc.offset >= n - 65536:
-                # The container broke at the end because the gzip stream did: report the cause.
-                error = loaded.gzip_error
+            error = _capture_error(loaded, name, exc)
             if parser.format is None:
                 raise error from None
         if len(idx):
@@ -104,6 +102,62 @@ def decode_span(loaded: source.Loaded, parser: ContainerParser, name: str, start
         loaded.release(pos)
     del view
     return Span(fields, metas, pos, error)
+
+
+def _capture_error(loaded: source.Loaded, name: str, exc: ContainerError) -> CaptureError:
+    if loaded.gzip_error is not None and exc.offset >= len(loaded.buf) - 65536:
+        # The container broke at the end because the gzip stream did: report the cause.
+        return loaded.gzip_error
+    return CaptureError(name, exc.offset, exc.reason + (" (offset in the decompressed data)"
+                                                        if loaded.gzip else ""))
+
+
+def _classic_pcap(loaded: source.Loaded, parser: ContainerParser) -> bool:
+    if parser.format is not None:
+        return parser.format == "pcap"
+    return detect_format(bytes(loaded.buf[:4])) == "pcap"
+
+
+def _decode_pcap_span(loaded: source.Loaded, parser: ContainerParser, name: str, start: int,
+                      stop: int, final: bool) -> Span:
+    """decode_span of a classic pcap file with the compiled kernel: records walked and decoded
+    in one pass, window by window (the mapped pages of each window are dropped after it), into
+    one set of columns for the whole span."""
+    buf = loaded.buf[:stop]          # records must end by stop
+    pos = start
+    if parser.format is None:
+        try:
+            _, pos = parser.parse(buf[:24], 0, final=final and stop <= 24)   # the file header
+        except ContainerError as exc:
+            raise _capture_error(loaded, name, exc) from None
+        if pos == 0:
+            return Span([], [], 0, None)
+    # Room for every record a typical capture could hold (none smaller than 64 bytes with its
+    # header); a file of smaller records gets more room as it goes (PcapRecords).
+    records = native.PcapRecords((stop - pos) // 64 + min(stop - pos, WINDOW) // parser.hdrlen + 1)
+    error: CaptureError | None = None
+    while True:
+        limit = min(stop, pos + WINDOW)
+        end, status = records.walk(buf, pos, limit, parser.hdrlen, parser.little,
+                                   parser.max_caplen, parser.frac_ns, parser.linktype)
+        if status != walk.OK:
+            try:
+                pos = parser.records_end(buf, walk.WalkResult(buf[:0], end, status), 0, final)
+            except ContainerError as exc:
+                error = _capture_error(loaded, name, exc)
+                pos = end
+            break
+        pos = end
+        if pos >= stop:
+            break
+        loaded.release(pos)
+    (data_pos, caplen, wirelen, ts_ns), cols, slow, ip6 = records.columns()
+    del records
+    idx = FrameIndex(data_pos, caplen, wirelen, ts_ns, np.zeros(len(caplen), np.int32),
+                     np.full(len(caplen), parser.linktype, np.int32))
+    fields = kernel_fields(loaded.buf, idx, cols, slow, ip6)
+    idx.data_pos = idx.data_pos[:0]
+    return Span([fields] if len(idx) else [], [idx] if len(idx) else [], pos, error)
 
 
 def finish_decode(loaded: source.Loaded, parser: ContainerParser, name: str, label: str,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dr_inspect.decode import native
 from dr_inspect.decode import walk as w
 from dr_inspect.decode.gather import gather
 from dr_inspect.decode.stats import InterfaceInfo
@@ -330,8 +331,7 @@ class ContainerParser:
         that the record chain really reaches it."""
         if self.format != "pcap" or not 0 <= at < len(buf):
             return at
-        max_cap = max(MAX_PCAP_CAPLEN, self.snaplen if self.snaplen <= MAX_RECORD else 0)
-        sync = _pcap_sync(self.little, self.hdrlen, max_cap, self._ts0,
+        sync = _pcap_sync(self.little, self.hdrlen, self.max_caplen, self._ts0,
                           1_000_000 if self.frac_ns == 1000 else 1_000_000_000)
         return int(sync(buf, np.array([at], np.int64), len(buf))[0])
 
@@ -406,7 +406,44 @@ class ContainerParser:
 
     def _pcap_records(self, buf: np.ndarray, pos: int, base: int, final: bool,
                       parts: list[FrameIndex]) -> int:
-        max_cap = max(MAX_PCAP_CAPLEN, self.snaplen if self.snaplen <= MAX_RECORD else 0)
+        walk_records = self._walk_native if native.enabled() else self._walk_numpy
+        return self.records_end(buf, walk_records(buf, pos, self.max_caplen, parts), base, final)
+
+    @property
+    def max_caplen(self) -> int:
+        """Classic pcap: a record's caplen above this is a corrupt header."""
+        return max(MAX_PCAP_CAPLEN, self.snaplen if self.snaplen <= MAX_RECORD else 0)
+
+    def records_end(self, buf: np.ndarray, res: w.WalkResult, base: int, final: bool) -> int:
+        """Classic pcap: the bytes of buf consumed by a walk of its records; raises
+        ContainerError where the walk broke (or, when final, stopped at a cut record)."""
+        if res.status == w.INVALID:
+            cap = int(w.read_u32(buf, np.array([res.end + 8]), self.little)[0])
+            raise ContainerError(base + res.end, f"absurd record length: caplen {cap} "
+                                 f"(snaplen {self.snaplen})")
+        if res.status == w.INCOMPLETE:
+            if final:
+                left = len(buf) - res.end
+                reason = (f"truncated record ({left} bytes left, the record header says more)"
+                          if left >= self.hdrlen else
+                          f"truncated record header ({left} of {self.hdrlen} bytes)")
+                raise ContainerError(base + res.end, reason)
+            return res.end
+        return len(buf) if res.status == w.OK else res.end
+
+    def _walk_native(self, buf: np.ndarray, pos: int, max_cap: int,
+                     parts: list[FrameIndex]) -> w.WalkResult:
+        # The compiled walk: one sequential pass that reads the record headers on the way.
+        p, cap, wire, ts, end, status = native.pcap_walk(buf, pos, self.hdrlen, self.little,
+                                                         max_cap, self.frac_ns)
+        if len(p):
+            parts.append(FrameIndex(data_pos=p + self.hdrlen, caplen=cap, wirelen=wire, ts_ns=ts,
+                                    interface=np.zeros(len(p), np.int32),
+                                    linktype=np.full(len(p), self.linktype, np.int32)))
+        return w.WalkResult(p, end, status)
+
+    def _walk_numpy(self, buf: np.ndarray, pos: int, max_cap: int,
+                    parts: list[FrameIndex]) -> w.WalkResult:
         step = _pcap_step(self.little, self.hdrlen, max_cap)
         if self._ts0 == 0 and pos + 4 <= len(buf):
             self._ts0 = int(w.read_u32(buf, np.array([pos]), self.little)[0])
@@ -424,19 +461,7 @@ class ContainerParser:
                 interface=np.zeros(len(p), np.int32),
                 linktype=np.full(len(p), self.linktype, np.int32),
                 head=rec[:, self.hdrlen:]))
-        if res.status == w.INVALID:
-            cap = int(w.read_u32(buf, np.array([res.end + 8]), self.little)[0])
-            raise ContainerError(base + res.end, f"absurd record length: caplen {cap} "
-                                 f"(snaplen {self.snaplen})")
-        if res.status == w.INCOMPLETE:
-            if final:
-                left = len(buf) - res.end
-                reason = (f"truncated record ({left} bytes left, the record header says more)"
-                          if left >= self.hdrlen else
-                          f"truncated record header ({left} of {self.hdrlen} bytes)")
-                raise ContainerError(base + res.end, reason)
-            return res.end
-        return len(buf) if res.status == w.OK else res.end
+        return res
 
     # -- pcapng blocks
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import copyreg
+from concurrent.futures import ThreadPoolExecutor
 import io
 import mmap
 import multiprocessing
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dr_inspect.decode import source
+from dr_inspect.decode import native, source
 from dr_inspect.decode.api import Span, decode_file, decode_span, finish_decode
 from dr_inspect.decode.containers import ContainerParser, detect_format
 from dr_inspect.decode.stats import DecodedCapture
@@ -67,6 +68,9 @@ def decode_files(jobs: list[tuple[Path, str]], workers: int = 2) -> Iterator[Res
     With workers >= 2 (and fork available, and enough bytes) a forked child decodes part of the
     work meanwhile. Results are produced lazily: this process decodes a job when its result is
     asked for. Closing the iterator early stops the child."""
+    if native.enabled():
+        yield from _decode_in_threads(jobs, workers)
+        return
     plan = _plan(jobs) if workers >= 2 and hasattr(os, "fork") else []
     if not any(j.where != "here" for j in plan):
         for path, label in jobs:
@@ -119,6 +123,24 @@ def decode_files(jobs: list[tuple[Path, str]], workers: int = 2) -> Iterator[Res
         if child.is_alive():
             child.kill()
         child.join()
+
+
+def _decode_in_threads(jobs: list[tuple[Path, str]], workers: int) -> Iterator[Result]:
+    """With the compiled kernels, which release the GIL while they walk and decode, threads
+    decode files side by side (faster than a forked process: nothing to send back)."""
+    if workers < 2 or len(jobs) < 2 or sum(_size(p) for p, _ in jobs) < PARALLEL_MIN_BYTES:
+        for path, label in jobs:
+            yield _decode_here(path, label)
+        return
+    pool = ThreadPoolExecutor(workers)
+    futures = [pool.submit(_decode_here, path, label) for path, label in jobs]
+    try:
+        for future in futures:
+            yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 def _decode_here(path: Path, label: str) -> Result:

@@ -1,0 +1,509 @@
+/* Compiled kernels of the decoder: the classic pcap record walk (pcap_walk), the per-frame field
+ * decode of ordinary Ethernet frames (decode_frames), and both in one pass over a file
+ * (pcap_decode: each frame is decoded while its bytes are in cache).
+ *
+ * Both are optional: dr_inspect/decode/native.py uses them when this module was built and falls
+ * back to the numpy code otherwise, which stays the reference. The field decode handles only
+ * frames it can decode completely (Ethernet, up to four VLAN tags, IPv4 with any options, IPv6
+ * without extension headers, TCP, UDP, ICMPv4, ARP, other ethertypes and protocols as "no more
+ * fields") and marks every other frame "slow": a frame with another link type, anything cut
+ * short, a bad header length or version, IPv6 extension headers, ICMPv6. Those are decoded by
+ * layers.py, so every odd case has exactly one implementation.
+ *
+ * No numpy C API: arrays come in through the buffer protocol, allocated by the caller. The GIL
+ * is released while the loops run.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { OK = 0, INCOMPLETE = 1, INVALID = 2 };
+#define PREFETCH_BYTES 4096
+
+static inline uint32_t be16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p[1]; }
+static inline uint32_t be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t be48(const uint8_t *p) {
+    return ((uint64_t)be16(p) << 32) | be32(p + 2);
+}
+static inline uint32_t u32(const uint8_t *p, int little) {
+    return little ? ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0]
+                  : be32(p);
+}
+
+/* ------------------------------------------------------------------ classic pcap record walk */
+
+static int check_out(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n, const char *what) {
+    if (b->len < n * itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, %zd needed", what, b->len,
+                     n * itemsize);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(pcap_walk_doc,
+"pcap_walk(buf, start, hdrlen, little, max_caplen, frac_ns, pos, caplen, wirelen, ts_ns)\n"
+"Walk the records of buf from start. The four int64 outputs must hold\n"
+"(len(buf) - start) // hdrlen + 1 entries. Returns (count, end, status): status 0 when the\n"
+"chain reached the end of buf, 1 when the record at end is incomplete, 2 when its caplen is\n"
+"above max_caplen.");
+
+static PyObject *pcap_walk(PyObject *self, PyObject *args) {
+    Py_buffer buf, pos_b, cap_b, wire_b, ts_b;
+    Py_ssize_t start, hdrlen, max_caplen;
+    long long frac_ns;
+    int little;
+    if (!PyArg_ParseTuple(args, "y*nnpnLw*w*w*w*", &buf, &start, &hdrlen, &little, &max_caplen,
+                          &frac_ns, &pos_b, &cap_b, &wire_b, &ts_b))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t n = buf.len;
+    if (hdrlen < 16 || start < 0 || start > n) {
+        PyErr_SetString(PyExc_ValueError, "bad start or header length");
+        goto done;
+    }
+    const Py_ssize_t room = (n - start) / hdrlen + 1;
+    if (check_out(&pos_b, 8, room, "pos") || check_out(&cap_b, 8, room, "caplen")
+        || check_out(&wire_b, 8, room, "wirelen") || check_out(&ts_b, 8, room, "ts_ns"))
+        goto done;
+    const uint8_t *b = buf.buf;
+    int64_t *pos_o = pos_b.buf, *cap_o = cap_b.buf, *wire_o = wire_b.buf, *ts_o = ts_b.buf;
+    Py_ssize_t p = start, count = 0;
+    int status = OK;
+    Py_BEGIN_ALLOW_THREADS
+    while (p < n) {
+        if (p + hdrlen > n) { status = INCOMPLETE; break; }
+        const uint8_t *h = b + p;
+        const int64_t cap = u32(h + 8, little);
+        if (cap > max_caplen) { status = INVALID; break; }
+        if (p + hdrlen + cap > n) { status = INCOMPLETE; break; }
+        pos_o[count] = p;
+        cap_o[count] = cap;
+        wire_o[count] = u32(h + 12, little);
+        ts_o[count] = (int64_t)u32(h, little) * 1000000000LL + (int64_t)u32(h + 4, little) * frac_ns;
+        count++;
+        p += hdrlen + cap;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("nni", count, p, status);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&pos_b);
+    PyBuffer_Release(&cap_b);
+    PyBuffer_Release(&wire_b);
+    PyBuffer_Release(&ts_b);
+    return result;
+}
+
+/* ------------------------------------------------------------------ field decode */
+
+/* The output columns, in the order of FIELDS below: (group, name, numpy dtype). */
+enum {
+    F_IP_VERSION, F_IP_ID, F_TTL, F_PROTO, F_SRC_PORT, F_DST_PORT, F_SEQ, F_ACK, F_TCP_FLAGS,
+    F_PAYLOAD_LEN, F_ICMP_TYPE, F_ICMP_CODE, F_ND_FLAGS, F_ARP_OP, F_VLAN, F_ETHERTYPE,
+    F_SRC_MAC, F_DST_MAC, F_ND_LLADDR, F_ARP_SENDER_MAC, F_ARP_TARGET_MAC,
+    F_SRC_IP, F_DST_IP, F_ARP_SENDER_IP, F_ARP_TARGET_IP,
+    N_FIELDS
+};
+static const char *const FIELD_SPEC[N_FIELDS][3] = {
+    {"ints", "ip_version", "u1"}, {"ints", "ip_id", "u4"}, {"ints", "ttl", "u1"},
+    {"ints", "proto", "u1"}, {"ints", "src_port", "u2"}, {"ints", "dst_port", "u2"},
+    {"ints", "seq", "u4"}, {"ints", "ack", "u4"}, {"ints", "tcp_flags", "u2"},
+    {"ints", "payload_len", "i4"}, {"ints", "icmp_type", "u1"}, {"ints", "icmp_code", "u1"},
+    {"ints", "nd_flags", "u1"}, {"ints", "arp_op", "u2"}, {"ints", "vlan", "u2"},
+    {"ints", "ethertype", "u2"},
+    {"macs", "src_mac", "u8"}, {"macs", "dst_mac", "u8"}, {"macs", "nd_lladdr", "u8"},
+    {"macs", "arp_sender_mac", "u8"}, {"macs", "arp_target_mac", "u8"},
+    {"ip4", "src_ip", "u4"}, {"ip4", "dst_ip", "u4"}, {"ip4", "arp_sender_ip", "u4"},
+    {"ip4", "arp_target_ip", "u4"},
+};
+static const int FIELD_SIZE[N_FIELDS] = {
+    1, 4, 1, 1, 2, 2, 4, 4, 2, 4, 1, 1, 1, 2, 2, 2, 8, 8, 8, 8, 8, 4, 4, 4, 4,
+};
+
+#define ETH 1
+#define IPV6_EXT(nh) ((nh) == 0 || (nh) == 43 || (nh) == 44 || (nh) == 60 || (nh) == 51)
+#define IS_TPID(et) ((et) == 0x8100 || (et) == 0x88A8 || (et) == 0x9100)
+#define MAX_VLAN_TAGS 4
+
+typedef struct {
+    void *v[N_FIELDS];
+    uint8_t *ok[N_FIELDS];
+} Columns;
+
+/* One frame's fields, decoded into registers and the stack first and stored column by column
+ * after: the column stores are then straight-line code. */
+typedef struct {
+    uint64_t v[N_FIELDS];
+    uint8_t ok[32];                   /* N_FIELDS flags, rounded up: cleared in two stores */
+    uint8_t ip6[32];
+    int has_ip6;
+} Row;
+
+static inline void put(Row *r, int f, uint64_t value) {
+    r->v[f] = value;
+    r->ok[f] = 1;
+}
+
+static inline void store_row(const Columns *c, Py_ssize_t i, const Row *r) {
+#define STORE(f, T) ((T *)c->v[f])[i] = r->ok[f] ? (T)r->v[f] : 0; c->ok[f][i] = r->ok[f]
+    STORE(F_IP_VERSION, uint8_t); STORE(F_IP_ID, uint32_t); STORE(F_TTL, uint8_t);
+    STORE(F_PROTO, uint8_t); STORE(F_SRC_PORT, uint16_t); STORE(F_DST_PORT, uint16_t);
+    STORE(F_SEQ, uint32_t); STORE(F_ACK, uint32_t); STORE(F_TCP_FLAGS, uint16_t);
+    STORE(F_PAYLOAD_LEN, uint32_t); STORE(F_ICMP_TYPE, uint8_t); STORE(F_ICMP_CODE, uint8_t);
+    STORE(F_ND_FLAGS, uint8_t); STORE(F_ARP_OP, uint16_t); STORE(F_VLAN, uint16_t);
+    STORE(F_ETHERTYPE, uint16_t); STORE(F_SRC_MAC, uint64_t); STORE(F_DST_MAC, uint64_t);
+    STORE(F_ND_LLADDR, uint64_t); STORE(F_ARP_SENDER_MAC, uint64_t);
+    STORE(F_ARP_TARGET_MAC, uint64_t); STORE(F_SRC_IP, uint32_t); STORE(F_DST_IP, uint32_t);
+    STORE(F_ARP_SENDER_IP, uint32_t); STORE(F_ARP_TARGET_IP, uint32_t);
+#undef STORE
+}
+
+/* Decode one frame into r (cleared before: value 0, not valid); returns 0 when done, 1 when the
+ * frame is for layers.py (then what was decoded of it is overwritten by the caller). Every byte
+ * read is inside the captured length (checked before it is read). */
+static inline int decode_one(const uint8_t *p, int64_t cap, int64_t wire, int32_t linktype,
+                             Row *r) {
+    if (linktype != ETH || cap < 14)
+        return 1;
+    put(r, F_DST_MAC, be48(p));
+    put(r, F_SRC_MAC, be48(p + 6));
+    uint32_t et = be16(p + 12);
+    int64_t l3 = 14;
+    int tagged = 0;
+    for (int t = 0; t < MAX_VLAN_TAGS && IS_TPID(et); t++) {
+        if (cap < l3 + 4)
+            return 1;
+        if (!tagged) {
+            put(r, F_VLAN, be16(p + l3) & 0x0FFF);
+            tagged = 1;
+        }
+        et = be16(p + l3 + 2);
+        l3 += 4;
+    }
+    if (et < 0x0600)
+        return 0;                 /* an 802.3 length: no ethertype, nothing more decoded */
+    put(r, F_ETHERTYPE, et);
+    const int64_t cap3 = cap - l3;
+    const uint8_t *q = p + l3;
+    const int64_t on_wire = wire - l3;
+    int64_t l4off, ip_payload;
+    uint32_t proto;
+    int v4;
+    if (et == 0x0800) {
+        if (cap3 < 20 || (q[0] >> 4) != 4)
+            return 1;
+        const int64_t ihl = (int64_t)(q[0] & 0x0F) * 4;
+        if (ihl < 20 || cap3 < ihl)
+            return 1;
+        int64_t tot = be16(q + 2);
+        if (tot == 0 || tot > on_wire)
+            tot = on_wire;     /* TSO/GSO frames carry 0; a bogus one is bounded (layers.py) */
+        proto = q[9];
+        put(r, F_IP_VERSION, 4);
+        put(r, F_IP_ID, be16(q + 4));
+        put(r, F_TTL, q[8]);
+        put(r, F_PROTO, proto);
+        put(r, F_SRC_IP, be32(q + 12));
+        put(r, F_DST_IP, be32(q + 16));
+        if ((be16(q + 6) & 0x1FFF) != 0)
+            return 0;          /* not the first fragment: no L4 header here */
+        l4off = ihl;
+        ip_payload = tot - ihl;
+        v4 = 1;
+    } else if (et == 0x86DD) {
+        if (cap3 < 40 || (q[0] >> 4) != 6)
+            return 1;
+        proto = q[6];
+        if (IPV6_EXT(proto))
+            return 1;
+        put(r, F_IP_VERSION, 6);
+        put(r, F_TTL, q[7]);
+        put(r, F_PROTO, proto);
+        memcpy(r->ip6, q + 8, 32);
+        r->has_ip6 = 1;
+        int64_t plen = be16(q + 4);
+        ip_payload = plen < on_wire - 40 ? plen : on_wire - 40;
+        l4off = 40;
+        v4 = 0;
+    } else if (et == 0x0806) {
+        if (cap3 < 8)
+            return 1;
+        put(r, F_ARP_OP, be16(q + 6));
+        if (q[4] == 6 && q[5] == 4) {
+            if (cap3 < 28)
+                return 1;
+            put(r, F_ARP_SENDER_MAC, be48(q + 8));
+            put(r, F_ARP_SENDER_IP, be32(q + 14));
+            put(r, F_ARP_TARGET_MAC, be48(q + 18));
+            put(r, F_ARP_TARGET_IP, be32(q + 24));
+        }
+        return 0;
+    } else {
+        return 0;
+    }
+    const int64_t cap4 = cap3 - l4off;
+    const uint8_t *t = q + l4off;    /* the transport header */
+    if (proto == 6) {
+        if (cap4 < 20)
+            return 1;
+        const int64_t doff = (int64_t)(t[12] >> 4) * 4;
+        if (doff < 20)
+            return 1;
+        put(r, F_SRC_PORT, be16(t));
+        put(r, F_DST_PORT, be16(t + 2));
+        put(r, F_SEQ, be32(t + 4));
+        put(r, F_ACK, be32(t + 8));
+        put(r, F_TCP_FLAGS, ((uint32_t)(t[12] & 0x0F) << 8) | t[13]);
+        put(r, F_PAYLOAD_LEN, (uint32_t)(int32_t)(ip_payload - doff));
+    } else if (proto == 17) {
+        if (cap4 < 8)
+            return 1;
+        put(r, F_SRC_PORT, be16(t));
+        put(r, F_DST_PORT, be16(t + 2));
+        put(r, F_PAYLOAD_LEN, (uint32_t)(int32_t)(ip_payload - 8));
+    } else if (proto == 1 && v4) {
+        if (cap4 < 4)
+            return 1;
+        put(r, F_ICMP_TYPE, t[0]);
+        put(r, F_ICMP_CODE, t[1]);
+        put(r, F_PAYLOAD_LEN, (uint32_t)(int32_t)(ip_payload - 8));
+    } else if (proto == 58 && !v4) {
+        return 1;              /* ICMPv6: neighbour discovery options are layers.py's */
+    }
+    return 0;
+}
+
+/* Frame i decoded into the columns, its IPv6 addresses appended to v6. Returns 1 when the
+ * frame is for layers.py. */
+static inline int decode_row(const uint8_t *p, int64_t cap, int64_t wire, int32_t linktype,
+                             const Columns *c, Py_ssize_t i, uint8_t *v6, Py_ssize_t *n6) {
+    Row r;
+    memset(r.ok, 0, sizeof r.ok);    /* only the flags: store_row writes 0 for unset values */
+    r.has_ip6 = 0;
+    const int slow = decode_one(p, cap, wire, linktype, &r);
+    store_row(c, i, &r);
+    if (r.has_ip6 && !slow) {
+        memcpy(v6 + 32 * (*n6), r.ip6, 32);
+        (*n6)++;
+    }
+    return slow;
+}
+
+/* The column buffers of `values` and `valid` (one array per field), each holding `rows` rows.
+ * Returns how many fields' buffers were taken: N_FIELDS, or fewer with an exception set. */
+static int get_columns(PyObject *values, PyObject *valid, Py_ssize_t rows, Columns *cols,
+                       Py_buffer *vb, Py_buffer *okb) {
+    if (!PySequence_Check(values) || !PySequence_Check(valid)
+        || PySequence_Size(values) != N_FIELDS || PySequence_Size(valid) != N_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "values and valid need one array per field");
+        return 0;
+    }
+    int got = 0;
+    for (; got < N_FIELDS; got++) {
+        PyObject *a = PySequence_GetItem(values, got);
+        PyObject *o = a ? PySequence_GetItem(valid, got) : NULL;
+        int bad = !a || !o || PyObject_GetBuffer(a, &vb[got], PyBUF_WRITABLE) < 0;
+        if (!bad && PyObject_GetBuffer(o, &okb[got], PyBUF_WRITABLE) < 0) {
+            PyBuffer_Release(&vb[got]);
+            bad = 1;
+        }
+        Py_XDECREF(a);
+        Py_XDECREF(o);
+        if (bad)
+            break;
+        if (vb[got].len < rows * FIELD_SIZE[got] || okb[got].len < rows) {
+            PyBuffer_Release(&vb[got]);
+            PyBuffer_Release(&okb[got]);
+            PyErr_Format(PyExc_ValueError, "column %s is too short", FIELD_SPEC[got][1]);
+            break;
+        }
+        cols->v[got] = vb[got].buf;
+        cols->ok[got] = okb[got].buf;
+    }
+    return got;
+}
+
+static void release_columns(int got, Py_buffer *vb, Py_buffer *okb) {
+    for (int f = 0; f < got; f++) {
+        PyBuffer_Release(&vb[f]);
+        PyBuffer_Release(&okb[f]);
+    }
+}
+
+PyDoc_STRVAR(decode_frames_doc,
+"decode_frames(buf, data_pos, caplen, wirelen, linktype, values, valid, slow, ip6) -> n6\n"
+"Decode every frame i (int64 data_pos/caplen/wirelen, int32 linktype). values and valid are\n"
+"sequences of len(FIELDS) arrays of n entries (dtype as in FIELDS; valid: bool). slow: bool\n"
+"per frame, set where the frame was not decoded here (the caller decodes it and overwrites its\n"
+"columns). ip6: n*32 bytes, filled with the source and destination addresses of the IPv6\n"
+"frames decoded here, in frame order. Returns the number of those IPv6 frames.");
+
+static PyObject *decode_frames(PyObject *self, PyObject *args) {
+    Py_buffer buf, pos_b, cap_b, wire_b, lt_b, slow_b, v6_b;
+    PyObject *values, *valid;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*OOw*w*", &buf, &pos_b, &cap_b, &wire_b, &lt_b,
+                          &values, &valid, &slow_b, &v6_b))
+        return NULL;
+    Py_buffer vb[N_FIELDS], okb[N_FIELDS];
+    Columns cols;
+    int got = 0;
+    PyObject *result = NULL;
+    const Py_ssize_t n = pos_b.len / 8;
+    if (cap_b.len < n * 8 || wire_b.len < n * 8 || lt_b.len < n * 4 || slow_b.len < n
+        || v6_b.len < n * 32) {
+        PyErr_SetString(PyExc_ValueError, "per-frame arrays of different lengths");
+        goto done;
+    }
+    got = get_columns(values, valid, n, &cols, vb, okb);
+    if (got < N_FIELDS)
+        goto done;
+    const uint8_t *b = buf.buf;
+    const int64_t *pos = pos_b.buf, *cap = cap_b.buf, *wire = wire_b.buf;
+    const int32_t *lt = lt_b.buf;
+    uint8_t *slow = slow_b.buf, *v6 = v6_b.buf;
+    Py_ssize_t n6 = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* frames a few ahead are fetched meanwhile (each one's first bytes are a cache miss) */
+        if (i + 8 < n && pos[i + 8] >= 0 && pos[i + 8] < buf.len)
+            __builtin_prefetch(b + pos[i + 8]);
+        if (pos[i] < 0 || cap[i] < 0 || pos[i] + cap[i] > buf.len)
+            /* not all in the buffer: left to layers.py, which reads what there is (link type
+             * -1 makes decode_row give up before reading anything) */
+            slow[i] = decode_row(b, 0, 0, -1, &cols, i, v6, &n6);
+        else
+            slow[i] = decode_row(b + pos[i], cap[i], wire[i], lt[i], &cols, i, v6, &n6);
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(n6);
+done:
+    release_columns(got, vb, okb);
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&pos_b);
+    PyBuffer_Release(&cap_b);
+    PyBuffer_Release(&wire_b);
+    PyBuffer_Release(&lt_b);
+    PyBuffer_Release(&slow_b);
+    PyBuffer_Release(&v6_b);
+    return result;
+}
+
+PyDoc_STRVAR(pcap_decode_doc,
+"pcap_decode(buf, start, limit, hdrlen, little, max_caplen, frac_ns, linktype, offset, n6_offset,\n"
+"            pos, caplen, wirelen, ts_ns, values, valid, slow, ip6) -> (count, end, status, n6)\n"
+"pcap_walk and decode_frames in one pass: walk the records of buf from start while the record\n"
+"start is below limit (a record may end past limit, not past the end of buf), and decode each\n"
+"frame while its bytes are in cache. Entries are written from row `offset` (ip6 rows from\n"
+"n6_offset); every output needs room for (limit - start) // hdrlen + 1 more rows.");
+
+static PyObject *pcap_decode(PyObject *self, PyObject *args) {
+    Py_buffer buf, pos_b, cap_b, wire_b, ts_b, slow_b, v6_b;
+    Py_ssize_t start, limit, hdrlen, max_caplen, offset, n6_offset;
+    long long frac_ns;
+    int little, linktype;
+    PyObject *values, *valid;
+    if (!PyArg_ParseTuple(args, "y*nnnpnLinnw*w*w*w*OOw*w*", &buf, &start, &limit, &hdrlen,
+                          &little, &max_caplen, &frac_ns, &linktype, &offset, &n6_offset, &pos_b,
+                          &cap_b, &wire_b, &ts_b, &values, &valid, &slow_b, &v6_b))
+        return NULL;
+    Py_buffer vb[N_FIELDS], okb[N_FIELDS];
+    Columns cols;
+    int got = 0;
+    PyObject *result = NULL;
+    const Py_ssize_t n = buf.len;
+    if (hdrlen < 16 || start < 0 || start > n || limit > n || offset < 0 || n6_offset < 0) {
+        PyErr_SetString(PyExc_ValueError, "bad start, limit, offset or header length");
+        goto done;
+    }
+    const Py_ssize_t rows = offset + (limit > start ? (limit - start) / hdrlen : 0) + 1;
+    if (check_out(&pos_b, 8, rows, "pos") || check_out(&cap_b, 8, rows, "caplen")
+        || check_out(&wire_b, 8, rows, "wirelen") || check_out(&ts_b, 8, rows, "ts_ns")
+        || check_out(&slow_b, 1, rows, "slow")
+        || check_out(&v6_b, 32, n6_offset + rows - offset, "ip6"))
+        goto done;
+    got = get_columns(values, valid, rows, &cols, vb, okb);
+    if (got < N_FIELDS)
+        goto done;
+    const uint8_t *b = buf.buf;
+    int64_t *pos_o = pos_b.buf, *cap_o = cap_b.buf, *wire_o = wire_b.buf, *ts_o = ts_b.buf;
+    uint8_t *slow = slow_b.buf, *v6 = (uint8_t *)v6_b.buf + 32 * n6_offset;
+    Py_ssize_t p = start, i = offset, n6 = 0;
+    Py_ssize_t fetched = start;     /* lines before this were prefetched */
+    int status = OK;
+    Py_BEGIN_ALLOW_THREADS
+    while (p < limit) {
+        if (p + hdrlen > n) { status = INCOMPLETE; break; }
+        const uint8_t *h = b + p;
+        /* The next record's position is known only once this one's header is read: a chain
+         * of dependent loads. Fetching the bytes ahead keeps it out of memory latency. */
+        const Py_ssize_t ahead = p + PREFETCH_BYTES < n ? p + PREFETCH_BYTES : n;
+        for (; fetched < ahead; fetched += 64)
+            __builtin_prefetch(b + fetched);
+        const int64_t cap = u32(h + 8, little);
+        if (cap > max_caplen) { status = INVALID; break; }
+        if (p + hdrlen + cap > n) { status = INCOMPLETE; break; }
+        const int64_t wire = u32(h + 12, little);
+        pos_o[i] = p + hdrlen;
+        cap_o[i] = cap;
+        wire_o[i] = wire;
+        ts_o[i] = (int64_t)u32(h, little) * 1000000000LL + (int64_t)u32(h + 4, little) * frac_ns;
+        slow[i] = decode_row(h + hdrlen, cap, wire, linktype, &cols, i, v6, &n6);
+        i++;
+        p += hdrlen + cap;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("nnin", i - offset, p, status, n6);
+done:
+    release_columns(got, vb, okb);
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&pos_b);
+    PyBuffer_Release(&cap_b);
+    PyBuffer_Release(&wire_b);
+    PyBuffer_Release(&ts_b);
+    PyBuffer_Release(&slow_b);
+    PyBuffer_Release(&v6_b);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"pcap_walk", pcap_walk, METH_VARARGS, pcap_walk_doc},
+    {"decode_frames", decode_frames, METH_VARARGS, decode_frames_doc},
+    {"pcap_decode", pcap_decode, METH_VARARGS, pcap_decode_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_native", "Compiled kernels of the decoder (see native.py).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    PyObject *fields = PyTuple_New(N_FIELDS);
+    if (!fields) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    for (int f = 0; f < N_FIELDS; f++) {
+        PyObject *spec = Py_BuildValue("(sss)", FIELD_SPEC[f][0], FIELD_SPEC[f][1],
+                                       FIELD_SPEC[f][2]);
+        if (!spec) {
+            Py_DECREF(fields);
+            Py_DECREF(m);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(fields, f, spec);
+    }
+    if (PyModule_AddObject(m, "FIELDS", fields) < 0) {
+        Py_DECREF(fields);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
