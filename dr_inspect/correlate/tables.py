@@ -968,23 +968,39 @@ def arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
     return _finish(t, "arp")
 
 
-def _arp_causes(t: pd.DataFrame, prev_claimer: pd.Series) -> np.ndarray:
-    """One line per ARP/ND frame: what a VIP claim or a request from the VIP most likely means."""
-    mac, vip = t["claimer_mac"], t["vip"]
-    request = t["kind"].isin(["request", "ns"]).to_numpy()
-    rs_claim = (t["claimer"] + " (" + mac + ") answers ARP/ND for the VIP " + vip + ": set "
-                "arp_ignore=1 and arp_announce=2 on its VIP-segment interface (VIP on lo only)")
-    stranger = ("unknown host " + mac + " claims the VIP " + vip + ": an address conflict; find "
-                "it with arping -D and remove the VIP there")
-    failover = ("the VIP " + vip + " moved from director " + prev_claimer.fillna("?").astype(str)
-                + " to " + mac + ": a director failover (one change is a warning; more mean two "
-                "directors claim it: check keepalived priorities and VRRP)")
-    announce = (t["claimer"] + " (" + mac + ") sends ARP requests from the VIP " + vip + ": set "
-                "arp_announce=2 on that real server's interfaces")
-    out = np.where(request, announce,
-                   np.where(t["failover"], failover,
-                            np.where(t["is_rs"], rs_claim, np.where(t["is_director"], "", stranger))))
-    return np.asarray(out, dtype=object)
+def _arp_causes(t: pd.DataFrame, prev_claimer: pd.Series) -> pd.Categorical:
+    """One line per ARP/ND frame: what a VIP claim or a request from the VIP most likely means;
+    rendered once per distinct (case, claimer, MAC, VIP, previous claimer) of those it names."""
+    # the first that holds: a request from the VIP, a director failover, a real server's
+    # claim, a director's claim (nothing to say), anyone else's claim
+    case = np.select([t["kind"].isin(["request", "ns"]).to_numpy(),
+                      t["failover"].to_numpy(dtype=bool), t["is_rs"].to_numpy(dtype=bool),
+                      t["is_director"].to_numpy(dtype=bool)], [0, 1, 2, 3], default=4)
+    columns = [t["claimer"], t["claimer_mac"], t["vip"], prev_claimer.fillna("?").astype(str)]
+    # which texts each case names: claimer, MAC, VIP, previous claimer
+    names = np.array([[1, 1, 1, 0], [0, 1, 1, 1], [1, 1, 1, 0], [0, 0, 0, 0], [0, 1, 1, 0]],
+                     dtype=bool)
+    coded = [codes_and_values(c) for c in columns]
+    key = pd.DataFrame({"case": case, **{str(i): np.where(names[case, i], codes, -1)
+                                         for i, (codes, _) in enumerate(coded)}})
+    ids, distinct = pd.factorize(hash_key(key, list(key.columns)))
+    first = np.full(len(distinct), len(ids), dtype=np.int64)
+    np.minimum.at(first, ids, np.arange(len(ids), dtype=np.int64))
+    texts = []
+    for row in first.tolist():
+        claimer, mac, vip, prev = (values[codes[row]] for codes, values in coded)
+        texts.append([
+            f"{claimer} ({mac}) sends ARP requests from the VIP {vip}: set arp_announce=2 on "
+            "that real server's interfaces",
+            f"the VIP {vip} moved from director {prev} to {mac}: a director failover (one change "
+            "is a warning; more mean two directors claim it: check keepalived priorities and "
+            "VRRP)",
+            f"{claimer} ({mac}) answers ARP/ND for the VIP {vip}: set arp_ignore=1 and "
+            "arp_announce=2 on its VIP-segment interface (VIP on lo only)",
+            "",
+            f"unknown host {mac} claims the VIP {vip}: an address conflict; find it with arping "
+            "-D and remove the VIP there"][case[row]])
+    return categorical(ids, texts)
 
 
 def _per_flow(flow_index: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
