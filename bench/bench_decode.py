@@ -1,5 +1,7 @@
 """Decoder benchmark: dr_inspect.decode vs `tshark -T fields` vs scapy's PcapReader, measured in
 the same run on the same synthetic captures (classic pcap and pcapng), with ratios and targets.
+Ours is measured twice: with its compiled kernels (the default) and with numpy alone (the
+fallback where the C extension could not be built; DR_INSPECT_NATIVE=0).
 
     python -m bench.bench_decode                  # 100k and 1M frames, pcap and pcapng
     python -m bench.bench_decode --quick          # small sizes: a smoke run
@@ -29,6 +31,7 @@ if __package__ in (None, ""):   # run as `python bench/<script>.py`: make the be
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import gen  # noqa: E402
+from dr_inspect.decode import native  # noqa: E402
 from bench.measure import (  # noqa: E402
     ChildResult, baseline, cache_dir, progress, run_child, size_bytes,
     tshark_seconds, warm_page_cache)
@@ -69,12 +72,20 @@ def _ensure(path: Path, frames: int, generated: list[Path]) -> Path:
     return path
 
 
-def _ours(path: Path, frames: int, fmt: str, repeat: int, base: ChildResult, profile: int) -> Row:
+# Our decoder with its compiled kernels (the default when they were built), and with numpy
+# alone (the fallback where no C compiler was found at install time).
+OURS = "dr-inspect"
+OURS_NUMPY = "dr-inspect, numpy only"
+
+
+def _ours(path: Path, frames: int, fmt: str, repeat: int, base: ChildResult, profile: int,
+          tool: str = OURS) -> Row:
     best: ChildResult | None = None
     worst_hwm, worst_anon, cpu = 0, 0, float("inf")
+    env = {native.ENV: "0"} if tool == OURS_NUMPY else None
     for i in range(repeat):
-        progress(f"ours on {path.name} (run {i + 1}/{repeat})")
-        res = run_child(["decode", str(path)])
+        progress(f"{tool} on {path.name} (run {i + 1}/{repeat})")
+        res = run_child(["decode", str(path)], env=env)
         if res.data["frames"] != frames:
             raise RuntimeError(f"decoder returned {res.data['frames']} rows for {frames} frames")
         worst_hwm, worst_anon = max(worst_hwm, res.hwm_kb), max(worst_anon, res.peak_anon_kb)
@@ -84,9 +95,9 @@ def _ours(path: Path, frames: int, fmt: str, repeat: int, base: ChildResult, pro
     assert best is not None
     if profile:
         progress(f"profiling ours on {path.name} (cProfile, top {profile}, printed to stderr)")
-        run_child(["decode", str(path), "--profile", str(profile)])
+        run_child(["decode", str(path), "--profile", str(profile)], env=env)
     note = f"undecodable {best.data['undecodable']}" if best.data["undecodable"] else ""
-    return Row(fmt, "dr-inspect", frames, best.seconds, size_bytes(path), cpu,
+    return Row(fmt, tool, frames, best.seconds, size_bytes(path), cpu,
                (worst_hwm - base.hwm_kb) * 1024.0, (worst_anon - base.peak_anon_kb) * 1024.0, note)
 
 
@@ -117,7 +128,7 @@ def ratio(x: float) -> str:
 def render(rows: list[Row]) -> str:
     table = []
     for fmt in dict.fromkeys(r.fmt for r in rows):
-        ours = [r for r in rows if r.fmt == fmt and r.tool == "dr-inspect"]
+        ours = [r for r in rows if r.fmt == fmt and r.tool == OURS]
         tshark = [r for r in rows if r.fmt == fmt and r.tool.startswith("tshark")]
         scapy = [r for r in rows if r.fmt == fmt and r.tool.startswith("scapy")]
         for r in rows:
@@ -127,7 +138,7 @@ def render(rows: list[Row]) -> str:
             anon, anon_pf = _mem_text(r.anon_bytes, r.frames)
             target = ""
             ratios = ""
-            if r.tool == "dr-inspect":
+            if r.tool in (OURS, OURS_NUMPY):
                 rate_ok = r.rate >= TARGET_RATE[fmt]
                 cpu_ok = r.cpu_rate >= TARGET_RATE[fmt]
                 budget = TARGET_BYTES_PER_FRAME * r.frames + TARGET_FIXED_BYTES
@@ -177,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scapy-frames", type=int, default=20_000)
     parser.add_argument("--no-tshark", action="store_true")
     parser.add_argument("--no-scapy", action="store_true")
+    parser.add_argument("--no-numpy", action="store_true",
+                        help="leave out the numpy-only decoder (DR_INSPECT_NATIVE=0) rows")
     parser.add_argument("--profile", type=int, default=0,
                         help="also run ours under cProfile on the largest file, top N functions")
     args = parser.parse_args(argv)
@@ -200,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                 warm_page_cache(path)
                 rows.append(_ours(path, n, fmt, max(1, args.repeat), base,
                                   args.profile if n == sizes[-1] and fmt == formats[0] else 0))
+                if native.available() and not args.no_numpy:
+                    rows.append(_ours(path, n, fmt, max(1, args.repeat), base, 0, OURS_NUMPY))
                 if run_tshark and n <= max(args.tshark_max, sizes[0]):
                     rows.append(_tshark(path, n, fmt, max(1, args.repeat)))
             if not args.no_scapy:
@@ -209,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             for path in generated:
                 path.unlink(missing_ok=True)
-    print(f"decoder benchmark ({', '.join(formats)}; frames of ~{rows[0].file_bytes / rows[0].frames:.0f} B "
+    kernels = "compiled kernels built" if native.available() else \
+        "compiled kernels NOT built (no C compiler at install): numpy only"
+    print(f"decoder benchmark ({kernels}; {', '.join(formats)}; frames of ~{rows[0].file_bytes / rows[0].frames:.0f} B "
           f"on average; baseline interpreter RSS {base.hwm_kb / 1024:.0f} MB; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)")
     print(render(rows))

@@ -145,8 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             for path in generated:
                 shutil.rmtree(path, ignore_errors=True)
+    from dr_inspect.decode import native
+    decoder = "compiled decoder kernels" if native.enabled() else \
+        "numpy decoder (compiled kernels not built or DR_INSPECT_NATIVE=0)"
     print(f"verify benchmark: healthy two-point DR set ({args.format}), frames over both points; "
-          f"baseline interpreter RSS {base.hwm_kb / 1024:.0f} MB; {os.cpu_count()} CPUs, "
+          f"{decoder}; baseline interpreter RSS {base.hwm_kb / 1024:.0f} MB; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} at the end")
     print(tabulate(table, headers=["frames", "run", "seconds", "frames/s", "frames/CPU-s", "MB/s", "peak RSS MB",
                                    "B/frame RSS", "peak anon MB", "B/frame anon", "ratio", "target"],

@@ -92,10 +92,13 @@ def _status_kb(pid: int, keys: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-def run_child(job: list[str], *, sample_s: float = 0.005, timeout_s: float = 1800) -> ChildResult:
-    """Run `python -m bench.measure <job...>` and collect its JSON line plus sampled RssAnon."""
+def run_child(job: list[str], *, sample_s: float = 0.005, timeout_s: float = 1800,
+              env: dict[str, str] | None = None) -> ChildResult:
+    """Run `python -m bench.measure <job...>` and collect its JSON line plus sampled RssAnon.
+    env: variables to set for the child on top of this process's environment."""
     argv = [sys.executable, "-m", "bench.measure", *job]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, **(env or {}),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=None, env=env, text=True)
     peak_anon = 0
     deadline = time.monotonic() + timeout_s
