@@ -676,11 +676,20 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m["real_server"] = mapped(cdst, rs_names, "")
     m["syn"] = (m["tcp_flags"] & (SYN | ACK)) == SYN
     m["vip"] = _endpoint_text(m["dst_ip"], m["dst_port"])
-    src_macs = pk["src_mac"]
-    senders = set(src_macs.dropna().unique()) | ({""} if src_macs.isna().any() else set())
+    senders = _present(pk["src_mac"])
     m["likely_cause"] = _drop_causes(m, empty, senders)
     m["in_capture_span"] = in_capture_span(m["ts"], capture_span, window_ns)
     return _finish(pd.DataFrame(m, copy=False), "forwards")
+
+
+def _present(s: pd.Series) -> set:
+    """The values a column holds, '' for a missing one (a categorical's codes counted once)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.array.codes
+        seen = np.bincount(codes.astype(np.int64) + 1, minlength=len(s.cat.categories) + 1) > 0
+        return (set(np.asarray(s.cat.categories, dtype=object)[seen[1:]].tolist())
+                | ({""} if seen[0] else set()))
+    return set(s.dropna().unique()) | ({""} if s.isna().any() else set())
 
 
 def _group_cat(macs: pd.Categorical) -> np.ndarray:
@@ -728,7 +737,8 @@ def _drop_causes(m: dict, empty_points: list[str], senders: set[str]) -> pd.Cate
     """One line per frame: why the director most likely did not forward it."""
     hc = m["has_copy"]
     vip_any = _any_per(m["vip"].codes.astype(np.int64), hc)
-    syn_fwd = _any_per(pd.factorize(m["flow_id"])[0], hc & m["syn"])
+    # flow ids are small integers (1..): groups as they are
+    syn_fwd = _any_per(m["flow_id"], hc & m["syn"])
     nothing = ("the director forwards nothing for this VIP:port: no IPVS virtual service or no "
                "available real server for it (check ipvsadm -Ln)")
     if empty_points:
