@@ -1,7 +1,8 @@
 """Unit tests of the decoder: formats, byte orders, link types, protocols, errors, streaming, CLI.
 
 Captures are crafted with scapy (tests/capturegen.py) into tmp_path; expected values come from the
-scapy packets themselves, not from our decoder.
+scapy packets themselves, not from our decoder. Every test runs twice: with the compiled kernels
+(where they were built) and with the numpy decoder alone.
 """
 
 from __future__ import annotations
@@ -30,9 +31,18 @@ from dr_inspect.decode import (  # noqa: E402
     iter_decode,
     schema,
 )
+from dr_inspect.decode import native  # noqa: E402
 from dr_inspect.errors import CaptureError  # noqa: E402
 
 ALL = schema.COLUMNS + schema.EXTRA_COLUMNS
+
+
+@pytest.fixture(autouse=True, params=["kernels", "numpy"])
+def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "kernels":
+        require(native.available(), "the decoder's C extension was not built")
+    monkeypatch.setenv(native.ENV, "1" if request.param == "kernels" else "0")
+    return request.param
 
 
 def _row(df: pd.DataFrame, frame: int) -> dict:
