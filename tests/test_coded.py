@@ -52,3 +52,10 @@ def test_categorical_merges_duplicate_values_and_take_with_default():
     assert list(taken) == ["b", "", "a"]
     kept = coded.with_default(taken, np.array([True, True, False]), "-")
     assert list(kept) == ["b", "", "-"]
+
+
+def test_categorical_of_values_known_distinct_is_the_same_categorical():
+    codes, values = np.array([2, 0, 2, 1]), ["x", "", "y"]
+    fast = coded.categorical(codes, values, distinct=True)
+    assert list(fast) == ["y", "x", "y", ""] and list(fast.categories) == values
+    assert fast.equals(coded.categorical(codes, values))

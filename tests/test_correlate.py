@@ -352,3 +352,20 @@ def test_argsort_hashes_equals_a_stable_argsort(monkeypatch):
         values = rng.integers(0, 2**64 - 1, size=distinct, dtype=np.uint64, endpoint=True)
         k = values[rng.integers(0, distinct, size=n)]      # ties keep their row order
         assert (keys.argsort_hashes(k) == np.argsort(k, kind="stable")).all()
+
+
+def test_dense_ids_equal_where_the_keys_are_equal(monkeypatch):
+    import numpy as np
+
+    import dr_inspect.correlate.keys as keys
+    monkeypatch.setattr(keys, "HASH_ROWS", 16)        # take the split path on small arrays
+    rng = np.random.default_rng(7)
+    for n, distinct in [(5000, 40), (5000, 4000), (3000, 1), (17, 17), (10, 3)]:
+        values = rng.integers(0, 2**64 - 1, size=distinct, dtype=np.uint64, endpoint=True)
+        k = values[rng.integers(0, distinct, size=n)]
+        ids, count = keys.dense_ids(k)
+        want = pd.factorize(k)[0]
+        assert count == want.max() + 1 and ids.min() == 0 and ids.max() == count - 1
+        # one id per key and one key per id: the same partition as factorize's
+        pairs = np.unique(np.stack([ids, want]), axis=1)
+        assert pairs.shape[1] == count

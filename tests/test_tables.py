@@ -116,3 +116,84 @@ def test_nearest_by_key_on_dense_ids_as_on_hashes():
                                   rt, 3)
     assert tables._nearest_by_key(lk, lt, rk, rt, 3, n_keys=4).tolist() == want.tolist()
     assert want.tolist() == [-1, 0, 1, -1, 4]
+
+
+def test_reply_connections_pair_rows_with_every_connection_they_match():
+    """By (client address, client port, VIP port): a lookup when each key is one connection, a
+    join when a client uses one port toward two VIPs on one port."""
+    ips = pd.CategoricalDtype(pd.Index(["", "10.0.0.1", "10.0.0.2", "10.9.9.9", "10.9.9.8"],
+                                       dtype=object))
+
+    def view(dst_ip, dst_port, src_port):
+        return pd.DataFrame({"dst_ip": pd.Categorical(dst_ip, dtype=ips),
+                             "dst_port": np.array(dst_port, np.int32),
+                             "src_port": np.array(src_port, np.int32)})
+
+    tv = view(["10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.1", ""],
+              [4000, 4000, 4001, 4000, 4000], [80, 80, 80, 443, 80])
+    for clients, want in [
+            # one connection per key
+            (([["10.0.0.1", 4000, 80], ["10.0.0.2", 4000, 80], ["10.0.0.1", 4000, 443]]),
+             [(0, 0), (1, 1), (3, 2)]),
+            # 10.0.0.1:4000 -> two VIPs on port 80: row 0 pairs with both
+            (([["10.0.0.1", 4000, 80], ["10.0.0.1", 4000, 80], ["", 4000, 80]]),
+             [(0, 0), (0, 1), (4, 2)])]:
+        conns = pd.DataFrame({"client_ip": pd.Categorical([c[0] for c in clients], dtype=ips),
+                              "client_port": np.array([c[1] for c in clients], np.int64),
+                              "vip_port": np.array([c[2] for c in clients], np.int64)})
+        maybe = np.arange(len(tv))
+        lpos, cpos = tables._reply_connections(tv, maybe, conns)
+        assert list(zip(lpos.tolist(), cpos.tolist())) == want
+        # the same pairs when the addresses are not shared categoricals (hashed keys)
+        plain = conns.assign(client_ip=conns["client_ip"].astype(object))
+        lpos, cpos = tables._reply_connections(tv, maybe, plain)
+        assert list(zip(lpos.tolist(), cpos.tolist())) == want
+
+
+def test_endpoints_render_each_row_as_the_per_row_format():
+    ips = pd.Series(pd.Categorical(["1.2.3.4", "::1", "1.2.3.4", None]))
+    ports = np.array([80, -1, 65535, 7])
+    assert list(tables._endpoints(ips, ports)) == ["1.2.3.4:80", "[::1]:-1", "1.2.3.4:65535",
+                                                   ":7"]
+
+
+def test_arp_causes_per_distinct_case_equal_the_per_row_texts():
+    def per_row(t, prev_claimer):
+        """The texts rendered for every row and picked by case (the former implementation)."""
+        mac, vip = t["claimer_mac"], t["vip"]
+        request = t["kind"].isin(["request", "ns"]).to_numpy()
+        rs_claim = (t["claimer"] + " (" + mac + ") answers ARP/ND for the VIP " + vip
+                    + ": set arp_ignore=1 and arp_announce=2 on its VIP-segment interface (VIP on"
+                    " lo only)")
+        stranger = ("unknown host " + mac + " claims the VIP " + vip + ": an address conflict; "
+                    "find it with arping -D and remove the VIP there")
+        failover = ("the VIP " + vip + " moved from director "
+                    + prev_claimer.fillna("?").astype(str) + " to " + mac + ": a director "
+                    "failover (one change is a warning; more mean two directors claim it: check "
+                    "keepalived priorities and VRRP)")
+        announce = (t["claimer"] + " (" + mac + ") sends ARP requests from the VIP " + vip
+                    + ": set arp_announce=2 on that real server's interfaces")
+        return np.where(request, announce, np.where(
+            t["failover"], failover, np.where(t["is_rs"], rs_claim,
+                                              np.where(t["is_director"], "", stranger))))
+
+    t = pd.DataFrame({
+        "kind": ["request", "reply", "reply", "gratuitous", "na", "ns", "reply", "reply"],
+        "claimer_mac": ["m1", "m2", "m3", "m2", "m4", "m1", "m5", "m2"],
+        "vip": ["", "10.0.0.9", "10.0.0.9", "10.0.0.9", "fd00::9", "", "10.0.0.9", "10.0.0.9"],
+        "claimer": ["director", "director", "real server rs1", "director", "unknown host",
+                    "director", "unknown host", "director"],
+        "failover": [False, False, False, True, False, False, False, True],
+        "is_rs": [False, False, True, False, False, False, False, False],
+        "is_director": [True, True, False, True, False, True, False, True]})
+    prev = pd.Series([np.nan, np.nan, "m2", "m9", np.nan, np.nan, "m3", np.nan], dtype=object)
+    got = tables._arp_causes(t, prev)
+    assert list(got) == list(per_row(t, prev))
+    assert list(got.categories) == list(pd.unique(per_row(t, prev)))
+
+
+def test_present_values_of_a_column_as_unique_gives_them():
+    for s in (pd.Series(pd.Categorical(["a", None, "a"], categories=["z", "a"])),
+              pd.Series(pd.Categorical(["a", "b"])), pd.Series(["a", None], dtype=object)):
+        want = set(s.dropna().unique()) | ({""} if s.isna().any() else set())
+        assert tables._present(s) == want
