@@ -443,30 +443,35 @@ def _loose_keys(tv: pd.DataFrame, packet: np.ndarray, rows_a: np.ndarray, rows_b
     pa, pb = packet[rows_a], packet[rows_b]
     n_packets = int(packet.max()) + 1 if len(packet) else 0
     # one view row per packet: every row of a packet has the same strict key, so the same values
-    rep = np.full(n_packets, -1, dtype=np.int64)
+    # (rows and ids in int32 while they fit: these arrays are read at random)
+    small = len(tv) < 1 << 31
+    rep = np.full(n_packets, -1, dtype=np.int32 if small else np.int64)
     rep[pb] = rows_b
     rep[pa] = rows_a
     used = np.flatnonzero(rep >= 0)
     rep = rep[used]
     loose, n_loose = dense_ids(hash_key(tv[LOOSE_KEY].iloc[rep], LOOSE_KEY))
-    ident = loose.astype(np.int64)
-    shared = np.flatnonzero(np.bincount(loose, minlength=n_loose)[loose] > 1)
-    n_ident = n_loose
-    if len(shared):
-        ip_id = tv["ip_id"].to_numpy()[rep[shared]].astype(np.int64)
-        if n_loose < 1 << 29 and ip_id.min() >= -1 and ip_id.max() < (1 << 33) - 1:
-            pair = ident[shared] << 33 | (ip_id + 1)     # exact: (loose id, IP ID) in 62 bits
-        else:
-            pair = hash_key(pd.DataFrame({"loose": ident[shared], "ip_id": ip_id}),
-                            ["loose", "ip_id"])
-        # these packets get ids after the loose ids (those of their loose keys stay unused)
-        pair_ids, pairs = pd.factorize(pair)
-        ident[shared] = n_loose + pair_ids
-        n_ident += len(pairs)
     # per packet id (a dense array over the packets: a gather, not a lookup)
-    by_packet = np.zeros(n_packets, dtype=np.int64)
+    by_packet = np.zeros(n_packets, dtype=np.int32 if small else np.int64)
     by_packet[used] = loose
     loose_a, loose_b = by_packet[pa], by_packet[pb]
+    shared = np.flatnonzero(np.bincount(loose, minlength=n_loose)[loose] > 1)
+    if len(shared) == 0:
+        # no two packets share a loose key: the IP ID tells none apart
+        return _LooseKeys(loose_a=loose_a, loose_b=loose_b, ident_a=loose_a, ident_b=loose_b,
+                          n_loose=n_loose, n_ident=n_loose)
+    ident = loose.copy()
+    ip_id = tv["ip_id"].to_numpy()[rep[shared]].astype(np.int64)
+    if n_loose < 1 << 29 and ip_id.min() >= -1 and ip_id.max() < (1 << 33) - 1:
+        pair = ident[shared] << 33 | (ip_id + 1)     # exact: (loose id, IP ID) in 62 bits
+    else:
+        pair = hash_key(pd.DataFrame({"loose": ident[shared], "ip_id": ip_id}),
+                        ["loose", "ip_id"])
+    # these packets get ids after the loose ids (those of their loose keys stay unused)
+    pair_ids, pairs = pd.factorize(pair)
+    ident[shared] = n_loose + pair_ids
+    n_ident = n_loose + len(pairs)
+    by_packet = by_packet.astype(np.int64) if n_ident >= 1 << 31 else by_packet
     by_packet[used] = ident
     return _LooseKeys(loose_a=loose_a, loose_b=loose_b, ident_a=by_packet[pa],
                       ident_b=by_packet[pb], n_loose=n_loose, n_ident=n_ident)
