@@ -217,3 +217,28 @@ def test_stream_feeds_match(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         tables[flag] = pd.concat([p for p in parts if len(p)], ignore_index=True)
     pd.testing.assert_frame_equal(tables["1"].astype(str), tables["0"].astype(str))
     assert np.array_equal(tables["1"]["frame"], np.arange(1, len(tables["1"]) + 1))
+
+
+def test_kernels_on_random_bytes() -> None:
+    """Arbitrary bytes, positions and lengths (in and out of the buffer, negative) never make the
+    kernels fail or read outside the buffer (scripts/asan-decode.sh runs this under
+    AddressSanitizer)."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(0, 3000))
+        buf = rng.integers(0, 256, n, dtype=np.uint8)
+        for p in rng.integers(0, max(1, n - 40), 10 if n > 40 else 0):
+            buf[p + 12:p + 15] = rng.choice([[8, 0, 0x45], [0x86, 0xDD, 0x60], [8, 6, 0],
+                                             [0x81, 0, 0], [8, 0, 0x4F]])
+        k = int(rng.integers(0, 40))
+        cols, slow, ip6 = native.decode_frames(
+            buf, rng.integers(-5, n + 5, k), rng.integers(-2, 200, k), rng.integers(-2, 300, k),
+            rng.choice([1, 1, 113, -1], k).astype(np.int32))
+        assert len(slow) == k and len(ip6) <= k
+        start = int(rng.integers(0, max(1, n)))
+        records = native.PcapRecords(max(0, n - start) // 16 + 1)
+        end, status = records.walk(buf, start, n, 16, bool(rng.integers(0, 2)),
+                                   int(rng.choice([64, 262144 * 4])), 1000, 1)
+        (pos, caplen, _, _), _, _, _ = records.columns()
+        assert status in (0, 1, 2) and start <= end <= n
+        assert ((pos >= start) & (pos + caplen <= n)).all()
