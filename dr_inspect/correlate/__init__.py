@@ -16,7 +16,7 @@ from dr_inspect.correlate.keys import point_codes, tcp_view
 from dr_inspect.correlate.tables import (TABLE_COLUMNS, arp_table, flow_endpoints, flows_table,
                                          forward_copies, forwards_table, points_table,
                                          replies_table, to_vip_table, vip_rows)
-from dr_inspect.topology.learn import LearnedTopology, learn_topology
+from dr_inspect.topology.learn import LearnedTopology, learn_topology, learn_vips
 from dr_inspect.topology.pins import TopologyPins
 
 __all__ = ["CLOCK_TOLERANCE_NS", "TABLE_COLUMNS", "Correlation", "combine_points", "correlate",
@@ -78,6 +78,14 @@ def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = Non
     return pk, tv, est, applied
 
 
+def _connections(tv: pd.DataFrame, vips: list[tuple[str, int]]
+                 ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """(view rows to a VIP, their connections, each row's connection): see flow_endpoints."""
+    rows = vip_rows(tv, vips)
+    conns, row_conn = flow_endpoints(tv, rows)
+    return rows, conns, row_conn
+
+
 def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = None,
               window_ms: float = 500.0, hosts: dict[str, str] | None = None,
               combined: pd.DataFrame | None = None,
@@ -100,20 +108,20 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
             capture_span = None
     # each stage's temporaries are returned before the next stage allocates its own
     return_freed_heap()
-    # Hops need only the view's packet ids, points, MACs and times: they are found on a second
-    # core while the topology is learned (both are numpy/pandas work that releases the GIL, and
-    # both only read the view). Their temporaries together stay below the tables' peak.
+    # The rest of the topology is learned on a second core while the hops (they need only the
+    # view's packet ids, points, MACs and times) and the connections (only the VIPs, learned
+    # first) are found on this one: numpy/pandas work that only reads the view. What learning
+    # allocates there is all temporary, so that core's heap is returned whole afterwards.
+    vips = learn_vips(pk, tv, pins)
     with ThreadPoolExecutor(1) as side:
-        hops_job = side.submit(find_hops, tv, window_ns)
-        topo = learn_topology(pk, tv, list(packets), pins)
-        hops = hops_job.result()
+        topo_job = side.submit(learn_topology, pk, tv, list(packets), pins, vips)
+        hops = find_hops(tv, window_ns)
+        rows, conns, row_conn = _connections(tv, vips.vips)
+        topo = topo_job.result()
     # the packet keys served clock estimation, topology and hops; of the tables only the
     # forwarded copies' search reads the packet ids (its keys are parts of the strict key)
     packet = tv["packet"].to_numpy()
     tv = tv.drop(columns=["strict_key", "packet"])
-    return_freed_heap()
-    rows = vip_rows(tv, topo)
-    conns, row_conn = flow_endpoints(tv, rows)
     return_freed_heap()
     # The replies need only the view and the connections: built on the second core while the
     # to_vip table is, and done before the forwards table starts (whose build is the run's

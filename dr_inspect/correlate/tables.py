@@ -129,9 +129,9 @@ def _endpoint_text(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> pd.Cat
                                              uniq % 65537 - 1))
 
 
-def vip_rows(tv: pd.DataFrame, topo: LearnedTopology) -> np.ndarray:
+def vip_rows(tv: pd.DataFrame, vips: list[tuple[str, int]]) -> np.ndarray:
     """Positions in the TCP view of the frames to a VIP ip:port (client->VIP, either leg)."""
-    return np.flatnonzero(endpoint_in(tv["dst_ip"], tv["dst_port"], topo.vips))
+    return np.flatnonzero(endpoint_in(tv["dst_ip"], tv["dst_port"], vips))
 
 
 def _at(s: pd.Series, rows: np.ndarray):
@@ -615,7 +615,7 @@ def forward_copies(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     """The client->VIP frames arriving at the director where a copy could be seen, each with its
     forwarded copy (or none): matched on the loose key, then by seq range (GRO/TSO).
 
-    view_rows: the view row of each tovt row (the vip_rows(tv, topo) tovt was built from), and
+    view_rows: the view row of each tovt row (the vip_rows(tv, topo.vips) tovt was built from), and
     packet: the view's packet ids (tcp_view), each computed again when not given."""
     rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
     spans = _spans(pk)
@@ -626,7 +626,7 @@ def forward_copies(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
         return ForwardCopies(rows=none, ts=none, copy_tv=none, coalesced=none.astype(bool),
                              copy_ttls=none, copies=none, empty_points=empty_points)
     if view_rows is None:
-        view_rows = vip_rows(tv, topo)
+        view_rows = vip_rows(tv, topo.vips)
     found = _find_copies(tv, tovt, ipos, ts, topo, rs_points, window_ns, view_rows,
                          packet if packet is not None else packet_ids(tv))
     found.empty_points = empty_points

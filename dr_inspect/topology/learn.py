@@ -499,12 +499,19 @@ def _segment_roles(macs: np.ndarray, points: np.ndarray, mac_values: np.ndarray,
     return out
 
 
-def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
-                   pins: TopologyPins | None = None) -> LearnedTopology:
-    """Learn from the combined packets table `pk` and its TCP view `tv` (correlate.keys.tcp_view).
+@dataclass(frozen=True)
+class LearnedVips:
+    """The VIPs learning starts from, and the conflicts resolving pinned ones found."""
+    vips: list[tuple[str, int]]
+    conflicts: list[str]
 
-    Raises TopologyError when no VIP is found and none is pinned.
-    """
+
+def learn_vips(pk: pd.DataFrame, tv: pd.DataFrame, pins: TopologyPins | None = None
+               ) -> LearnedVips:
+    """The pinned VIPs (a pinned address without a port: the ports its SYNs go to), else those
+    the traffic shows DR serving (see _detect_vips). Raises TopologyError when there is none.
+
+    The first step of learn_topology, on its own: what needs only the VIPs can start early."""
     pins = pins or TopologyPins()
     conflicts: list[str] = []
     cv = _coded(tv)
@@ -521,6 +528,23 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
                 "forwarded with a rewritten MAC or answered from another MAC; these captures show "
                 "no DR traffic (pin the VIP with --vip ip:port if the capture holds only part of "
                 "it)")
+    return LearnedVips(vips=vips, conflicts=conflicts)
+
+
+def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
+                   pins: TopologyPins | None = None,
+                   learned_vips: LearnedVips | None = None) -> LearnedTopology:
+    """Learn from the combined packets table `pk` and its TCP view `tv` (correlate.keys.tcp_view).
+    learned_vips: learn_vips(pk, tv, pins) when the caller has it.
+
+    Raises TopologyError when no VIP is found and none is pinned.
+    """
+    pins = pins or TopologyPins()
+    if learned_vips is None:
+        learned_vips = learn_vips(pk, tv, pins)
+    vips = list(learned_vips.vips)
+    conflicts = list(learned_vips.conflicts)
+    cv = _coded(tv)
 
     # rows to a VIP (tov) and from one (rep), as positions: their columns are gathered as needed
     tov = np.flatnonzero(_endpoint_rows(cv.dst_ip, cv.dst_port, cv.ips, vips))
