@@ -17,8 +17,8 @@ import pandas as pd
 from dr_inspect.correlate.coded import (as_text, categorical, codes_and_values, mapped, member,
                                         take, text_rank, with_default)
 from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, dense_ids, endpoint_in,
-                                       endpoints_text, five_tuples, hash_key, ints, is_group_mac, obj,
-                                       packet_ids, text)
+                                       endpoints_text, five_tuples, hash_key, ints, is_group_mac,
+                                       obj, packet_ids, text)
 from dr_inspect.decode.schema import ACK, RST, SYN
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
 from dr_inspect.topology.learn import LearnedTopology
