@@ -313,26 +313,20 @@ def test_decode_corpus_sample(corpus_dir):
     assert list(codes.values()).count(0) > len(files) * 0.9, codes
 
 
-# Raw-IP and Linux-cooked (SLL) captures have no MAC at all (they were an IndexError in
-# correlate/keys.py, fixed in e6994a7): they must end like any other unrelated capture.
-NO_MAC = ["tcp-handshake-nano.pcap", "scps_invalid.pcap", "bgp-ovs.pcapng"]
-# SLL captures where topology still learns a VIP without any MAC and verify prints a FAIL report
-# with exit 1 instead of exit 2 "no LVS-DR virtual service" (topology is another engineer's;
-# reported). Never a pass, but not the clear bad-input answer either.
-NO_MAC_VIP_LEARNED = ["mptcp-v1.pcap", "resp_1_benchmark.pcap"]
+# Raw-IP and Linux-cooked (SLL) captures have no MAC at all, or no destination MAC (they were an
+# IndexError in correlate/keys.py, fixed in e6994a7; the last two once made topology learn a VIP
+# from a missing MAC): they must end like any other unrelated capture.
+NO_MAC = ["tcp-handshake-nano.pcap", "scps_invalid.pcap", "bgp-ovs.pcapng", "mptcp-v1.pcap",
+          "resp_1_benchmark.pcap"]
 
 
 def _verify_cases() -> list:
     from conftest import CORPUS
     if not CORPUS.is_dir():
         return [pytest.param(None, id="no-corpus")]
-    special = NO_MAC + NO_MAC_VIP_LEARNED
     cases = [pytest.param(p.name, id=p.name) for p in corpus_sample(CORPUS, 3 * CORPUS_SAMPLE_STEP)
-             if p.name not in special]
+             if p.name not in NO_MAC]
     cases += [pytest.param(name, id=name) for name in NO_MAC]
-    cases += [pytest.param(name, id=name, marks=pytest.mark.xfail(
-        reason="topology learns a VIP from a capture without MACs: exit 1 report, not exit 2",
-        strict=False)) for name in NO_MAC_VIP_LEARNED]
     return cases
 
 

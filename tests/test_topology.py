@@ -66,6 +66,31 @@ def test_unrelated_traffic_has_no_vip(tmp_path):
         learn(tmp_path, unrelated_capture())
 
 
+def test_missing_macs_are_no_evidence_of_dr(tmp_path):
+    """A Linux cooked capture keeps only the sender's address: the SYN's destination MAC is
+    missing. That is no rewritten MAC; without a pin there is no VIP (once a missing MAC counted
+    as one that differs)."""
+    from scapy.all import CookedLinux, wrpcap  # type: ignore[import-untyped]
+
+    from dr_inspect.decode import decode_file
+    cap = DrCapture().healthy(arp=False)
+    frames = []
+    for pkt in sorted(cap.frames["br_e"], key=lambda p: float(p.time)):
+        cooked = CookedLinux(pkttype=0, lladdrtype=1, lladdrlen=6,
+                             src=bytes.fromhex(pkt.src.replace(":", "")) + b"\0\0",
+                             proto=pkt.type) / pkt.payload
+        cooked.time = pkt.time
+        frames.append(cooked)
+    wrpcap(str(tmp_path / "any.pcap"), frames, linktype=113)
+    packets = {"any": decode_file(tmp_path / "any.pcap", point="any").packets}
+    assert packets["any"]["dst_mac"].isna().all() and packets["any"]["src_mac"].notna().all()
+    with pytest.raises(TopologyError, match="no LVS-DR virtual service found"):
+        correlate(packets)
+    # pinned, the VIP is taken as given
+    pins = pins_from_dict({"vips": [f"{VIP}:8000"]}, "flags")
+    assert correlate(packets, pins=pins).topology.vips == [(VIP, 8000)]
+
+
 def test_pinned_values_win_and_contradictions_are_reported(tmp_path):
     pins = pins_from_dict({
         "vips": [f"{VIP}:8000", "192.168.7.99:80"],

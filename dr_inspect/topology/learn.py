@@ -240,7 +240,9 @@ def _syn_rows(tv: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, cv: _Coded) -> list[tuple[str, int]]:
     """ip:port that DR serves: a SYN forwarded with a new dst MAC, or answered from another MAC."""
     syn, sa = _syn_rows(tv)
-    mac_na = pd.isna(cv.macs)
+    # a frame without a MAC (raw IP, Linux cooked captures; '' in the view) shows no rewrite:
+    # only two known MACs that differ are evidence of DR
+    mac_na = pd.isna(cv.macs) | (cv.macs == "")
     found: set[tuple[Any, int]] = set()
     if len(syn) == 0:
         return []
@@ -269,12 +271,10 @@ def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, cv: _Coded) -> list[tuple[s
             at_point, distinct = pd.factorize(at_point)
             n_keys = len(distinct)
         syn_at, sa_at = at_point[:len(syn)], at_point[len(syn):]
-        s_lo, s_hi = _per_key_range(syn_at, syn_mac, n_keys)
-        a_lo, a_hi = _per_key_range(sa_at, sa_mac, n_keys)
+        s_named, a_named = ~mac_na[syn_mac], ~mac_na[sa_mac]
+        s_lo, s_hi = _per_key_range(syn_at[s_named], syn_mac[s_named], n_keys)
+        a_lo, a_hi = _per_key_range(sa_at[a_named], sa_mac[a_named], n_keys)
         differ = (s_lo != s_hi) | (a_lo != a_hi) | (s_lo != a_lo)
-        if mac_na.any():
-            differ |= np.bincount(syn_at[mac_na[syn_mac]], minlength=n_keys) > 0
-            differ |= np.bincount(sa_at[mac_na[sa_mac]], minlength=n_keys) > 0
         differ &= (s_hi >= 0) & (a_hi >= 0)
         rows = syn[differ[syn_at]]
         found |= _endpoints(cv.dst_ip[rows], cv.dst_port[rows], cv.ips)
