@@ -108,15 +108,17 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
             capture_span = None
     # each stage's temporaries are returned before the next stage allocates its own
     return_freed_heap()
-    # The rest of the topology is learned on a second core while the hops (they need only the
-    # view's packet ids, points, MACs and times) and the connections (only the VIPs, learned
-    # first) are found on this one: numpy/pandas work that only reads the view. What learning
+    # The topology is learned on a second core (the VIPs first) while the hops (they need only
+    # the view's packet ids, points, MACs and times) and then the connections (only the VIPs)
+    # are found on this one: numpy/pandas work that only reads the view. What learning
     # allocates there is all temporary, so that core's heap is returned whole afterwards.
-    vips = learn_vips(pk, tv, pins)
+    points = list(packets)
     with ThreadPoolExecutor(1) as side:
-        topo_job = side.submit(learn_topology, pk, tv, list(packets), pins, vips)
+        vips_job = side.submit(learn_vips, pk, tv, pins)
+        # the one worker runs the jobs in turn: the VIPs are there when this one starts
+        topo_job = side.submit(lambda: learn_topology(pk, tv, points, pins, vips_job.result()))
         hops = find_hops(tv, window_ns)
-        rows, conns, row_conn = _connections(tv, vips.vips)
+        rows, conns, row_conn = _connections(tv, vips_job.result().vips)
         topo = topo_job.result()
     # the packet keys served clock estimation, topology and hops; of the tables only the
     # forwarded copies' search reads the packet ids (its keys are parts of the strict key)

@@ -1132,7 +1132,9 @@ def _flows_from_replies(rp: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarray
     packets out); returns (first SYN-ACK time, has one) per flow."""
     r_flow = rp["flow_id"].to_numpy().astype(np.int32) - 1
     r_codes, r_names = codes_and_values(rp["real_server"])
-    named = np.flatnonzero(r_names[r_codes] != "") if len(rp) else np.zeros(0, dtype=np.int64)
+    # rows whose real server has a name (judged once per name)
+    named = (np.flatnonzero((r_names != "")[r_codes]) if len(rp)
+             else np.zeros(0, dtype=np.int64))
     from_rep = np.full(n, len(rp), dtype=np.int64)
     np.minimum.at(from_rep, r_flow[named], named)
     rep_code = np.full(n, len(r_names), dtype=np.int64)   # the appended '' below
