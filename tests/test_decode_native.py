@@ -206,6 +206,48 @@ def test_walk_ends_and_breaks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     _same(path, monkeypatch)
 
 
+@pytest.mark.parametrize("damage", ["none", "bad trailer", "bad length", "cut block",
+                                    "cut header", "bad interface"])
+def test_pcapng_walk_sections_and_breaks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         damage: str) -> None:
+    """pcapng: two sections (the second big-endian, nanosecond), unknown blocks to skip, then
+    a break of each kind in the middle of the second section: same frames, same error."""
+    eth = [bytes(p) for p in cg.lab_ethernet_packets()]
+    first = cg.NgSection([cg.NgInterface(1, "br_e"), cg.NgInterface(1, "br_lvs", tsresol=9)],
+                         [cg.NgPacket(k % 2, p, cg.T0 * 10**6 + k) for k, p in enumerate(eth)],
+                         extra_blocks=[(0x0BAD, b"skip me!")])
+    second = cg.NgSection([cg.NgInterface(1, "any", tsresol=9)],
+                          [cg.NgPacket(0 if damage != "bad interface" or k != 3 else 7, p,
+                                       cg.T0 * 10**9 + k) for k, p in enumerate(eth)],
+                          big_endian=True)
+    data = bytearray(cg.pcapng_bytes([first, second]))
+    # the 4th packet block of the second section: its offset found by walking the blocks
+    at, seen, section = 0, 0, 0
+    while at < len(data):
+        e = ">" if section == 2 else "<"
+        btype, btl = struct.unpack(e + "II", data[at:at + 8])
+        if btype == 0x0A0D0D0A:
+            section += 1
+            e = "<" if data[at + 8:at + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+            btl = struct.unpack(e + "I", data[at + 4:at + 8])[0]
+        elif section == 2 and btype == 6:
+            seen += 1
+            if seen == 4:
+                break
+        at += btl
+    if damage == "bad trailer":
+        data[at + btl - 1] ^= 0xFF
+    elif damage == "bad length":
+        data[at + 4:at + 8] = struct.pack(">I", 13)
+    elif damage == "cut block":
+        del data[at + btl - 6:]
+    elif damage == "cut header":
+        del data[at + 5:]
+    path = tmp_path / "ng.pcapng"
+    path.write_bytes(bytes(data))
+    _same(path, monkeypatch)
+
+
 def test_stream_feeds_match(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """StreamDecoder (live capture) uses the kernels too: byte-by-byte chunks, same rows."""
     data = _pcap([(bytes(p), len(bytes(p))) for p in cg.lab_ethernet_packets()])
@@ -242,3 +284,7 @@ def test_kernels_on_random_bytes() -> None:
         (pos, caplen, _, _), _, _, _ = records.columns()
         assert status in (0, 1, 2) and start <= end <= n
         assert ((pos >= start) & (pos + caplen <= n)).all()
+        pos, _, btl, end, status = native.pcapng_walk(buf, start, bool(rng.integers(0, 2)),
+                                                      int(rng.choice([64, 1 << 24])))
+        assert status in (0, 1, 2, 3) and start <= end <= n
+        assert ((pos >= start) & (pos + btl <= n)).all()

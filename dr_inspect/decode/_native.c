@@ -1,6 +1,7 @@
-/* Compiled kernels of the decoder: the classic pcap record walk (pcap_walk), the per-frame field
- * decode of ordinary Ethernet frames (decode_frames), and both in one pass over a file
- * (pcap_decode: each frame is decoded while its bytes are in cache).
+/* Compiled kernels of the decoder: the classic pcap record walk (pcap_walk) and pcapng block walk
+ * (pcapng_walk), the per-frame field decode of ordinary Ethernet frames (decode_frames), and
+ * the pcap walk and field decode in one pass over a file (pcap_decode: each frame is decoded
+ * while its bytes are in cache).
  *
  * Both are optional: dr_inspect/decode/native.py uses them when this module was built and falls
  * back to the numpy code otherwise, which stays the reference. The field decode handles only
@@ -18,7 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { OK = 0, INCOMPLETE = 1, INVALID = 2 };
+enum { OK = 0, INCOMPLETE = 1, INVALID = 2, STOP = 3 };
 #define PREFETCH_BYTES 4096
 
 static inline uint32_t be16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p[1]; }
@@ -95,6 +96,64 @@ done:
     PyBuffer_Release(&cap_b);
     PyBuffer_Release(&wire_b);
     PyBuffer_Release(&ts_b);
+    return result;
+}
+
+PyDoc_STRVAR(pcapng_walk_doc,
+"pcapng_walk(buf, start, little, max_block, pos, btype, btl) -> (count, end, status)\n"
+"Walk the pcapng blocks of buf from start, within one section: a section header block stops\n"
+"the walk (status 3). The int64 outputs (position, block type, block total length) must hold\n"
+"(len(buf) - start) // 12 + 1 entries. Status 0 when the chain reached the end of buf, 1 when\n"
+"the block at end is incomplete, 2 when its length is not a multiple of 4 in [12, max_block]\n"
+"or its trailing length differs.");
+
+static PyObject *pcapng_walk(PyObject *self, PyObject *args) {
+    Py_buffer buf, pos_b, type_b, len_b;
+    Py_ssize_t start, max_block;
+    int little;
+    if (!PyArg_ParseTuple(args, "y*npnw*w*w*", &buf, &start, &little, &max_block, &pos_b,
+                          &type_b, &len_b))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t n = buf.len;
+    if (start < 0 || start > n) {
+        PyErr_SetString(PyExc_ValueError, "bad start");
+        goto done;
+    }
+    const Py_ssize_t room = (n - start) / 12 + 1;
+    if (check_out(&pos_b, 8, room, "pos") || check_out(&type_b, 8, room, "btype")
+        || check_out(&len_b, 8, room, "btl"))
+        goto done;
+    const uint8_t *b = buf.buf;
+    int64_t *pos_o = pos_b.buf, *type_o = type_b.buf, *len_o = len_b.buf;
+    Py_ssize_t p = start, count = 0, fetched = start;
+    int status = OK;
+    Py_BEGIN_ALLOW_THREADS
+    while (p < n) {
+        /* a chain of dependent loads, as in pcap_decode: fetch the bytes ahead meanwhile */
+        const Py_ssize_t ahead = p + PREFETCH_BYTES < n ? p + PREFETCH_BYTES : n;
+        for (; fetched < ahead; fetched += 64)
+            __builtin_prefetch(b + fetched);
+        if (p + 8 > n) { status = INCOMPLETE; break; }
+        const uint32_t btype = u32(b + p, little);
+        const int64_t btl = u32(b + p + 4, little);
+        if (btype == 0x0A0D0D0A) { status = STOP; break; }
+        if (btl < 12 || btl % 4 != 0 || btl > max_block) { status = INVALID; break; }
+        if (p + btl > n) { status = INCOMPLETE; break; }
+        if (u32(b + p + btl - 4, little) != btl) { status = INVALID; break; }
+        pos_o[count] = p;
+        type_o[count] = btype;
+        len_o[count] = btl;
+        count++;
+        p += btl;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("nni", count, p, status);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&pos_b);
+    PyBuffer_Release(&type_b);
+    PyBuffer_Release(&len_b);
     return result;
 }
 
@@ -471,6 +530,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"pcap_walk", pcap_walk, METH_VARARGS, pcap_walk_doc},
+    {"pcapng_walk", pcapng_walk, METH_VARARGS, pcapng_walk_doc},
     {"decode_frames", decode_frames, METH_VARARGS, decode_frames_doc},
     {"pcap_decode", pcap_decode, METH_VARARGS, pcap_decode_doc},
     {NULL, NULL, 0, NULL},

@@ -474,9 +474,14 @@ class ContainerParser:
                 if got == 0:
                     return pos
                 pos = got
-            step = _pcapng_step(self.little)
-            res = w.walk(buf, pos, len(buf), step, _pcapng_sync(self.little, pos))
-            if len(res.positions):
+            if native.enabled():
+                # the compiled walk checks the trailers on the way
+                p, btype, btl, end, status = native.pcapng_walk(buf, pos, self.little,
+                                                                MAX_RECORD)
+                res = w.WalkResult(p, end, status)
+            else:
+                res = w.walk(buf, pos, len(buf), _pcapng_step(self.little),
+                             _pcapng_sync(self.little, pos))
                 btype, btl = _type_length(buf, res.positions, self.little)
                 bad = np.flatnonzero(~_trailers_ok(buf, res.positions, self.little, btl))
                 if len(bad):
@@ -533,10 +538,12 @@ class ContainerParser:
                 else:
                     raw = w.read_u32(buf, p + 8, little)
                     local = (raw & 0xFFFF) if little else (raw >> 16)
-                rec = gather(buf, p, 28 + HEAD_BYTES)
+                # the frames' leading bytes come along for the numpy decoder (the compiled one
+                # reads the frames where they are)
+                rec = gather(buf, p, 28 if native.enabled() else 28 + HEAD_BYTES)
                 hdr = rec[:, :28].view("<u4" if little else ">u4")
                 hi, lo, cap, wire = (hdr[:, i].astype(np.int64) for i in (3, 4, 5, 6))
-                head = rec[:, 28:]
+                head = None if native.enabled() else rec[:, 28:]
                 ticks = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
                 data = p + 28
                 over = cap > bl - 32
@@ -544,7 +551,7 @@ class ContainerParser:
                     first = int(p[np.flatnonzero(over)[0]])
                     keep = p < first
                     self._emit(parts, data[keep], cap[keep], wire[keep], ticks[keep],
-                               local[keep], n_if, head[keep])
+                               local[keep], n_if, None if head is None else head[keep])
                     raise ContainerError(base + first, "pcapng packet block: captured length "
                                          "exceeds the block")
             self._emit(parts, data, cap, wire, ticks, local, n_if, head)

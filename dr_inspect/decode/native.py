@@ -68,6 +68,18 @@ def pcap_walk(buf: np.ndarray, start: int, hdrlen: int, little: bool, max_caplen
     return pos, caplen, wirelen, ts_ns, int(end), int(status)
 
 
+def pcapng_walk(buf: np.ndarray, start: int, little: bool, max_block: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """The blocks of one pcapng section of buf from `start` (a block start), as walk.walk with
+    containers' pcapng step followed by its trailer check: (block positions, types, total
+    lengths, end, status), status walk.OK / INCOMPLETE / INVALID / STOP (a section header
+    block) at `end`."""
+    out = [np.empty(max(0, len(buf) - start) // 12 + 1, np.int64) for _ in range(3)]
+    count, end, status = _native.pcapng_walk(buf, start, little, max_block, *out)
+    pos, btype, btl = (a[:count].copy() for a in out)
+    return pos, btype, btl, int(end), int(status)
+
+
 def decode_frames(buf: np.ndarray, data_pos: np.ndarray, caplen: np.ndarray,
                   wirelen: np.ndarray, linktype: np.ndarray
                   ) -> tuple[dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], np.ndarray,
