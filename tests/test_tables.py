@@ -197,3 +197,20 @@ def test_present_values_of_a_column_as_unique_gives_them():
               pd.Series(pd.Categorical(["a", "b"])), pd.Series(["a", None], dtype=object)):
         want = set(s.dropna().unique()) | ({""} if s.isna().any() else set())
         assert tables._present(s) == want
+
+
+def test_flow_first_frame_is_the_first_ingress_syn_else_the_first_frame():
+    from dr_inspect.decode.schema import ACK, SYN
+    # flow 1: a SYN after an earlier data frame; flow 2: no SYN (its earliest frame, the first of
+    # two at one time); flow 3: nothing
+    tovt = pd.DataFrame({
+        "leg": pd.Categorical(["ingress", "ingress", "forwarded", "ingress", "ingress"],
+                              dtype=tables.LEGS),
+        "flow_id": np.array([1, 1, 2, 2, 2]), "ts_ns": np.array([5, 9, 3, 7, 3]),
+        "point": pd.Categorical(["e", "e", "l", "e", "e"]),
+        "tcp_flags": np.array([ACK, SYN, ACK, ACK, ACK], dtype=np.int16),
+        "frame": np.arange(1, 6), "seq": np.array([10, 20, 30, 40, 50])})
+    out: dict = {}
+    tables._flows_from_to_vip(tovt, 3, out)
+    assert out["frame"].tolist() == [2, 3, -1] and out["ts_ns"].tolist() == [9, 3, -1]
+    assert out["syn_seen"].tolist() == [True, False, False]

@@ -1065,9 +1065,12 @@ def _flows_from_to_vip(tovt: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarra
     t_point = codes_and_values(tovt["point"])[0]
     syn_in = ing[(tovt["tcp_flags"].to_numpy()[ing] & (SYN | ACK)) == SYN]
     pick = _first_per_flow(t_flow[syn_in], t_ts[syn_in], n)
-    pick = np.append(syn_in, -1)[pick]       # pick -1: the appended -1
-    fallback = _first_per_flow(t_flow, t_ts, n)
-    row = np.where(pick >= 0, pick, fallback)
+    row = np.append(syn_in, -1)[pick]        # pick -1: the appended -1
+    if (row < 0).any():
+        # flows without an ingress SYN: their first frame (only their rows are looked at)
+        rest = np.flatnonzero((row < 0)[t_flow])
+        fallback = _first_per_flow(t_flow[rest], t_ts[rest], n)
+        row = np.where(row >= 0, row, np.append(rest, -1)[fallback])
     got = row >= 0
     at = np.maximum(row, 0)
     out["point"] = with_default(take(tovt["point"], at), got)
