@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.decode import native, source, walk
-from dr_inspect.decode.containers import ContainerError, ContainerParser, FrameIndex, detect_format
+from dr_inspect.decode.containers import (ContainerError, ContainerParser, FrameIndex, concat_index,
+                                          detect_format)
 from dr_inspect.decode.layers import (Fields, decode_field_batches, decode_fields, kernel_fields,
                                       merge_fields)
 from dr_inspect.decode.stats import DecodedCapture, DecodeStats
@@ -64,6 +65,9 @@ def decode_span(loaded: source.Loaded, parser: ContainerParser, name: str, start
     buf = loaded.buf
     fields: list[Fields] = []
     metas: list[FrameIndex] = []
+    # With the compiled field kernel, the windows' frames are decoded together after the walk:
+    # one set of columns, nothing to merge (the frame bytes are read where they are).
+    whole = sink is None and native.enabled()
     pos = start
     window = WINDOW
     error: CaptureError | None = None
@@ -81,7 +85,11 @@ def decode_span(loaded: source.Loaded, parser: ContainerParser, name: str, start
             error = _capture_error(loaded, name, exc)
             if parser.format is None:
                 raise error from None
-        if len(idx):
+        if len(idx) and whole:
+            idx.data_pos = idx.data_pos + pos
+            idx.head = None
+            metas.append(idx)
+        elif len(idx):
             batches = decode_field_batches(view, idx)
             if sink is not None:
                 sink(batches)
@@ -101,6 +109,11 @@ def decode_span(loaded: source.Loaded, parser: ContainerParser, name: str, start
         window = WINDOW
         loaded.release(pos)
     del view
+    if whole and metas:
+        idx = concat_index(metas)
+        fields = decode_field_batches(buf, idx)
+        idx.data_pos = idx.data_pos[:0]
+        metas = [idx]
     return Span(fields, metas, pos, error)
 
 
