@@ -111,7 +111,7 @@ def decode_span(loaded: source.Loaded, parser: ContainerParser, name: str, start
     del view
     if whole and metas:
         idx = concat_index(metas)
-        fields = decode_field_batches(buf, idx)
+        fields = decode_field_batches(buf, idx, release=loaded.release)
         idx.data_pos = idx.data_pos[:0]
         metas = [idx]
     return Span(fields, metas, pos, error)

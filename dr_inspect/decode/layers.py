@@ -12,6 +12,7 @@ under a reason.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,11 +100,13 @@ def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
     return merge_fields(decode_field_batches(buf, idx))
 
 
-def decode_field_batches(buf: np.ndarray, idx: FrameIndex) -> list[Fields]:
+def decode_field_batches(buf: np.ndarray, idx: FrameIndex,
+                         release: Callable[[int], None] | None = None) -> list[Fields]:
     """Fields of consecutive batches of frames (merge once, at the very end): one batch when the
-    compiled kernel does the common frames, else batches of at most BATCH frames."""
+    compiled kernel does the common frames, else batches of at most BATCH frames. release: see
+    native.decode_frames (the kernel's path only)."""
     if native.enabled() and len(idx):
-        return [_decode_with_kernel(buf, idx)]
+        return [_decode_with_kernel(buf, idx, release)]
     return _numpy_batches(buf, idx)
 
 
@@ -133,14 +136,16 @@ def merge_fields(parts: list[Fields]) -> Fields:
     return out
 
 
-def _decode_with_kernel(buf: np.ndarray, idx: FrameIndex) -> Fields:
+def _decode_with_kernel(buf: np.ndarray, idx: FrameIndex,
+                        release: Callable[[int], None] | None = None) -> Fields:
     """The compiled kernel decodes the ordinary frames; the frames it leaves (odd link types,
     anything truncated or malformed, IPv6 extension headers, ICMPv6) are decoded by the numpy
     code below and written over their rows."""
     linktype = idx.linktype
     if idx.bad_interface is not None and idx.bad_interface.any():
         linktype = np.where(idx.bad_interface, -1, linktype)   # never a kernel frame
-    cols, slow, ip6 = native.decode_frames(buf, idx.data_pos, idx.caplen, idx.wirelen, linktype)
+    cols, slow, ip6 = native.decode_frames(buf, idx.data_pos, idx.caplen, idx.wirelen, linktype,
+                                           release)
     return kernel_fields(buf, idx, cols, slow, ip6)
 
 

@@ -11,6 +11,7 @@ and on random frames).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -81,19 +82,31 @@ def pcapng_walk(buf: np.ndarray, start: int, little: bool, max_block: int
 
 
 def decode_frames(buf: np.ndarray, data_pos: np.ndarray, caplen: np.ndarray,
-                  wirelen: np.ndarray, linktype: np.ndarray
+                  wirelen: np.ndarray, linktype: np.ndarray,
+                  release: Callable[[int], None] | None = None, window: int = 64 << 20
                   ) -> tuple[dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], np.ndarray,
                              np.ndarray]:
     """Fields of the frames the kernel decodes: ({(group, name): (values, valid)}, slow, ip6).
     slow: bool per frame the kernel left to layers.py (its columns are to be overwritten);
     ip6: (k, 32) uint8, source then destination address of each IPv6 frame it decoded, in frame
-    order."""
+    order. release: called with a byte offset after each `window` bytes of frames (in file
+    order), so the caller can drop the mapped pages before it."""
     n = len(data_pos)
     values, valid, slow = _columns(n)
     ip6 = np.empty((n, 32), np.uint8)       # only the IPv6 rows' pages are ever written
-    k = _native.decode_frames(buf, _i64(data_pos), _i64(caplen), _i64(wirelen),
-                              np.ascontiguousarray(linktype, dtype=np.int32), values, valid, slow,
-                              ip6)
+    pos, cap, wire = _i64(data_pos), _i64(caplen), _i64(wirelen)
+    lt = np.ascontiguousarray(linktype, dtype=np.int32)
+    bounds = [0, n]
+    if release is not None and n:
+        cuts = np.searchsorted(pos, np.arange(int(pos[0]), int(pos[-1]), window)[1:])
+        bounds = sorted({0, n, *cuts.tolist()})
+    k = 0
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        k += _native.decode_frames(buf, pos[lo:hi], cap[lo:hi], wire[lo:hi], lt[lo:hi],
+                                   [v[lo:hi] for v in values], [ok[lo:hi] for ok in valid],
+                                   slow[lo:hi], ip6[k:])
+        if release is not None:
+            release(int(pos[hi - 1]))
     cols = {(group, name): (v, ok) for (group, name, _), v, ok in zip(FIELDS, values, valid)}
     return cols, slow, ip6[:k].copy()
 
