@@ -13,9 +13,9 @@ import pandas as pd
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS, estimate_offsets, find_hops
 from dr_inspect.correlate.keys import point_codes, tcp_view
-from dr_inspect.correlate.tables import (TABLE_COLUMNS, arp_table, flow_endpoints, flows_table,
-                                         forward_copies, forwards_table, points_table,
-                                         replies_table, to_vip_table, vip_rows)
+from dr_inspect.correlate.tables import (TABLE_COLUMNS, arp_table, copy_keys, flow_endpoints,
+                                         flows_table, forward_copies, forwards_table,
+                                         points_table, replies_table, to_vip_table, vip_rows)
 from dr_inspect.topology.learn import LearnedTopology, learn_topology, learn_vips
 from dr_inspect.topology.pins import TopologyPins
 
@@ -125,19 +125,20 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     packet = tv["packet"].to_numpy()
     tv = tv.drop(columns=["strict_key", "packet"])
     return_freed_heap()
-    # The replies need only the view and the connections: built on the second core while the
-    # to_vip table is, and done before the forwards table starts (whose build is the run's
+    # The replies need only the view and the connections: built on the second core while this
+    # one builds the to_vip table and the keys its forwarded copies are matched on; done before
+    # the copies are searched (that search and the forwards table's columns are the run's
     # memory peak: the replies' temporaries must not add to it).
     with ThreadPoolExecutor(1) as side:
         replies_job = side.submit(replies_table, tv, topo, conns)
         tovt = to_vip_table(tv, rows, topo, conns, row_conn)
         del row_conn
+        keys = copy_keys(tv, topo, rows, packet)
+        del rows, packet
         rp = replies_job.result()
     return_freed_heap()
-    # the copies are found first: the view rows and packet ids are freed before the table's
-    # columns are gathered (the run's memory peak)
-    found = forward_copies(tv, tovt, pk, topo, window_ns, view_rows=rows, packet=packet)
-    del rows, packet
+    found = forward_copies(tv, tovt, pk, topo, window_ns, keys)
+    del keys
     fw = forwards_table(tv, tovt, pk, topo, window_ns, capture_span, found=found)
     del found
     # nothing reads the TCP view after this: free it before the arp and flows tables are built

@@ -541,30 +541,44 @@ def _ingress_rows(tovt: pd.DataFrame, pk: pd.DataFrame, spans: dict[str, tuple[i
     return ipos[observable], ts_adj[observable]
 
 
-def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.ndarray,
-                 topo: LearnedTopology, rs_points: list[str], window_ns: int,
-                 view_rows: np.ndarray, packet: np.ndarray) -> ForwardCopies:
-    """Match each ingress frame to its copy at the real-server side. Keys, candidates and merge
-    inputs live only in here: what leaves is a few arrays per frame.
+@dataclass
+class CopyKeys:
+    """What the forwarded copies are matched on: dense loose-key ids of every to_vip table row
+    (keys.*_a) and of the real-server-side view rows a copy may be (rs_rows, keys.*_b)."""
+    keys: _LooseKeys
+    rs_rows: np.ndarray
 
-    view_rows: the view row of each tovt row; packet: the view's packet ids."""
-    all_pos = np.flatnonzero(member(tv["point"], rs_points)
+
+def copy_keys(tv: pd.DataFrame, topo: LearnedTopology, view_rows: np.ndarray,
+              packet: np.ndarray) -> CopyKeys:
+    """CopyKeys of the to_vip table built from the view rows `view_rows` (vip_rows(tv,
+    topo.vips)); packet: the view's packet ids (tcp_view). The table itself is not read: the
+    keys can be made while it is built."""
+    rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
+    rs_rows = np.flatnonzero(member(tv["point"], rs_points)
                              & ~member(tv["dst_mac"], topo.director_in)
                              & ~endpoint_in(tv["src_ip"], tv["src_port"], topo.vips))
-    keys = _loose_keys(tv, packet, view_rows[ipos], all_pos)
+    return CopyKeys(keys=_loose_keys(tv, packet, view_rows, rs_rows), rs_rows=rs_rows)
+
+
+def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.ndarray,
+                 window_ns: int, found_keys: CopyKeys) -> ForwardCopies:
+    """Match each ingress frame (tovt rows ipos) to its copy at the real-server side. Keys,
+    candidates and merge inputs live only in here: what leaves is a few arrays per frame."""
+    all_pos, keys = found_keys.rs_rows, found_keys.keys
+    ing = {"ts": ts, "lkey": keys.loose_a[ipos], "ikey": keys.ident_a[ipos]}
     # candidates: the real-server-side rows with the loose key of an ingress frame (the loose
     # key holds the client endpoint: a copy whose VIP or port was rewritten is still found, and
     # DR002 names the change instead of DR007 calling it lost)
     wanted = np.zeros(keys.n_loose, dtype=bool)
-    wanted[keys.loose_a] = True
+    wanted[ing["lkey"]] = True
     picked = wanted[keys.loose_b]
     del wanted
     cpos = all_pos[picked]
     tv_ts = tv["ts"].to_numpy(dtype=np.int64)
-    ing = {"ts": ts, "lkey": keys.loose_a, "ikey": keys.ident_a}
     cand = {"ts": tv_ts[cpos], "lkey": keys.loose_b[picked], "ikey": keys.ident_b[picked]}
     n_loose, n_ident = keys.n_loose, keys.n_ident
-    del keys, picked
+    del keys, picked, found_keys
 
     copy = _match_copies(ing, cand, window_ns, n_loose, n_ident)
     copy_tv = np.append(cpos, -1)[copy]      # tv row of each copy (copy -1: the appended -1)
@@ -610,13 +624,12 @@ def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.
 
 
 def forward_copies(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo: LearnedTopology,
-                   window_ns: int, view_rows: np.ndarray | None = None,
-                   packet: np.ndarray | None = None) -> ForwardCopies:
+                   window_ns: int, keys: CopyKeys | None = None) -> ForwardCopies:
     """The client->VIP frames arriving at the director where a copy could be seen, each with its
     forwarded copy (or none): matched on the loose key, then by seq range (GRO/TSO).
 
-    view_rows: the view row of each tovt row (the vip_rows(tv, topo.vips) tovt was built from), and
-    packet: the view's packet ids (tcp_view), each computed again when not given."""
+    keys: copy_keys of tovt, when the caller made them (else made here, from packet ids
+    computed again)."""
     rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
     spans = _spans(pk)
     empty_points = [p for p in rs_points if p not in spans]
@@ -625,10 +638,9 @@ def forward_copies(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
         none = np.zeros(0, dtype=np.int64)
         return ForwardCopies(rows=none, ts=none, copy_tv=none, coalesced=none.astype(bool),
                              copy_ttls=none, copies=none, empty_points=empty_points)
-    if view_rows is None:
-        view_rows = vip_rows(tv, topo.vips)
-    found = _find_copies(tv, tovt, ipos, ts, topo, rs_points, window_ns, view_rows,
-                         packet if packet is not None else packet_ids(tv))
+    if keys is None:
+        keys = copy_keys(tv, topo, vip_rows(tv, topo.vips), packet_ids(tv))
+    found = _find_copies(tv, tovt, ipos, ts, window_ns, keys)
     found.empty_points = empty_points
     return found
 
