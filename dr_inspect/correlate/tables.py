@@ -225,8 +225,9 @@ def _endpoints(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> np.ndarray
                      dtype=object)
     # ports are 0..65535, or -1 where missing
     slot = np.asarray(ports, dtype=np.int64) + 1
-    used = np.flatnonzero(np.bincount(slot, minlength=65537))
-    port_text = np.empty(65537, dtype=object)
+    seen = np.bincount(slot, minlength=65537)
+    used = np.flatnonzero(seen)
+    port_text = np.empty(len(seen), dtype=object)
     port_text[used] = [str(p - 1) for p in used.tolist()]
     # object arrays add element by element: one str concatenation per row
     return hosts[codes] + port_text[slot]
