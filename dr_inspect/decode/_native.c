@@ -159,29 +159,41 @@ done:
 
 /* ------------------------------------------------------------------ field decode */
 
-/* The output columns, in the order of FIELDS below: (group, name, numpy dtype). */
-enum {
-    F_IP_VERSION, F_IP_ID, F_TTL, F_PROTO, F_SRC_PORT, F_DST_PORT, F_SEQ, F_ACK, F_TCP_FLAGS,
-    F_PAYLOAD_LEN, F_ICMP_TYPE, F_ICMP_CODE, F_ND_FLAGS, F_ARP_OP, F_VLAN, F_ETHERTYPE,
-    F_SRC_MAC, F_DST_MAC, F_ND_LLADDR, F_ARP_SENDER_MAC, F_ARP_TARGET_MAC,
-    F_SRC_IP, F_DST_IP, F_ARP_SENDER_IP, F_ARP_TARGET_IP,
-    N_FIELDS
-};
-static const char *const FIELD_SPEC[N_FIELDS][3] = {
-    {"ints", "ip_version", "u1"}, {"ints", "ip_id", "u4"}, {"ints", "ttl", "u1"},
-    {"ints", "proto", "u1"}, {"ints", "src_port", "u2"}, {"ints", "dst_port", "u2"},
-    {"ints", "seq", "u4"}, {"ints", "ack", "u4"}, {"ints", "tcp_flags", "u2"},
-    {"ints", "payload_len", "i4"}, {"ints", "icmp_type", "u1"}, {"ints", "icmp_code", "u1"},
-    {"ints", "nd_flags", "u1"}, {"ints", "arp_op", "u2"}, {"ints", "vlan", "u2"},
-    {"ints", "ethertype", "u2"},
-    {"macs", "src_mac", "u8"}, {"macs", "dst_mac", "u8"}, {"macs", "nd_lladdr", "u8"},
-    {"macs", "arp_sender_mac", "u8"}, {"macs", "arp_target_mac", "u8"},
-    {"ip4", "src_ip", "u4"}, {"ip4", "dst_ip", "u4"}, {"ip4", "arp_sender_ip", "u4"},
-    {"ip4", "arp_target_ip", "u4"},
-};
-static const int FIELD_SIZE[N_FIELDS] = {
-    1, 4, 1, 1, 2, 2, 4, 4, 2, 4, 1, 1, 1, 2, 2, 2, 8, 8, 8, 8, 8, 4, 4, 4, 4,
-};
+/* The output columns, declared once: (id, group, name, numpy dtype, C type). The order is
+ * one the module exports as FIELDS (native.FIELDS). */
+#define FIELD_LIST(X)                                                                          \
+    X(IP_VERSION, ints, ip_version, "u1", uint8_t)                                             \
+    X(IP_ID, ints, ip_id, "u4", uint32_t)                                                      \
+    X(TTL, ints, ttl, "u1", uint8_t)                                                           \
+    X(PROTO, ints, proto, "u1", uint8_t)                                                       \
+    X(SRC_PORT, ints, src_port, "u2", uint16_t)                                                \
+    X(DST_PORT, ints, dst_port, "u2", uint16_t)                                                \
+    X(SEQ, ints, seq, "u4", uint32_t)                                                          \
+    X(ACK, ints, ack, "u4", uint32_t)                                                          \
+    X(TCP_FLAGS, ints, tcp_flags, "u2", uint16_t)                                              \
+    X(PAYLOAD_LEN, ints, payload_len, "i4", int32_t)                                           \
+    X(ICMP_TYPE, ints, icmp_type, "u1", uint8_t)                                               \
+    X(ICMP_CODE, ints, icmp_code, "u1", uint8_t)                                               \
+    X(ND_FLAGS, ints, nd_flags, "u1", uint8_t)                                                 \
+    X(ARP_OP, ints, arp_op, "u2", uint16_t)                                                    \
+    X(VLAN, ints, vlan, "u2", uint16_t)                                                        \
+    X(ETHERTYPE, ints, ethertype, "u2", uint16_t)                                              \
+    X(SRC_MAC, macs, src_mac, "u8", uint64_t)                                                  \
+    X(DST_MAC, macs, dst_mac, "u8", uint64_t)                                                  \
+    X(ND_LLADDR, macs, nd_lladdr, "u8", uint64_t)                                              \
+    X(ARP_SENDER_MAC, macs, arp_sender_mac, "u8", uint64_t)                                    \
+    X(ARP_TARGET_MAC, macs, arp_target_mac, "u8", uint64_t)                                    \
+    X(SRC_IP, ip4, src_ip, "u4", uint32_t)                                                     \
+    X(DST_IP, ip4, dst_ip, "u4", uint32_t)                                                     \
+    X(ARP_SENDER_IP, ip4, arp_sender_ip, "u4", uint32_t)                                       \
+    X(ARP_TARGET_IP, ip4, arp_target_ip, "u4", uint32_t)
+
+#define AS_ENUM(id, group, name, dtype, T) F_##id,
+enum { FIELD_LIST(AS_ENUM) N_FIELDS };
+#define AS_SPEC(id, group, name, dtype, T) {#group, #name, dtype},
+static const char *const FIELD_SPEC[N_FIELDS][3] = { FIELD_LIST(AS_SPEC) };
+#define AS_SIZE(id, group, name, dtype, T) (int)sizeof(T),
+static const int FIELD_SIZE[N_FIELDS] = { FIELD_LIST(AS_SIZE) };
 
 #define ETH 1
 #define IPV6_EXT(nh) ((nh) == 0 || (nh) == 43 || (nh) == 44 || (nh) == 60 || (nh) == 51)
@@ -208,17 +220,12 @@ static inline void put(Row *r, int f, uint64_t value) {
 }
 
 static inline void store_row(const Columns *c, Py_ssize_t i, const Row *r) {
-#define STORE(f, T) ((T *)c->v[f])[i] = r->ok[f] ? (T)r->v[f] : 0; c->ok[f][i] = r->ok[f]
-    STORE(F_IP_VERSION, uint8_t); STORE(F_IP_ID, uint32_t); STORE(F_TTL, uint8_t);
-    STORE(F_PROTO, uint8_t); STORE(F_SRC_PORT, uint16_t); STORE(F_DST_PORT, uint16_t);
-    STORE(F_SEQ, uint32_t); STORE(F_ACK, uint32_t); STORE(F_TCP_FLAGS, uint16_t);
-    STORE(F_PAYLOAD_LEN, uint32_t); STORE(F_ICMP_TYPE, uint8_t); STORE(F_ICMP_CODE, uint8_t);
-    STORE(F_ND_FLAGS, uint8_t); STORE(F_ARP_OP, uint16_t); STORE(F_VLAN, uint16_t);
-    STORE(F_ETHERTYPE, uint16_t); STORE(F_SRC_MAC, uint64_t); STORE(F_DST_MAC, uint64_t);
-    STORE(F_ND_LLADDR, uint64_t); STORE(F_ARP_SENDER_MAC, uint64_t);
-    STORE(F_ARP_TARGET_MAC, uint64_t); STORE(F_SRC_IP, uint32_t); STORE(F_DST_IP, uint32_t);
-    STORE(F_ARP_SENDER_IP, uint32_t); STORE(F_ARP_TARGET_IP, uint32_t);
-#undef STORE
+    /* (a value is stored as its low bytes: payload_len's negative values wrap, as in numpy) */
+#define AS_STORE(id, group, name, dtype, T)                                                    \
+    ((T *)c->v[F_##id])[i] = r->ok[F_##id] ? (T)r->v[F_##id] : 0;                             \
+    c->ok[F_##id][i] = r->ok[F_##id];
+    FIELD_LIST(AS_STORE)
+#undef AS_STORE
 }
 
 /* Decode one frame into r (cleared before: value 0, not valid); returns 0 when done, 1 when the
