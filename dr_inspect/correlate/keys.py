@@ -322,7 +322,7 @@ def _point_names_at(points: pd.Series, pos: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(rank[codes], dtype=dtype, validate=False)
 
 
-def _same_data(a: np.ndarray, b: np.ndarray) -> bool:
+def same_data(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two arrays are views of the same memory, element for element."""
     return (a.shape == b.shape and a.dtype == b.dtype and a.strides == b.strides
             and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
@@ -370,7 +370,7 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
     }, copy=False)  # the arrays are new already: no second, consolidated copy
     ts_ns = pk["ts_ns"].to_numpy(dtype=np.int64)
     ts = pk["ts"].to_numpy(dtype=np.int64) if "ts" in pk else ts_ns
-    if _same_data(ts, ts_ns):
+    if same_data(ts, ts_ns):
         # no clock correction (yet): one array shared copy-on-write, as prepare shares pk's
         view.insert(3, "ts", view["ts_ns"])
     else:

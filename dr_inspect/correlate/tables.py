@@ -18,7 +18,7 @@ from dr_inspect.correlate.coded import (as_text, categorical, codes_and_values, 
                                         take, text_rank, with_default)
 from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, dense_ids, endpoint_in,
                                        endpoints_text, five_tuples, hash_key, ints, is_group_mac,
-                                       obj, packet_ids, text)
+                                       obj, packet_ids, same_data, text)
 from dr_inspect.decode.schema import ACK, RST, SYN
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
 from dr_inspect.topology.learn import LearnedTopology
@@ -276,11 +276,16 @@ def _spans(pk: pd.DataFrame) -> dict[str, tuple[int, int]]:
     """(first, last) clock-adjusted time per point that has frames."""
     if len(pk) == 0:
         return {}
-    codes, names = codes_and_values(pk["point"])
+    points = pk["point"]
+    if isinstance(points.dtype, pd.CategoricalDtype):
+        # the categorical's own codes (a view); a missing point (-1) has no span
+        codes, names = points.array.codes, np.asarray(points.cat.categories, dtype=object)
+    else:
+        codes, names = codes_and_values(points)
     ts = pk["ts"].to_numpy(dtype=np.int64)
     out = {}
     # a handful of points: one masked min/max each (no scatter over every frame, no sort)
-    for c in np.flatnonzero(np.bincount(codes, minlength=len(names))):
+    for c in np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(names))):
         name = names[c]
         if not name:
             continue
@@ -303,6 +308,9 @@ def _point_shifts(pk: pd.DataFrame) -> dict[str, int]:
 def _adjusted_ts(pk: pd.DataFrame, points: pd.Series | pd.Categorical, ts_ns: np.ndarray
                  ) -> np.ndarray:
     """The clock-adjusted ts of rows with these points and raw ts_ns."""
+    if same_data(pk["ts"].to_numpy(), pk["ts_ns"].to_numpy()):
+        # prepare shares one array while no clock is corrected: nothing to read per point
+        return np.asarray(ts_ns, dtype=np.int64).copy()
     shifts = _point_shifts(pk)
     if not any(shifts.values()):
         return np.asarray(ts_ns, dtype=np.int64).copy()  # no clock correction applied
