@@ -50,9 +50,10 @@ def categorical(codes: np.ndarray, values: np.ndarray | list, distinct: bool = F
 
 def as_text(s: pd.Series | pd.Categorical | np.ndarray) -> pd.Categorical:
     """The column as a Categorical of str with '' where missing."""
-    if isinstance(s, pd.Series) and isinstance(s.dtype, pd.CategoricalDtype) and \
-            not (s.cat.codes.to_numpy() < 0).any():
-        return s.array
+    if isinstance(s, pd.Series) and isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.array.codes            # a view (Series.cat.codes would copy them)
+        if len(codes) == 0 or codes.min() >= 0:
+            return s.array
     codes, values = codes_and_values(s)
     return categorical(codes, values)
 
@@ -68,7 +69,13 @@ def mapped(s: pd.Series | pd.Categorical | np.ndarray, mapping: dict, default: s
 
 def member(s: pd.Series | pd.Categorical | np.ndarray, wanted: Iterable[Any]) -> np.ndarray:
     """Whether each row's value is in `wanted`, judged once per distinct value."""
-    codes, values = codes_and_values(s)
+    if isinstance(s, pd.Series) and isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.array
+    if isinstance(s, pd.Categorical):
+        # the categorical's own codes as they are: a missing value's -1 picks the appended ''
+        codes, values = s.codes, np.append(np.asarray(s.categories, dtype=object), "")
+    else:
+        codes, values = codes_and_values(s)
     wanted = set(wanted)
     hit = np.array([v in wanted for v in values], dtype=bool)
     return hit[codes] if len(codes) else np.zeros(0, dtype=bool)
@@ -87,7 +94,8 @@ def text_rank(s: pd.Series | pd.Categorical | np.ndarray) -> np.ndarray:
 def take(s: pd.Series | pd.Categorical, positions: np.ndarray) -> pd.Categorical:
     """Rows `positions` of a text column, as a Categorical ('' where missing)."""
     cat = as_text(s)
-    return pd.Categorical.from_codes(cat.codes[positions], dtype=cat.dtype)
+    # codes of the categorical itself: in range already
+    return pd.Categorical.from_codes(cat.codes[positions], dtype=cat.dtype, validate=False)
 
 
 def with_default(cat: pd.Categorical, keep: np.ndarray, default: str = "") -> pd.Categorical:
