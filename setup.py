@@ -1,10 +1,14 @@
-"""Build step for the one compiled part: the decoder's kernels (dr_inspect/decode/_native.c).
+"""Build step for the compiled kernels: the decoder's (dr_inspect/decode/_native.c) and the
+correlator's key numbering (dr_inspect/correlate/_hashids.c).
 
-Everything else is in pyproject.toml. The extension is optional: where no C compiler is found,
-the install still succeeds and the decoder runs its numpy code (dr_inspect/decode/native.py).
+Everything else is in pyproject.toml. The extensions are optional: where no C compiler is found,
+the install still succeeds and the numpy code they stand in for does the work
+(dr_inspect/kernels.py).
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("dr_inspect.decode._native", ["dr_inspect/decode/_native.c"],
-                             optional=True)])
+setup(ext_modules=[
+    Extension("dr_inspect.decode._native", ["dr_inspect/decode/_native.c"], optional=True),
+    Extension("dr_inspect.correlate._hashids", ["dr_inspect/correlate/_hashids.c"], optional=True),
+])

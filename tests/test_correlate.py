@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from rulecaps import CLIENT_IP, RS, VIP, DrCapture
 
 from dr_inspect.correlate import combine_points, correlate
@@ -326,12 +327,25 @@ def test_hash_key_in_pieces_equals_one_hash_of_all_rows(monkeypatch):
     assert len(np.unique(whole)) > 100
 
 
-def test_first_appearance_ids_equal_factorize(monkeypatch):
+def _numbering(monkeypatch, kernel: str) -> None:
+    """Key numbering by the compiled kernel (correlate/_hashids.c) or by the numpy split."""
+    import dr_inspect.correlate.keys as keys
+    from dr_inspect import kernels
+    if kernel == "compiled":
+        from conftest import require
+        require(keys._hashids is not None, "the correlator's C extension was not built")
+    monkeypatch.setenv(kernels.ENV, "1" if kernel == "compiled" else "0")
+    monkeypatch.setattr(keys, "HASH_ROWS", 16)        # the split path even on small arrays
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_first_appearance_ids_equal_factorize(monkeypatch, kernel):
     import numpy as np
 
     import dr_inspect.correlate.keys as keys
-    monkeypatch.setattr(keys, "HASH_ROWS", 16)        # take the split path on small arrays
+    _numbering(monkeypatch, kernel)
     rng = np.random.default_rng(5)
+    assert len(keys.first_appearance_ids(np.zeros(0, dtype=np.uint64))) == 0
     for n, distinct in [(5000, 40), (5000, 4000), (3000, 1), (17, 17)]:
         values = rng.integers(0, 2**64 - 1, size=distinct, dtype=np.uint64, endpoint=True)
         k = values[rng.integers(0, distinct, size=n)]
@@ -354,11 +368,12 @@ def test_argsort_hashes_equals_a_stable_argsort(monkeypatch):
         assert (keys.argsort_hashes(k) == np.argsort(k, kind="stable")).all()
 
 
-def test_dense_ids_equal_where_the_keys_are_equal(monkeypatch):
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_dense_ids_equal_where_the_keys_are_equal(monkeypatch, kernel):
     import numpy as np
 
     import dr_inspect.correlate.keys as keys
-    monkeypatch.setattr(keys, "HASH_ROWS", 16)        # take the split path on small arrays
+    _numbering(monkeypatch, kernel)
     rng = np.random.default_rng(7)
     for n, distinct in [(5000, 40), (5000, 4000), (3000, 1), (17, 17), (10, 3)]:
         values = rng.integers(0, 2**64 - 1, size=distinct, dtype=np.uint64, endpoint=True)

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 from pandas.core.dtypes.cast import coerce_indexer_dtype
 
+from dr_inspect import kernels
 from dr_inspect.decode.schema import ACK, RST, SYN
+
+try:
+    from dr_inspect.correlate import _hashids
+except ImportError:          # built without a compiler: numpy and pandas number the keys
+    _hashids = None
 
 # The same packet at two points: everything IPVS DR does not change (DESIGN.md, Correlator).
 STRICT_KEY = ["src_ip", "dst_ip", "src_port", "dst_port", "seq", "ack", "tcp_flags", "ip_id",
@@ -57,12 +63,26 @@ def packet_ids(df: pd.DataFrame) -> np.ndarray:
     return first_appearance_ids(strict_key(df))
 
 
+def _kernel_ids(keys: np.ndarray, dtype: type) -> tuple[np.ndarray, int] | None:
+    """First-appearance ids by the compiled kernel (_hashids.c), None where it is not built or
+    is turned off (dr_inspect.kernels)."""
+    if _hashids is None or not kernels.allowed():
+        return None
+    ids = np.empty(len(keys), dtype=dtype)
+    n = _hashids.first_appearance_ids(np.ascontiguousarray(keys, dtype=np.uint64), ids)
+    return ids, n
+
+
 def first_appearance_ids(keys: np.ndarray) -> np.ndarray:
     """pd.factorize(keys)[0] as int32, for uint64 hashes: 0, 1, ... in order of first appearance.
 
-    A hash table of a million keys is mostly cache misses; the keys are first split into 64
-    parts by their top bits (one stable radix pass), each part factorized in a table that fits
-    the caches, and the parts' ids put back in order of first appearance over all rows."""
+    The compiled kernel does it in one pass where it was built. Otherwise: a hash table of a
+    million keys is mostly cache misses; the keys are first split into 64 parts by their top
+    bits (one stable radix pass), each part factorized in a table that fits the caches, and the
+    parts' ids put back in order of first appearance over all rows."""
+    done = _kernel_ids(keys, np.int32)
+    if done is not None:
+        return done[0]
     n = len(keys)
     if n < HASH_ROWS:
         return pd.factorize(keys)[0].astype(np.int32)
@@ -104,7 +124,11 @@ def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
 
     As in first_appearance_ids, the keys are split into 256 parts by their top bits and each
     part is factorized in a hash table that fits the caches (perf1m's 0.7M loose keys: ~23 ms
-    against ~50 ms for one table)."""
+    against ~50 ms for one table). The compiled kernel, where built, numbers them in order of
+    first appearance instead."""
+    done = _kernel_ids(keys, np.int64)
+    if done is not None:
+        return done
     if len(keys) < HASH_ROWS:
         ids, distinct = pd.factorize(keys)
         return ids, len(distinct)

@@ -10,17 +10,18 @@ and on random frames).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import numpy as np
+
+from dr_inspect import kernels
 
 try:
     from dr_inspect.decode import _native
 except ImportError:          # built without a compiler: the numpy code does everything
     _native = None
 
-ENV = "DR_INSPECT_NATIVE"
+ENV = kernels.ENV
 
 # (group, name, dtype) of every column the field kernel fills, in its order.
 FIELDS: tuple[tuple[str, str, str], ...] = tuple(_native.FIELDS) if _native is not None else ()
@@ -33,7 +34,7 @@ def available() -> bool:
 
 def enabled() -> bool:
     """The decoder uses the kernels: built, and not turned off by DR_INSPECT_NATIVE=0."""
-    return _native is not None and os.environ.get(ENV, "1") != "0"
+    return _native is not None and kernels.allowed()
 
 
 def _columns(n: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
