@@ -34,6 +34,14 @@ static inline uint32_t u32(const uint8_t *p, int little) {
                   : be32(p);
 }
 
+/* Release the buffers an argument parse took (every function ends so). */
+#define release(...)                                                                           \
+    do {                                                                                       \
+        Py_buffer *taken_[] = {__VA_ARGS__};                                                   \
+        for (size_t k_ = 0; k_ < sizeof taken_ / sizeof *taken_; k_++)                         \
+            PyBuffer_Release(taken_[k_]);                                                      \
+    } while (0)
+
 /* ------------------------------------------------------------------ classic pcap record walk */
 
 static int check_out(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n, const char *what) {
@@ -91,11 +99,7 @@ static PyObject *pcap_walk(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     result = Py_BuildValue("nni", count, p, status);
 done:
-    PyBuffer_Release(&buf);
-    PyBuffer_Release(&pos_b);
-    PyBuffer_Release(&cap_b);
-    PyBuffer_Release(&wire_b);
-    PyBuffer_Release(&ts_b);
+    release(&buf, &pos_b, &cap_b, &wire_b, &ts_b);
     return result;
 }
 
@@ -150,10 +154,7 @@ static PyObject *pcapng_walk(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     result = Py_BuildValue("nni", count, p, status);
 done:
-    PyBuffer_Release(&buf);
-    PyBuffer_Release(&pos_b);
-    PyBuffer_Release(&type_b);
-    PyBuffer_Release(&len_b);
+    release(&buf, &pos_b, &type_b, &len_b);
     return result;
 }
 
@@ -448,13 +449,7 @@ static PyObject *decode_frames(PyObject *self, PyObject *args) {
     result = PyLong_FromSsize_t(n6);
 done:
     release_columns(got, vb, okb);
-    PyBuffer_Release(&buf);
-    PyBuffer_Release(&pos_b);
-    PyBuffer_Release(&cap_b);
-    PyBuffer_Release(&wire_b);
-    PyBuffer_Release(&lt_b);
-    PyBuffer_Release(&slow_b);
-    PyBuffer_Release(&v6_b);
+    release(&buf, &pos_b, &cap_b, &wire_b, &lt_b, &slow_b, &v6_b);
     return result;
 }
 
@@ -525,13 +520,7 @@ static PyObject *pcap_decode(PyObject *self, PyObject *args) {
     result = Py_BuildValue("nnin", i - offset, p, status, n6);
 done:
     release_columns(got, vb, okb);
-    PyBuffer_Release(&buf);
-    PyBuffer_Release(&pos_b);
-    PyBuffer_Release(&cap_b);
-    PyBuffer_Release(&wire_b);
-    PyBuffer_Release(&ts_b);
-    PyBuffer_Release(&slow_b);
-    PyBuffer_Release(&v6_b);
+    release(&buf, &pos_b, &cap_b, &wire_b, &ts_b, &slow_b, &v6_b);
     return result;
 }
 

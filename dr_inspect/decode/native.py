@@ -53,6 +53,12 @@ def _columns(n: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     return out[:len(FIELDS)], out[len(FIELDS):-1], out[-1]
 
 
+def _by_name(values: list[np.ndarray], valid: list[np.ndarray]
+             ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """The kernel's columns keyed by (group, name), in FIELDS order."""
+    return {(group, name): (v, ok) for (group, name, _), v, ok in zip(FIELDS, values, valid)}
+
+
 def _i64(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
@@ -108,8 +114,7 @@ def decode_frames(buf: np.ndarray, data_pos: np.ndarray, caplen: np.ndarray,
                                    slow[lo:hi], ip6[k:])
         if release is not None:
             release(int(pos[hi - 1]))
-    cols = {(group, name): (v, ok) for (group, name, _), v, ok in zip(FIELDS, values, valid)}
-    return cols, slow, ip6[:k].copy()
+    return _by_name(values, valid), slow, ip6[:k].copy()
 
 
 class PcapRecords:
@@ -170,5 +175,4 @@ class PcapRecords:
             index, values, valid = cat(2), cat(3), cat(4)
             slow = np.concatenate([c[5] for c in chunks])
             ip6 = np.concatenate([c[6] for c in chunks])
-        cols = {(group, name): (v, ok) for (group, name, _), v, ok in zip(FIELDS, values, valid)}
-        return index, cols, slow, ip6
+        return index, _by_name(values, valid), slow, ip6
