@@ -97,7 +97,7 @@ class DrCapture:
                    data_rs: int | None = None, loop: int = 0, gro: bool = False,
                    syn_retransmit: bool = False, client_mac: str = CLIENT_MAC,
                    director: tuple[str, str] | None = None, port: int = PORT,
-                   vip: str | None = None) -> None:
+                   vip: str | None = None, isn: int | None = None) -> None:
         """One connection client:cport -> VIP:PORT served by RS[rs].
 
         drop: client packets ('syn', 'ack', 'req') the director does not forward.
@@ -106,12 +106,15 @@ class DrCapture:
         loop: extra copies of each forwarded packet, TTL falling by 2 each time.
         gro: the request arrives as 3 segments and is forwarded as one coalesced segment.
         director: (VIP-segment MAC, real-server-segment MAC) of another director (failover).
+        isn: the client's initial sequence number (default: derived from cport; a reused
+        5-tuple, a new connection on the same client port, needs another one).
         """
         dir_in, dir_out = director or (self.dir_in, self.dir_out)
         vip = vip or self.vip
         t = self.t
         self.t += gap
-        isn, sisn = 1000 + cport * 7, 50000 + cport * 3
+        sisn = 50000 + cport * 3 + (0 if isn is None else isn % 9973 * 101)
+        isn = 1000 + cport * 7 if isn is None else isn
         ttl_drop = self.ttl_drop if ttl_drop is None else ttl_drop
         changes = copy_changes or {}
         dst_mac_in = RS[rs].mac_e if client_to_rs else dir_in

@@ -20,6 +20,7 @@ from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, dense_ids, endpoint_
                                        endpoints_text, five_tuples, hash_key, ints, is_group_mac,
                                        obj, packet_ids, same_data, text)
 from dr_inspect.decode.schema import ACK, RST, SYN
+from dr_inspect.correlate.epochs import epoch_keys, split_epochs
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
 from dr_inspect.topology.learn import LearnedTopology
 
@@ -182,7 +183,14 @@ def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np
                              "vip": []}), \
             np.zeros(0, dtype=np.int64)
     # integer ids in order of first appearance; each connection's first row gives its endpoints
-    codes = _conn_ids(tv, rows)
+    # (a 5-tuple reused by a new SYN is a new connection)
+    flags = tv["tcp_flags"].to_numpy()[rows]
+    five_tuple_ids = _conn_ids(tv, rows)
+    codes = split_epochs(five_tuple_ids, (flags & (SYN | ACK)) == SYN,
+                         tv["seq"].to_numpy()[rows], tv["ts"].to_numpy()[rows],
+                         CLOCK_TOLERANCE_NS)
+    reused = codes is not five_tuple_ids
+    del flags, five_tuple_ids
     seen = np.maximum.accumulate(codes)
     first = np.flatnonzero(codes > np.concatenate(([-1], seen[:-1])))
     first_ts = np.full(len(first), np.iinfo(np.int64).max, dtype=np.int64)
@@ -203,9 +211,10 @@ def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np
     # position (one category per connection for the 5-tuple; the few VIPs for vip)
     vip = _endpoint_text(f["vip_ip"], f["vip_port"].to_numpy())
     f["client"] = obj(client)
-    # distinct connections render distinct texts
+    # distinct 5-tuples render distinct texts (the connections of a reused one share its text)
     f["five_tuple"] = categorical(np.arange(len(f)), [
-        f"tcp {c} -> {v}" for c, v in zip(client, np.asarray(vip, dtype=object))], distinct=True)
+        f"tcp {c} -> {v}" for c, v in zip(client, np.asarray(vip, dtype=object))],
+        distinct=not reused)
     f["vip"] = vip
     place = np.empty(len(order), dtype=np.int64)
     place[order] = np.arange(len(order))                 # connection code -> position in f
@@ -826,9 +835,12 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     from_vip = (ids[:len(src_values)][src_codes[maybe[lpos]]]
                 == ids[len(src_values):][vip_codes[cpos]])
     if len(lpos) > 1 and (lpos[1:] == lpos[:-1]).any():
-        # a client talking to two VIPs on one port from one port: keep the matching VIP (else
-        # the first connection that matches)
-        pick = np.lexsort((cpos, ~from_vip, lpos))
+        # a client talking to two VIPs on one port from one port: keep the matching VIP; a
+        # reused 5-tuple: the connection that had started by the reply's time (else the first
+        # connection that matches)
+        minor, major = epoch_keys(conns["first_ts"].to_numpy()[cpos],
+                                  tv["ts"].to_numpy()[maybe[lpos]], CLOCK_TOLERANCE_NS)
+        pick = np.lexsort((cpos, minor, major, ~from_vip, lpos))
         first = np.ones(len(pick), dtype=bool)
         first[1:] = lpos[pick][1:] != lpos[pick][:-1]
         pick = pick[first]
@@ -912,8 +924,10 @@ def _reply_five_tuples(r: dict, cpos: np.ndarray, conns: pd.DataFrame) -> pd.Cat
                                   pd.Series(np.asarray(sub["dst_ip"].take(first), dtype=object)),
                                   np.asarray(sub["dst_port"])[first]))
         codes[other] = len(turned) + ocodes
-    # the turned 5-tuples of distinct connections differ; another may equal one of them
-    return categorical(codes, np.asarray(texts, dtype=object), distinct=len(other) == 0)
+    # the turned 5-tuples of distinct 5-tuples differ (a reused one's connections share theirs);
+    # another may equal one of them
+    distinct = len(other) == 0 and len(conns["five_tuple"].cat.categories) == len(conns)
+    return categorical(codes, np.asarray(texts, dtype=object), distinct=distinct)
 
 
 def _lookup(s: pd.Series, mapping: dict) -> np.ndarray:
