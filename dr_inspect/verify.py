@@ -277,9 +277,11 @@ def _points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Da
                                                      for lo, hi in others)
         problems = []
         role = roles.get(s.name, s.role)
-        # a point of known role that captured nothing is reported, not failed: what should have
-        # crossed it is judged by the traffic rules (DR007 names the empty point)
-        quiet_ok = role != "unknown" and not s.error
+        # a point that captured nothing is reported, not failed: what should have crossed it is
+        # judged by the traffic rules (DR007 and DR009 name the symptom and the empty point);
+        # DR013 fails on what makes the capture itself untrustworthy: kernel drops, frames that
+        # cannot be read, points that do not overlap in time
+        quiet_ok = not s.error and not s.frames
         if not s.decoded and not quiet_ok:
             problems.append("no frames decoded" if not s.frames else
                             f"none of {s.frames} frames could be decoded")
@@ -459,6 +461,11 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
     # points captured on one host share its clock (netns-only points: the capturing machine)
     hosts = {p.name: p.host or "this-machine" for p in cs.points if p.host or p.netns}
     rs_names = manifest_rs_names(cs.capture.get("real_servers"))
+    snaps, snap_errors = _read_snapshots(cs)
+    if snaps:
+        # what the hosts hold (their MACs and addresses) completes what the traffic shows
+        file_pins = file_pins or TopologyPins()
+        file_pins.host_addresses = _host_addresses(snaps)
     span = capture_span_of(cs)
     try:
         analysis = analyse_packets(packets, roles, vips=vips, topology=file_pins, rules=rules,
@@ -478,7 +485,8 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
                                    capture_span=span)
         analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {manifest_vip} "
                                       "named in manifest.toml")
-    _join_host_causes(cs, analysis.report)
+    analysis.report.errors.extend(snap_errors)
+    _join_host_causes(snaps, analysis.report)
     return analysis
 
 
@@ -531,21 +539,44 @@ def _manifest_vip(cs: CaptureSet) -> str | None:
     return f"[{ip}]:{p}" if ":" in ip else f"{ip}:{p}"
 
 
-def _join_host_causes(cs: CaptureSet, report: VerifyReport) -> None:
-    """Host snapshots in the set explain failing rules (doctor's join, when it is installed)."""
-    if not cs.snapshots or importlib.util.find_spec("dr_inspect.doctor.join") is None:
-        return
-    from dr_inspect.doctor.join import host_causes
+def _read_snapshots(cs: CaptureSet) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The set's host snapshots (doctor's reader, when it is installed) and the errors of the
+    unreadable ones."""
+    if not cs.snapshots or importlib.util.find_spec("dr_inspect.doctor.snapshot") is None:
+        return {}, []
     from dr_inspect.doctor.snapshot import read_snapshot
 
-    snaps = {}
+    snaps, errors = {}, []
     for host, path in cs.snapshots.items():
         try:
             snaps[host] = read_snapshot(path)
         except InputError as exc:
-            report.errors.append(f"host snapshot {host}: {exc}")
-    if snaps:
-        host_causes(snaps, report)
+            errors.append(f"host snapshot {host}: {exc}")
+    return snaps, errors
+
+
+def _host_addresses(snaps: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """MAC -> the addresses its host holds on that interface, from the snapshots."""
+    from dr_inspect.doctor import hoststate
+
+    out: dict[str, list[str]] = {}
+    for snap in snaps.values():
+        by_if: dict[str, list[str]] = {}
+        for addr in hoststate.addresses(snap):
+            if not addr.ip.is_link_local and not addr.ip.is_loopback:
+                by_if.setdefault(addr.ifname, []).append(str(addr.ip))
+        for ifname, mac in hoststate.macs(snap).items():
+            out.setdefault(mac, []).extend(by_if.get(ifname, []))
+    return out
+
+
+def _join_host_causes(snaps: dict[str, dict[str, Any]], report: VerifyReport) -> None:
+    """Host snapshots in the set explain failing rules (doctor's join, when it is installed)."""
+    if not snaps or importlib.util.find_spec("dr_inspect.doctor.join") is None:
+        return
+    from dr_inspect.doctor.join import host_causes
+
+    host_causes(snaps, report)
 
 
 def verify_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),

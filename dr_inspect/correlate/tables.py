@@ -221,6 +221,14 @@ def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np
     return f, place[codes]
 
 
+def _same_text(a: pd.Categorical, b: pd.Categorical) -> np.ndarray:
+    """Per row: whether two text columns hold the same value (on the codes when both share
+    their categories, as the view's MAC columns do)."""
+    if a.categories.equals(b.categories):
+        return a.codes == b.codes
+    return np.asarray(a, dtype=object) == np.asarray(b, dtype=object)
+
+
 def _by_connection(column: pd.Series, conn: np.ndarray) -> pd.Categorical:
     """A text column of the connections table (a Categorical) at each row's connection."""
     return pd.Categorical.from_codes(column.cat.codes.to_numpy()[conn], dtype=column.dtype)
@@ -254,6 +262,12 @@ def to_vip_table(tv: pd.DataFrame, rows: np.ndarray, topo: LearnedTopology, conn
     dst_is_director = member(dst_mac, dmacs)
     ingress = member(dst_mac, topo.director_in) & ~member(src_mac,
                                                           topo.director_out - topo.director_in)
+    # a client's frame to a MAC that never sends (a stale ARP entry for the VIP) was meant for
+    # the director: it is judged as arriving there, and DR007 names it lost
+    ingress |= member(dst_mac, topo.silent_macs) & ~src_is_director
+    # the director sending to its own MAC (a copy it did not re-address, on a shared LAN) is
+    # no arrival
+    ingress &= ~(src_is_director & _same_text(src_mac, dst_mac))
     forwarded = src_is_director & ~dst_is_director
     leg = np.full(len(rows), 2, dtype=np.int8)
     leg[forwarded] = 1
@@ -573,8 +587,12 @@ def copy_keys(tv: pd.DataFrame, topo: LearnedTopology, view_rows: np.ndarray,
     topo.vips)); packet: the view's packet ids (tcp_view). The table itself is not read: the
     keys can be made while it is built."""
     rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
-    rs_rows = np.flatnonzero(member(tv["point"], rs_points)
-                             & ~member(tv["dst_mac"], topo.director_in)
+    # a frame to the director's ingress MAC is an original, unless the director sent it: then
+    # it is a copy the director did not re-address (DR001 names it, DR007 must not call the
+    # packet lost)
+    original = (member(tv["dst_mac"], topo.director_in)
+                & ~member(tv["src_mac"], topo.director_out))
+    rs_rows = np.flatnonzero(member(tv["point"], rs_points) & ~original
                              & ~endpoint_in(tv["src_ip"], tv["src_port"], topo.vips))
     return CopyKeys(keys=_loose_keys(tv, packet, view_rows, rs_rows), rs_rows=rs_rows)
 
@@ -792,7 +810,8 @@ def _drop_causes(m: dict, empty_points: list[str], senders: set[str]) -> pd.Cate
     codes[lost] = 1
     codes[lost & ~syn & ~syn_fwd] = 2
     codes[lost & ~vip_any] = 3
-    stale = lost & ~vip_any & silent
+    # a frame to a MAC that never sends was lost before any director, whatever else was forwarded
+    stale = lost & silent
     if stale.any():
         mac_codes, macs = codes_and_values(m["dst_mac"])
         used = np.unique(mac_codes[stale])
