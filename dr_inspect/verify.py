@@ -7,6 +7,7 @@ analyse_paths; verify_packets and everything below it are pure functions of the 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import importlib.util
 import os
 from dataclasses import dataclass, field
@@ -373,6 +374,12 @@ def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pi
         if r.id == "DR007" and corr.stats.get("coalesced"):
             r.note = (f"{corr.stats['coalesced']} packets matched by sequence range to segments "
                       "coalesced by GRO/TSO at another point (not lost)")
+        if r.id == "DR007" and topo.unserved:
+            lost = ", ".join(f"{n} to {ep}" for ep, n in topo.unserved.items())
+            r.note = "; ".join(x for x in (r.note, (
+                f"SYNs that reached the director and were neither forwarded nor answered: {lost} "
+                "(a virtual service without a real server, or a firewall drop on the director; "
+                "pin it with --vip if it is a virtual service)")) if x)
     core = [r for r in results if any(x.core for x in rules if x.id == r.id)]
     report_errors = list(errors)
     if corr.stats.get("capture_span"):
@@ -466,6 +473,7 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
         # what the hosts hold (their MACs and addresses) completes what the traffic shows
         file_pins = file_pins or TopologyPins()
         file_pins.host_addresses = _host_addresses(snaps)
+        file_pins.services = _ipvs_services(snaps)
     span = capture_span_of(cs)
     try:
         analysis = analyse_packets(packets, roles, vips=vips, topology=file_pins, rules=rules,
@@ -568,6 +576,15 @@ def _host_addresses(snaps: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
         for ifname, mac in hoststate.macs(snap).items():
             out.setdefault(mac, []).extend(by_if.get(ifname, []))
     return out
+
+
+def _ipvs_services(snaps: dict[str, dict[str, Any]]) -> list[tuple[str, int]]:
+    """The TCP virtual services (ip, port) the snapshots' IPVS tables list."""
+    from dr_inspect.doctor import hoststate
+
+    return sorted({(str(ipaddress.ip_address(s.ip)), s.port) for snap in snaps.values()
+                   for s in hoststate.ipvs_services(snap) or []
+                   if s.proto == "TCP" and s.port is not None})
 
 
 def _join_host_causes(snaps: dict[str, dict[str, Any]], report: VerifyReport) -> None:

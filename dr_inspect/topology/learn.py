@@ -22,7 +22,7 @@ import pandas as pd
 
 from dr_inspect.correlate.keys import (STRICT_KEY, flags, fmt_endpoint, hash_key, ints,
                                        is_group_mac, obj, text)
-from dr_inspect.decode.schema import ACK, SYN
+from dr_inspect.decode.schema import ACK, RST, SYN
 from dr_inspect.errors import TopologyError
 from dr_inspect.model import RealServer, Topology
 from dr_inspect.topology.pins import TopologyPins, vip_text
@@ -51,6 +51,7 @@ class LearnedTopology:
     shape: str
     client_macs: set[str] = field(default_factory=set)
     silent_macs: set[str] = field(default_factory=set)    # VIP frames go to them; they never send
+    unserved: dict[str, int] = field(default_factory=dict)   # 'ip:port' -> SYNs lost at the director
     scheduler: str | None = None
     conflicts: list[str] = field(default_factory=list)
     pinned: dict[str, Any] = field(default_factory=dict)
@@ -318,6 +319,46 @@ def _contested_services(pk: pd.DataFrame, cv: _Coded, syn: np.ndarray) -> set[tu
     return _endpoints(cv.dst_ip[rows], cv.dst_port[rows], cv.ips)
 
 
+def _used_services(tv: pd.DataFrame, cv: _Coded, services: list[tuple[str, int]]
+                   ) -> set[tuple[str, int]]:
+    """Those of `services` (ip, port) that some SYN in the traffic goes to."""
+    if not services:
+        return set()
+    syn = _syn_rows(tv)[0]
+    hit = _endpoint_rows(cv.dst_ip[syn], cv.dst_port[syn], cv.ips, services)
+    return {(str(ip), int(port)) for ip, port in
+            _endpoints(cv.dst_ip[syn[hit]], cv.dst_port[syn[hit]], cv.ips)}
+
+
+def _unserved(tv: pd.DataFrame, cv: _Coded, vips: list[tuple[str, int]],
+              director_in: np.ndarray) -> dict[str, int]:
+    """'ip:port' -> SYNs to it that reached a director MAC (director_in: per MAC code) and that
+    nobody answered (no SYN-ACK, no RST), for endpoints that are no VIP: a virtual service
+    without a real server, or traffic the director drops. They are not DR traffic the rules
+    can judge, but they must not go unmentioned."""
+    syn, _ = _syn_rows(tv)
+    syn = syn[director_in[cv.dst_mac[syn]] & ~_endpoint_rows(cv.dst_ip[syn], cv.dst_port[syn],
+                                                             cv.ips, vips)]
+    if len(syn) == 0:
+        return {}
+    f = tv["tcp_flags"].to_numpy()
+    answer = np.flatnonzero(((f & (SYN | ACK)) == (SYN | ACK)) | ((f & RST) != 0))
+    seq, ack = tv["seq"].to_numpy(), tv["ack"].to_numpy()
+    keys = _packed([np.concatenate([cv.src_ip[syn], cv.dst_ip[answer]]),
+                    np.concatenate([cv.src_port[syn], cv.dst_port[answer]]),
+                    np.concatenate([cv.dst_ip[syn], cv.src_ip[answer]]),
+                    np.concatenate([cv.dst_port[syn], cv.src_port[answer]]),
+                    np.concatenate([(seq[syn].astype(np.int64) + 1) % MOD32,
+                                    ack[answer].astype(np.int64)])])
+    lost = syn[~np.isin(keys[:len(syn)], keys[len(syn):])]
+    ends = pd.Series(_endpoint_texts(cv.dst_ip[lost], cv.dst_port[lost], cv.ips))
+    return {str(k): int(v) for k, v in ends.value_counts().sort_index().items()}
+
+
+def _endpoint_texts(ip: np.ndarray, port: np.ndarray, ips: np.ndarray) -> list[str]:
+    return [fmt_endpoint(str(ips[i]), int(p)) for i, p in zip(ip.tolist(), port.tolist())]
+
+
 def _resolve_pinned_vips(tv: pd.DataFrame, cv: _Coded, pins: TopologyPins,
                          conflicts: list[str]) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
@@ -547,6 +588,9 @@ def learn_vips(pk: pd.DataFrame, tv: pd.DataFrame, pins: TopologyPins | None = N
                                 + " have no port and no SYN in the traffic: pin them as ip:port")
     else:
         vips = _detect_vips(pk, tv, cv)
+        # the virtual services the director's snapshot lists are VIPs when clients use them,
+        # even if the traffic shows no forwarding (a service without a real server)
+        vips = sorted(set(vips) | _used_services(tv, cv, pins.services))
         if not vips:
             raise TopologyError(
                 "no LVS-DR virtual service found in the traffic: no TCP SYN to an ip:port was "
@@ -625,6 +669,7 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
                              _member(macs, dmacs))
 
     client_macs = {macs[m] for m in tc_src[is_in[tc_dst]]} - dmacs - {""}
+    unserved = _unserved(tv, cv, vips, is_in)
     # VIP frames from clients to a MAC that never sends anything: a stale ARP entry for the
     # VIP (a former director); they were meant for the director and are lost before it
     silent_macs = ({macs[m] for m in tc_dst[~is_dir[tc_src]]} - senders
@@ -706,7 +751,7 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
         shape = "two-segment"
     return LearnedTopology(vips=vips, director_in=director_in, director_out=director_out,
                            real_servers=ordered, roles=roles, shape=shape, client_macs=client_macs,
-                           silent_macs=silent_macs,
+                           silent_macs=silent_macs, unserved=unserved,
                            scheduler=pins.scheduler, conflicts=conflicts, pinned=pins.as_dict())
 
 
