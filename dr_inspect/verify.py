@@ -256,9 +256,24 @@ def _summary_of(df: pd.DataFrame, s: PointSummary, undecodable: dict[str, int] |
 
 # -- the pipeline (pure) ----------------------------------------------------------------------
 
+def _early_copies(fw: pd.DataFrame) -> dict[str, int]:
+    """Per real-server-side point: forwarded copies seen more than the clock tolerance before
+    their original after the clocks were corrected. No copy leaves the director before the
+    packet arrives: the clocks (or their correction) are wrong there."""
+    if not len(fw):
+        return {}
+    early = fw["has_copy"].to_numpy(dtype=bool) & (
+        fw["delay_us"].to_numpy(dtype=np.float64) * 1000 < -CLOCK_TOLERANCE_NS)
+    if not early.any():
+        return {}
+    return {str(k): int(v) for k, v in
+            pd.Series(np.asarray(fw["copy_point"], dtype=object)[early]).value_counts().items()}
+
+
 def _points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.DataFrame,
-                 est: dict[str, int], applied: dict[str, int]) -> list[dict[str, Any]]:
-    """One row per point for DR013."""
+                 est: dict[str, int], applied: dict[str, int],
+                 early: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """One row per point for DR013; early: see _early_copies."""
     spans = {}
     for s in summaries:
         if s.first_ts_ns is not None:
@@ -293,6 +308,10 @@ def _points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Da
                             "(packets may look lost)")
         if span is not None and not overlaps:
             problems.append("its capture time does not overlap any other point's")
+        if (early or {}).get(s.name):
+            problems.append(f"{early[s.name]} forwarded copies seen here before their original "
+                            "arrived at the director (more than the clock tolerance, after the "
+                            "clock correction): this point's clock disagrees with the others")
         rows.append({"point": s.name, "role": role, "frame": -1,
                      "ts_ns": s.first_ts_ns if s.first_ts_ns is not None else -1,
                      "five_tuple": "", "seq": -1, "file": s.file, "frames": int(s.frames or 0),
@@ -301,6 +320,7 @@ def _points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Da
                      "kernel_drops": int(s.kernel_drops) if s.kernel_drops is not None else -1,
                      "truncated": int(trunc.get(s.name, 0)), "overlaps": bool(overlaps),
                      "clock_offset_us": est.get(s.name, 0) / 1000.0,
+                     "early_copies": int((early or {}).get(s.name, 0)),
                      "problem": "; ".join(problems) or "ok"})
     return rows
 
@@ -352,7 +372,7 @@ def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pi
         s.role = topo.roles.get(s.name, s.role)
         s.clock_offset_ns = int(corr.offsets_estimated.get(s.name, 0))
     rows = _points_rows(summaries, topo.roles, corr.packets, corr.offsets_estimated,
-                        corr.offsets_applied)
+                        corr.offsets_applied, _early_copies(corr.tables["forwards"]))
     tables = dict(corr.tables)
     tables["points"] = points_table(rows)
     variables = {"window_ms": window_ms, "scheduler": topo.scheduler or scheduler or "unknown",

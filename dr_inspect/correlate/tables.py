@@ -79,7 +79,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "seq": "int", "file": "str", "frames": "int", "decoded": "int", "empty_expected": "bool",
         "error": "str",
         "kernel_drops": "int", "truncated": "int", "overlaps": "bool", "clock_offset_us": "float",
-        "problem": "str",
+        "early_copies": "int", "problem": "str",
     },
 }
 
