@@ -124,6 +124,8 @@ class LadderStep:
     src_host: str = ""   # client | director | rs1 ... (column the arrow starts at)
     dst_host: str = ""   # column the arrow ends at
     note: str = ""       # e.g. "dst MAC rewritten to rs1", "reply bypasses director"
+    instance: int = 0    # 0: the packet's first sending; 1, 2 ...: its retransmissions
+    breaks: list[str] = field(default_factory=list)   # rule ids whose evidence names this frame
 
 
 @dataclass
