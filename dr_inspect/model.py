@@ -90,6 +90,8 @@ class VerifyReport:
     hops: int = 0
     errors: list[str] = field(default_factory=list)  # input problems that did not stop the run
     stats: dict[str, Any] = field(default_factory=dict)
+    # failing host checks (snapshots) that no failing rule shows: latent misconfiguration
+    host_findings: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
