@@ -490,6 +490,10 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
     rs_names = manifest_rs_names(cs.capture.get("real_servers"))
     snaps, snap_errors = _read_snapshots(cs)
     if snaps:
+        # the hosts name the real servers the manifest does not
+        from dr_inspect.doctor.farm import real_servers
+        for entry in real_servers(snaps):
+            rs_names.setdefault(entry["rip"], entry["name"])
         # what the hosts hold (their MACs and addresses) completes what the traffic shows
         file_pins = file_pins or TopologyPins()
         file_pins.host_addresses = _host_addresses(snaps)
