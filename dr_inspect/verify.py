@@ -497,6 +497,7 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
         # what the hosts hold (their MACs and addresses) completes what the traffic shows
         file_pins = file_pins or TopologyPins()
         file_pins.host_addresses = _host_addresses(snaps)
+        file_pins.host_rips = _host_rips(snaps)
         file_pins.services = _ipvs_services(snaps)
     span = capture_span_of(cs)
     try:
@@ -600,6 +601,16 @@ def _host_addresses(snaps: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
         for ifname, mac in hoststate.macs(snap).items():
             out.setdefault(mac, []).extend(by_if.get(ifname, []))
     return out
+
+
+def _host_rips(snaps: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """MAC -> RIP for every MAC of a host whose RIP a director's IPVS table lists."""
+    from dr_inspect.doctor import hoststate
+    from dr_inspect.doctor.farm import real_servers
+
+    rip_of = {e["name"]: e["rip"] for e in real_servers(snaps)}
+    return {mac: rip_of[str(snap.get("host") or name)] for name, snap in snaps.items()
+            if str(snap.get("host") or name) in rip_of for mac in hoststate.macs(snap).values()}
 
 
 def _ipvs_services(snaps: dict[str, dict[str, Any]]) -> list[tuple[str, int]]:
