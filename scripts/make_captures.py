@@ -10,7 +10,7 @@ manifest.toml (points, roles, interfaces, director backend, faults), snapshots/<
 expected.toml (`fail` = the DR rule ids that must fail on it, `description` = why). Healthy seed
 sets expect no failure. Fault sets use the ipvs director (real IPVS, round robin, so which
 connection meets the faulty rs1 is deterministic) with two real servers; after writing a set the
-script runs `verify` on it (when dr_inspect.verify exists) and reports any disagreement.
+script runs `verify` on it and reports any disagreement.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import click
 
 from dr_inspect.cli.capture import capture_options
 from dr_inspect.errors import CaptureAgentError
+from dr_inspect.options import VerifyOptions
 from dr_inspect.live.options import points_from_bridges, snapshot_hosts
 from dr_inspect.live.progress import Progress
 from dr_inspect.live.render import render_interval
@@ -53,9 +54,11 @@ def watch(bridges, netns, duration, count, bpf, snaplen, roles, quiet, vips, int
         click.echo(render_interval(verdict), err=fmt != "table")
 
     with terminate_as_interrupt():
-        result = run_watch(points, interval=interval, window_s=window_s, vips=vips,
-                           topology_file=topology_file, rule_files=rule_files, scheduler=scheduler,
-                           max_evidence=max_evidence, duration=duration, count=count,
+        options = VerifyOptions(vips=tuple(vips), topology_file=topology_file,
+                                rule_files=tuple(rule_files), scheduler=scheduler,
+                                max_evidence=max_evidence)
+        result = run_watch(points, interval=interval, window_s=window_s, options=options,
+                           duration=duration, count=count,
                            snaplen=snaplen or WATCH_SNAPLEN, bpf=bpf, save_dir=save_dir,
                            snapshot_hosts=snapshot_hosts(netns, (), save_dir is not None),
                            on_interval=on_interval, on_tick=progress.show)
