@@ -2,6 +2,7 @@
 """Compare verify reports of this checkout with those of a base revision, byte for byte.
 
     python scripts/compare_reports.py                      # against main, drset of 20k frames/point
+    python scripts/compare_reports.py --base $(git merge-base main HEAD)   # the branch point
     python scripts/compare_reports.py --base HEAD~3 --frames 5000,50000
 
 Inputs: the bench's synthetic healthy DR set (bench/gen.py drset, seed 1, pcap and pcapng, at each
@@ -43,11 +44,12 @@ def export_revision(rev: str, into: Path) -> Path:
     return tree
 
 
-def report(tree: Path, fmt: str, path: str) -> tuple[int, str]:
+def report(tree: Path, fmt: str, path: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of verify in that tree."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     done = subprocess.run([sys.executable, "-P", "-m", "dr_inspect", "verify", "-q", "--format",
                            fmt, path], cwd=ROOT, env=env, capture_output=True, text=True)
-    return done.returncode, done.stdout
+    return done.returncode, done.stdout, done.stderr
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,9 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in inputs:
             for fmt in FORMATS:
                 before, after = report(base, fmt, path), report(ROOT, fmt, path)
-                same = before == after and before[1] != ""
+                same = before[:2] == after[:2] and before[1] != ""
                 differ += not same
                 print(f"{'same  ' if same else 'DIFFER'} {fmt:5} exit {after[0]} {path}")
+                for label, (_, _, err) in (("base", before), ("this", after)):
+                    if not same and err.strip():
+                        print(f"    {label}: {err.strip().splitlines()[-1]}")
     print(f"{differ} of {len(inputs) * len(FORMATS)} reports differ from {args.base}")
     return 1 if differ else 0
 

@@ -80,21 +80,12 @@ def _rs_stats(corr: Correlation) -> list[dict[str, Any]]:
     return out
 
 
-def _add_notes(results: list, tables: dict[str, pd.DataFrame], corr: Correlation,
-               variables: dict[str, Any], health: str) -> None:
-    for r in results:
-        if r.id == "DR013" and health:
-            r.note = f"{r.note}; {health}" if r.note else health
-        if r.id == "DR011" and r.status != "not-exercised" and variables["scheduler"] == "unknown":
-            r.note = "scheduler not pinned (topology.toml scheduler = ...): checked as round robin"
-        if r.id == "DR009" and len(tables["flows"]):
-            retrans = int(tables["flows"]["syn_retransmits"].sum())
-            resets = int(tables["flows"]["rst_from_vip"].sum())
-            if retrans or resets:
-                r.note = f"{retrans} SYN retransmission(s), {resets} connection(s) with RST from the VIP"
-        if r.id == "DR007" and corr.stats.get("coalesced"):
-            r.note = (f"{corr.stats['coalesced']} packets matched by sequence range to segments "
-                      "coalesced by GRO/TSO at another point (not lost)")
+def _note_facts(flows: pd.DataFrame, corr: Correlation, health: str) -> dict[str, Any]:
+    """What the rules' notes may show beside the tables (rules.loader.NOTE_FACTS)."""
+    return {"coalesced": int(corr.stats.get("coalesced", 0)),
+            "syn_retransmits": int(flows["syn_retransmits"].sum()) if len(flows) else 0,
+            "rsts_from_vip": int(flows["rst_from_vip"].sum()) if len(flows) else 0,
+            "capture_health": health}
 
 
 def _verdict_errors(results: list, rules: list[Rule], errors: list[str],
@@ -147,8 +138,8 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str],
     if progress is not None:
         progress("rules")
     return_freed_heap()
-    results = evaluate_rules(loaded.rules, tables, variables, options.max_evidence)
-    _add_notes(results, tables, corr, variables, capture_health(rows, corr.offsets_applied))
+    facts_seen = _note_facts(tables["flows"], corr, capture_health(rows, corr.offsets_applied))
+    results = evaluate_rules(loaded.rules, tables, variables, options.max_evidence, facts_seen)
     verdict, report_errors = _verdict_errors(results, loaded.rules, facts.errors, corr)
     model_topo = topo.to_model()
     report = VerifyReport(verdict=verdict, rules=results, topology=model_topo, points=summaries,

@@ -33,8 +33,13 @@ from dataclasses import asdict, dataclass, field
 from hashlib import sha256
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from dr_inspect.errors import LabError, MissingToolError
-from dr_inspect.lab import initramfs
+from dr_inspect.lab import initramfs, sysrun
+
+if TYPE_CHECKING:   # attach_vm reads a lab's state; the state module imports this one
+    from dr_inspect.lab.state import LabState
 
 CACHE_ENV = "DR_INSPECT_CACHE"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
@@ -804,3 +809,40 @@ def stop_vm_from_state(workdir: Path) -> None:
     if not (pid is None or isinstance(pid, int)) or not isinstance(taps, list) or not isinstance(netns, str):
         raise LabError(f"{Path(workdir) / STATE_FILE}: cannot read VM state (bad pid/taps/netns)")
     stop_vm_by_pid(pid, [str(t) for t in taps], netns)
+
+
+class _RecordedProcess:
+    """Duck-typed Popen for a VM started by another process (poll/wait/kill by pid)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return None if sysrun.pid_alive(self.pid) else 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while sysrun.pid_alive(self.pid):
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(["qemu"], timeout or 0)
+            time.sleep(0.05)
+        return 0
+
+    def kill(self) -> None:
+        sysrun.kill_pid(self.pid, grace=0)
+
+
+def attach_vm(state: LabState) -> VmHandle:
+    """A VmHandle for the lab's running VM, from a process other than the one that started it."""
+    rec = state.vm or {}
+    if not rec.get("pid") or not rec.get("control_socket"):
+        raise LabError(f"lab {state.prefix!r}: the director VM was not started completely; run lab down")
+    if not sysrun.pid_alive(int(rec["pid"])):
+        raise LabError(f"lab {state.prefix!r}: the director VM (pid {rec['pid']}) is not running; "
+                       f"console: {rec.get('console_log', '?')}")
+    spec = IpvsVmSpec(vip=state.vip, dip=state.host("director").interfaces["eth8"]["ip"], port=state.port)
+    return VmHandle(proc=_RecordedProcess(int(rec["pid"])), taps=tuple(rec.get("taps", ())),  # type: ignore[arg-type]
+                    netns=rec.get("netns", state.switch_netns), workdir=Path(rec["workdir"]),
+                    console_log=Path(rec.get("console_log", "")), control_socket=Path(rec["control_socket"]),
+                    socket_dir=None, spec=spec, accel=rec.get("accel", "?"))
