@@ -29,7 +29,7 @@ from dr_inspect.errors import DrInspectError  # noqa: E402
 from dr_inspect.lab import FAULTS, LabConfig, lab_down, lab_up, run_curl, run_traffic  # noqa: E402
 from dr_inspect.lab.demo import capture_traffic, lab_description, verify_capture  # noqa: E402
 
-# Why each fault breaks exactly these rules (DESIGN.md catalogue), for expected.toml.
+# Why each fault breaks exactly these rules (rules/dr.toml), for expected.toml.
 WHY = {
     "rs-answers-arp": "rs1 answers the client's ARP request for the VIP as well as the director, so two "
                       "MACs claim the VIP on br_e (DR005); rs1 (a namespace) answered before the "

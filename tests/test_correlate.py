@@ -385,3 +385,9 @@ def test_dense_ids_equal_where_the_keys_are_equal(monkeypatch, kernel):
         # one id per key and one key per id: the same partition as factorize's
         pairs = np.unique(np.stack([ids, want]), axis=1)
         assert pairs.shape[1] == count
+
+
+@pytest.mark.parametrize("n", [1, 126, 127, 128, 32766, 32767, 40000])
+def test_code_dtype_is_what_pandas_gives_a_categorical(n):
+    from dr_inspect.correlate.combine import code_dtype
+    assert pd.Categorical.from_codes([0], categories=range(n)).codes.dtype == code_dtype(n)

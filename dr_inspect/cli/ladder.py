@@ -11,7 +11,7 @@ import click
 from dr_inspect.cli.verify import analysis_options, verify_options, write_output
 from dr_inspect.errors import InputError
 from dr_inspect.report import render_ladder_svg, render_ladder_text
-from dr_inspect.report.progress import StatusLine
+from dr_inspect.cli.status import StatusLine
 
 
 def check_client(text: str) -> None:

@@ -9,7 +9,7 @@ import click
 
 from dr_inspect.cli.verify import analysis_options, verify_options, write_output
 from dr_inspect.report.format import verdict_line
-from dr_inspect.report.progress import StatusLine
+from dr_inspect.cli.status import StatusLine
 
 
 @click.command()

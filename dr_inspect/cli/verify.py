@@ -11,7 +11,7 @@ from dr_inspect.errors import InputError
 from dr_inspect.options import VerifyOptions
 from dr_inspect.report import render_json, render_junit, render_markdown, render_table
 from dr_inspect.report.format import verdict_line
-from dr_inspect.report.progress import StatusLine
+from dr_inspect.cli.status import StatusLine
 
 FORMATS = ("table", "json", "junit", "markdown", "html")
 
