@@ -23,7 +23,8 @@ from dr_inspect.errors import InputError
 @click.option("--director-mac", "director_macs", multiple=True, metavar="MAC",
               help="The director's MAC (repeatable): a client's ARP entry for the VIP must be it.")
 @click.option("--list-checks", is_flag=True, help="List the host checks (HC ids) and exit.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="Report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file.")
 def doctor(capture_set: str | None, role: str | None, vip: str | None, netns: str | None,
            clients: tuple[str, ...], director_ips: tuple[str, ...], director_macs: tuple[str, ...],

@@ -34,7 +34,8 @@ def check_client(text: str) -> None:
 
 @click.command()
 @analysis_options
-@click.option("--flow", type=click.IntRange(min=0), metavar="N", help="Flow id (as in reports).")
+@click.option("--flow", type=click.IntRange(min=1), metavar="N",
+              help="Flow id, from 1 (as in reports and --list).")
 @click.option("--client", metavar="IP:PORT", help="The connection from this client address.")
 @click.option("--svg", "svg_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Also write the ladder as an SVG picture.")
@@ -42,8 +43,11 @@ def check_client(text: str) -> None:
               help="Also write the ladder as a PNG picture (rendered by headless Chromium).")
 def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, client,
            svg_file, png_file) -> None:
-    """Show one connection the way the seed narrates it: client send, director receive,
-    director send, server receive, server send, client receive."""
+    """Show one connection the way the LVS-DR tutorial (the seed) narrates it: client send,
+    director receive, director send, server receive, server send, client receive.
+
+    --list shows every connection first: its real server, verdict and the rules it breaks.
+    """
     if (flow is None) == (client is None):
         raise click.UsageError("give exactly one of --flow N or --client IP:PORT")
     if client is not None:

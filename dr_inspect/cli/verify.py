@@ -52,7 +52,8 @@ def write_output(text: str, output: Path | None) -> None:
 @click.command()
 @analysis_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="Report format.")
+              help="Report format. html is the same as `dr-inspect report --html FILE` (the "
+                   "documented way), kept for scripts that use it.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
               help="Write the report to FILE (the verdict line still goes to stdout).")
 @click.option("--max-evidence", type=click.IntRange(min=0), default=10, show_default=True,
