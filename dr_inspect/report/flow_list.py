@@ -38,7 +38,7 @@ def flow_rows(report: VerifyReport, flows: pd.DataFrame) -> list[dict[str, Any]]
     broken = _broken_rules(report, flows)
     table = flows.sort_values("flow_id")
     ids = table["flow_id"].to_numpy()
-    rules = pd.Series(ids).map(broken).fillna("").to_numpy()
+    rules = broken.reindex(ids, fill_value="").to_numpy()
     servers = table["real_server"].astype(object).where(table["real_server"].notna(), "-")
     servers = servers.where(table["rs_count"].to_numpy() <= 1,
                             servers.astype(str) + " (+" + (table["rs_count"] - 1).astype(str) + ")")
