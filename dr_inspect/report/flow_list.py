@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from dr_inspect.model import VerifyReport
+from dr_inspect.report.community_id import community_id_of
 
 # evidence kept per rule when listing flows: every violation must name its flow
 LIST_EVIDENCE = 1_000_000
@@ -48,3 +49,17 @@ def flow_rows(report: VerifyReport, flows: pd.DataFrame) -> list[dict[str, Any]]
              "rules": r}
             for f, c, v, s, i, o, r in zip(ids, clients, table["vip"].astype(str), servers,
                                            table["packets_in"], table["packets_out"], rules)]
+
+
+def connection_rows(flows: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per connection for the JSON report: flow id, five-tuple, client, VIP, real server
+    and its Community ID (one hash per connection, not per packet)."""
+    if not len(flows):
+        return []
+    table = flows.sort_values("flow_id")
+    servers = table["real_server"].astype(object).where(table["real_server"].notna(), None)
+    clients = table["client_ip"].astype(str) + ":" + table["client_port"].astype(str)
+    return [{"flow_id": int(f), "five_tuple": t, "client": c, "vip": str(v), "real_server": s,
+             "community_id": community_id_of(t)}
+            for f, t, c, v, s in zip(table["flow_id"], table["five_tuple"].astype(str), clients,
+                                     table["vip"].astype(str), servers)]
