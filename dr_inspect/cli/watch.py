@@ -10,6 +10,7 @@ import click
 from dr_inspect.cli.capture import capture_options
 from dr_inspect.errors import CaptureAgentError
 from dr_inspect.live.options import points_from_bridges, snapshot_hosts
+from dr_inspect.live.metrics import serve_metrics
 from dr_inspect.live.progress import Progress
 from dr_inspect.live.render import render_interval
 from dr_inspect.live.signals import terminate_as_interrupt
@@ -40,25 +41,38 @@ FORMATS = ("table", "json", "junit", "markdown")
               help="Format of the final report.")
 @click.option("--max-evidence", type=click.IntRange(min=0), default=10, show_default=True,
               metavar="N", help="Evidence items kept per rule.")
+@click.option("--metrics", "metrics_addr", metavar="HOST:PORT",
+              help="Serve Prometheus metrics there while watching (per-rule status and "
+                   "violations, per-real-server connections and latency, capture drops).")
 def watch(bridges, netns, duration, count, bpf, snaplen, roles, quiet, vips, interval, window_s,
-          topology_file, rule_files, scheduler, save_dir, fmt, max_evidence) -> None:
+          topology_file, rule_files, scheduler, save_dir, fmt, max_evidence, metrics_addr) -> None:
     """Verify LVS-DR live: capture on each --bridge, print a verdict every --interval, and at the
     end the same report and exit status as `verify` (0 pass, 1 a rule failed, 2 bad input)."""
     points = points_from_bridges(bridges, netns, roles)
     progress = Progress(quiet=quiet)
+    metrics, server = serve_metrics(metrics_addr) if metrics_addr else (None, None)
+    if server is not None:
+        click.echo(f"metrics: http://{metrics_addr}/metrics", err=True)
 
     def on_interval(verdict) -> None:
+        if metrics is not None:
+            metrics.update(verdict)
         progress.clear()
         # rolling verdicts go to stderr when stdout carries a machine-readable report
         click.echo(render_interval(verdict), err=fmt != "table")
 
-    with terminate_as_interrupt():
-        result = run_watch(points, interval=interval, window_s=window_s, vips=vips,
-                           topology_file=topology_file, rule_files=rule_files, scheduler=scheduler,
-                           max_evidence=max_evidence, duration=duration, count=count,
-                           snaplen=snaplen or WATCH_SNAPLEN, bpf=bpf, save_dir=save_dir,
-                           snapshot_hosts=snapshot_hosts(netns, (), save_dir is not None),
-                           on_interval=on_interval, on_tick=progress.show)
+    try:
+        with terminate_as_interrupt():
+            result = run_watch(points, interval=interval, window_s=window_s, vips=vips,
+                               topology_file=topology_file, rule_files=rule_files,
+                               scheduler=scheduler, max_evidence=max_evidence, duration=duration,
+                               count=count, snaplen=snaplen or WATCH_SNAPLEN, bpf=bpf,
+                               save_dir=save_dir,
+                               snapshot_hosts=snapshot_hosts(netns, (), save_dir is not None),
+                               on_interval=on_interval, on_tick=progress.show)
+    finally:
+        if server is not None:
+            server.shutdown()
     progress.clear()
     report = result.report
     if fmt == "table":
