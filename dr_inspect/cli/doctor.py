@@ -49,6 +49,11 @@ def doctor(capture_set: str | None, role: str | None, vip: str | None, netns: st
         if not role or not vip:
             raise InputError("a live check needs --role director|realserver|client and --vip IP[:PORT] "
                              "(or give a CAPTURE_SET)")
+        if role == "director" and netns:
+            from dr_inspect.lab.hostexec import vm_director_hint
+            hint = vm_director_hint(netns)
+            if hint:
+                raise InputError(hint)
         report = doctor_live(role, vip, netns, **hints)
     text = render(report, fmt)
     if output:

@@ -135,12 +135,29 @@ def doctor_capture_set(path: str | Path, vip: str | None = None, *, clients: tup
         if port is None and cs.capture.get("port"):
             port = int(cs.capture["port"])
     else:
-        found = vip_from_ipvs(snaps)
+        found = vip_from_traffic(path) or vip_from_ipvs(snaps)
         if found is None:
-            raise InputError(f"{path}: the VIP is not in the manifest and no single IPVS service tells it: "
-                             "give --vip IP:PORT")
+            raise InputError(f"{path}: the VIP is not in the manifest, the traffic shows no DR "
+                             "service and no single IPVS service tells it: give --vip IP:PORT")
         vip_ip, port = found
     return doctor_snapshots(snaps, vip_ip, port, source=str(path), **hints)
+
+
+def vip_from_traffic(path: str | Path) -> tuple[hs.IPAddress, int | None] | None:
+    """The VIP verify learns from the capture set's traffic (None when it learns none); more than
+    one is an InputError naming them, since the host checks are for one virtual service."""
+    from dr_inspect.errors import DrInspectError
+    from dr_inspect.verify import verify_paths   # the pipeline above doctor: imported when needed
+
+    try:
+        topology = verify_paths([path]).topology
+    except DrInspectError:
+        return None
+    vips = list(topology.vips) if topology is not None else []
+    if len(vips) > 1:
+        raise InputError(f"{path}: the traffic shows several VIPs ({', '.join(vips)}): "
+                         "give --vip IP:PORT")
+    return parse_vip(vips[0]) if vips else None
 
 
 def _parse_ip(text: str, what: str) -> str:

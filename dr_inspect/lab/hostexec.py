@@ -39,3 +39,26 @@ def lab_files(state: LabState) -> dict[str, str]:
     if console:
         files["director console log"] = str(console)
     return files
+
+
+def vm_director_hint(netns: str) -> str | None:
+    """When `netns` names the director of a running lab whose director is the IPVS VM (it has
+    no namespace), how to reach that director instead; None otherwise."""
+    from dr_inspect.lab.state import STATE_DIR, load_state
+
+    for path in sorted(STATE_DIR.glob("*.json")):
+        try:
+            state = load_state(path.stem)
+        except (LabError, OSError):
+            continue
+        director = state.hosts.get("director") if state is not None else None
+        if director is None or director.netns is not None:
+            continue
+        if netns.startswith(f"{state.prefix}-") and netns not in state.namespaces:
+            prefix = "" if state.prefix == "dri" else f"--prefix {state.prefix} "
+            return (f"--netns {netns}: the director of lab {state.prefix!r} runs IPVS in a qemu VM, "
+                    "not in a namespace, so doctor cannot look at it from here; run commands in it "
+                    f"with `dr-inspect lab exec {prefix}director ipvsadm -Ln --stats` (or `... ip "
+                    "addr`, `sysctl -a`), or check a capture set's director snapshot with "
+                    "`dr-inspect doctor SET`")
+    return None
