@@ -16,6 +16,10 @@ from dr_inspect.lab.hostexec import exec_in_host, lab_files
 from dr_inspect.lab.plan import DIRECTORS
 from dr_inspect.live.signals import terminate_as_interrupt
 
+def _complete_fault(ctx, param, incomplete: str) -> list[str]:
+    return [name for name in sorted(FAULTS) if name.startswith(incomplete)]
+
+
 prefix_option = click.option("--prefix", default="dri", show_default=True,
                              help="Name prefix of the lab's namespaces (two labs coexist with different ones).")
 
@@ -31,8 +35,11 @@ def lab_options(func):
                      help="The virtual IP the director serves (IPv4; the lab's subnet is its /24)."),
         click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
                      help="TCP port of the virtual service and of each real server's HTTP server."),
-        click.option("--fault", "faults", multiple=True, type=click.Choice(sorted(FAULTS)),
-                     help="Apply a real misconfiguration (repeatable); see 'dr-inspect lab faults'."),
+        click.option("--fault", "faults", multiple=True, metavar="NAME[@rsN]",
+                     shell_complete=_complete_fault,
+                     help="Apply a real misconfiguration (repeatable; see 'dr-inspect lab faults'), "
+                          "on rs1 or on the real server after @. Faults that would hide each "
+                          "other are refused."),
     ]):
         func = decorator(func)
     return func
@@ -158,8 +165,8 @@ def traffic(prefix, requests, concurrency, payload, reply_size, curl_count, time
 
 @lab.command()
 @lab_options
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("lab-demo"),
-              show_default=True, help="New folder for the capture set.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), metavar="DIR",
+              help="New folder for the capture set (default: a new ./lab-demo-DATE-TIME per run).")
 @click.option("--requests", type=click.IntRange(min=0), default=6, show_default=True,
               help="Connections of the load generator while capturing.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
@@ -190,7 +197,9 @@ def demo(prefix, director, real_servers, vip, port, faults, out_dir, requests, c
 
 @lab.command(name="faults")
 def list_faults() -> None:
-    """List the faults: the misconfiguration and the symptom a user sees."""
+    """List the faults: the misconfiguration and the symptom a user sees.
+
+    Real-server faults act on rs1; NAME@rsN puts them on another real server."""
     for fault in FAULTS.values():
         only = "" if len(fault.backends) > 1 else f" (only with --director {fault.backends[0]})"
         click.echo(f"{fault.name}{only}  [{', '.join(fault.rules)}]\n  misconfiguration: {fault.misconfiguration}"
