@@ -65,3 +65,31 @@ def test_one_documented_way_to_an_html_report():
     report_help = CliRunner().invoke(main, ["report", "--help"]).output
     assert "same as `dr-inspect report --html" in " ".join(verify_help.split())
     assert "documented way" in " ".join(report_help.split())
+
+
+def test_shell_completion_works_as_the_readme_says():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    readme = (ROOT / "README.md").read_text()
+    assert 'eval "$(_DR_INSPECT_COMPLETE=bash_source dr-inspect)"' in readme
+    env = dict(os.environ, PYTHONPATH=str(ROOT), _DR_INSPECT_COMPLETE="bash_complete",
+               COMP_WORDS="dr-inspect lab up --fault rs-a", COMP_CWORD="4")
+    out = subprocess.run([sys.executable, "-c", "from dr_inspect.cli import main; main(prog_name='dr-inspect')"],
+                         env=env, capture_output=True, text=True).stdout
+    assert out.split() == ["plain,rs-answers-arp", "plain,rs-arp-announce"]
+    script = subprocess.run([sys.executable, "-c", "from dr_inspect.cli import main; main(prog_name='dr-inspect')"],
+                            env=dict(env, _DR_INSPECT_COMPLETE="bash_source"),
+                            capture_output=True, text=True).stdout
+    assert "complete -o nosort -F" in script
+
+
+def test_readme_shows_the_new_commands():
+    from conftest import ROOT
+    readme = (ROOT / "README.md").read_text()
+    for text in ("dr-inspect diff old.json new.json", "ladder CAPTURE_SET --list",
+                 "--evidence-pcap why.pcapng", "watch --metrics", "lab exec director",
+                 "--fault rs-answers-arp@rs2"):
+        assert text in readme, text
