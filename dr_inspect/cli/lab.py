@@ -16,6 +16,7 @@ from dr_inspect.lab.hostexec import exec_in_host, lab_files
 from dr_inspect.lab.plan import DIRECTORS
 from dr_inspect.live.signals import terminate_as_interrupt
 
+
 def _complete_fault(ctx, param, incomplete: str) -> list[str]:
     return [name for name in sorted(FAULTS) if name.startswith(incomplete)]
 

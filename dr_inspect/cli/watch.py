@@ -10,7 +10,7 @@ import click
 from dr_inspect.cli.capture import capture_options
 from dr_inspect.errors import CaptureAgentError
 from dr_inspect.live.options import points_from_bridges, snapshot_hosts
-from dr_inspect.live.metrics import serve_metrics
+from dr_inspect.live.metrics import serving_metrics
 from dr_inspect.live.progress import Progress
 from dr_inspect.live.render import render_interval
 from dr_inspect.live.signals import terminate_as_interrupt
@@ -50,9 +50,7 @@ def watch(bridges, netns, duration, count, bpf, snaplen, roles, quiet, vips, int
     end the same report and exit status as `verify` (0 pass, 1 a rule failed, 2 bad input)."""
     points = points_from_bridges(bridges, netns, roles)
     progress = Progress(quiet=quiet)
-    metrics, server = serve_metrics(metrics_addr) if metrics_addr else (None, None)
-    if server is not None:
-        click.echo(f"metrics: http://{metrics_addr}/metrics", err=True)
+    metrics = None       # the Prometheus exporter while --metrics serves
 
     def on_interval(verdict) -> None:
         if metrics is not None:
@@ -61,18 +59,15 @@ def watch(bridges, netns, duration, count, bpf, snaplen, roles, quiet, vips, int
         # rolling verdicts go to stderr when stdout carries a machine-readable report
         click.echo(render_interval(verdict), err=fmt != "table")
 
-    try:
-        with terminate_as_interrupt():
-            result = run_watch(points, interval=interval, window_s=window_s, vips=vips,
-                               topology_file=topology_file, rule_files=rule_files,
-                               scheduler=scheduler, max_evidence=max_evidence, duration=duration,
-                               count=count, snaplen=snaplen or WATCH_SNAPLEN, bpf=bpf,
-                               save_dir=save_dir,
-                               snapshot_hosts=snapshot_hosts(netns, (), save_dir is not None),
-                               on_interval=on_interval, on_tick=progress.show)
-    finally:
-        if server is not None:
-            server.shutdown()
+    with terminate_as_interrupt(), serving_metrics(metrics_addr) as metrics:
+        if metrics is not None:
+            click.echo(f"metrics: http://{metrics_addr}/metrics", err=True)
+        result = run_watch(points, interval=interval, window_s=window_s, vips=vips,
+                           topology_file=topology_file, rule_files=rule_files, scheduler=scheduler,
+                           max_evidence=max_evidence, duration=duration, count=count,
+                           snaplen=snaplen or WATCH_SNAPLEN, bpf=bpf, save_dir=save_dir,
+                           snapshot_hosts=snapshot_hosts(netns, (), save_dir is not None),
+                           on_interval=on_interval, on_tick=progress.show)
     progress.clear()
     report = result.report
     if fmt == "table":

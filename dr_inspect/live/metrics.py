@@ -19,6 +19,8 @@ Exported (all prefixed dr_inspect_):
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -117,6 +119,20 @@ class WatchMetrics:
     def text(self) -> str:
         """The exposition text (what a scrape returns)."""
         return generate_latest(self.registry).decode()
+
+
+@contextmanager
+def serving_metrics(address: str | None) -> Iterator[WatchMetrics | None]:
+    """The exporter served at `address` for the duration of the block (None: no endpoint)."""
+    if address is None:
+        yield None
+        return
+    metrics, server = serve_metrics(address)
+    try:
+        yield metrics
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def serve_metrics(address: str) -> tuple[WatchMetrics, Any]:
