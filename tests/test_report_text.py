@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, require_tool
-from dr_inspect.doctor.checkbase import missing
+from dr_inspect.doctor.checkbase import ITEM_NAMES, missing
 from dr_inspect.doctor.render import render as render_doctor
 from dr_inspect.doctor.run import doctor_capture_set
-from dr_inspect.doctor.snapshot import _TEXT_ITEMS
 from dr_inspect.live.render import render_interval
 from dr_inspect.live.rolling import IntervalVerdict
 from dr_inspect.model import Evidence, RuleResult
@@ -47,7 +46,7 @@ def analysed(request):
 def internal_names(analysis) -> set[str]:
     """Column names of the analysis tables and snapshot keys: never words of a report."""
     columns = {c for t in analysis.tables.values() for c in t.columns}
-    return {n for n in columns | set(analysis.packets.columns) | set(_TEXT_ITEMS) if "_" in n}
+    return {n for n in columns | set(analysis.packets.columns) | set(ITEM_NAMES) if "_" in n}
 
 
 def test_text_report_reads_well(analysed):
