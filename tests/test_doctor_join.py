@@ -88,8 +88,8 @@ def test_a_latent_host_problem_is_listed_when_no_rule_shows_it():
     host_causes({"rs1": rs, "director": director_snapshot()}, report)
     host_causes({"rs1": rs, "director": director_snapshot()}, report)
     assert len(report.host_findings) == 1
-    assert report.host_findings[0].startswith("HC003: arp_announce=0")
-    assert "on eth14 of real server rs1" in report.host_findings[0]
+    assert report.host_findings[0].startswith(
+        "HC003 on real server rs1 (MAC 02:00:c0:a8:07:63): arp_announce=0 (set by all and eth14")
     assert all(r.host_causes == [] for r in report.rules)
     healthy = _report(passing=("DR001", "DR006"))
     host_causes({"rs1": rs_snapshot(), "director": director_snapshot()}, healthy)
