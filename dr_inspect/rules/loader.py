@@ -149,90 +149,104 @@ def _note_from(raw: Any) -> RuleNote:
 
 def _rule_from(raw: dict[str, Any], file: str, index: int) -> Rule:
     rid = raw.get("id") if isinstance(raw.get("id"), str) else None
-    label = rid or f"#{index + 1}"
+    try:
+        _check_keys(raw)
+        rule = Rule(id=raw["id"], name=raw["name"], title=raw["title"], severity=raw["severity"],
+                    table=raw["table"], kind=raw["kind"], explanation=raw["explanation"],
+                    fix=raw["fix"], file=file)
+        _set_expressions(rule, raw)
+        _set_columns(rule, raw)
+        _set_numbers(rule, raw)
+    except ExprError as exc:     # every problem of one rule, named with its file and id
+        raise RuleFileError(file, rid or f"#{index + 1}", str(exc)) from None
+    return rule
 
-    def fail(reason: str) -> RuleFileError:
-        return RuleFileError(file, label, reason)
 
+def _check_keys(raw: dict[str, Any]) -> None:
+    """The keys, their text types, the kind, severity and table."""
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
-        raise fail(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_KEYS))})")
+        raise ExprError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_KEYS))})")
     missing = [k for k in _REQUIRED if k not in raw]
     if missing:
-        raise fail(f"missing key(s) {', '.join(missing)}")
+        raise ExprError(f"missing key(s) {', '.join(missing)}")
     for k in ("id", "name", "title", "table", "kind", "severity", *_TEXT):
         if k in raw and not isinstance(raw[k], str):
-            raise fail(f"{k} must be a string")
+            raise ExprError(f"{k} must be a string")
     if raw["kind"] not in KINDS:
-        raise fail(f"unknown kind {raw['kind']!r} (kinds: {', '.join(KINDS)})")
+        raise ExprError(f"unknown kind {raw['kind']!r} (kinds: {', '.join(KINDS)})")
     if raw["severity"] not in SEVERITIES:
-        raise fail(f"severity {raw['severity']!r} is not one of {', '.join(SEVERITIES)}")
+        raise ExprError(f"severity {raw['severity']!r} is not one of {', '.join(SEVERITIES)}")
     if raw["table"] not in TABLE_COLUMNS:
-        raise fail(f"unknown table {raw['table']!r} (tables: {', '.join(TABLE_COLUMNS)})")
+        raise ExprError(f"unknown table {raw['table']!r} (tables: {', '.join(TABLE_COLUMNS)})")
     kind = raw["kind"]
     need = sorted(_KIND_KEYS[kind] - set(raw))
     if need:
-        raise fail(f"kind {kind} needs {', '.join(need)}")
+        raise ExprError(f"kind {kind} needs {', '.join(need)}")
     for k, only in _KIND_ONLY.items():
         if k in raw and kind != only:
-            raise fail(f"{k} is only for kind {only}, not {kind}")
+            raise ExprError(f"{k} is only for kind {only}, not {kind}")
     if "column" in raw and kind not in ("distinct-at-most", "balanced"):
-        raise fail(f"column is only for kinds distinct-at-most and balanced, not {kind}")
-    columns = set(TABLE_COLUMNS[raw["table"]])
-    names = columns | set(VARIABLES)
-    rule = Rule(id=raw["id"], name=raw["name"], title=raw["title"], severity=raw["severity"],
-                table=raw["table"], kind=kind, explanation=raw["explanation"], fix=raw["fix"],
-                file=file)
-    try:
-        for k in ("select", "expect", "match", "warn_if"):
-            if k in raw:
-                setattr(rule, k, parse(raw[k], names, k))
-                rule.source[k] = raw[k]
-        if "when" in raw:
-            rule.when = parse(raw["when"], set(VARIABLES), "when (variables only)")
-            rule.source["when"] = raw["when"]
-        templ_names = names | set(GROUP_FIELDS.get(kind, ()))
-        for k in ("expected", "actual", "cause", "filter", "not_exercised"):
-            if k in raw:
-                bad = sorted(_template_fields(raw[k]) - templ_names)
-                if bad:
-                    raise ExprError(f"{k}: unknown column or variable {', '.join(bad)} in the template")
-                setattr(rule, k, raw[k])
-        if "note" in raw:
-            rule.note = _note_from(raw["note"])
-    except ExprError as exc:
-        raise fail(str(exc)) from None
+        raise ExprError(f"column is only for kinds distinct-at-most and balanced, not {kind}")
+
+
+def _set_expressions(rule: Rule, raw: dict[str, Any]) -> None:
+    """The expressions, templates and note, checked against the table's columns."""
+    names = set(TABLE_COLUMNS[rule.table]) | set(VARIABLES)
+    for k in ("select", "expect", "match", "warn_if"):
+        if k in raw:
+            setattr(rule, k, parse(raw[k], names, k))
+            rule.source[k] = raw[k]
+    if "when" in raw:
+        rule.when = parse(raw["when"], set(VARIABLES), "when (variables only)")
+        rule.source["when"] = raw["when"]
+    templ_names = names | set(GROUP_FIELDS.get(rule.kind, ()))
+    for k in ("expected", "actual", "cause", "filter", "not_exercised"):
+        if k in raw:
+            bad = sorted(_template_fields(raw[k]) - templ_names)
+            if bad:
+                raise ExprError(f"{k}: unknown column or variable {', '.join(bad)} in the template")
+            setattr(rule, k, raw[k])
+    if "note" in raw:
+        rule.note = _note_from(raw["note"])
+
+
+def _set_columns(rule: Rule, raw: dict[str, Any]) -> None:
+    """The keys that name columns of the rule's table."""
+    columns = set(TABLE_COLUMNS[rule.table])
     for k in ("key", "frames", "ts", "evidence"):
         if k in raw:
             value = raw[k]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise fail(f"{k} must be a list of column names")
+                raise ExprError(f"{k} must be a list of column names")
             bad = sorted(set(value) - columns)
             if bad:
-                raise fail(f"{k}: unknown column(s) {', '.join(bad)} of table {raw['table']}")
+                raise ExprError(f"{k}: unknown column(s) {', '.join(bad)} of table {rule.table}")
             setattr(rule, k, list(value))
     for k in ("column", "point"):
         if k in raw:
             if raw[k] not in columns:
-                raise fail(f"{k}: unknown column {raw[k]!r} of table {raw['table']}")
+                raise ExprError(f"{k}: unknown column {raw[k]!r} of table {rule.table}")
             setattr(rule, k, raw[k])
+
+
+def _set_numbers(rule: Rule, raw: dict[str, Any]) -> None:
     if "max" in raw:
         if not isinstance(raw["max"], int) or isinstance(raw["max"], bool) or raw["max"] < 0:
-            raise fail("max must be a non-negative integer")
+            raise ExprError("max must be a non-negative integer")
         rule.max = raw["max"]
     if "min_groups" in raw:
         if not isinstance(raw["min_groups"], int) or raw["min_groups"] < 2:
-            raise fail("min_groups must be an integer >= 2")
+            raise ExprError("min_groups must be an integer >= 2")
         rule.min_groups = raw["min_groups"]
     if "tolerance" in raw:
         if not isinstance(raw["tolerance"], (int, float)) or raw["tolerance"] < 0:
-            raise fail("tolerance must be a non-negative number")
+            raise ExprError("tolerance must be a non-negative number")
         rule.tolerance = float(raw["tolerance"])
     if "core" in raw:
         if not isinstance(raw["core"], bool):
-            raise fail("core must be true or false")
+            raise ExprError("core must be true or false")
         rule.core = raw["core"]
-    return rule
 
 
 def load_rule_file(path: Path | str, text: str | None = None) -> list[Rule]:
