@@ -12,6 +12,20 @@ from dr_inspect.analysis.result import Analysis
 from dr_inspect.model import Ladder, LadderStep
 
 
+def _breaks_by_frame(report, fid: int) -> dict[tuple[str, int], list[str]]:
+    """(point, frame) -> the rule ids whose evidence of this flow names that frame."""
+    out: dict[tuple[str, int], list[str]] = {}
+    for rule in report.rules:
+        for e in rule.evidence:
+            if e.extra.get("flow_id") != fid:
+                continue
+            for frame in e.frames:
+                ids = out.setdefault((str(e.point), int(frame)), [])
+                if rule.id not in ids:
+                    ids.append(rule.id)
+    return out
+
+
 def build_ladder(analysis: Analysis, *, flow: int | None = None, client: str | None = None) -> Ladder:
     """One connection across the points, in the seed's narrative order."""
     row = _pick_flow(analysis.tables["flows"], flow, client)
@@ -22,7 +36,8 @@ def build_ladder(analysis: Analysis, *, flow: int | None = None, client: str | N
     order = sorted(range(len(legs)), key=lambda i: (
         ts_adj[i] if not np.isnan(ts_adj[i]) else legs[i][0]["ts_ns"],
         legs[i][0]["point"], legs[i][0]["frame"]))
-    steps = _steps([legs[i] for i in order], [ttls[i] for i in order])
+    steps = _steps([legs[i] for i in order], [ttls[i] for i in order],
+                   _breaks_by_frame(analysis.report, fid))
     hosts = ["client", "director"] + [rs.name for rs in (topo.real_servers if topo else [])]
     for s in steps:
         for h in (s.src_host, s.dst_host):
@@ -105,18 +120,32 @@ def _times_and_ttls(pk: pd.DataFrame, legs: list[Leg]) -> tuple[np.ndarray, np.n
     return looked["ts"].to_numpy(dtype=float), looked["ttl"].to_numpy(dtype=float)
 
 
-def _steps(legs: list[Leg], ttls: list[float]) -> list[LadderStep]:
-    """The ladder's steps from the legs in time order: a frame seen again (same addresses, seq,
-    flags) at a later point is its receive."""
+def _steps(legs: list[Leg], ttls: list[float], breaks: dict[tuple[str, int], list[str]]
+           ) -> list[LadderStep]:
+    """The ladder's steps from the legs in time order: a frame seen again (same packet, same
+    MACs) at a later point is its receive; breaks: see _breaks_by_frame."""
     receive = {"client send": "director receive", "director send": "server receive",
                "server send": "client receive"}
-    seen: set[tuple] = set()
+    # one packet's sightings: a sending of it (instance) is seen once per (point, MACs); the
+    # same packet at a point where this sending was already seen with the same MACs is a
+    # retransmission, a sending of its own, whose sightings are matched among themselves
+    instances: dict[tuple, tuple[int, set, set]] = {}
     steps = []
     for (r, label, src, dst, note), ttl_value in zip(legs, ttls):
-        ident = (label, r["src_mac"], r["dst_mac"], r["seq"], r["tcp_flags"], r.get("ack"))
-        if ident in seen:
+        key = (r["src_ip"], r["dst_ip"], r["src_port"], r["dst_port"], r["seq"], r["ack"],
+               r["tcp_flags"], r["payload_len"])
+        where = (r["point"], r["src_mac"], r["dst_mac"])
+        state = instances.get(key)
+        if state is None or where in state[1]:
+            state = (0 if state is None else state[0] + 1, set(), set())
+            instances[key] = state
+        state[1].add(where)
+        ident = (label, r["src_mac"], r["dst_mac"])
+        if ident in state[2]:
             label = receive[label]
-        seen.add(ident)
+        state[2].add(ident)
+        if state[0]:
+            note = "; ".join(x for x in (note, f"retransmission {state[0]}") if x)
         ttl = None if np.isnan(ttl_value) else int(ttl_value)
         steps.append(LadderStep(label=label, point=r["point"], frame=int(r["frame"]),
                                 ts_ns=int(r["ts_ns"]), src_mac=r["src_mac"], dst_mac=r["dst_mac"],
@@ -126,5 +155,6 @@ def _steps(legs: list[Leg], ttls: list[float]) -> list[LadderStep]:
                                 seq=int(r["seq"]) if r["seq"] >= 0 else None,
                                 ack=int(r["ack"]) if r["ack"] >= 0 else None,
                                 payload_len=int(r["payload_len"]),
-                                src_host=src, dst_host=dst, note=note))
+                                src_host=src, dst_host=dst, note=note, instance=state[0],
+                                breaks=breaks.get((str(r["point"]), int(r["frame"])), [])))
     return steps

@@ -1,27 +1,27 @@
-"""Verify a capture set from disk (the I/O edge of the analysis): read the set, decode its
-points, analyse them, join the host snapshots it carries.
+"""Verify a capture set from disk (the I/O edge of the analysis): read the set and its host
+snapshots, decode its points, analyse them, join the host checks that explain failures.
 
 Internal: the public entry point is dr_inspect.verify (which calls verify_paths)."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import pandas as pd
 
-from dr_inspect.analysis.pipeline import CaptureFacts, analyse_packets, load_options
+from dr_inspect.analysis import hosts
+from dr_inspect.analysis.pipeline import CaptureFacts, LoadedOptions, analyse_packets, load_options
 from dr_inspect.analysis.result import Analysis
 from dr_inspect.capturefacts import capture_span_of, clock_hosts, manifest_vip, scheduler_of
-from dr_inspect.captureset import CaptureSet, load_capture_set
+from dr_inspect.captureset import load_capture_set
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.decode.pointset import decode_set
 from dr_inspect.errors import InputError, TopologyError
 from dr_inspect.model import VerifyReport
 from dr_inspect.options import VerifyOptions
-from dr_inspect.topology.pins import manifest_rs_names
+from dr_inspect.topology.pins import TopologyPins, manifest_rs_names
 
 Progress = Callable[[str], None]
 
@@ -41,10 +41,16 @@ def analyse_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOp
     # one combined table; the per-point tables are dropped (only names and order are kept)
     combined = combine_points(packets)
     packets = {name: pd.DataFrame() for name in packets}
+    rs_names = manifest_rs_names(cs.capture.get("real_servers"))
+    snaps, snap_errors = hosts.read_snapshots(cs)
+    if snaps:
+        # the hosts name the real servers the manifest does not
+        for rip, name in hosts.farm_names(snaps).items():
+            rs_names.setdefault(rip, name)
+        loaded = _with_host_pins(loaded, snaps)
     facts = CaptureFacts(summaries=summaries, errors=errors,
                          scheduler=scheduler_of(cs) or options.scheduler, hosts=clock_hosts(cs),
-                         rs_names=manifest_rs_names(cs.capture.get("real_servers")),
-                         capture_span=capture_span_of(cs))
+                         rs_names=rs_names, capture_span=capture_span_of(cs))
     try:
         analysis = analyse_packets(packets, roles, loaded, facts, combined=combined,
                                    progress=progress)
@@ -60,25 +66,17 @@ def analyse_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOp
                                    combined=combined, progress=progress)
         analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {vip} "
                                       "named in manifest.toml")
-    _join_host_causes(cs, analysis.report)
+    analysis.report.errors.extend(snap_errors)
+    hosts.join_host_causes(snaps, analysis.report)
     return analysis
 
 
-def _join_host_causes(cs: CaptureSet, report: VerifyReport) -> None:
-    """Host snapshots in the set explain failing rules (doctor's join, when it is installed)."""
-    if not cs.snapshots or importlib.util.find_spec("dr_inspect.doctor.join") is None:
-        return
-    from dr_inspect.doctor.join import host_causes
-    from dr_inspect.doctor.snapshot import read_snapshot
-
-    snaps = {}
-    for host, path in cs.snapshots.items():
-        try:
-            snaps[host] = read_snapshot(path)
-        except InputError as exc:
-            report.errors.append(f"host snapshot {host}: {exc}")
-    if snaps:
-        host_causes(snaps, report)
+def _with_host_pins(loaded: LoadedOptions, snaps: hosts.Snapshots) -> LoadedOptions:
+    """What the hosts hold (their MACs and addresses, a director's services) completes what the
+    traffic shows."""
+    pins = replace(loaded.file_pins or TopologyPins(), host_addresses=hosts.host_addresses(snaps),
+                   host_rips=hosts.host_rips(snaps), services=hosts.ipvs_services(snaps))
+    return replace(loaded, file_pins=pins)
 
 
 def verify_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOptions(), *,

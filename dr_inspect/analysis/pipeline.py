@@ -14,7 +14,7 @@ import pandas as pd
 
 from dr_inspect.analysis.correlation import Correlation, correlate
 from dr_inspect.analysis.result import Analysis
-from dr_inspect.correlate.points import capture_health, points_rows, points_table
+from dr_inspect.correlate.points import capture_health, early_copies, points_rows, points_table
 from dr_inspect.decode.pointset import summary_of
 from dr_inspect.heap import return_freed_heap
 from dr_inspect.model import PointSummary, VerifyReport
@@ -85,7 +85,8 @@ def _note_facts(flows: pd.DataFrame, corr: Correlation, health: str) -> dict[str
     return {"coalesced": int(corr.stats.get("coalesced", 0)),
             "syn_retransmits": int(flows["syn_retransmits"].sum()) if len(flows) else 0,
             "rsts_from_vip": int(flows["rst_from_vip"].sum()) if len(flows) else 0,
-            "capture_health": health}
+            "capture_health": health,
+            "unserved": ", ".join(f"{n} to {ep}" for ep, n in corr.topology.unserved.items())}
 
 
 def _verdict_errors(results: list, rules: list[Rule], errors: list[str],
@@ -129,7 +130,7 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str],
         s.role = topo.roles.get(s.name, s.role)
         s.clock_offset_ns = int(corr.offsets_estimated.get(s.name, 0))
     rows = points_rows(summaries, topo.roles, corr.packets, corr.offsets_estimated,
-                       corr.offsets_applied)
+                       corr.offsets_applied, early_copies(corr.tables["forwards"]))
     tables = dict(corr.tables)
     tables["points"] = points_table(rows)
     variables = {"window_ms": options.window_ms,

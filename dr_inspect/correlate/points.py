@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
@@ -22,8 +23,22 @@ def _truncated(pk: pd.DataFrame) -> dict[str, int]:
     return pk.loc[cut, "point"].astype(object).value_counts().to_dict()
 
 
+def early_copies(fw: pd.DataFrame) -> dict[str, int]:
+    """Per real-server-side point: forwarded copies seen more than the clock tolerance before
+    their original after the clocks were corrected. No copy leaves the director before the
+    packet arrives: the clocks (or their correction) are wrong there."""
+    if not len(fw):
+        return {}
+    early = fw["has_copy"].to_numpy(dtype=bool) & (
+        fw["delay_us"].to_numpy(dtype=np.float64) * 1000 < -CLOCK_TOLERANCE_NS)
+    if not early.any():
+        return {}
+    return {str(k): int(v) for k, v in
+            pd.Series(np.asarray(fw["copy_point"], dtype=object)[early]).value_counts().items()}
+
+
 def _problems(s: PointSummary, quiet_ok: bool, span: tuple[int, int] | None,
-              overlaps: bool) -> list[str]:
+              overlaps: bool, early: int) -> list[str]:
     problems = []
     if not s.decoded and not quiet_ok:
         problems.append("no frames decoded" if not s.frames else
@@ -35,12 +50,19 @@ def _problems(s: PointSummary, quiet_ok: bool, span: tuple[int, int] | None,
                         "(packets may look lost)")
     if span is not None and not overlaps:
         problems.append("its capture time does not overlap any other point's")
+    if early:
+        problems.append(f"{early} forwarded copies seen here before their original "
+                        "arrived at the director (more than the clock tolerance, after the "
+                        "clock correction): this point's clock disagrees with the others")
     return problems
 
 
 def points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.DataFrame,
-                est: dict[str, int], applied: dict[str, int]) -> list[dict[str, Any]]:
-    """One row per point for DR013 (est/applied: clock offsets estimated and corrected, ns)."""
+                est: dict[str, int], applied: dict[str, int],
+                early: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """One row per point for DR013 (est/applied: clock offsets estimated and corrected, ns;
+    early: see early_copies)."""
+    early = early or {}
     spans = {}
     for s in summaries:
         if s.first_ts_ns is not None:
@@ -55,10 +77,12 @@ def points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Dat
         overlaps = span is None or not others or any(lo <= span[1] and span[0] <= hi
                                                      for lo, hi in others)
         role = roles.get(s.name, s.role)
-        # a point of known role that captured nothing is reported, not failed: what should have
-        # crossed it is judged by the traffic rules (DR007 names the empty point)
-        quiet_ok = role != "unknown" and not s.error
-        problems = _problems(s, quiet_ok, span, overlaps)
+        # a point that captured nothing is reported, not failed: what should have crossed it is
+        # judged by the traffic rules (DR007 and DR009 name the symptom and the empty point);
+        # DR013 fails on what makes the capture itself untrustworthy: kernel drops, frames that
+        # cannot be read, points that do not overlap in time
+        quiet_ok = not s.error and not s.frames
+        problems = _problems(s, quiet_ok, span, overlaps, early.get(s.name, 0))
         rows.append({"point": s.name, "role": role, "frame": -1,
                      "ts_ns": s.first_ts_ns if s.first_ts_ns is not None else -1,
                      "five_tuple": "", "seq": -1, "file": s.file, "frames": int(s.frames or 0),
@@ -67,6 +91,7 @@ def points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Dat
                      "kernel_drops": int(s.kernel_drops) if s.kernel_drops is not None else -1,
                      "truncated": int(trunc.get(s.name, 0)), "overlaps": bool(overlaps),
                      "clock_offset_us": est.get(s.name, 0) / 1000.0,
+                     "early_copies": int(early.get(s.name, 0)),
                      "problem": "; ".join(problems) or "ok"})
     return rows
 
@@ -86,4 +111,4 @@ def capture_health(rows: list[dict[str, Any]], applied: dict[str, int]) -> str:
     return "; ".join(notes)
 
 
-__all__ = ["capture_health", "points_rows", "points_table"]
+__all__ = ["capture_health", "early_copies", "points_rows", "points_table"]

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -279,6 +279,11 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
     scheduler for DR011 (e.g. "flow-hash" for the lab's nft director), a topology file's wins.
     """
     validate_points(points)
+    if options.scheduler is None:
+        # watching a lab: its director's real scheduler (the nft one hashes flows)
+        from dr_inspect.lab.state import scheduler_for_netns
+        options = replace(options, scheduler=next(
+            (s for s in map(scheduler_for_netns, {p.netns for p in points}) if s), None))
     if interval <= 0:
         raise InputError(f"--interval must be positive, got {interval}")
     window_s = window_s if window_s is not None else max(5 * interval, 10.0)

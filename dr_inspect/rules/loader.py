@@ -31,11 +31,11 @@
     ts = ["ts_ns"]
     evidence = ["copy_ttl"]           # extra columns copied into Evidence.extra
 
-    [rule.note]                       # optional: a note the result carries beside its status
+    [[rule.note]]                     # optional, repeatable: a note beside the status
     when = "coalesced > 0"            # optional: over NOTE_NAMES; default: always
     text = "{coalesced} packets ..."  # template over NOTE_NAMES
     append = false                    # true: added after the note the result has ("; ");
-                                      # false: replaces it
+                                      # false: replaces it (notes apply in file order)
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ SEVERITIES = ("error", "warning")
 VARIABLES = ("window_ms", "scheduler", "shape", "points")
 # Values a rule's [rule.note] may use: the variables, the result's status, and what the analysis
 # counted beside the tables (dr_inspect.analysis.pipeline gives them).
-NOTE_FACTS = ("coalesced", "syn_retransmits", "rsts_from_vip", "capture_health")
+NOTE_FACTS = ("coalesced", "syn_retransmits", "rsts_from_vip", "capture_health", "unserved")
 NOTE_NAMES = (*VARIABLES, "status", *NOTE_FACTS)
 _NOTE_KEYS = {"when", "text", "append"}
 GROUP_FIELDS = {"distinct-at-most": ("distinct", "values", "frames"),
@@ -115,7 +115,7 @@ class Rule:
     frames: list[str] = field(default_factory=lambda: ["frame"])
     ts: list[str] = field(default_factory=lambda: ["ts_ns"])
     evidence: list[str] = field(default_factory=list)
-    note: RuleNote | None = None
+    notes: list[RuleNote] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)   # the expressions as written
 
 
@@ -126,10 +126,15 @@ def _template_fields(template: str) -> set[str]:
         raise ExprError(f"bad template {template!r}: {exc}") from None
 
 
+def _notes_from(raw: Any) -> list[RuleNote]:
+    """[[rule.note]] (or one [rule.note] table) checked; ExprError says what is wrong."""
+    items = raw if isinstance(raw, list) else [raw]
+    return [_note_from(item) for item in items]
+
+
 def _note_from(raw: Any) -> RuleNote:
-    """[rule.note] checked; ExprError says what is wrong."""
     if not isinstance(raw, dict):
-        raise ExprError("note must be a table ([rule.note] with text, when, append)")
+        raise ExprError("note must be a table ([[rule.note]] with text, when, append)")
     unknown = sorted(set(raw) - _NOTE_KEYS)
     if unknown:
         raise ExprError(f"note: unknown key(s) {', '.join(unknown)} "
@@ -208,7 +213,7 @@ def _set_expressions(rule: Rule, raw: dict[str, Any]) -> None:
                 raise ExprError(f"{k}: unknown column or variable {', '.join(bad)} in the template")
             setattr(rule, k, raw[k])
     if "note" in raw:
-        rule.note = _note_from(raw["note"])
+        rule.notes = _notes_from(raw["note"])
 
 
 def _set_columns(rule: Rule, raw: dict[str, Any]) -> None:
