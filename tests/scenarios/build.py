@@ -1,0 +1,282 @@
+"""Scenario -> capture set on disk (pcap per point + manifest.toml) and its ground truth."""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import frames as fr
+from .frames import ACK, FIN, PSH, RST, SYN
+from .model import SHARED, RealServerTruth, Scenario, Truth
+from .net import endpoint
+from .sim import (MS, US, Conn, Flow, Rec, Sim, director_drops, flow_split, forwarding_loop,
+                  serve, unanswered)
+
+T0_NS = 1_796_030_000_000_000_000      # 2026-11-30, a whole second
+EDGE_ZONE_MS = (50, 450)               # lead-in connections when a point starts late
+RULES = tuple(f"DR{i:03d}" for i in range(1, 14))
+
+
+def run_connection(sim: Sim, conn: Conn) -> int:
+    """Simulate one connection from its start; returns its end (true ns)."""
+    net = sim.net
+    vip = net.services[conn.service][0]
+    t = conn.start
+    sim.client_resolves_vip(conn, vip, t)
+    mac = sim.client_mac_for(conn.client, vip, t)
+    if mac != net.director.mac_e:
+        k = next(i for i, rs in enumerate(net.rs) if rs.mac_e == mac)
+        return serve(Flow(sim, conn, k, direct=True), t)
+    k = sim.schedule(conn)
+    f = Flow(sim, conn, k)
+    fault = sim.fault(k, conn)
+    kind = fault.kind if fault else ""
+    if kind in ("rs-no-vip", "rs-rp-filter"):
+        return unanswered(f, t)
+    if kind == "stale-neighbour":
+        f.fwd_dst = net.stale_mac(k)
+        f.copy_tags = (("sig", conn.service), ("DR001", f.key))
+        sim.dir_knows.add(k)                  # a stale entry: no ARP for the RIP
+        return unanswered(f, t)
+    if kind == "director-not-rewriting":
+        f.fwd_dst = net.director.mac_e
+        f.copy_tags = (("DR001", f.key),)
+        sim.dir_knows.add(k)
+        return unanswered(f, t)
+    if kind == "port-mismatch":
+        return unanswered(f, t, lambda ts: f.server(ts, RST | ACK, 0, 1, seq_raw=0))
+    if kind == "reply-via-director":
+        return unanswered(f, t, lambda ts: f.server(ts, SYN | ACK, 0, 1, via_director=True),
+                          dr009=False)
+    if kind == "reply-from-rip":
+        return unanswered(f, t, lambda ts: f.server(ts, SYN | ACK, 0, 1, src=f.rs.ip_lvs))
+    if kind == "director-drops":
+        return director_drops(f, t)
+    if kind == "forwarding-loop":
+        return forwarding_loop(f, t)
+    if kind == "flow-split":
+        return flow_split(f, t, (k + 1) % sim.sc.real_servers)
+    if kind == "copy-mangled":
+        f.mangle = fault.variant
+        conn.gro = ""                         # a mangled copy is not also a coalesced one
+    return serve(f, t)
+
+
+def _connections(sim: Sim) -> list[Conn]:
+    sc, rng, net = sim.sc, sim.rng, sim.net
+    edges = bool(sc.late_start or sc.early_stop)
+    main0 = 600 * MS if edges else 50 * MS
+    n_main = len(net.services) * sc.rounds * sc.real_servers
+    span = 300 * MS + 10 * MS * n_main
+    ports: set[tuple[int, int]] = set()
+
+    def conn(start: int, service: int, zone: str) -> Conn:
+        client = rng.randrange(sc.clients)
+        while True:
+            port = rng.randrange(32768, 61000)
+            if (client, port) not in ports:
+                ports.add((client, port))
+                break
+        return Conn(start=start, idx=len(out), client=client, service=service, cport=port,
+                    zone=zone, isn=rng.randrange(2**32), sisn=rng.randrange(2**32))
+
+    out: list[Conn] = []
+    for s in range(len(net.services)):
+        for _ in range(sc.rounds * sc.real_servers):
+            out.append(conn(main0 + rng.randrange(span), s, "main"))
+    for attr, count, value in (("syn_retrans", sc.syn_retransmits, True),
+                               ("synack_retrans", sc.synack_retransmits, True),
+                               ("gro", sc.gro, "copy"), ("gro", sc.tso, "orig"),
+                               ("reuse", sc.port_reuse, True)):
+        for c in rng.sample(out, min(count, len(out))):
+            setattr(c, attr, value)
+    if edges:
+        tail0 = main0 + span + 7000 * MS
+        for lo in (EDGE_ZONE_MS[0] * MS, tail0):
+            for _ in range(max(2, sc.real_servers)):
+                out.append(conn(lo + rng.randrange(400 * MS), rng.randrange(len(net.services)),
+                                "edge"))
+    return out
+
+
+def _background(sim: Sim, t_end: int) -> None:
+    """Other hosts on the VIP segment (ARP, TCP to port 22, DNS over UDP) and, on the real-server
+    segment, the director's health checks of each RIP (TCP from the DIP, answered from the RIP)."""
+    rng, net = sim.rng, sim.net
+    a, b = net.bg
+    for _ in range(3):
+        t = rng.randrange(t_end)
+        sim.arp_exchange(t, "e", a.mac_e, a.ip_e, b.ip_e, [(50 * US, b.mac_e, ())])
+        port, isn, sisn = rng.randrange(32768, 61000), rng.randrange(2**32), rng.randrange(2**32)
+        steps = [(a, b, SYN, isn, 0, 0), (b, a, SYN | ACK, sisn, isn + 1, 0),
+                 (a, b, ACK, isn + 1, sisn + 1, 0), (a, b, PSH | ACK, isn + 1, sisn + 1, 40),
+                 (b, a, PSH | ACK, sisn + 1, isn + 41, 300), (a, b, FIN | ACK, isn + 41, sisn + 301, 0),
+                 (b, a, FIN | ACK, sisn + 301, isn + 42, 0), (a, b, ACK, isn + 42, sisn + 302, 0)]
+        for i, (src, dst, flags, seq, ack, plen) in enumerate(steps):
+            sport, dport = (port, 22) if src is a else (22, port)
+            sim.emit(t + (i + 1) * 100 * US, "e", fr.tcp_frame(
+                src.mac_e, dst.mac_e, src.ip_e, dst.ip_e, sport, dport, seq, ack, flags,
+                fr.payload_bytes(0, plen), 64, rng.randrange(65536)))
+        q = rng.randrange(1024, 65536)
+        sim.emit(t + 2 * MS, "e", fr.udp_frame(a.mac_e, b.mac_e, a.ip_e, b.ip_e, q, 53, b"\x12" * 30))
+        sim.emit(t + 2 * MS + 80 * US, "e", fr.udp_frame(b.mac_e, a.mac_e, b.ip_e, a.ip_e, 53, q,
+                                                         b"\x34" * 60))
+    d = net.director
+    port = net.services[0][1]
+    for k, rs in enumerate(net.rs):
+        t = rng.randrange(t_end)
+        sim.director_resolves(k, t)
+        cport, isn, sisn = rng.randrange(32768, 61000), rng.randrange(2**32), rng.randrange(2**32)
+        for i, (fwd, flags, seq, ack) in enumerate([(True, SYN, isn, 0), (False, SYN | ACK, sisn, isn + 1),
+                                                    (True, ACK, isn + 1, sisn + 1),
+                                                    (True, RST | ACK, isn + 1, sisn + 1)]):
+            src, dst = (d, rs) if fwd else (rs, d)
+            tags = () if fwd else (("rip", k), ("alive", k))
+            sim.emit(t + i * 100 * US, "lvs", fr.tcp_frame(
+                src.mac_lvs, dst.mac_lvs, src.ip_lvs, dst.ip_lvs, cport if fwd else port,
+                port if fwd else cport, seq, ack, flags, b"", 64, rng.randrange(65536)), *tags)
+
+
+def simulate(sc: Scenario) -> Sim:
+    sim = Sim(sc)
+    net = sim.net
+    d = net.director
+    for vip in net.vips:                      # keepalived's gratuitous ARP / unsolicited NA
+        if net.family == 4:
+            sim.emit(10 * MS, "e", fr.arp_frame(1, d.mac_e, fr.BROADCAST, vip, "00:00:00:00:00:00", vip),
+                     ("dir_claim", None))
+        else:
+            sim.emit(10 * MS, "e", fr.neighbour_advert(d.mac_e, "33:33:00:00:00:01", vip, "ff02::1",
+                                                       vip, solicited=False), ("dir_claim", None))
+    queue = _connections(sim)
+    heapq.heapify(queue)
+    while queue:
+        conn = heapq.heappop(queue)
+        sim.conns.append(conn)
+        conn.end = run_connection(sim, conn)
+        if conn.reuse:
+            gap = sim.rng.randrange(20 * MS, 300 * MS)
+            heapq.heappush(queue, Conn(start=conn.end + gap, idx=10_000 + conn.idx, client=conn.client,
+                                       service=conn.service, cport=conn.cport, zone=conn.zone,
+                                       isn=sim.rng.randrange(2**32), sisn=sim.rng.randrange(2**32)))
+    if sc.background:
+        _background(sim, max(r.ts for r in sim.recs))
+    return sim
+
+
+def _iso(ns: int) -> str:
+    when = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns % 1_000_000_000) // 1000:06d}Z"
+
+
+def capture_spans(sim: Sim) -> dict[str, tuple[int, int]]:
+    """Per point, the (true) time it captured: everything, less the scenario's missing edges."""
+    first = min(r.ts for r in sim.recs)
+    last = max(r.ts for r in sim.recs)
+    spans = {p: (max(0, first - 50 * MS), last + 800 * MS) for p in sim.net.roles}
+    sc, rng = sim.sc, sim.rng
+    if sc.late_start:
+        lo, hi = spans[sc.late_start]
+        spans[sc.late_start] = (rng.randrange(150 * MS, 350 * MS), hi)
+    if sc.early_stop:
+        tail0 = max(c.start for c in sim.conns if c.zone == "edge")
+        lo, _ = spans[sc.early_stop]
+        edge_starts = sorted(c.start for c in sim.conns if c.zone == "edge" and c.start > 1000 * MS)
+        spans[sc.early_stop] = (lo, edge_starts[0] + rng.randrange(0, tail0 - edge_starts[0] + 1))
+    return spans
+
+
+def truth_of(sim: Sim, kept: list[Rec]) -> Truth:
+    net, shared = sim.net, sim.net.shared
+    tags = {t for r in kept for t in r.tags}
+    evidence: dict[str, set] = {}
+    for name, value in tags:
+        if name in RULES:
+            evidence.setdefault(name, set()).add(value)
+    # a VIP shows as one when its SYNs are forwarded to another MAC, or (no forwarding at all)
+    # when two hosts claim it and clients open connections to one of them
+    claimed = "DR005" in evidence
+    vips = {endpoint(*net.services[s]) for name, s in tags if name == "sig"}
+    vips |= {endpoint(*net.services[s]) for name, s in tags if name == "direct" and claimed}
+    dmacs: dict[str, set[str]] = {}
+    e_role, lvs_role = ("both", "both") if shared else ("vip-segment", "rs-segment")
+    if ("dir_in", None) in tags or ("dir_claim", None) in tags:
+        dmacs.setdefault(e_role, set()).add(net.director.mac_e)
+    if ("dir_lvs", None) in tags:
+        dmacs.setdefault(lvs_role, set()).add(net.director.mac_lvs)
+    # a MAC the director forwards to is a real server when it shows itself alive: it sends a
+    # frame, or a connection forwarded to it is answered from the VIP (issue 12); forwards to
+    # one that never does are DR001 failures (a stale neighbour entry, as far as anyone can tell)
+    forwarded: dict[int, set] = {}
+    for name, value in tags:
+        if name == "rs_lvs":
+            forwarded.setdefault(value[0], set()).add(value[1])
+    answered = {value for name, value in tags if name == "answered"}
+    replied: dict[int, set] = {}
+    for name, value in tags:
+        if name == "rs_e":
+            replied.setdefault(value[0], set()).add(value[1])
+    servers = set()
+    for k, rs in enumerate(net.rs):
+        rip = rs.ip_lvs if ("rip", k) in tags else None
+        lvs = k in forwarded and (("alive", k) in tags or bool(forwarded[k] & answered))
+        if k in forwarded and not lvs:
+            evidence.setdefault("DR001", set()).update(forwarded[k])
+        if shared:
+            if lvs or k in replied:
+                servers.add(RealServerTruth(rip, frozenset({(e_role, rs.mac_e)})))
+            continue
+        # its two MACs are one server when one connection shows both: forwarded to the one,
+        # answered from the other; else the traffic shows two (the VIP-side one without RIP)
+        linked = lvs and k in replied and bool(forwarded[k] & replied[k])
+        if lvs:
+            macs = {(lvs_role, rs.mac_lvs)} | ({(e_role, rs.mac_e)} if linked else set())
+            servers.add(RealServerTruth(rip, frozenset(macs)))
+        if k in replied and not linked:
+            servers.add(RealServerTruth(None, frozenset({(e_role, rs.mac_e)})))
+    core = ("copy", None) in tags
+    failed = frozenset(evidence)
+    # connection identity: a connection whose SYN reached the director's side of a captured
+    # point is known by its ISN; one captured only partly (capture edges) is left out of the
+    # comparison by its 4-tuple (which frame the analysis then names it by is its own choice)
+    syn_seen: set[tuple] = set()
+    partial: set[tuple] = set()
+    for r in kept:
+        for name, value in r.tags:
+            if name == "c2s":
+                key, is_syn, _ = value
+                ingress = ("dir_in", None) in r.tags or any(t[0] == "DR012" for t in r.tags)
+                (syn_seen if is_syn and ingress else partial).add(key)
+    return Truth(verdict="fail" if failed or not core else "pass", failed=failed,
+                 vips=frozenset(vips), director_macs={k: frozenset(v) for k, v in dmacs.items()},
+                 real_servers=frozenset(servers),
+                 evidence={k: frozenset(v) for k, v in evidence.items()},
+                 connections=frozenset(syn_seen),
+                 partial=frozenset(key[:3] for key in partial - syn_seen))
+
+
+def write_scenario(sc: Scenario, folder: Path) -> Truth:
+    """Simulate sc, write its capture set into folder and return the ground truth."""
+    sim = simulate(sc)
+    spans = capture_spans(sim)
+    folder.mkdir(parents=True, exist_ok=True)
+    kept: list[Rec] = []
+    lines = ["[capture]", 'tool = "tests/scenarios"', f'director = "{sc.director}"']
+    if sc.director == "ipvs":
+        lines.append('scheduler = "rr"')
+    started = max(lo for lo, _ in spans.values())
+    stopped = min(hi for _, hi in spans.values())
+    lines += [f'started = "{_iso(T0_NS + started)}"', f'stopped = "{_iso(T0_NS + stopped)}"', ""]
+    offsets = {"br_lvs": sc.clock_offset_us * US}
+    for point, role in sim.net.roles.items():
+        lo, hi = spans[point]
+        mine = [r for r in sim.recs if sim.net.point(r.seg) == point and lo <= r.ts <= hi]
+        mine.sort(key=lambda r: r.ts)
+        kept += mine
+        shift = T0_NS + offsets.get(point, 0)
+        fr.write_pcap(folder / f"{point}.pcap", [(r.ts + shift, r.frame) for r in mine])
+        lines += ["[[points]]", f'name = "{point}"', f'file = "{point}.pcap"', f'role = "{role}"',
+                  f'interface = "{point}"', f"received = {len(mine)}", "dropped = 0", ""]
+    (folder / "manifest.toml").write_text("\n".join(lines))
+    return truth_of(sim, kept)
