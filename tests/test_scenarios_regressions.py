@@ -68,6 +68,14 @@ OPEN = [
     # the SYN bounces server <-> director with a falling TTL. Today: DR007 only, the server's
     # MAC is a director MAC and there is no real server (with more servers: DR001 and DR002 fail
     # too, and the looping server is missing). Should: DR009 + DR010, the server a real server.
+    # The forwarding loop of captures/fault-forwarding-loop (two segments, IPVS) with br_lvs's
+    # clock 20 ms ahead. Today: DR001 and DR002 fail besides DR009 + DR010: the frame the
+    # looping server sends back to the director (02:a0:00:88:00:01 -> 02:d0:00:88:00:0a, TTL 62)
+    # is taken for the director's copy of the client's SYN. Should: DR009 + DR010 only, as
+    # without the offset.
+    gap("forwarding-loop+clock_offset",
+        Scenario(seed=0, real_servers=1, clients=1, clock_offset_us=20_000,
+                 faults=(Fault("forwarding-loop", 0),))),
     gap("shared_segment+forwarding-loop",
         Scenario(seed=0, shape=SHARED, real_servers=1, clients=1,
                  faults=(Fault("forwarding-loop", 0),))),

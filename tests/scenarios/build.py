@@ -267,7 +267,12 @@ def write_scenario(sc: Scenario, folder: Path) -> Truth:
         lines.append('scheduler = "rr"')
     started = max(lo for lo, _ in spans.values())
     stopped = min(hi for _, hi in spans.values())
-    lines += [f'started = "{_iso(T0_NS + started)}"', f'stopped = "{_iso(T0_NS + stopped)}"', ""]
+    lines += [f'started = "{_iso(T0_NS + started)}"', f'stopped = "{_iso(T0_NS + stopped)}"']
+    names = manifest_names(sc, sim)
+    if names:
+        listed = ", ".join(f'{{name = "{name}", rip = "{rip}"}}' for rip, name in names.items())
+        lines.append(f"real_servers = [{listed}]")
+    lines.append("")
     offsets = {"br_lvs": sc.clock_offset_us * US}
     for point, role in sim.net.roles.items():
         lo, hi = spans[point]
@@ -279,4 +284,16 @@ def write_scenario(sc: Scenario, folder: Path) -> Truth:
         lines += ["[[points]]", f'name = "{point}"', f'file = "{point}.pcap"', f'role = "{role}"',
                   f'interface = "{point}"', f"received = {len(mine)}", "dropped = 0", ""]
     (folder / "manifest.toml").write_text("\n".join(lines))
-    return truth_of(sim, kept)
+    truth = truth_of(sim, kept)
+    known = {s.rip for s in truth.real_servers}
+    truth.names = {rip: name for rip, name in names.items() if rip in known}
+    return truth
+
+
+def manifest_names(sc: Scenario, sim: Sim) -> dict[str, str]:
+    """RIP -> name, in an order unrelated to the servers' (the manifest's names must win)."""
+    if not sc.manifest_names:
+        return {}
+    order = list(range(sc.real_servers))
+    sim.rng.shuffle(order)
+    return {sim.net.rs[k].ip_lvs: f"web{i + 1}" for i, k in enumerate(order)}

@@ -22,6 +22,7 @@ class Observed:
     real_servers: frozenset[RealServerTruth]
     evidence: dict[str, frozenset]
     connections: frozenset
+    names: dict[str, str]
 
 
 def observe(folder: Path) -> Observed:
@@ -52,7 +53,8 @@ def observe(folder: Path) -> Observed:
                     vips=frozenset(topo.vips) if topo else frozenset(),
                     director_macs={k: frozenset(v) for k, v in (topo.director_macs if topo else {}).items()},
                     real_servers=servers, evidence=evidence,
-                    connections=frozenset(by_flow.values()))
+                    connections=frozenset(by_flow.values()),
+                    names={rs.rip: rs.name for rs in topo.real_servers if rs.rip} if topo else {})
 
 
 def _rs_text(servers) -> list[str]:
@@ -76,6 +78,9 @@ def differences(truth: Truth, seen: Observed) -> list[str]:
     rip_ok = all(want[m] is None or got[m] == want[m] for m in want if m in got)
     if set(want) != set(got) or not rip_ok:
         out.append(f"real servers {_rs_text(seen.real_servers)}, truth {_rs_text(truth.real_servers)}")
+    named = {rip: seen.names.get(rip) for rip in truth.names}
+    if named != truth.names:
+        out.append(f"real server names {named}, manifest {truth.names}")
     flows = frozenset(c for c in seen.connections
                       if c in truth.connections or c[:3] not in truth.partial)
     if flows != truth.connections:

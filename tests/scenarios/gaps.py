@@ -11,6 +11,7 @@ KNOWN_GAPS: frozenset[str] = frozenset({
     "port_reuse",                     # a server reached only by reused 4-tuples is split in two
     "nft+clock_offset",               # nft (TTL kept) and a clock offset: copies taken for originals
     "shared_segment+forwarding-loop", # the looping server on one LAN is a client/director
+    "forwarding-loop+clock_offset",   # a looped copy coming back is taken for the copy
 })
 
 

@@ -88,6 +88,7 @@ class Scenario:
     late_start: str = ""               # point that starts capturing late (two-segment)
     early_stop: str = ""               # point that stops capturing early (two-segment)
     background: bool = False           # other hosts' TCP/UDP/ARP on the segments
+    manifest_names: bool = False       # manifest.toml names the real servers by RIP (as the lab)
     faults: tuple[Fault, ...] = ()
 
 
@@ -112,6 +113,7 @@ class Truth:
     connections: frozenset = frozenset()
     # (client ip, client port, "vip:port") of connections captured only in part
     partial: frozenset = frozenset()
+    names: dict[str, str] = field(default_factory=dict)   # RIP -> name the manifest gives it
 
     def summary(self) -> str:
         return (f"verdict {self.verdict}, failed {sorted(self.failed)}, vips {sorted(self.vips)}, "

@@ -16,6 +16,7 @@ from .model import ARP_FAULTS, FAULT_RULES, SHARED, TWO, Fault, Scenario
 FEATURES = frozenset({
     "shared_segment", "ipv6", "nft", "multi_vip", "port_reuse", "syn_retransmit",
     "synack_retransmit", "gro", "tso", "clock_offset", "late_start", "early_stop", "background",
+    "manifest_names",
 })
 # ARP faults whose clients keep the real server's claim are switches of their own: they
 # make clients bypass the director, which the plain fault (claims only) does not
@@ -34,7 +35,8 @@ def switches_of(sc: Scenario) -> frozenset[str]:
              "port_reuse": sc.port_reuse > 0, "syn_retransmit": sc.syn_retransmits > 0,
              "synack_retransmit": sc.synack_retransmits > 0, "gro": sc.gro > 0, "tso": sc.tso > 0,
              "clock_offset": sc.clock_offset_us != 0, "late_start": bool(sc.late_start),
-             "early_stop": bool(sc.early_stop), "background": sc.background}
+             "early_stop": bool(sc.early_stop), "background": sc.background,
+             "manifest_names": sc.manifest_names}
     out |= {name for name, on in flags.items() if on}
     for f in sc.faults:
         out.add(f.kind)
@@ -47,8 +49,10 @@ def switches_of(sc: Scenario) -> frozenset[str]:
     return frozenset(out)
 
 
-def _fault_kinds(allowed: frozenset[str], shape: str) -> list[str]:
-    kinds = [k for k in sorted(FAULT_RULES) if k in allowed]
+def _fault_kinds(allowed: frozenset[str], sc: Scenario) -> list[str]:
+    """The fault kinds a scenario may get: allowed, and not completing a known-gap combination."""
+    shape, base = sc.shape, switches_of(sc)
+    kinds = [k for k in sorted(FAULT_RULES) if k in allowed and known_gap(base | {k}) is None]
     if shape == SHARED:
         # on one LAN the director's only MAC is both the one clients address and the copy's
         # source: a copy "not rewritten" to it is no distinct case from a copy to itself
@@ -58,9 +62,12 @@ def _fault_kinds(allowed: frozenset[str], shape: str) -> list[str]:
 
 @st.composite
 def _faults(draw, allowed: frozenset[str], sc: Scenario, max_faults: int) -> tuple[Fault, ...]:
-    kinds = _fault_kinds(allowed, sc.shape)
+    kinds = _fault_kinds(allowed, sc)
     if not kinds or max_faults == 0:
         return ()
+    # sampled_from leans towards the first element: start the list at a random place
+    turn = draw(st.integers(0, 10**6)) % len(kinds)
+    kinds = kinds[turn:] + kinds[:turn]
     n = draw(st.integers(1 if max_faults > 0 else 0, min(max_faults, 2, sc.real_servers)))
     servers = draw(st.permutations(range(sc.real_servers)))[:n]
     out: list[Fault] = []
@@ -76,7 +83,7 @@ def _faults(draw, allowed: frozenset[str], sc: Scenario, max_faults: int) -> tup
             if "rs-answers-arp:all" in allowed and kind == "rs-answers-arp" and sc.shape == SHARED \
                     and n == 1:
                 variants.append("all")
-            variant = draw(st.sampled_from(variants))
+            variant = draw(st.sampled_from(variants[::-1]))    # the bias to the first: "all"
         elif kind == "copy-mangled":
             variants = (["strip", "short"] if "copy-mangled:payload" in allowed else []) \
                 + (["ipid"] if sc.family == 4 else [])
@@ -98,8 +105,16 @@ def _faults(draw, allowed: frozenset[str], sc: Scenario, max_faults: int) -> tup
 @st.composite
 def scenarios(draw, allowed: frozenset[str] = ALL_SWITCHES, max_faults: int = 2) -> Scenario:
     """Random scenarios using only the switches in `allowed` (max_faults=0: healthy only)."""
+    chosen: set[str] = set()
+
     def on(name: str) -> bool:
-        return name in allowed and draw(st.booleans())
+        # a switch that would complete a known-gap combination is not drawn
+        if name not in allowed or known_gap(frozenset(chosen | {name})) is not None:
+            return False
+        if draw(st.booleans()):
+            chosen.add(name)
+            return True
+        return False
 
     def count(name: str) -> int:
         return draw(st.integers(1, 2)) if on(name) else 0
@@ -115,7 +130,7 @@ def scenarios(draw, allowed: frozenset[str] = ALL_SWITCHES, max_faults: int = 2)
         clients=draw(st.integers(1, 4)), rounds=draw(st.integers(1, 2)),
         port_reuse=count("port_reuse"), syn_retransmits=count("syn_retransmit"),
         synack_retransmits=count("synack_retransmit"), gro=count("gro"), tso=count("tso"),
-        background=on("background"))
+        background=on("background"), manifest_names=on("manifest_names"))
     if shape == TWO:
         if on("clock_offset"):
             base["clock_offset_us"] = draw(st.integers(10_000, 80_000)) * draw(st.sampled_from([-1, 1]))
