@@ -8,59 +8,13 @@ from pathlib import Path
 
 from . import frames as fr
 from .frames import ACK, FIN, PSH, RST, SYN
-from .model import SHARED, RealServerTruth, Scenario, Truth
-from .net import endpoint
-from .sim import (MS, US, Conn, Flow, Rec, Sim, director_drops, flow_split, forwarding_loop,
-                  serve, unanswered)
+from .model import Scenario, Truth
+from .scripts import run_connection
+from .sim import MS, US, Conn, Rec, Sim
+from .truth import truth_of
 
 T0_NS = 1_796_030_000_000_000_000      # 2026-11-30, a whole second
 EDGE_ZONE_MS = (50, 450)               # lead-in connections when a point starts late
-RULES = tuple(f"DR{i:03d}" for i in range(1, 14))
-
-
-def run_connection(sim: Sim, conn: Conn) -> int:
-    """Simulate one connection from its start; returns its end (true ns)."""
-    net = sim.net
-    vip = net.services[conn.service][0]
-    t = conn.start
-    sim.client_resolves_vip(conn, vip, t)
-    mac = sim.client_mac_for(conn.client, vip, t)
-    if mac != net.director.mac_e:
-        k = next(i for i, rs in enumerate(net.rs) if rs.mac_e == mac)
-        return serve(Flow(sim, conn, k, direct=True), t)
-    k = sim.schedule(conn)
-    f = Flow(sim, conn, k)
-    fault = sim.fault(k, conn)
-    kind = fault.kind if fault else ""
-    if kind in ("rs-no-vip", "rs-rp-filter"):
-        return unanswered(f, t)
-    if kind == "stale-neighbour":
-        f.fwd_dst = net.stale_mac(k)
-        f.copy_tags = (("sig", conn.service), ("DR001", f.key))
-        sim.dir_knows.add(k)                  # a stale entry: no ARP for the RIP
-        return unanswered(f, t)
-    if kind == "director-not-rewriting":
-        f.fwd_dst = net.director.mac_e
-        f.copy_tags = (("DR001", f.key),)
-        sim.dir_knows.add(k)
-        return unanswered(f, t)
-    if kind == "port-mismatch":
-        return unanswered(f, t, lambda ts: f.server(ts, RST | ACK, 0, 1, seq_raw=0))
-    if kind == "reply-via-director":
-        return unanswered(f, t, lambda ts: f.server(ts, SYN | ACK, 0, 1, via_director=True),
-                          dr009=False)
-    if kind == "reply-from-rip":
-        return unanswered(f, t, lambda ts: f.server(ts, SYN | ACK, 0, 1, src=f.rs.ip_lvs))
-    if kind == "director-drops":
-        return director_drops(f, t)
-    if kind == "forwarding-loop":
-        return forwarding_loop(f, t)
-    if kind == "flow-split":
-        return flow_split(f, t, (k + 1) % sim.sc.real_servers)
-    if kind == "copy-mangled":
-        f.mangle = fault.variant
-        conn.gro = ""                         # a mangled copy is not also a coalesced one
-    return serve(f, t)
 
 
 def _connections(sim: Sim) -> list[Conn]:
@@ -185,75 +139,6 @@ def capture_spans(sim: Sim) -> dict[str, tuple[int, int]]:
         edge_starts = sorted(c.start for c in sim.conns if c.zone == "edge" and c.start > 1000 * MS)
         spans[sc.early_stop] = (lo, edge_starts[0] + rng.randrange(0, tail0 - edge_starts[0] + 1))
     return spans
-
-
-def truth_of(sim: Sim, kept: list[Rec]) -> Truth:
-    net, shared = sim.net, sim.net.shared
-    tags = {t for r in kept for t in r.tags}
-    evidence: dict[str, set] = {}
-    for name, value in tags:
-        if name in RULES:
-            evidence.setdefault(name, set()).add(value)
-    # a VIP shows as one when its SYNs are forwarded to another MAC, or (no forwarding at all)
-    # when two hosts claim it and clients open connections to one of them
-    claimed = "DR005" in evidence
-    vips = {endpoint(*net.services[s]) for name, s in tags if name == "sig"}
-    vips |= {endpoint(*net.services[s]) for name, s in tags if name == "direct" and claimed}
-    dmacs: dict[str, set[str]] = {}
-    e_role, lvs_role = ("both", "both") if shared else ("vip-segment", "rs-segment")
-    if ("dir_in", None) in tags or ("dir_claim", None) in tags:
-        dmacs.setdefault(e_role, set()).add(net.director.mac_e)
-    if ("dir_lvs", None) in tags:
-        dmacs.setdefault(lvs_role, set()).add(net.director.mac_lvs)
-    # a MAC the director forwards to is a real server when it shows itself alive: it sends a
-    # frame, or a connection forwarded to it is answered from the VIP (issue 12); forwards to
-    # one that never does are DR001 failures (a stale neighbour entry, as far as anyone can tell)
-    forwarded: dict[int, set] = {}
-    for name, value in tags:
-        if name == "rs_lvs":
-            forwarded.setdefault(value[0], set()).add(value[1])
-    answered = {value for name, value in tags if name == "answered"}
-    replied: dict[int, set] = {}
-    for name, value in tags:
-        if name == "rs_e":
-            replied.setdefault(value[0], set()).add(value[1])
-    servers = set()
-    for k, rs in enumerate(net.rs):
-        rip = rs.ip_lvs if ("rip", k) in tags else None
-        lvs = k in forwarded and (("alive", k) in tags or bool(forwarded[k] & answered))
-        if k in forwarded and not lvs:
-            evidence.setdefault("DR001", set()).update(forwarded[k])
-        if shared:
-            if lvs or k in replied:
-                servers.add(RealServerTruth(rip, frozenset({(e_role, rs.mac_e)})))
-            continue
-        # its two MACs are one server when one connection shows both: forwarded to the one,
-        # answered from the other; else the traffic shows two (the VIP-side one without RIP)
-        linked = lvs and k in replied and bool(forwarded[k] & replied[k])
-        if lvs:
-            macs = {(lvs_role, rs.mac_lvs)} | ({(e_role, rs.mac_e)} if linked else set())
-            servers.add(RealServerTruth(rip, frozenset(macs)))
-        if k in replied and not linked:
-            servers.add(RealServerTruth(None, frozenset({(e_role, rs.mac_e)})))
-    core = ("copy", None) in tags
-    failed = frozenset(evidence)
-    # connection identity: a connection whose SYN reached the director's side of a captured
-    # point is known by its ISN; one captured only partly (capture edges) is left out of the
-    # comparison by its 4-tuple (which frame the analysis then names it by is its own choice)
-    syn_seen: set[tuple] = set()
-    partial: set[tuple] = set()
-    for r in kept:
-        for name, value in r.tags:
-            if name == "c2s":
-                key, is_syn, _ = value
-                ingress = ("dir_in", None) in r.tags or any(t[0] == "DR012" for t in r.tags)
-                (syn_seen if is_syn and ingress else partial).add(key)
-    return Truth(verdict="fail" if failed or not core else "pass", failed=failed,
-                 vips=frozenset(vips), director_macs={k: frozenset(v) for k, v in dmacs.items()},
-                 real_servers=frozenset(servers),
-                 evidence={k: frozenset(v) for k, v in evidence.items()},
-                 connections=frozenset(syn_seen),
-                 partial=frozenset(key[:3] for key in partial - syn_seen))
 
 
 def write_scenario(sc: Scenario, folder: Path) -> Truth:

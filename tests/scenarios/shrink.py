@@ -73,7 +73,6 @@ def shrink(sc: Scenario) -> Scenario:
 
 
 if __name__ == "__main__":
-    from scenarios.model import Fault as _F  # noqa: F401  (for eval of the argument)
     found = shrink(eval(sys.argv[1], {"Scenario": Scenario, "Fault": Fault}))
     print(repr(found))
     print(signature(found))
