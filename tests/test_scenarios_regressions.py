@@ -78,6 +78,14 @@ OPEN = [
     gap("forwarding-loop+clock_offset",
         Scenario(seed=0, real_servers=1, clients=1, clock_offset_us=20_000,
                  faults=(Fault("forwarding-loop", 0),))),
+    # One LAN; client 192.168.7.2 holds a permanent ARP entry for the VIP with a dead MAC
+    # (02:00:de:ad:be:ef, as captures/fault-stale-arp), the other client works. Today: DR001
+    # ("copy from 02:c0:00:07:00:02 to 02:00:de:ad:be:ef": the client's own SYN taken for a
+    # director's copy) and DR009 fail. Should: DR007 for that client's connection (lost before
+    # the director), as in two-segment shape.
+    gap("shared_segment+client-stale-arp",
+        Scenario(seed=1480450, shape=SHARED, real_servers=2, clients=2,
+                 faults=(Fault("client-stale-arp", 0),))),
     gap("shared_segment+forwarding-loop",
         Scenario(seed=0, shape=SHARED, real_servers=1, clients=1,
                  faults=(Fault("forwarding-loop", 0),))),

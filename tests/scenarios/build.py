@@ -25,8 +25,11 @@ def _connections(sim: Sim) -> list[Conn]:
     span = 300 * MS + 10 * MS * n_main
     ports: set[tuple[int, int]] = set()
 
-    def conn(start: int, service: int, zone: str) -> Conn:
-        client = rng.randrange(sc.clients)
+    def conn(start: int, service: int, zone: str, first: bool = False) -> Conn:
+        # the first connection of each service comes from a client that reaches the director,
+        # so every service shows DR (a client with a dead MAC for the VIP does not)
+        pool = [c for c in range(sc.clients) if not first or c not in sim.stale_clients]
+        client = rng.choice(pool)
         while True:
             port = rng.randrange(32768, 61000)
             if (client, port) not in ports:
@@ -37,8 +40,8 @@ def _connections(sim: Sim) -> list[Conn]:
 
     out: list[Conn] = []
     for s in range(len(net.services)):
-        for _ in range(sc.rounds * sc.real_servers):
-            out.append(conn(main0 + rng.randrange(span), s, "main"))
+        for i in range(sc.rounds * sc.real_servers):
+            out.append(conn(main0 + (0 if i == 0 else rng.randrange(span)), s, "main", i == 0))
     for attr, count, value in (("syn_retrans", sc.syn_retransmits, True),
                                ("synack_retrans", sc.synack_retransmits, True),
                                ("gro", sc.gro, "copy"), ("gro", sc.tso, "orig"),

@@ -24,6 +24,8 @@ FAULT_RULES: dict[str, tuple[str, ...]] = {
     # forwarded SYNs are dropped (no VIP on lo / strict rp_filter) or refused (RST from the VIP,
     # the service listens on another port): no SYN-ACK from the VIP
     "rs-no-vip": ("DR009",),
+    # VIP on lo with /24: the client subnet is local to the server, its SYN-ACKs never leave
+    "rs-vip-wide-mask": ("DR009",),
     "rs-rp-filter": ("DR009",),
     "port-mismatch": ("DR009",),
     # the server's default route is the director: its replies go to the director's MAC (on the
@@ -51,7 +53,14 @@ FAULT_RULES: dict[str, tuple[str, ...]] = {
     # the director changes the copies of data packets to this server: payload stripped to 0
     # bytes or shortened by 10, or another IP ID (issue 18): DR002
     "copy-mangled": ("DR002",),
+    # a client (index `rs` modulo the clients) holds a permanent ARP/ND entry for the VIP with
+    # the MAC of a former director nobody owns: its frames never reach the director (DR007, as
+    # captures/fault-stale-arp); that MAC is no director
+    "client-stale-arp": ("DR007",),
 }
+# Faults that sit on a client, not on a real server.
+CLIENT_FAULTS = ("client-stale-arp",)
+DEAD_MAC = "02:00:de:ad:be:ef"
 
 # Faults that decide what clients do with an ARP/ND claim of the VIP by a real server.
 ARP_FAULTS = ("rs-answers-arp", "rs-arp-announce")

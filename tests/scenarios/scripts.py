@@ -6,6 +6,7 @@ import random
 
 from . import frames as fr
 from .frames import ACK, FIN, PSH, RST, SYN
+from .model import DEAD_MAC
 from .sim import MS, MSS, US, Conn, Flow, Sim
 
 
@@ -40,14 +41,16 @@ def serve(f: Flow, t: int) -> int:
     t += f.think()
     off = 1
     sizes = _response_sizes(rng)
+    t_ack = t                             # the client's frames leave in the order of its IP IDs
     for i, size in enumerate(sizes):
         last = i == len(sizes) - 1
         f.server(t, ACK | (PSH if last else 0), off, 1 + req, size)
         off += size
         if i % 2 == 1 or last:
-            f.client(t + f.think(), ACK, 1 + req, off)
+            t_ack = max(t_ack, t + f.think()) + US
+            f.client(t_ack, ACK, 1 + req, off)
         t += 8 * US
-    t += 2 * f.think()
+    t = max(t, t_ack) + 2 * f.think()
     t = f.client(t, FIN | ACK, 1 + req, off) + f.think()
     f.server(t, FIN | ACK, off, 2 + req)
     t += f.think()
@@ -62,6 +65,13 @@ def unanswered(f: Flow, t: int, answer=None, dr009: bool = True) -> int:
         t_copy = f.client(t + delay, SYN, 0, 0, copy_tags=(("DR009", f.key),) if dr009 else ())
         if answer is not None:
             answer(t_copy + f.think())
+    return t + 3000 * MS
+
+
+def lost(f: Flow, t: int) -> int:
+    """The client's SYN and its retransmits go to a MAC nobody owns: nothing else happens."""
+    for delay in (0, 1000 * MS, 3000 * MS):
+        f.client(t + delay, SYN, 0, 0)
     return t + 3000 * MS
 
 
@@ -134,8 +144,10 @@ def run_connection(sim: Sim, conn: Conn) -> int:
     net = sim.net
     vip = net.services[conn.service][0]
     t = conn.start
+    if sim.client_mac_for(conn, vip, t) == DEAD_MAC:      # a permanent entry: no ARP/ND
+        return lost(Flow(sim, conn, 0, dead=True), t)
     sim.client_resolves_vip(conn, vip, t)
-    mac = sim.client_mac_for(conn.client, vip, t)
+    mac = sim.client_mac_for(conn, vip, t)
     if mac != net.director.mac_e:
         k = next(i for i, rs in enumerate(net.rs) if rs.mac_e == mac)
         return serve(Flow(sim, conn, k, direct=True), t)
@@ -143,7 +155,7 @@ def run_connection(sim: Sim, conn: Conn) -> int:
     f = Flow(sim, conn, k)
     fault = sim.fault(k, conn)
     kind = fault.kind if fault else ""
-    if kind in ("rs-no-vip", "rs-rp-filter"):
+    if kind in ("rs-no-vip", "rs-rp-filter", "rs-vip-wide-mask"):
         return unanswered(f, t)
     if kind == "stale-neighbour":
         f.fwd_dst = net.stale_mac(k)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from . import frames as fr
 from .frames import ACK, PSH, SYN
-from .model import ARP_FAULTS, Fault, Scenario
+from .model import ARP_FAULTS, CLIENT_FAULTS, DEAD_MAC, Fault, Scenario
 from .net import Net, endpoint
 
 MSS = 1448
@@ -59,7 +59,8 @@ class Sim:
         self.net = Net(sc)
         self.rng = random.Random(sc.seed)
         self.recs: list[Rec] = []
-        self.fault_on = {f.rs: f for f in sc.faults}
+        self.fault_on = {f.rs: f for f in sc.faults if f.kind not in CLIENT_FAULTS}
+        self.stale_clients = {f.rs % sc.clients for f in sc.faults if f.kind == "client-stale-arp"}
         self.ttl_drop = 1 if sc.director == "ipvs" else 0
         self.client_entry: dict[tuple[int, str], list[tuple[int, str]]] = {}
         self.rs_knows: set[tuple[int, int]] = set()
@@ -111,8 +112,10 @@ class Sim:
                                                               target_ip), *tags)
 
     # -- the director and the real servers' neighbour state --------------------------------------
-    def client_mac_for(self, c: int, vip: str, t: int) -> str:
-        entries = [e for e in self.client_entry.get((c, vip), []) if e[0] <= t]
+    def client_mac_for(self, conn: Conn, vip: str, t: int) -> str:
+        if conn.client in self.stale_clients and conn.zone == "main":
+            return DEAD_MAC
+        entries = [e for e in self.client_entry.get((conn.client, vip), []) if e[0] <= t]
         return max(entries)[1] if entries else ""
 
     def client_resolves_vip(self, conn: Conn, vip: str, t: int) -> None:
@@ -188,8 +191,10 @@ class Sim:
 class Flow:
     """One connection's frames: the client's (and the director's copies), the server's."""
 
-    def __init__(self, sim: Sim, conn: Conn, k: int, direct: bool = False):
-        self.sim, self.c, self.k, self.direct = sim, conn, k, direct
+    def __init__(self, sim: Sim, conn: Conn, k: int, direct: bool = False, dead: bool = False):
+        """k: the real server; direct: the client sends straight to its MAC; dead: to a MAC
+        nobody owns (a stale ARP entry for the VIP)."""
+        self.sim, self.c, self.k, self.direct, self.dead = sim, conn, k, direct, dead
         net, rng = sim.net, sim.rng
         self.peer = net.clients[conn.client]
         self.vip, self.port = net.services[conn.service]
@@ -198,7 +203,7 @@ class Flow:
         self.ip_id_c = rng.randrange(65536)
         self.ip_id_s = rng.randrange(65536)
         d = net.director
-        self.dst_in = self.rs.mac_e if direct else d.mac_e
+        self.dst_in = DEAD_MAC if dead else self.rs.mac_e if direct else d.mac_e
         self.fwd_src, self.fwd_dst = d.mac_lvs, self.rs.mac_lvs
         self.copy_tags: tuple = (("rs_lvs", (k, self.key)), ("sig", conn.service))
         self.mangle = ""
@@ -224,6 +229,8 @@ class Flow:
     def emit_c(self, t: int, seg: str, src_mac: str, dst_mac: str, flags: int, seq_off: int,
                ack_off: int, payload: bytes, ttl: int, ip_id: int, *tags) -> None:
         """Emit a client->VIP frame (an original or a copy) of this connection."""
+        if src_mac == self.peer.mac_e:
+            tags += (("ingress", None),)           # sent by the client itself
         self.sim.emit(t, seg, self._c_frame(src_mac, dst_mac, flags, seq_off, ack_off, payload, ttl,
                                             ip_id), self.c2s(flags, seq_off), *tags)
 
@@ -251,11 +258,11 @@ class Flow:
         self.ip_id_c += 1
         tags = orig_tags + ((("DR012", self.key), ("direct", self.c.service)) if self.direct
                             else (("dir_in", None),))
-        if self.dropped and not flags & SYN:
+        if self.dead or self.dropped and not flags & SYN:
             tags += (("DR007", self.key),)
         self.emit_c(t, "e", self.peer.mac_e, self.dst_in, flags, seq_off, ack_off, payload, 64,
                     self.ip_id_c, *tags)
-        if self.direct or (self.dropped and not flags & SYN):
+        if self.direct or self.dead or (self.dropped and not flags & SYN):
             return t
         return self._copy(t + self.delay(), flags, seq_off, ack_off, payload, self.ip_id_c,
                           tags=copy_tags)

@@ -11,7 +11,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from .gaps import known_gap
-from .model import ARP_FAULTS, FAULT_RULES, SHARED, TWO, Fault, Scenario
+from .model import ARP_FAULTS, CLIENT_FAULTS, FAULT_RULES, SHARED, TWO, Fault, Scenario
 
 FEATURES = frozenset({
     "shared_segment", "ipv6", "nft", "multi_vip", "port_reuse", "syn_retransmit",
@@ -74,6 +74,11 @@ def _faults(draw, allowed: frozenset[str], sc: Scenario, max_faults: int) -> tup
     for k in servers:
         kind = draw(st.sampled_from(kinds))
         variant = ""
+        if kind in CLIENT_FAULTS:
+            # one client keeps a dead MAC for the VIP; another must still reach the director
+            assume(sc.clients > 1 and not any(f.kind in CLIENT_FAULTS for f in out))
+            out.append(Fault(kind, draw(st.integers(0, sc.clients - 1))))
+            continue
         if kind in ARP_FAULTS:
             variants = ["none"]
             if f"{kind}:follow" in allowed and (kind == "rs-arp-announce" or sc.clients > 1):
@@ -91,7 +96,7 @@ def _faults(draw, allowed: frozenset[str], sc: Scenario, max_faults: int) -> tup
             variant = draw(st.sampled_from(variants))
         out.append(Fault(kind, k, variant))
     kinds_on = {f.kind for f in out}
-    faulty = {f.rs for f in out}
+    faulty = {f.rs for f in out if f.kind not in CLIENT_FAULTS}
     for f in out:
         # flow-split hands the connection to the next server, which must answer (with a RST)
         assume(not (f.kind == "flow-split"

@@ -68,7 +68,7 @@ def truth_of(sim: Sim, kept: list[Rec]) -> Truth:
         for name, value in r.tags:
             if name == "c2s":
                 key, is_syn, _ = value
-                ingress = ("dir_in", None) in r.tags or any(t[0] == "DR012" for t in r.tags)
+                ingress = ("ingress", None) in r.tags
                 (syn_seen if is_syn and ingress else partial).add(key)
     return Truth(verdict="fail" if failed or not core else "pass", failed=failed,
                  vips=frozenset(vips), director_macs={k: frozenset(v) for k, v in dmacs.items()},
