@@ -23,6 +23,7 @@ class Observed:
     evidence: dict[str, frozenset]
     connections: frozenset
     names: dict[str, str]
+    warnings: frozenset[str]                  # warning-severity rules that failed
 
 
 def observe(folder: Path) -> Observed:
@@ -54,7 +55,9 @@ def observe(folder: Path) -> Observed:
                     director_macs={k: frozenset(v) for k, v in (topo.director_macs if topo else {}).items()},
                     real_servers=servers, evidence=evidence,
                     connections=frozenset(by_flow.values()),
-                    names={rs.rip: rs.name for rs in topo.real_servers if rs.rip} if topo else {})
+                    names={rs.rip: rs.name for rs in topo.real_servers if rs.rip} if topo else {},
+                    warnings=frozenset(r.id for r in report.rules
+                                       if r.status == "fail" and r.severity == "warning"))
 
 
 def _rs_text(servers) -> list[str]:
@@ -68,6 +71,8 @@ def differences(truth: Truth, seen: Observed) -> list[str]:
         out.append(f"verdict {seen.verdict}, truth {truth.verdict}")
     if seen.failed != truth.failed:
         out.append(f"failed rules {sorted(seen.failed)}, truth {sorted(truth.failed)}")
+    if seen.warnings & truth.quiet_warnings:
+        out.append(f"warnings {sorted(seen.warnings & truth.quiet_warnings)} must not fail")
     if seen.vips != truth.vips:
         out.append(f"VIPs {sorted(seen.vips)}, truth {sorted(truth.vips)}")
     if seen.director_macs != truth.director_macs:

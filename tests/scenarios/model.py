@@ -123,6 +123,8 @@ class Truth:
     # (client ip, client port, "vip:port") of connections captured only in part
     partial: frozenset = frozenset()
     names: dict[str, str] = field(default_factory=dict)   # RIP -> name the manifest gives it
+    # warning-severity rules that must not fail (DR011 under a flow-hash scheduler)
+    quiet_warnings: frozenset[str] = frozenset()
 
     def summary(self) -> str:
         return (f"verdict {self.verdict}, failed {sorted(self.failed)}, vips {sorted(self.vips)}, "
