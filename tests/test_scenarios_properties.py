@@ -5,8 +5,10 @@ written to a tmp dir and verified. Properties, checked on every draw: a healthy 
 faulted draw fails; the failed error rules, the learned topology (VIPs, director MACs, each real
 server's MACs and RIP) and the connections carrying each failed rule's evidence equal the truth.
 
-Draws: SCENARIO_DRAWS (or pytest --scenario-draws N) in total, split between the healthy and
-the faulted property (default 200). The hypothesis seed is random and printed on failure (rerun
+A third property: two captures of one deployment name each real server alike.
+
+Draws: SCENARIO_DRAWS (or pytest --scenario-draws N), 2/5 healthy, 3/5 faulted and 1/10 pairs
+for the names (default 200). The hypothesis seed is random and printed on failure (rerun
 with SCENARIO_SEED=N), with the failing Scenario: pin it in test_scenarios_regressions.py after
 shrinking it with `python tests/scenarios/shrink.py "Scenario(...)"`. Switches in scenarios.gaps.KNOWN_GAPS are not drawn: their classes are
 pinned in test_scenarios_regressions.py.
@@ -17,9 +19,12 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
+
+from dr_inspect.verify import analyse_paths
 from scenarios.build import write_scenario
 from scenarios.check import differences, observe
 from scenarios.gaps import KNOWN_GAPS
@@ -35,8 +40,8 @@ ALLOWED = ALL_SWITCHES - KNOWN_GAPS
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + (
     [Phase.shrink] if os.environ.get("SCENARIO_SHRINK") == "1" else [])
 SETTINGS = dict(deadline=None, derandomize=False, print_blob=True, phases=PHASES,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.filter_too_much])
 
 
 def check(sc: Scenario) -> None:
@@ -66,3 +71,22 @@ def test_healthy_draws_pass_with_the_true_topology(sc: Scenario) -> None:
 @given(scenarios(ALLOWED, max_faults=2))
 def test_faulted_draws_fail_exactly_the_true_rules(sc: Scenario) -> None:
     check(sc)
+
+
+@seed(SEED)
+@settings(max_examples=max(1, DRAWS // 10), **SETTINGS)
+@given(scenarios(ALLOWED, max_faults=0))
+def test_real_server_names_are_stable_across_captures(sc: Scenario) -> None:
+    """Two captures of one deployment (other traffic, same hosts): each real server gets the
+    same name in both (issue 12: names must not depend on order of first appearance)."""
+    names = []
+    for traffic in (sc.seed, sc.seed ^ 0x9E3779B9):
+        with tempfile.TemporaryDirectory(prefix="scenario-") as tmp:
+            write_scenario(replace(sc, seed=traffic), Path(tmp))
+            topo = analyse_paths([Path(tmp)]).topology
+            # servers whose RIP the capture shows (a manifest names servers by RIP)
+            names.append({(mac, rs.rip): rs.name for rs in topo.real_servers if rs.rip
+                          for mac in rs.macs.values()})
+    both = names[0].keys() & names[1].keys()
+    assert {m: names[0][m] for m in both} == {m: names[1][m] for m in both}, (
+        f"SCENARIO_SEED={SEED}\n{sc!r}")

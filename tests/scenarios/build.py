@@ -183,9 +183,9 @@ def write_scenario(sc: Scenario, folder: Path) -> Truth:
 
 
 def manifest_names(sc: Scenario, sim: Sim) -> dict[str, str]:
-    """RIP -> name, in an order unrelated to the servers' (the manifest's names must win)."""
+    """RIP -> name, in reverse order of the RIPs (the manifest's names must win over any order
+    the analysis would pick); the same for every capture of one deployment."""
     if not sc.manifest_names:
         return {}
-    order = list(range(sc.real_servers))
-    sim.rng.shuffle(order)
-    return {sim.net.rs[k].ip_lvs: f"web{i + 1}" for i, k in enumerate(order)}
+    n = sc.real_servers
+    return {sim.net.rs[k].ip_lvs: f"web{n - k}" for k in range(n)}
