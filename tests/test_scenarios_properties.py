@@ -7,7 +7,7 @@ server's MACs and RIP) and the connections carrying each failed rule's evidence 
 
 A third property: two captures of one deployment name each real server alike.
 
-Draws: SCENARIO_DRAWS (or pytest --scenario-draws N), 2/5 healthy, 3/5 faulted and 1/10 pairs
+Draws: SCENARIO_DRAWS (or pytest --scenario-draws N), 2/5 healthy, 3/5 faulted and 1/20 pairs
 for the names (default 200). The hypothesis seed is random and printed on failure (rerun
 with SCENARIO_SEED=N), with the failing Scenario: pin it in test_scenarios_regressions.py after
 shrinking it with `python tests/scenarios/shrink.py "Scenario(...)"`. Switches in scenarios.gaps.KNOWN_GAPS are not drawn: their classes are
@@ -74,7 +74,7 @@ def test_faulted_draws_fail_exactly_the_true_rules(sc: Scenario) -> None:
 
 
 @seed(SEED)
-@settings(max_examples=max(1, DRAWS // 10), **SETTINGS)
+@settings(max_examples=max(1, DRAWS // 20), **SETTINGS)
 @given(scenarios(ALLOWED, max_faults=0))
 def test_real_server_names_are_stable_across_captures(sc: Scenario) -> None:
     """Two captures of one deployment (other traffic, same hosts): each real server gets the
