@@ -170,9 +170,15 @@ def write_scenario(sc: Scenario, folder: Path) -> Truth:
         shift = T0_NS + offsets.get(point, 0)
         fr.write_pcap(folder / f"{point}.pcap", [(r.ts + shift, r.frame) for r in mine])
         lines += ["[[points]]", f'name = "{point}"', f'file = "{point}.pcap"', f'role = "{role}"',
-                  f'interface = "{point}"', f"received = {len(mine)}", "dropped = 0", ""]
+                  f'interface = "{point}"', f"received = {len(mine)}",
+                  f"dropped = {17 if point == sc.kernel_drops else 0}", ""]
     (folder / "manifest.toml").write_text("\n".join(lines))
     truth = truth_of(sim, kept)
+    if sc.kernel_drops:
+        # tcpdump says the kernel dropped frames at that point: the capture is incomplete
+        truth.evidence["DR013"] = frozenset({sc.kernel_drops})
+        truth.failed |= {"DR013"}
+        truth.verdict = "fail"
     known = {s.rip for s in truth.real_servers}
     truth.names = {rip: name for rip, name in names.items() if rip in known}
     if sc.director == "nft":

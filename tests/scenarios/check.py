@@ -43,6 +43,8 @@ def observe(folder: Path) -> Observed:
             continue
         if r.id in ARP_RULES:
             evidence[r.id] = frozenset(str(e.extra.get("claimer_mac")) for e in r.evidence)
+        elif r.id == "DR013":
+            evidence[r.id] = frozenset(e.point for e in r.evidence)
         else:
             evidence[r.id] = frozenset(by_flow.get(int(e.extra["flow_id"]), ("?", e.five_tuple))
                                        if "flow_id" in e.extra else ("no flow_id", e.five_tuple)

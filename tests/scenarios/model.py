@@ -98,6 +98,7 @@ class Scenario:
     early_stop: str = ""               # point that stops capturing early (two-segment)
     background: bool = False           # other hosts' TCP/UDP/ARP on the segments
     manifest_names: bool = False       # manifest.toml names the real servers by RIP (as the lab)
+    kernel_drops: str = ""             # point whose tcpdump reports kernel drops (DR013 fails)
     faults: tuple[Fault, ...] = ()
 
 
@@ -115,7 +116,7 @@ class Truth:
     director_macs: dict[str, frozenset[str]]       # segment role -> MACs
     real_servers: frozenset[RealServerTruth]
     # rule -> the connections carrying its evidence, (client ip, client port, "vip:port", ISN);
-    # for DR005/DR006 the claimer MACs
+    # for DR005/DR006 the claimer MACs, for DR013 the capture points
     evidence: dict[str, frozenset] = field(default_factory=dict)
     # every connection whose SYN was captured on its way to the director (or straight to a
     # real server): (client ip, client port, "vip:port", ISN)

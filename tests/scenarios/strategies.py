@@ -16,7 +16,7 @@ from .model import ARP_FAULTS, CLIENT_FAULTS, FAULT_RULES, SHARED, TWO, Fault, S
 FEATURES = frozenset({
     "shared_segment", "ipv6", "nft", "multi_vip", "port_reuse", "syn_retransmit",
     "synack_retransmit", "gro", "tso", "clock_offset", "late_start", "early_stop", "background",
-    "manifest_names",
+    "manifest_names", "kernel_drops",
 })
 # ARP faults whose clients keep the real server's claim are switches of their own: they
 # make clients bypass the director, which the plain fault (claims only) does not
@@ -36,7 +36,7 @@ def switches_of(sc: Scenario) -> frozenset[str]:
              "synack_retransmit": sc.synack_retransmits > 0, "gro": sc.gro > 0, "tso": sc.tso > 0,
              "clock_offset": sc.clock_offset_us != 0, "late_start": bool(sc.late_start),
              "early_stop": bool(sc.early_stop), "background": sc.background,
-             "manifest_names": sc.manifest_names}
+             "manifest_names": sc.manifest_names, "kernel_drops": bool(sc.kernel_drops)}
     out |= {name for name, on in flags.items() if on}
     for f in sc.faults:
         out.add(f.kind)
@@ -143,6 +143,8 @@ def scenarios(draw, allowed: frozenset[str] = ALL_SWITCHES, max_faults: int = 2)
             base["late_start"] = draw(st.sampled_from(["br_e", "br_lvs"]))
         if on("early_stop"):
             base["early_stop"] = draw(st.sampled_from(["br_e", "br_lvs"]))
+    if max_faults and on("kernel_drops"):       # a capture fault: only in faulted draws
+        base["kernel_drops"] = "lan" if shape == SHARED else draw(st.sampled_from(["br_e", "br_lvs"]))
     sc = Scenario(**base)
     faults = draw(_faults(allowed, sc, max_faults))
     sc = Scenario(**{**base, "faults": faults})
