@@ -48,6 +48,9 @@ def _connections(sim: Sim) -> list[Conn]:
                                ("reuse", sc.port_reuse, True)):
         for c in rng.sample(out, min(count, len(out))):
             setattr(c, attr, value)
+    for c in rng.sample(out, min(sc.seq_wrap, len(out))):
+        # both sides' data crosses 2**32 within the first few segments (and the IP IDs 65535)
+        c.isn, c.sisn = 2**32 - rng.randrange(1, 1500), 2**32 - rng.randrange(1, 3000)
     if edges:
         tail0 = main0 + span + 7000 * MS
         for lo in (EDGE_ZONE_MS[0] * MS, tail0):

@@ -98,6 +98,7 @@ class Scenario:
     early_stop: str = ""               # point that stops capturing early (two-segment)
     background: bool = False           # other hosts' TCP/UDP/ARP on the segments
     manifest_names: bool = False       # manifest.toml names the real servers by RIP (as the lab)
+    seq_wrap: int = 0                  # connections whose sequence numbers wrap past 2**32
     kernel_drops: str = ""             # point whose tcpdump reports kernel drops (DR013 fails)
     faults: tuple[Fault, ...] = ()
 

@@ -16,7 +16,7 @@ from .model import ARP_FAULTS, CLIENT_FAULTS, FAULT_RULES, SHARED, TWO, Fault, S
 FEATURES = frozenset({
     "shared_segment", "ipv6", "nft", "multi_vip", "port_reuse", "syn_retransmit",
     "synack_retransmit", "gro", "tso", "clock_offset", "late_start", "early_stop", "background",
-    "manifest_names", "kernel_drops",
+    "manifest_names", "kernel_drops", "seq_wrap",
 })
 # ARP faults whose clients keep the real server's claim are switches of their own: they
 # make clients bypass the director, which the plain fault (claims only) does not
@@ -36,7 +36,8 @@ def switches_of(sc: Scenario) -> frozenset[str]:
              "synack_retransmit": sc.synack_retransmits > 0, "gro": sc.gro > 0, "tso": sc.tso > 0,
              "clock_offset": sc.clock_offset_us != 0, "late_start": bool(sc.late_start),
              "early_stop": bool(sc.early_stop), "background": sc.background,
-             "manifest_names": sc.manifest_names, "kernel_drops": bool(sc.kernel_drops)}
+             "manifest_names": sc.manifest_names, "kernel_drops": bool(sc.kernel_drops),
+             "seq_wrap": sc.seq_wrap > 0}
     out |= {name for name, on in flags.items() if on}
     for f in sc.faults:
         out.add(f.kind)
@@ -135,6 +136,7 @@ def scenarios(draw, allowed: frozenset[str] = ALL_SWITCHES, max_faults: int = 2)
         clients=draw(st.integers(1, 4)), rounds=draw(st.integers(1, 2)),
         port_reuse=count("port_reuse"), syn_retransmits=count("syn_retransmit"),
         synack_retransmits=count("synack_retransmit"), gro=count("gro"), tso=count("tso"),
+        seq_wrap=count("seq_wrap"),
         background=on("background"), manifest_names=on("manifest_names"))
     if shape == TWO:
         if on("clock_offset"):
