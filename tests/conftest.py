@@ -82,6 +82,9 @@ def reap(proc: subprocess.Popen) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--matrix", choices=("quick", "full"), default="quick",
+                     help="tests/test_lab_matrix.py: every fault once per director (quick, the "
+                          "default) or faults x directors x 1-3 real servers (full)")
     parser.addoption("--scenario-draws", type=int, default=None,
                      help="scenarios drawn by tests/test_scenarios_properties.py (env SCENARIO_DRAWS)")
 

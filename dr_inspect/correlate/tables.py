@@ -20,6 +20,7 @@ from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, dense_ids, endpoint_
                                        endpoints_text, five_tuples, hash_key, ints, is_group_mac,
                                        obj, packet_ids, same_data, text)
 from dr_inspect.decode.schema import ACK, RST, SYN
+from dr_inspect.correlate.coverage import tiles_exactly
 from dr_inspect.correlate.epochs import epoch_keys, split_epochs
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
 from dr_inspect.topology.learn import LearnedTopology
@@ -78,7 +79,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "seq": "int", "file": "str", "frames": "int", "decoded": "int", "empty_expected": "bool",
         "error": "str",
         "kernel_drops": "int", "truncated": "int", "overlaps": "bool", "clock_offset_us": "float",
-        "problem": "str",
+        "early_copies": "int", "problem": "str",
     },
 }
 
@@ -547,6 +548,30 @@ def _coalesced_copies(m: dict, cand_all: dict, window_ns: int) -> tuple[np.ndarr
             g["cpos"].to_numpy()[ok].astype(np.int64))
 
 
+def _covered(tv: pd.DataFrame, copy_tv: np.ndarray, coalesced: np.ndarray, conn: np.ndarray,
+             seq: np.ndarray, payload_len: np.ndarray, rs_pos: np.ndarray,
+             rs_conn: np.ndarray) -> np.ndarray:
+    """Per ingress frame (conn, seq, payload_len: hashed client endpoint, raw seq, length)
+    taken as coalesced with its copy (view row copy_tv): whether the lengths differ as GRO/TSO
+    makes them differ. A longer copy must be tiled exactly by the ingress frames, a shorter one
+    must be one of the real-server-side frames (view rows rs_pos, connections rs_conn) that
+    tile the ingress frame exactly (see coverage.tiles_exactly)."""
+    ok = np.zeros(len(coalesced), dtype=bool)
+    ids = pd.factorize(np.concatenate([conn, rs_conn]))[0]
+    in_ids, rs_ids = ids[:len(conn)], ids[len(conn):]
+    at = np.flatnonzero(coalesced)
+    c_seq = tv["seq"].to_numpy()[copy_tv[at]].astype(np.int64)
+    c_len = tv["payload_len"].to_numpy()[copy_tv[at]].astype(np.int64)
+    longer = c_len > payload_len[at]
+    big = at[longer]
+    ok[big] = tiles_exactly(in_ids, seq, payload_len, in_ids[big], c_seq[longer], c_len[longer])
+    small = at[~longer]
+    ok[small] = tiles_exactly(rs_ids, tv["seq"].to_numpy()[rs_pos],
+                              tv["payload_len"].to_numpy()[rs_pos], in_ids[small], seq[small],
+                              payload_len[small])
+    return ok
+
+
 @dataclass
 class ForwardCopies:
     """The forwarded copy of each ingress frame, in table order (time, point name, frame)."""
@@ -625,22 +650,27 @@ def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.
     coalesced = has & (copy_payload != payload_len)
     del copy_payload
 
-    if (~has).any():
+    if (~has).any() or coalesced.any():
         # GRO/TSO: the real-server-side frames of the ingress frames' connections (client
-        # endpoint) are searched by seq range
+        # endpoint) are searched by seq range, and every copy of another length must tile
+        # its original's range (or be tiled by them) exactly
         conn = hash_key(tovt[CLIENT_KEY].iloc[ipos], CLIENT_KEY)
         all_conn = hash_key(tv[CLIENT_KEY].iloc[all_pos], CLIENT_KEY)
         kept = pd.Series(all_conn).isin(conn).to_numpy()
         all_pos, all_conn = all_pos[kept], all_conn[kept]
-        if len(all_pos):
+        seq = _ints(tovt["seq"])[ipos]
+        if len(all_pos) and (~has).any():
             mpos, cap = _coalesced_copies(
-                {"conn": conn, "ts": ts, "seq": _ints(tovt["seq"])[ipos],
-                 "payload_len": payload_len, "has_copy": has},
+                {"conn": conn, "ts": ts, "seq": seq, "payload_len": payload_len,
+                 "has_copy": has},
                 {"conn": all_conn, "ts": tv_ts[all_pos], "seq": tv["seq"].to_numpy()[all_pos],
                  "payload_len": tv["payload_len"].to_numpy()[all_pos]}, window_ns)
             copy_tv[mpos] = all_pos[cap]
             coalesced[mpos] = True
-        del conn, all_conn
+        if coalesced.any():
+            coalesced &= _covered(tv, copy_tv, coalesced, conn, seq, payload_len,
+                                  all_pos, all_conn)
+        del conn, all_conn, seq
     del all_pos, payload_len
 
     # repeated forwarding (loops): distinct TTLs of the copies of one packet at one point

@@ -736,7 +736,7 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     alive |= _answered(cv, f_at, f_mac, from_vip, macs,
                        {m for rs in servers.values() for m in rs.all_macs} - alive)
     found = [rs for rs in servers.values() if rs.all_macs & alive]
-    _find_rips(pk, found, {ip for ip, _ in vips} | client_ips, pins.host_addresses)
+    _find_rips(pk, found, {ip for ip, _ in vips} | client_ips, pins)
     _apply_rs_pins(found, pins, conflicts)
     ordered = sorted(found, key=_server_order)
     _name_servers(ordered, pins)
@@ -854,16 +854,21 @@ def _codes_na(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], not_rips: set[str],
-               host_addresses: dict[str, list[str]]) -> None:
-    """RIP = the address the real server's MAC owns: what its host's snapshot holds on that
-    interface, else the sender address of its ARP frames, else the source address of its other
-    frames; never a VIP or a client's address (not_rips). It is the address on the real-server
-    segment, which the director resolves; a server seen only on the VIP segment (a capture of
-    that segment alone) gives its address there."""
+               pins: TopologyPins) -> None:
+    """RIP = the address on the real-server segment that the director forwards to: the one a
+    director's IPVS table lists for the server's host (host snapshots), else what the server's
+    real-server-segment MAC owns: its interface's address (snapshot), the sender address of its
+    ARP frames, the source address of its other frames; never a VIP or a client's address
+    (not_rips). A server seen only on the VIP segment keeps its RIP unknown: its address there
+    is not the RIP."""
+    for rs in servers:
+        rs.rip = next((pins.host_rips[m] for m in sorted(rs.all_macs) if m in pins.host_rips),
+                      None)
+    servers = [rs for rs in servers if rs.rip is None]
     if not servers:
         return
     macs = {m for rs in servers for m in rs.macs.values()}
-    held = [(mac, ip, 0, 1) for mac in sorted(macs) for ip in host_addresses.get(mac, [])]
+    held = [(mac, ip, 0, 1) for mac in sorted(macs) for ip in pins.host_addresses.get(mac, [])]
     arp = _pair_counts(pk["arp_sender_mac"], pk["arp_sender_ip"], macs).assign(kind=1)
     ip = _pair_counts(pk["src_mac"], pk["src_ip"], macs).assign(kind=2)
     cand = pd.concat([pd.DataFrame(held, columns=["mac", "ip", "kind", "n"]), arp, ip])
@@ -877,8 +882,7 @@ def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], not_rips: set[st
             .drop_duplicates("mac"))
     by_mac = dict(zip(best["mac"], best["ip"]))
     for rs in servers:
-        own = [rs.macs[seg] for seg in ("rs-segment", "both") if seg in rs.macs]
-        for mac in own or [rs.macs.get("vip-segment")]:
+        for mac in (rs.macs[seg] for seg in ("rs-segment", "both") if seg in rs.macs):
             if mac in by_mac:
                 rs.rip = by_mac[mac]
                 break

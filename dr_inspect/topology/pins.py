@@ -48,6 +48,9 @@ class TopologyPins:
     # what the capture set's host snapshots say: MAC -> the addresses on that interface (a real
     # server's RIP, and proof that a MAC the director forwards to is a live host)
     host_addresses: dict[str, list[str]] = field(default_factory=dict)
+    # MAC -> the RIP of its host, for hosts whose RIP a director's IPVS table lists (every MAC
+    # of such a host, on either segment)
+    host_rips: dict[str, str] = field(default_factory=dict)
     # the virtual services (ip, port) a director's snapshot lists: VIPs when clients use them
     services: list[tuple[str, int]] = field(default_factory=list)
     source: str = "flags"

@@ -1,0 +1,58 @@
+"""The farm as its hosts describe it, from host snapshots: which host is which real server,
+which MAC holds which address, which virtual services the director has.
+
+The director's IPVS table lists the real servers' RIPs; the snapshot of the host that holds a
+RIP names that real server. Pure: snapshot dicts in, plain values out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from dr_inspect.doctor import hoststate as hs
+
+
+def real_servers(snapshots: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """[{name, rip}] of every RIP some snapshot's IPVS table lists and some other snapshot's
+    host holds, sorted by RIP (the manifest's `real_servers`)."""
+    rips: set[str] = set()
+    for snap in snapshots.values():
+        for service in hs.ipvs_services(snap) or []:
+            rips |= {str(ipaddress.ip_address(r.ip)) for r in service.reals if _is_ip(r.ip)}
+    out = []
+    for name, snap in snapshots.items():
+        held = {str(a.ip) for a in hs.addresses(snap)}
+        for rip in sorted(rips & held):
+            out.append({"name": str(snap.get("host") or name), "rip": rip})
+    return sorted(out, key=lambda e: (ipaddress.ip_address(e["rip"]).version,
+                                      ipaddress.ip_address(e["rip"])))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def host_facts(snapshots: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What the hosts say that the topology learner uses (TopologyPins fields):
+    host_addresses: MAC -> the addresses on that interface; host_rips: MAC -> RIP for every MAC
+    of a host whose RIP an IPVS table lists; services: the TCP virtual services (ip, port)."""
+    addresses: dict[str, list[str]] = {}
+    for snap in snapshots.values():
+        by_if: dict[str, list[str]] = {}
+        for addr in hs.addresses(snap):
+            if not addr.ip.is_link_local and not addr.ip.is_loopback:
+                by_if.setdefault(addr.ifname, []).append(str(addr.ip))
+        for ifname, mac in hs.macs(snap).items():
+            addresses.setdefault(mac, []).extend(by_if.get(ifname, []))
+    rip_of = {e["name"]: e["rip"] for e in real_servers(snapshots)}
+    rips = {mac: rip_of[str(snap.get("host") or name)] for name, snap in snapshots.items()
+            if str(snap.get("host") or name) in rip_of for mac in hs.macs(snap).values()}
+    services = sorted({(str(ipaddress.ip_address(s.ip)), s.port) for snap in snapshots.values()
+                       for s in hs.ipvs_services(snap) or []
+                       if s.proto == "TCP" and s.port is not None and _is_ip(s.ip)})
+    return {"host_addresses": addresses, "host_rips": rips, "services": services}
