@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-from dr_inspect.verify import analyse_paths
+from dr_inspect.analysis.paths import analyse_paths
 from scenarios.build import write_scenario
 from scenarios.check import differences, observe
 from scenarios.gaps import KNOWN_GAPS

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dr_inspect.verify import analyse_paths
+from dr_inspect.analysis.paths import analyse_paths
+from dr_inspect.options import VerifyOptions
 
 from .model import RealServerTruth, Truth
 
@@ -28,7 +29,7 @@ class Observed:
 
 def observe(folder: Path) -> Observed:
     """verify the capture set; exit 2 (a TopologyError/InputError) propagates to the caller."""
-    analysis = analyse_paths([folder], max_evidence=100_000)
+    analysis = analyse_paths([folder], VerifyOptions(max_evidence=100_000))
     report = analysis.report
     flows = analysis.flows
     by_flow = {}
