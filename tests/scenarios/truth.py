@@ -43,8 +43,10 @@ def truth_of(sim: Sim, kept: list[Rec]) -> Truth:
     for k, rs in enumerate(net.rs):
         rip = rs.ip_lvs if ("rip", k) in tags else None
         lvs = k in forwarded and (("alive", k) in tags or bool(forwarded[k] & answered))
-        if k in forwarded and not lvs:
-            evidence.setdefault("DR001", set()).update(forwarded[k])
+        judged = forwarded.get(k, set()) & {sim.key(c) for c in sim.conns if c.zone == "main"}
+        if judged and not lvs:
+            # copies near a capture edge (their answer may be outside it) are not judged
+            evidence.setdefault("DR001", set()).update(judged)
         if shared:
             if lvs or k in replied:
                 servers.add(RealServerTruth(rip, frozenset({(e_role, rs.mac_e)})))
