@@ -5,9 +5,6 @@ marked xfail(strict=True) in tests/test_scenarios_regressions.py; when a class i
 its entry here and the xfail mark there, nothing else."""
 
 KNOWN_GAPS: frozenset[str] = frozenset({
-    "gro",                            # coalesced copy carries the last segment's PSH: DR002
-    "tso",                            # one TSO original, MSS-sized copies: DR007
-    "port_reuse",                     # a server reached only by reused 4-tuples is split in two
     "nft+clock_offset",               # nft (TTL kept) and a clock offset: copies taken for originals
     "shared_segment+forwarding-loop", # the looping server on one LAN is a client/director
     "forwarding-loop+clock_offset",   # a looped copy coming back is taken for the copy
