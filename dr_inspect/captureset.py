@@ -37,17 +37,21 @@ Bundled sets also carry expected.toml: `fail = ["DR005"]` (rule ids that must fa
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dr_inspect.errors import InputError
+from dr_inspect.textinput import read_text, read_toml
 
 ROLES = ("vip-segment", "rs-segment", "both", "unknown")
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
 # tcpdump -C/-W names rotated files by appending a number: br_e.pcap, br_e.pcap1 / br_e.pcap0 ...
 _ROTATED = re.compile(r"^(?P<base>.+\.(?:pcap|pcapng|cap))(?P<n>\d+)$", re.IGNORECASE)
+
+# The first line of the manifest `capture`, `watch --save` and `lab demo` reserve when capturing
+# starts; it stays when they are killed (SIGKILL) before rewriting it.
+PLACEHOLDER_HEAD = "# capture in progress (dr-inspect); rewritten when it stops"
 
 _CAPTURE_KEYS = {"tool", "host", "started", "stopped", "director", "faults", "description",
                  "real_servers", "vip", "port", "scheduler"}
@@ -142,12 +146,10 @@ def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 def read_manifest(directory: Path) -> CaptureSet:
     path = directory / "manifest.toml"
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: invalid TOML: {exc}") from None
+    data = read_toml(path, "manifest")
+    if not data and read_text(path, "manifest").startswith(PLACEHOLDER_HEAD):
+        # the capture was killed before it wrote its manifest: its files are still readable
+        return _scan_folder(directory, interrupted=True)
     _check_keys(data, {"capture", "points", "snapshots"}, str(path))
     capture = _table(data, "capture", str(path))
     _check_keys(capture, _CAPTURE_KEYS, f"{path} [capture]")
@@ -190,12 +192,38 @@ def read_expected(directory: Path) -> list[str] | None:
     path = directory / "expected.toml"
     if not path.is_file():
         return None
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: invalid TOML: {exc}") from None
+    data = read_toml(path, "expected.toml")
     _check_keys(data, {"fail", "description"}, str(path))
+    _check_types(data, {"fail": list, "description": str}, str(path))
+    if not all(isinstance(rid, str) for rid in data.get("fail", [])):
+        raise InputError(f"{path}: fail must be an array of rule ids (strings)")
     return list(data.get("fail", []))
+
+
+def _scan_folder(directory: Path, interrupted: bool = False) -> CaptureSet:
+    """Every capture file of a folder without a (usable) manifest, one point per file name
+    (rotated files of one point stay one point); an interrupted capture's snapshots too."""
+    files = sorted(p for p in directory.iterdir() if is_capture_file(p))
+    if not files:
+        why = (" (an interrupted capture: its manifest is the placeholder written at the start)"
+               if interrupted else "")
+        raise InputError(f"{directory}: no capture files (*.pcap, *.pcapng, *.gz) in it{why}")
+    by_point: dict[str, list[Path]] = {}
+    for f in files:
+        by_point.setdefault(point_name_for(f), []).append(f)
+    points = []
+    for name, group in by_point.items():
+        group.sort(key=_rotation_order)
+        points.append(Point(name, group[0], files=group))
+    snapshots: dict[str, Path] = {}
+    capture: dict[str, Any] = {}
+    if interrupted:
+        capture["description"] = ("interrupted capture: the manifest was never written, "
+                                  "points are read from the capture files")
+        folder = directory / "snapshots"
+        if folder.is_dir():
+            snapshots = {p.stem: p for p in sorted(folder.glob("*.json")) if p.is_file()}
+    return CaptureSet(root=directory, points=points, capture=capture, snapshots=snapshots)
 
 
 def load_capture_set(paths: list[Path | str]) -> CaptureSet:
@@ -215,20 +243,11 @@ def load_capture_set(paths: list[Path | str]) -> CaptureSet:
         if len(resolved) != 1:
             raise InputError("give either one capture-set directory or capture files, not both")
         directory = dirs[0]
-        if (directory / "manifest.toml").is_file():
+        manifest = directory / "manifest.toml"
+        if manifest.exists() or manifest.is_symlink():
             cs = read_manifest(directory)
         else:
-            files = sorted(p for p in directory.iterdir() if is_capture_file(p))
-            if not files:
-                raise InputError(f"{directory}: no capture files (*.pcap, *.pcapng, *.gz) in it")
-            by_point: dict[str, list[Path]] = {}
-            for f in files:  # rotated files of one point (br_e.pcap, br_e.pcap1, ...) stay one point
-                by_point.setdefault(point_name_for(f), []).append(f)
-            points = []
-            for name, group in by_point.items():
-                group.sort(key=_rotation_order)
-                points.append(Point(name, group[0], files=group))
-            cs = CaptureSet(root=directory, points=points)
+            cs = _scan_folder(directory)
         cs.expected_fail = read_expected(directory)
         return cs
     points = [Point(point_name_for(f), f) for f in resolved]
