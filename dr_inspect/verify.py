@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from dr_inspect.captureset import CaptureSet, load_capture_set
+from dr_inspect.captureset import CaptureSet, check_point_count, load_capture_set
 from dr_inspect.correlate import (CLOCK_TOLERANCE_NS, Correlation, combine_points, correlate,
                                   points_table, return_freed_heap)
 from dr_inspect.errors import CaptureError, InputError, TopologyError
@@ -203,6 +203,7 @@ def _decode_set(cs: CaptureSet, progress: Progress | None = None
                 summary.error = error[1]
             ifaces = {i.id: i.name for i in st.interfaces}
             used = _interfaces_used(df)
+            check_point_count(len(used) + len(summaries), str(point.file))   # each one a point
             if len(used) > 1:
                 # a pcapng with several interfaces is several points
                 for iid in used:
