@@ -30,7 +30,7 @@ def open_regular(path: str | os.PathLike[str], what: str,
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
+        raise error(f"{path}: cannot read the {what}: no such file") from None
     except IsADirectoryError:
         raise error(f"{path}: is a directory, not a {what}") from None
     except OSError as exc:
