@@ -204,7 +204,7 @@ def read_manifest(directory: Path) -> CaptureSet:
 
 def read_expected(directory: Path) -> list[str] | None:
     path = directory / "expected.toml"
-    if not path.is_file():
+    if not path.exists():
         return None
     data = read_toml(path, "expected.toml")
     _check_keys(data, {"fail", "description"}, str(path))

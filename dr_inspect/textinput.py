@@ -90,14 +90,15 @@ def parse_toml(text: str, where: str, error: type[DrInspectError] = InputError) 
     return data
 
 
-def parse_json(text: str, where: str, error: type[DrInspectError] = InputError) -> Any:
+def parse_json(text: str, where: str, error: type[DrInspectError] = InputError,
+               what: str = "document") -> Any:
     """json.loads with its errors (and a recursion on absurd nesting) as one-line `error`s."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise error(f"{where}: not JSON: {exc}") from None
+        raise error(f"{where}: not a JSON {what}: {exc}") from None
     except (RecursionError, MemoryError):
-        raise error(f"{where}: not JSON: nested too deeply") from None
+        raise error(f"{where}: not a JSON {what}: nested too deeply") from None
     if too_deep(data):
         raise error(f"{where}: objects or arrays nested more than {MAX_DEPTH} deep")
     return data

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from dr_inspect.errors import CaptureAgentError, InputError, MissingToolError
+from dr_inspect.netns import check_netns_name
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
 
@@ -24,6 +25,7 @@ def netns_exists(netns: str) -> bool:
 
 
 def check_netns(netns: str) -> None:
+    check_netns_name(netns)
     if not netns_exists(netns):
         raise CaptureAgentError(f"network namespace {netns!r} does not exist (ip netns list)")
 
