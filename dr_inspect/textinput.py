@@ -13,7 +13,7 @@ import os
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dr_inspect.errors import DrInspectError, InputError
 
@@ -77,31 +77,30 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def parse_toml(text: str, where: str, error: type[DrInspectError] = InputError) -> dict[str, Any]:
-    """tomllib.loads with its errors (and a recursion on absurd nesting) as one-line `error`s."""
+def _parse(load: Callable[[str], Any], syntax_error: type[Exception], text: str, where: str,
+           error: type[DrInspectError], problem: str, nest: str) -> Any:
+    """load(text) with its syntax errors, a recursion on absurd nesting and nesting deeper than
+    MAX_DEPTH as one-line `error`s starting with `where: problem`."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise error(f"{where}: invalid TOML: {exc}") from None
+        data = load(text)
+    except syntax_error as exc:
+        raise error(f"{where}: {problem}: {exc}") from None
     except (RecursionError, MemoryError):
-        raise error(f"{where}: invalid TOML: nested too deeply") from None
+        raise error(f"{where}: {problem}: nested too deeply") from None
     if too_deep(data):
-        raise error(f"{where}: tables or arrays nested more than {MAX_DEPTH} deep")
+        raise error(f"{where}: {nest} nested more than {MAX_DEPTH} deep")
     return data
+
+
+def parse_toml(text: str, where: str, error: type[DrInspectError] = InputError) -> dict[str, Any]:
+    return _parse(tomllib.loads, tomllib.TOMLDecodeError, text, where, error, "invalid TOML",
+                  "tables or arrays")
 
 
 def parse_json(text: str, where: str, error: type[DrInspectError] = InputError,
                what: str = "document") -> Any:
-    """json.loads with its errors (and a recursion on absurd nesting) as one-line `error`s."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise error(f"{where}: not a JSON {what}: {exc}") from None
-    except (RecursionError, MemoryError):
-        raise error(f"{where}: not a JSON {what}: nested too deeply") from None
-    if too_deep(data):
-        raise error(f"{where}: objects or arrays nested more than {MAX_DEPTH} deep")
-    return data
+    return _parse(json.loads, json.JSONDecodeError, text, where, error, f"not a JSON {what}",
+                  "objects or arrays")
 
 
 def read_toml(path: Path | str, what: str, error: type[DrInspectError] = InputError
