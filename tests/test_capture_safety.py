@@ -108,14 +108,53 @@ def test_reserved_manifest_is_rewritten_in_place(tmp_path):
 
 
 def test_tcpdump_drops_to_the_folders_owner(tmp_path):
+    import pwd
+    import shutil
+    import tempfile
     out = tmp_path / "mine"
     out.mkdir()
     assert writer_for(out) is None or os.geteuid() != 0    # root's folder: tcpdump stays root
     if os.geteuid() == 0:
-        os.chown(out, 65534, -1)          # nobody's folder: tcpdump drops to nobody
-        import pwd
-        assert writer_for(out) == pwd.getpwuid(65534).pw_name
-        out.chmod(0o555)                  # ... unless nobody could not write it
-        assert writer_for(out) is None
+        os.chown(out, 65534, -1)          # nobody's folder under root's 0700 pytest folder:
+        assert writer_for(out) is None    # nobody could not reach it, so tcpdump stays root
+        base = Path(tempfile.mkdtemp(prefix="dri-z-", dir="/tmp"))
+        try:
+            os.chown(base, 65534, -1)     # reachable by anyone: tcpdump drops to nobody
+            assert writer_for(base) == pwd.getpwuid(65534).pw_name
+            base.chmod(0o555)             # ... unless nobody could not write it
+            assert writer_for(base) is None
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
     argv = build_argv("tcpdump", "lo", str(out / "x.pcap"), run_as="nobody")
     assert argv[argv.index("-Z") + 1] == "nobody"
+
+
+def test_capture_as_root_drops_to_the_folders_owner(tmp_path):
+    """A real capture on lo into a folder of user nobody: tcpdump writes as nobody."""
+    from conftest import require, require_tool
+    require(os.geteuid() == 0, "needs root to capture and to hand a folder to nobody")
+    require_tool("tcpdump", "tcpdump")
+    import shutil
+    import socket
+    import tempfile
+    import time
+    from dr_inspect.decode import decode_file
+    from dr_inspect.live.capture import CapturePoint, start_capture
+    base = Path(tempfile.mkdtemp(prefix="dri-z-", dir="/tmp"))    # /tmp: anyone may traverse
+    try:
+        os.chown(base, 65534, -1)
+        assert writer_for(base) is not None
+        session = start_capture([CapturePoint("lo", "lo")], base, bpf="udp port 9")
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                for _ in range(3):
+                    s.sendto(b"x", ("127.0.0.1", 9))
+                    time.sleep(0.05)
+            time.sleep(0.5)
+        finally:
+            session.stop()
+        pcap = base / "lo.pcap"
+        assert pcap.stat().st_uid == 65534          # created by tcpdump after dropping to nobody
+        assert decode_file(pcap).stats.frames_read >= 3
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import grp
 import os
 import pwd
 import re
@@ -107,9 +108,18 @@ def writer_for(folder: Path) -> str | None:
     if st.st_uid == 0 or not st.st_mode & stat.S_IWUSR:
         return None
     try:
-        return pwd.getpwuid(st.st_uid).pw_name
+        user = pwd.getpwuid(st.st_uid)
     except KeyError:
         return None
+    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem}
+    # the user must also reach the folder: search permission on every folder above it
+    for parent in folder.resolve().parents:
+        p = parent.stat()
+        if not (p.st_uid == user.pw_uid and p.st_mode & stat.S_IXUSR
+                or p.st_gid in groups and p.st_mode & stat.S_IXGRP
+                or p.st_mode & stat.S_IXOTH):
+            return None
+    return user.pw_name
 
 
 def stream_user() -> str | None:
