@@ -22,7 +22,6 @@ from conftest import ROOT  # noqa: E402
 from dr_inspect.cli import main  # noqa: E402
 from dr_inspect.decode import decode_file, iter_decode  # noqa: E402
 from dr_inspect.decode import source  # noqa: E402
-from dr_inspect.errors import CaptureError  # noqa: E402
 from test_cli_verify import write_dr_set  # noqa: E402
 
 ONE_GIB = 1 << 30

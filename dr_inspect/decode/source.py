@@ -10,7 +10,6 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -163,7 +162,7 @@ def _gunzip_to_mapping(name: str, fh: BinaryIO) -> Loaded:
     return Loaded(np.frombuffer(mm, dtype=np.uint8), True, err, mapping=mm)
 
 
-def _gzip_limit(fh: BinaryIO, prefix: bytes) -> int | None:
+def _gzip_limit(fh: BinaryIO) -> int | None:
     """Decompressed bytes allowed for this compressed input (None: unknown size, a pipe)."""
     try:
         st = os.fstat(fh.fileno())
@@ -174,14 +173,13 @@ def _gzip_limit(fh: BinaryIO, prefix: bytes) -> int | None:
     return GZIP_MAX_RATIO * st.st_size + GZIP_SLACK
 
 
-def gunzip_blocks(name: str, fh: BinaryIO, prefix: bytes = b"",
-                  limit: int | None = -1) -> Iterator[tuple[bytes, CaptureError | None]]:
+def gunzip_blocks(name: str, fh: BinaryIO, prefix: bytes = b""
+                  ) -> Iterator[tuple[bytes, CaptureError | None]]:
     """Decompressed blocks (at most INFLATE_CHUNK bytes each) of a (possibly multi-member) gzip
-    file. A corrupt or truncated stream ends with (b"", error naming the compressed offset); one
-    that expands beyond `limit` bytes (default: GZIP_MAX_RATIO times the file, for a pipe
-    GZIP_MAX_RATIO times what was read so far, plus GZIP_SLACK) raises CaptureError."""
-    if limit == -1:
-        limit = _gzip_limit(fh, prefix)
+    file; prefix: its first bytes, already read from fh. A corrupt or truncated stream ends with
+    (b"", error naming the compressed offset); one that expands more than GZIP_MAX_RATIO times
+    the file (a pipe: what was read so far), plus GZIP_SLACK, raises CaptureError."""
+    limit = _gzip_limit(fh)
     dec = zlib.decompressobj(wbits=31)
     offset = 0           # compressed bytes consumed
     read = 0             # compressed bytes read

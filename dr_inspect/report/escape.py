@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import re
-from typing import Any, TypeVar
+from typing import TypeVar
 
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators (which some viewers break
 # lines at); the XML-invalid noncharacters and lone surrogates come out escaped too
