@@ -205,3 +205,15 @@ def test_stdin_is_decoded_as_it_arrives(dr_set, monkeypatch):
         os.dup2(saved, 0)
         os.close(saved)
     assert 1 + sum(len(p.packets) for p in rest) == decode_file(dr_set / "br_e.pcap").stats.frames_read
+
+
+def test_timestamp_error_names_the_absolute_offset_in_a_stream(tmp_path):
+    from dr_inspect.decode import StreamDecoder
+    packets = [cg.NgPacket(0, PKT, 1000 + k) for k in range(50)] + [cg.NgPacket(0, PKT, 2**64 - 1)]
+    data = cg.pcapng_bytes([cg.NgSection([cg.NgInterface(1, tsresol=0)], packets)])
+    block = len(cg.pcapng_bytes([cg.NgSection([cg.NgInterface(1, tsresol=0)], packets[:-1])]))
+    dec = StreamDecoder("s")
+    rows = sum(len(dec.feed(data[i:i + 700])) for i in range(0, len(data), 700))
+    rows += len(dec.finish())
+    assert rows == 50 and dec.stats.error is not None
+    assert dec.stats.error.offset == block and "timestamp out of range" in dec.stats.error.reason

@@ -589,10 +589,10 @@ class ContainerParser:
                     first = int(p[np.flatnonzero(over)[0]])
                     keep = p < first
                     self._emit(parts, data[keep], cap[keep], wire[keep], ticks[keep],
-                               local[keep], n_if, None if head is None else head[keep])
+                               local[keep], n_if, None if head is None else head[keep], base)
                     raise ContainerError(base + first, "pcapng packet block: captured length "
                                          "exceeds the block")
-            self._emit(parts, data, cap, wire, ticks, local, n_if, head)
+            self._emit(parts, data, cap, wire, ticks, local, n_if, head, base)
         if len(parts) > 1:
             # Several block kinds in one walk: restore file order.
             merged = concat_index(parts)
@@ -604,7 +604,7 @@ class ContainerParser:
 
     def _emit(self, parts: list[FrameIndex], data: np.ndarray, cap: np.ndarray, wire: np.ndarray,
               ticks: np.ndarray | None, local: np.ndarray, n_if: int,
-              head: np.ndarray | None) -> None:
+              head: np.ndarray | None, base: int) -> None:
         bad = (local < 0) | (local >= n_if)
         gid = np.where(bad, 0, local + self._section_base).astype(np.int32)
         # Per-interface parameters looked up per frame: linear in frames and interfaces alike
@@ -623,7 +623,8 @@ class ContainerParser:
                                         np.where(bad, -1, gid).astype(np.int32)[keep], lt[keep],
                                         bad_interface=bad[keep],
                                         head=None if head is None else head[keep]))
-                raise ContainerError(int(data[first]) - 28, "pcapng packet block: timestamp "
+                block = int(data[first]) - 28      # the enhanced packet block's start
+                raise ContainerError(base + block, "pcapng packet block: timestamp "
                                      "out of range (before 1678 or after 2262 once if_tsresol "
                                      "and if_tsoffset are applied)")
         parts.append(FrameIndex(data, cap, wire, ts, np.where(bad, -1, gid).astype(np.int32), lt,
