@@ -81,6 +81,11 @@ def lab_down(prefix: str) -> list[str]:
         path.unlink()
         removed.append(f"state file {path}")
     workdir = workdir_for(prefix)
+    left = _lab_namespaces(prefix, state)
+    if left:
+        # keep the markers: a later lab down still knows these are the lab's
+        raise LabError(f"could not delete network namespace(s) {', '.join(left)} of lab "
+                       f"{prefix!r}; run 'dr-inspect lab down --prefix {prefix}' again")
     if workdir.exists():
         shutil.rmtree(workdir, ignore_errors=True)
         removed.append(f"workdir {workdir}")
