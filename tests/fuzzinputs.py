@@ -8,10 +8,11 @@ A case is a dict file name -> bytes, written into a copy of a small capture set.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from hypothesis import strategies as st
+
+from dr_inspect.live.manifest import toml_value
 
 from test_doctor_checks import rs_snapshot
 from test_rules_types import expressions
@@ -23,43 +24,22 @@ PLAUSIBLE = ["br_e", "br_lvs", "br_e.pcap", "br_lvs.pcap", "vip-segment", "rs-se
              "snapshots/rs1.json", "rs1.json", "", " ", "\n", "x" * 300]
 
 
-def toml_str(text: str) -> str:
-    """A TOML basic string (JSON's escapes, DEL escaped too, non-ASCII literal)."""
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
-    if isinstance(v, str):
-        return toml_str(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{toml_str(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(v)
-
-
 def toml_doc(data: dict[str, Any], table_arrays: tuple[str, ...]) -> str:
     lines = []
     for key, value in data.items():
         if key in table_arrays and isinstance(value, list) and all(isinstance(v, dict) for v in value):
             continue
         if isinstance(value, dict) and key not in table_arrays:
-            lines.append(f"[{toml_str(key)}]")
-            lines += [f"{toml_str(str(k))} = {toml_value(v)}" for k, v in value.items()]
+            lines.append(f"[{toml_value(key)}]")
+            lines += [f"{toml_value(str(k))} = {toml_value(v)}" for k, v in value.items()]
             continue
-        lines.insert(0, f"{toml_str(key)} = {toml_value(value)}")
+        lines.insert(0, f"{toml_value(key)} = {toml_value(value)}")
     for key in table_arrays:
         value = data.get(key)
         if isinstance(value, list) and all(isinstance(v, dict) for v in value):
             for table in value:
                 lines.append(f"[[{key}]]")
-                lines += [f"{toml_str(str(k))} = {toml_value(v)}" for k, v in table.items()]
+                lines += [f"{toml_value(str(k))} = {toml_value(v)}" for k, v in table.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -61,10 +61,12 @@ def check_outcome(argv: list[str], code: int, stdout: str, stderr: str) -> None:
     assert len(errors) == 1, (argv, stderr)
 
 
+FUZZ = {"deadline": None, "suppress_health_check": [
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]}
+
+
 @given(case=cases())
-@settings(max_examples=int(os.environ.get("DRI_FUZZ_EXAMPLES", "120")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(max_examples=int(os.environ.get("DRI_FUZZ_EXAMPLES", "120")), **FUZZ)
 def test_fuzzed_inputs_in_process(base_set, tmp_path, case):
     folder = _write_case(base_set, case, tmp_path / "case")
     for argv in _argvs(folder):
@@ -80,9 +82,7 @@ def _limit() -> None:
 
 
 @given(case=cases())
-@settings(max_examples=int(os.environ.get("DRI_FUZZ_PROCESSES", "12")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(max_examples=int(os.environ.get("DRI_FUZZ_PROCESSES", "12")), **FUZZ)
 def test_fuzzed_inputs_bounded_memory_and_time(base_set, tmp_path, case):
     folder = _write_case(base_set, case, tmp_path / "case")
     for argv in _argvs(folder):

@@ -165,3 +165,15 @@ def test_placeholder_manifest_reads_the_capture_files(tmp_path, dr_set):
     (empty / "manifest.toml").write_text(PLACEHOLDER_HEAD + "\n")
     with pytest.raises(DrInspectError, match="interrupted capture"):
         load_capture_set([empty])
+
+
+def test_written_manifests_read_back_whatever_the_text(tmp_path):
+    """capture writes the manifest: a DEL in a description or a non-ASCII host name must not
+    make it unreadable TOML."""
+    from dr_inspect.live.manifest import render_manifest
+    (tmp_path / "br_e.pcap").write_bytes(b"")
+    text = render_manifest({"description": "a\x7fb \u00e9\n\"q\"", "host": "h\u00f4te"},
+                           [{"name": "br_e", "file": "br_e.pcap", "host": "\u00e9t\u00e9"}], {})
+    (tmp_path / "manifest.toml").write_text(text)
+    cs = load_capture_set([tmp_path])
+    assert cs.capture["description"] == "a\x7fb \u00e9\n\"q\"" and cs.points[0].host == "\u00e9t\u00e9"
