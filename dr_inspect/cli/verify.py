@@ -9,9 +9,10 @@ import click
 
 from dr_inspect.cli.options import DURATION_HELP, DURATION_MS
 from dr_inspect.errors import InputError
-from dr_inspect.report import render_json, render_junit, render_markdown, render_table
+from dr_inspect.options import VerifyOptions
+from dr_inspect.report import render_junit, render_markdown, render_table
 from dr_inspect.report.format import verdict_line
-from dr_inspect.report.progress import StatusLine
+from dr_inspect.cli.status import StatusLine
 
 FORMATS = ("table", "json", "junit", "markdown", "html")
 
@@ -36,9 +37,12 @@ def analysis_options(func):
     return func
 
 
-def library_options(vips, topology_file, rule_files, window_ms) -> dict:
-    return {"vips": tuple(vips), "topology_file": topology_file,
-            "rule_files": tuple(rule_files), "window_ms": window_ms}
+def verify_options(vips, topology_file, rule_files, window_ms, max_evidence: int = 10
+                   ) -> VerifyOptions:
+    """The library's options from the shared command-line options."""
+    return VerifyOptions(vips=tuple(vips), topology_file=topology_file,
+                         rule_files=tuple(rule_files), window_ms=window_ms,
+                         max_evidence=max_evidence)
 
 
 def write_output(text: str, output: Path | None) -> None:
@@ -54,34 +58,47 @@ def write_output(text: str, output: Path | None) -> None:
 @click.command()
 @analysis_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="Report format.")
+              help="Report format. html is the same as `dr-inspect report --html FILE` (the "
+                   "documented way), kept for scripts that use it.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
               help="Write the report to FILE (the verdict line still goes to stdout).")
 @click.option("--max-evidence", type=click.IntRange(min=0), default=10, show_default=True,
               metavar="N", help="Evidence items kept per rule (the rest are counted).")
+@click.option("--evidence-pcap", type=click.Path(path_type=Path, dir_okay=False),
+              metavar="OUT.pcapng", help="Also write the frames behind each violation (the "
+              "evidence kept, see --max-evidence), each with a comment naming the rule.")
 def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output,
-           max_evidence) -> None:
+           max_evidence, evidence_pcap) -> None:
     """Verify the LVS-DR invariants on a capture set (a directory or capture files).
 
     Exit status: 0 when no error-severity rule failed, 1 when one did, 2 for bad input.
     """
-    options = library_options(vips, topology_file, rule_files, window_ms)
-    options["max_evidence"] = max_evidence
+    options = verify_options(vips, topology_file, rule_files, window_ms, max_evidence)
     with StatusLine(quiet=quiet) as status:
         status.show(f"verifying {len(paths)} path(s) ...")
-        options["progress"] = status.show
         if fmt == "html":
             from dr_inspect.report.build import html_report
-            report, text = html_report(paths, **options)
+            report, text = html_report(paths, options, progress=status.show)
+        elif fmt == "json":
+            from dr_inspect.report.build import json_report
+            report, text = json_report(paths, options, progress=status.show)
         else:
-            from dr_inspect.verify import verify_paths
-            report = verify_paths(paths, **options)
+            from dr_inspect import verify as verify_capture_set
+            report = verify_capture_set(paths, options, progress=status.show)
             if fmt == "table":
                 text = render_table(report, colour=output is None and sys.stdout.isatty())
             else:
-                text = {"json": render_json, "junit": render_junit,
-                        "markdown": render_markdown}[fmt](report)
+                text = {"junit": render_junit, "markdown": render_markdown}[fmt](report)
+        if evidence_pcap is not None:
+            from dr_inspect.report.evidence_pcap import write_evidence_pcap
+            status.show("writing the evidence pcap")
+            written = write_evidence_pcap(report, paths, evidence_pcap)
     write_output(text, output)
+    if evidence_pcap is not None:
+        click.echo(f"{evidence_pcap}: {written.frames} evidence frames of "
+                   f"{', '.join(written.rules) or 'no failing rule'}", err=True)
+        for problem in written.missing:
+            click.echo(f"dr-inspect: warning: evidence frame {problem}", err=True)
     if output is not None:
         click.echo(f"{output}: {verdict_line(report)}")
     sys.exit(report.exit_code)

@@ -14,6 +14,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ class CaptureRun:
 class DemoResult:
     capture: CaptureRun
     state_summary: str                           # e.g. "nft director, 2 real servers"
-    report: Any = None                           # VerifyReport when dr_inspect.verify exists
+    report: Any = None                           # the VerifyReport, once verified
     removed: list[str] = field(default_factory=list)
 
 
@@ -98,8 +99,7 @@ def _annotate_manifest(manifest: Path, state: LabState, description: str) -> Non
     capture.update({"director": state.config.director, "faults": list(state.config.faults),
                     "real_servers": _real_servers(state), "vip": state.config.vip,
                     "port": state.config.port, "description": description})
-    if state.config.director == "ipvs":
-        capture["scheduler"] = "rr"     # the lab's ipvsadm -A ... -s rr
+    capture["scheduler"] = state.config.effective_scheduler
     manifest.write_text(render_manifest(capture, data.get("points", []), data.get("snapshots", {})))
 
 
@@ -142,12 +142,9 @@ def seed_traffic(requests: int = 6, concurrency: int = 2, payload: int | list[in
 
 
 def verify_capture(out_dir: Path) -> Any:
-    """The verify report of a capture set, or None while dr_inspect.verify is not there."""
-    try:
-        from dr_inspect.verify import verify_paths
-    except ImportError:
-        return None
-    return verify_paths([out_dir])
+    """The verify report of a capture set."""
+    from dr_inspect import verify
+    return verify([out_dir])
 
 
 @contextlib.contextmanager
@@ -164,12 +161,25 @@ def _no_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_demo(cfg: LabConfig, out_dir: Path, *, requests: int = 6, concurrency: int = 2,
-             payload: int | list[int] = 0, curl: int = 2, timeout: float = 3.0, verify: bool = True,
+def new_demo_dir(parent: Path = Path("."), now: datetime | None = None) -> Path:
+    """A folder name no earlier run used: lab-demo-DATE-TIME (with -2, -3 ... within a second)."""
+    base = f"lab-demo-{(now or datetime.now()):%Y%m%d-%H%M%S}"
+    candidate, n = parent / base, 1
+    while candidate.exists():
+        n += 1
+        candidate = parent / f"{base}-{n}"
+    return candidate
+
+
+def run_demo(cfg: LabConfig, out_dir: Path | None = None, *, requests: int = 6,
+             concurrency: int = 2, payload: int | list[int] = 0, curl: int = 2,
+             timeout: float = 3.0, verify: bool = True,
              progress: Progress | None = None) -> DemoResult:
-    """Up, capture, traffic, stop, verify, down. Tears down also on Ctrl-C or any error."""
+    """Up, capture, traffic, stop, verify, down. Tears down also on Ctrl-C or any error.
+
+    out_dir: None writes to a new folder per run (new_demo_dir)."""
     say = progress or (lambda _msg: None)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else new_demo_dir()
     if out_dir.exists() and any(out_dir.iterdir()):
         raise LabError(f"{out_dir}: exists and is not empty; give a new --out folder")
     removed: list[str] = []

@@ -86,7 +86,7 @@ class LabState:
         if self._vm_handle is None:
             if not self.vm:
                 raise LabError(f"lab {self.prefix!r}: host has no namespace and no VM is recorded")
-            from dr_inspect.lab.director_ipvs import attach_vm
+            from dr_inspect.lab.vm import attach_vm
             self._vm_handle = attach_vm(self)
         return self._vm_handle
 
@@ -138,6 +138,18 @@ def save_state(state: LabState) -> Path:
     tmp.write_text(json.dumps(state.to_json(), indent=2))
     tmp.replace(path)
     return path
+
+
+def scheduler_for_netns(netns: str | None) -> str | None:
+    """The scheduler of the lab whose switch namespace `netns` is (None: not a lab's, or no
+    state), so a watch on a lab judges DR011 by what its director really does."""
+    if not netns or not netns.endswith("-sw"):
+        return None
+    try:
+        state = load_state(netns[:-3])
+    except LabError:
+        return None
+    return state.config.effective_scheduler if state and state.switch_netns == netns else None
 
 
 def load_state(prefix: str) -> LabState | None:

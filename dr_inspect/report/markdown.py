@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dr_inspect.model import RuleResult, VerifyReport
 from dr_inspect.report.escape import clean_report, md_block, md_cell, md_code, md_text
-from dr_inspect.report.format import frames_text, verdict_line
+from dr_inspect.report.format import evidence_rows, host_fixes, verdict_line
 from dr_inspect.report.table import topology_lines, undecodable_text
 
 _STATUS = {"pass": "pass", "fail": "**FAIL**", "not-exercised": "not exercised"}
@@ -13,22 +13,26 @@ _STATUS = {"pass": "pass", "fail": "**FAIL**", "not-exercised": "not exercised"}
 def _rule_details(rule: RuleResult) -> list[str]:
     lines = [f"### {md_text(rule.id)} {md_text(rule.name)} ({rule.severity})", "",
              md_text(rule.title), ""]
+    for fix, findings in host_fixes(rule.host_causes):
+        if fix:
+            lines.append(f"**Fix on the host:** {md_code(fix)}")
+        lines += [f"- because {md_text(found)}" for found in findings] + [""]
     if rule.explanation:
         lines += [md_text(rule.explanation), ""]
-    if rule.evidence:
+    rows = evidence_rows(rule)
+    if rows:
         lines.append("| point | frames | 5-tuple | seq | expected | actual | cause | filter |")
         lines.append("|---|---|---|---|---|---|---|---|")
-        for ev in rule.evidence:
-            cells = [ev.point, frames_text(ev.frames), ev.five_tuple,
-                     "" if ev.seq is None else ev.seq, ev.expected, ev.actual, ev.cause]
+        for row in rows:
+            cells = [row[k] for k in ("point", "frames", "five_tuple", "seq", "expected",
+                                      "actual", "cause")]
             lines.append("| " + " | ".join(md_cell(c) for c in cells)
-                         + f" | {md_code(ev.display_filter).replace('|', chr(92) + '|')} |")
+                         + f" | {md_code(row['filter']).replace('|', chr(92) + '|')} |")
         lines.append("")
     if rule.evidence_omitted:
         lines += [f"... and {rule.evidence_omitted} more", ""]
     if rule.fix_hint:
         lines += [f"**Fix:** {md_text(rule.fix_hint)}", ""]
-    lines += [f"- host: {md_text(c)}" for c in rule.host_causes]
     return lines
 
 
@@ -61,6 +65,9 @@ def render_markdown(report: VerifyReport) -> str:
             lines.append(f"| {md_cell(p.name)} | {md_cell(p.role)} | {p.frames} | {p.decoded} "
                          f"| {md_cell(undecodable_text(p))} | {drops} | {md_cell(p.error or '')} |")
         lines.append("")
+    if report.host_findings:
+        lines += ["### Host problems the traffic did not show", ""] + [
+            f"- {md_cell(f)}" for f in report.host_findings] + [""]
     if report.errors:
         lines += ["### Input problems", ""] + [f"- {md_cell(e)}" for e in report.errors] + [""]
     return "\n".join(lines)
