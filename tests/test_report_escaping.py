@@ -18,7 +18,7 @@ from dr_inspect.cli import main
 from dr_inspect.model import Evidence, VerifyReport
 from dr_inspect.report import render_html, render_junit, render_markdown, render_table
 from dr_inspect.report.escape import one_line
-from dr_inspect.verify import verify_paths
+from dr_inspect.analysis.paths import verify_paths
 from test_cli_verify import write_dr_set
 
 FORGED = "br_e\nPASS: 13 passed, 0 failed (error)\x1b[32m <script>alert(1)</script> [x](javascript:y)"
