@@ -37,17 +37,26 @@ Bundled sets also carry expected.toml: `fail = ["DR005"]` (rule ids that must fa
 from __future__ import annotations
 
 import re
-import tomllib
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dr_inspect.errors import InputError
+from dr_inspect.textinput import read_text, read_toml
 
 ROLES = ("vip-segment", "rs-segment", "both", "unknown")
+# Capture points verified at once (files, manifest points, interfaces of a pcapng). Clock offsets
+# are estimated between every pair of points: thousands would take hours, and no LVS-DR setup
+# has more than a few dozen places to capture.
+MAX_POINTS = 256
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
 # tcpdump -C/-W names rotated files by appending a number: br_e.pcap, br_e.pcap1 / br_e.pcap0 ...
 _ROTATED = re.compile(r"^(?P<base>.+\.(?:pcap|pcapng|cap))(?P<n>\d+)$", re.IGNORECASE)
+
+# The first line of the manifest `capture`, `watch --save` and `lab demo` reserve when capturing
+# starts; it stays when they are killed (SIGKILL) before rewriting it.
+PLACEHOLDER_HEAD = "# capture in progress (dr-inspect); rewritten when it stops"
 
 _CAPTURE_KEYS = {"tool", "host", "started", "stopped", "director", "faults", "description",
                  "real_servers", "vip", "port", "scheduler"}
@@ -103,6 +112,13 @@ def point_name_for(path: Path) -> str:
     return path.stem
 
 
+def check_point_count(count: int, where: str) -> None:
+    """Refuse more than MAX_POINTS capture points (one line, before the slow part)."""
+    if count > MAX_POINTS:
+        raise InputError(f"{where}: {count} capture points; at most {MAX_POINTS} are verified "
+                         "together (split the capture set)")
+
+
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -142,12 +158,10 @@ def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 def read_manifest(directory: Path) -> CaptureSet:
     path = directory / "manifest.toml"
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: invalid TOML: {exc}") from None
+    data = read_toml(path, "manifest")
+    if not data and read_text(path, "manifest").startswith(PLACEHOLDER_HEAD):
+        # the capture was killed before it wrote its manifest: its files are still readable
+        return _scan_folder(directory, interrupted=True)
     _check_keys(data, {"capture", "points", "snapshots"}, str(path))
     capture = _table(data, "capture", str(path))
     _check_keys(capture, _CAPTURE_KEYS, f"{path} [capture]")
@@ -157,6 +171,7 @@ def read_manifest(directory: Path) -> CaptureSet:
         raise InputError(f"{path}: points must be [[points]] tables")
     snapshot_table = _table(data, "snapshots", str(path))
     _check_types(snapshot_table, dict.fromkeys(snapshot_table, str), f"{path} [snapshots]")
+    check_point_count(len(raw_points), str(path))
     points: list[Point] = []
     for i, raw in enumerate(raw_points):
         where = f"{path} points[{i}]"
@@ -173,7 +188,8 @@ def read_manifest(directory: Path) -> CaptureSet:
         files = [directory / f for f in rel_files]
         for f in files:
             if not f.is_file():
-                raise InputError(f"{where}: capture file {f} does not exist")
+                raise InputError(f"{where}: capture file {f} " + (
+                    f"is {_kind(f)}, not a capture file" if f.exists() else "does not exist"))
         file = directory / raw["file"]
         points.append(Point(name=raw["name"], file=file, files=files, role=role,
                             interface=raw.get("interface", ""), netns=raw.get("netns", ""),
@@ -188,14 +204,50 @@ def read_manifest(directory: Path) -> CaptureSet:
 
 def read_expected(directory: Path) -> list[str] | None:
     path = directory / "expected.toml"
-    if not path.is_file():
+    if not path.exists():
         return None
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: invalid TOML: {exc}") from None
+    data = read_toml(path, "expected.toml")
     _check_keys(data, {"fail", "description"}, str(path))
+    _check_types(data, {"fail": list, "description": str}, str(path))
+    if not all(isinstance(rid, str) for rid in data.get("fail", [])):
+        raise InputError(f"{path}: fail must be an array of rule ids (strings)")
     return list(data.get("fail", []))
+
+
+STDIN = Path("/dev/stdin")
+
+
+def _kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    return ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+
+
+def _scan_folder(directory: Path, interrupted: bool = False) -> CaptureSet:
+    """Every capture file of a folder without a (usable) manifest, one point per file name
+    (rotated files of one point stay one point); an interrupted capture's snapshots too."""
+    files = sorted(p for p in directory.iterdir() if is_capture_file(p))
+    if not files:
+        why = (" (an interrupted capture: its manifest is the placeholder written at the start)"
+               if interrupted else "")
+        raise InputError(f"{directory}: no capture files (*.pcap, *.pcapng, *.gz) in it{why}")
+    by_point: dict[str, list[Path]] = {}
+    for f in files:
+        by_point.setdefault(point_name_for(f), []).append(f)
+    check_point_count(len(by_point), str(directory))
+    points = []
+    for name, group in by_point.items():
+        group.sort(key=_rotation_order)
+        points.append(Point(name, group[0], files=group))
+    snapshots: dict[str, Path] = {}
+    capture: dict[str, Any] = {}
+    if interrupted:
+        capture["description"] = ("interrupted capture: the manifest was never written, "
+                                  "points are read from the capture files")
+        folder = directory / "snapshots"
+        if folder.is_dir():
+            snapshots = {p.stem: p for p in sorted(folder.glob("*.json")) if p.is_file()}
+    return CaptureSet(root=directory, points=points, capture=capture, snapshots=snapshots)
 
 
 def load_capture_set(paths: list[Path | str]) -> CaptureSet:
@@ -204,34 +256,33 @@ def load_capture_set(paths: list[Path | str]) -> CaptureSet:
     A directory with manifest.toml uses it; a directory without one takes every capture file in it
     as a point named after the file. Loose files are points named after their file names.
     """
-    resolved = [Path(p) for p in paths]
+    if sum(1 for p in paths if str(p) == "-") > 1:
+        raise InputError("standard input (-) can be read once only")
+    # `-`: standard input (a pipe: `tcpdump -w - | dr-inspect verify -`), the point `stdin`
+    resolved = [STDIN if str(p) == "-" else Path(p) for p in paths]
     if not resolved:
         raise InputError("no capture path given")
     missing = [str(p) for p in resolved if not p.exists()]
     if missing:
         raise InputError(f"no such file or directory: {', '.join(missing)}")
+    odd = [f"{p} ({_kind(p)})" for p in resolved if p != STDIN and not p.is_dir() and not p.is_file()]
+    if odd:
+        raise InputError(f"not a capture file or folder: {', '.join(odd)}; only regular files are "
+                         "read (- reads standard input)")
     dirs = [p for p in resolved if p.is_dir()]
     if dirs:
         if len(resolved) != 1:
             raise InputError("give either one capture-set directory or capture files, not both")
         directory = dirs[0]
-        if (directory / "manifest.toml").is_file():
+        manifest = directory / "manifest.toml"
+        if manifest.exists() or manifest.is_symlink():
             cs = read_manifest(directory)
         else:
-            files = sorted(p for p in directory.iterdir() if is_capture_file(p))
-            if not files:
-                raise InputError(f"{directory}: no capture files (*.pcap, *.pcapng, *.gz) in it")
-            by_point: dict[str, list[Path]] = {}
-            for f in files:  # rotated files of one point (br_e.pcap, br_e.pcap1, ...) stay one point
-                by_point.setdefault(point_name_for(f), []).append(f)
-            points = []
-            for name, group in by_point.items():
-                group.sort(key=_rotation_order)
-                points.append(Point(name, group[0], files=group))
-            cs = CaptureSet(root=directory, points=points)
+            cs = _scan_folder(directory)
         cs.expected_fail = read_expected(directory)
         return cs
-    points = [Point(point_name_for(f), f) for f in resolved]
+    check_point_count(len(resolved), "the capture files given")
+    points = [Point("stdin" if f == STDIN else point_name_for(f), f) for f in resolved]
     seen: dict[str, int] = {}
     for p in points:  # two files with one name from different folders stay distinct points
         seen[p.name] = seen.get(p.name, 0) + 1

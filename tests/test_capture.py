@@ -36,11 +36,11 @@ def test_argv_in_netns_with_every_option():
     for part in ("-i br_e", "-U", "-s 96", "-w /out/br_e.pcap", "--time-stamp-precision nano",
                  "-Z root", "-c 10", "-C 5", "-W 4"):
         assert part in joined
-    assert argv[-1] == "tcp port 80 or arp"   # the filter stays one argument, no shell
+    assert argv[-2:] == ["--", "tcp port 80 or arp"]   # one argument after --, no shell
 
 
 def test_argv_stream_has_no_progress_flag_and_no_netns():
-    argv = build_argv("tcpdump", "br0", "-", nano=False, as_root=False)
+    argv = build_argv("tcpdump", "br0", "-", nano=False, run_as=None)
     assert argv[0] == "tcpdump" and "-v" not in argv and "-Z" not in argv
     assert "--time-stamp-precision" not in argv and argv[argv.index("-w") + 1] == "-"
 

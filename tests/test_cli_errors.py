@@ -147,7 +147,7 @@ def test_doctor_capture_file_without_snapshots(inputs):
 # ---- bad option values ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, fragment", [
-    (["verify", "--window", "-1"], "'--window': -1.0 is not in the range x>0"),
+    (["verify", "--window", "-1"], "'--window': '-1' is not a duration"),
     (["verify", "--format", "nope"], "'--format': 'nope' is not one of"),
     (["verify", "--max-evidence", "-3"], "'--max-evidence'"),
     (["ladder"], "give exactly one of --flow N or --client IP:PORT"),

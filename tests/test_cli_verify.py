@@ -148,7 +148,7 @@ def test_bad_input_exits_2_with_one_line(healthy_set, args, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["verify", "{set}", "--window", "0"], "not in the range x>0"),
+    (["verify", "{set}", "--window", "0"], "not a positive, finite duration"),
     (["verify", "{set}", "--format", "pdf"], "'pdf' is not one of"),
     (["verify", "{set}", "--max-evidence", "-1"], "--max-evidence"),
     (["ladder", "{set}"], "exactly one of --flow N or --client IP:PORT"),

@@ -290,7 +290,7 @@ def test_markdown_table_and_details():
     assert all(r.count("|") == 7 for r in rows)
     assert "| DR003 | reply-bypasses-director | error | **FAIL** | 14 | 43 |" in out
     assert "### DR003 reply-bypasses-director (error)" in out
-    assert "\\| <reply>" in out           # pipes in cells are escaped
+    assert "\\| &lt;reply>" in out        # pipes in cells escaped, no raw HTML
     assert "... and 4 more" in out and "### Topology" in out
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 import xml.etree.ElementTree as ET
 
 import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT, require
+from dr_inspect.captureset import read_expected
 from dr_inspect.cli import main
 from dr_inspect.report import (render_html, render_json, render_junit, render_ladder_svg,
                                render_ladder_text, render_markdown, render_table)
@@ -21,8 +21,8 @@ CAPTURE_SETS = sorted(p for p in CAPTURES.glob("*") if (p / "manifest.toml").is_
 
 
 def expected_failures(capture_set) -> list[str]:
-    path = capture_set / "expected.toml"
-    return list(tomllib.loads(path.read_text()).get("fail", [])) if path.is_file() else []
+    """The set's expected.toml `fail` list, type-checked (read_expected: one-line errors)."""
+    return read_expected(capture_set) or []
 
 
 def test_bundled_capture_sets_are_present():

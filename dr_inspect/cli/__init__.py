@@ -7,6 +7,7 @@ become a one-line message on stderr and exit code 2; no traceback reaches the us
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -50,13 +51,59 @@ class DomainErrorGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                # a write error (full disk, closed pipe) surfaces here, not at interpreter exit
+                if sys.stdout is not None:
+                    sys.stdout.flush()
         except DrInspectError as exc:
-            click.echo(f"dr-inspect: error: {exc}", err=True)
-            ctx.exit(2)
+            fail(ctx, str(exc))
         except KeyboardInterrupt:
             click.echo("dr-inspect: interrupted", err=True)
             ctx.exit(130)
+        except OSError as exc:
+            # the output cannot be written (/dev/full, a closed pipe) or another I/O failure the
+            # command did not name: one line, exit 2, never a traceback read as a FAIL verdict
+            _silence_stdout()
+            where = f": {os.fsdecode(exc.filename)}" if exc.filename is not None else ""
+            fail(ctx, f"{exc.strerror or exc}{where}" if exc.strerror else str(exc))
+        except UnicodeError as exc:
+            fail(ctx, f"cannot encode or decode text: {exc.reason} (non-UTF-8 name or output?)")
+
+    def main(self, *args, **kwargs):
+        if not _stdout_open():
+            # fd 1 closed: the next file opened would become "stdout" and receive the output
+            click.echo("dr-inspect: error: standard output is closed (redirect it to a file or "
+                       "/dev/null)", err=True)
+            sys.exit(2)
+        return super().main(*args, **kwargs)
+
+
+def fail(ctx: click.Context, message: str) -> None:
+    """One line on stderr (control characters shown escaped) and exit code 2."""
+    line = message.replace("\r", "\\r").replace("\n", "\\n")
+    click.echo(f"dr-inspect: error: {line.encode('utf-8', 'backslashreplace').decode()}", err=True)
+    ctx.exit(2)
+
+
+def _stdout_open() -> bool:
+    try:
+        os.fstat(1)
+    except OSError:
+        return False
+    return True
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null and drop what is buffered, so Python's flush at exit cannot fail
+    a second time with a traceback."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    except OSError:
+        pass
 
 
 @click.group(cls=DomainErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dr_inspect.cli.options import DURATION, DURATION_HELP
 from dr_inspect.errors import CaptureAgentError
 from dr_inspect.live.capture import CaptureSummary, capture_for
 from dr_inspect.live.options import default_out_dir, points_from_bridges, snapshot_hosts
@@ -21,8 +22,9 @@ def capture_options(func):
         click.option("--bridge", "bridges", multiple=True, required=True, metavar="NAME",
                      help="Bridge or interface to capture on; repeat for each capture point."),
         click.option("--netns", metavar="NS", help="Network namespace the bridges live in."),
-        click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="S",
-                     help="Stop after S seconds (default: until Ctrl-C or SIGTERM)."),
+        click.option("--duration", type=DURATION,
+                     help=f"Stop after this long ({DURATION_HELP}; default: until Ctrl-C or "
+                          "SIGTERM)."),
         click.option("--count", type=click.IntRange(min=1), metavar="N",
                      help="Stop each point after N packets."),
         click.option("--filter", "bpf", metavar="BPF", help="tcpdump capture filter, e.g. 'tcp or arp'."),

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
+from dr_inspect.cli.options import DURATION, DURATION_HELP
 from dr_inspect.errors import LabError
 from dr_inspect.lab import FAULTS, LabConfig, lab_down, lab_inventory, lab_status, lab_up, run_curl, run_traffic
 from dr_inspect.lab.build import loaded_state
@@ -143,8 +144,8 @@ def status(prefix, as_json) -> None:
 @click.option("--reply-size", type=click.IntRange(min=0), default=0, help="Reply body size in bytes.")
 @click.option("--curl", "curl_count", type=click.IntRange(min=0), default=0,
               help="Also run this many sequential curl requests first (as the tutorial's client does).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="Seconds per request.")
+@click.option("--timeout", type=DURATION, default="5s", show_default=True,
+              help=f"Time allowed per request ({DURATION_HELP}).")
 def traffic(prefix, requests, concurrency, payload, reply_size, curl_count, timeout) -> None:
     """Run real clients in the client namespace; print who answered."""
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from dr_inspect.cli.options import DURATION_HELP, DURATION_MS
 from dr_inspect.errors import InputError
 from dr_inspect.options import VerifyOptions
 from dr_inspect.report import render_junit, render_markdown, render_table
@@ -26,9 +27,10 @@ def analysis_options(func):
                      metavar="FILE", help="topology.toml pinning VIPs, director and real servers."),
         click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path),
                      metavar="FILE", help="Extra rule file (repeatable), added to the catalogue."),
-        click.option("--window", "window_ms", type=click.FloatRange(min=0, min_open=True),
-                     default=500.0, show_default=True, metavar="MS",
-                     help="Time window for matching one packet across capture points."),
+        click.option("--window", "window_ms", type=DURATION_MS, default="500ms",
+                     show_default=True,
+                     help="Time window for matching one packet across capture points "
+                          f"({DURATION_HELP})."),
         click.option("--quiet", "-q", is_flag=True, help="No progress on the terminal."),
     ]):
         func = decorator(func)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dr_inspect.cli.capture import capture_options
+from dr_inspect.cli.options import DURATION, DURATION_HELP
 from dr_inspect.errors import CaptureAgentError
 from dr_inspect.options import VerifyOptions
 from dr_inspect.live.options import points_from_bridges, snapshot_hosts
@@ -27,10 +28,11 @@ FORMATS = ("table", "json", "junit", "markdown")
 @capture_options
 @click.option("--vip", "vips", multiple=True, metavar="IP:PORT",
               help="Pin a VIP (repeatable); default: learned from the traffic.")
-@click.option("--interval", type=click.FloatRange(min=0, min_open=True), default=2.0,
-              show_default=True, metavar="S", help="Seconds between rolling verdicts.")
-@click.option("--window", "window_s", type=click.FloatRange(min=0, min_open=True), metavar="S",
-              help="Seconds of recent traffic each verdict looks at (default: 5 intervals, >= 10).")
+@click.option("--interval", type=DURATION, default="2s", show_default=True,
+              help=f"Time between rolling verdicts ({DURATION_HELP}).")
+@click.option("--window", "window_s", type=DURATION,
+              help="Recent traffic each verdict looks at (default: 5 intervals, >= 10 s; "
+                   f"{DURATION_HELP}).")
 @click.option("--topology", "topology_file", type=click.Path(path_type=Path), metavar="FILE",
               help="topology.toml pinning VIPs, director and real servers.")
 @click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path),

@@ -18,7 +18,7 @@ from dr_inspect.decode.batches import (decode_field_batches, decode_fields, kern
                                        merge_fields)
 from dr_inspect.decode.fields import Fields
 from dr_inspect.decode.stats import DecodedCapture, DecodeStats
-from dr_inspect.decode.table import build_table
+from dr_inspect.decode.table import build_table, concat_packets
 from dr_inspect.errors import CaptureError
 
 
@@ -38,6 +38,7 @@ def _finish_stats(stats: DecodeStats, parser: ContainerParser) -> None:
 
 
 WINDOW = 64 * 1024 * 1024   # bytes of a plain file walked and decoded at a time
+STREAM_PIECE_FRAMES = 1 << 40   # decode_file of a pipe: pieces as they come, joined at the end
 
 
 @dataclass
@@ -201,8 +202,13 @@ def decode_file(path: str | os.PathLike[str], *, point: str | None = None) -> De
 
     Raises CaptureError when the file cannot be read from the start; a file broken mid-way gives
     the frames before the break and stats.error."""
-    name = str(path)
-    label = point if point is not None else Path(path).name
+    if source.is_stream(path):
+        # standard input from a pipe (`tcpdump -w - | dr-inspect verify -`): decoded as it
+        # arrives, never held whole
+        pieces = list(iter_decode(path, chunk_frames=STREAM_PIECE_FRAMES, point=point))
+        return DecodedCapture(concat_packets([p.packets for p in pieces]), pieces[-1].stats)
+    name = "<stdin>" if source.is_stdin(path) else str(path)
+    label = point if point is not None else ("stdin" if source.is_stdin(path) else Path(path).name)
     loaded = source.load(path)
     parser = ContainerParser(name)
     span = decode_span(loaded, parser, name, 0, len(loaded.buf), final=True)
@@ -295,9 +301,11 @@ def iter_decode(path: str | os.PathLike[str], *, chunk_frames: int = 1_000_000,
     piece is yielded."""
     if chunk_frames < 1:
         raise ValueError("chunk_frames must be >= 1")
-    name = str(path)
-    dec = StreamDecoder(name, label=point if point is not None else Path(path).name)
-    gz = source.is_gzip(path)
+    stdin = source.is_stdin(path)
+    name = "<stdin>" if stdin else str(path)
+    dec = StreamDecoder(name, label=point if point is not None else
+                        ("stdin" if stdin else Path(path).name))
+    gz, blocks = source.open_blocks(path)
     dec.stats.gzip = gz
     gz_error: CaptureError | None = None
     # One piece is held back so the last piece yielded carries the final stats.
@@ -307,19 +315,17 @@ def iter_decode(path: str | os.PathLike[str], *, chunk_frames: int = 1_000_000,
         for start in range(0, len(table), chunk_frames):
             yield table.iloc[start:start + chunk_frames].reset_index(drop=True)
 
-    with source._open(path) as fh:
-        blocks = ((b, None) for b in source.plain_blocks(fh)) if not gz else \
-            source.gunzip_blocks(name, fh)
-        for block, error in blocks:
-            if error is not None:
-                gz_error = error
-                break
-            for piece in pieces(dec.feed(block)):
-                if held is not None:
-                    yield DecodedCapture(held, _snapshot(dec.stats))
-                held = piece
-            if dec.stats.error is not None:
-                break
+    for block, error in blocks:
+        if error is not None:
+            gz_error = error
+            break
+        for piece in pieces(dec.feed(block)):
+            if held is not None:
+                yield DecodedCapture(held, _snapshot(dec.stats))
+            held = piece
+        if dec.stats.error is not None:
+            break
+    blocks.close()
     last = dec.finish()
     if gz_error is not None and (dec.stats.error is None or
                                  "truncated" in dec.stats.error.reason):

@@ -285,6 +285,44 @@ def _tsresol(code: int) -> tuple[int, int, int, int]:
     return 1, 10 ** min(exp - 9, 18), -1, 1
 
 
+# Timestamps are int64 ns: from 1677-09-21 to 2262-04-11. A little margin for the float test.
+_NS_LIMIT = 9.2e18
+
+
+def _ticks_to_ns(ticks: np.ndarray, gid: np.ndarray, bad: np.ndarray, ifaces: list[_Iface]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's timestamp in ns from its interface's ticks, resolution and offset, and
+    which frames' timestamps do not fit int64 (then ts there is 0). Frames of undefined
+    interfaces (bad) get 0."""
+    shift = np.array([i.ts_shift for i in ifaces], np.int64)[gid]
+    div = np.array([i.ts_div for i in ifaces], np.uint64)[gid]
+    mul = np.array([i.ts_mul for i in ifaces], np.int64)[gid]
+    offset_s = np.array([i.ts_offset_s for i in ifaces], np.int64)[gid]
+    binary = (shift >= 0) & ~bad
+    # float estimate of every result first: a value past int64 must not wrap around silently
+    scale = np.where(binary, 1e9 / np.exp2(np.maximum(shift, 0)),
+                     np.where(div > 1, 1.0 / div.astype(np.float64), mul.astype(np.float64)))
+    estimate = ticks.astype(np.float64) * scale + offset_s.astype(np.float64) * 1e9
+    over = ~bad & ~(np.abs(estimate) < _NS_LIMIT)
+    ok = ~bad & ~over
+    t = np.where(ok, ticks, np.uint64(0))
+    ns = np.zeros(len(t), np.int64)
+    b = ok & binary
+    if b.any():
+        sh = shift[b].astype(np.uint64)
+        sec = (t[b] >> sh).astype(np.int64)
+        rem = (t[b] & ((np.uint64(1) << sh) - np.uint64(1))).astype(np.float64)
+        ns[b] = sec * 1_000_000_000 + np.round(rem * 1e9 / np.exp2(shift[b])).astype(np.int64)
+    d = ok & ~binary & (div > 1)
+    if d.any():
+        ns[d] = (t[d] // div[d]).astype(np.int64)
+    m = ok & ~binary & (div <= 1)
+    if m.any():
+        ns[m] = t[m].astype(np.int64) * mul[m]
+    ns[ok] += offset_s[ok] * 1_000_000_000
+    return ns, over
+
+
 # ---------------------------------------------------------------- the parser
 
 @dataclass
@@ -551,10 +589,10 @@ class ContainerParser:
                     first = int(p[np.flatnonzero(over)[0]])
                     keep = p < first
                     self._emit(parts, data[keep], cap[keep], wire[keep], ticks[keep],
-                               local[keep], n_if, None if head is None else head[keep])
+                               local[keep], n_if, None if head is None else head[keep], base)
                     raise ContainerError(base + first, "pcapng packet block: captured length "
                                          "exceeds the block")
-            self._emit(parts, data, cap, wire, ticks, local, n_if, head)
+            self._emit(parts, data, cap, wire, ticks, local, n_if, head, base)
         if len(parts) > 1:
             # Several block kinds in one walk: restore file order.
             merged = concat_index(parts)
@@ -566,28 +604,29 @@ class ContainerParser:
 
     def _emit(self, parts: list[FrameIndex], data: np.ndarray, cap: np.ndarray, wire: np.ndarray,
               ticks: np.ndarray | None, local: np.ndarray, n_if: int,
-              head: np.ndarray | None) -> None:
+              head: np.ndarray | None, base: int) -> None:
         bad = (local < 0) | (local >= n_if)
         gid = np.where(bad, 0, local + self._section_base).astype(np.int32)
+        # Per-interface parameters looked up per frame: linear in frames and interfaces alike
+        # (a file may define thousands of interfaces).
+        ifaces = self._ifaces
+        lt = np.array([i.info.linktype for i in ifaces], np.int32)[gid] if ifaces else \
+            np.full(len(data), -1, np.int32)
+        lt[bad] = -1
         ts = np.zeros(len(data), np.int64)
-        lt = np.full(len(data), -1, np.int32)
-        for g in np.unique(gid[~bad]):
-            sel = (gid == g) & ~bad
-            itf = self._ifaces[int(g)]
-            lt[sel] = itf.info.linktype
-            if ticks is None:
-                continue
-            t = ticks[sel]
-            if itf.ts_shift >= 0:
-                sec = (t >> np.uint64(itf.ts_shift)).astype(np.int64)
-                rem = (t & np.uint64((1 << itf.ts_shift) - 1)).astype(np.float64)
-                frac = np.round(rem * 1e9 / (1 << itf.ts_shift)).astype(np.int64)
-                ns = sec * 1_000_000_000 + frac
-            elif itf.ts_div > 1:
-                ns = (t // np.uint64(itf.ts_div)).astype(np.int64)
-            else:
-                ns = t.astype(np.int64) * itf.ts_mul
-            ts[sel] = ns + itf.ts_offset_s * 1_000_000_000
+        if ticks is not None and ifaces and (~bad).any():
+            ts, over = _ticks_to_ns(ticks, gid, bad, ifaces)
+            if over.any():
+                first = int(np.flatnonzero(over)[0])
+                keep = slice(0, first)
+                parts.append(FrameIndex(data[keep], cap[keep], wire[keep], ts[keep],
+                                        np.where(bad, -1, gid).astype(np.int32)[keep], lt[keep],
+                                        bad_interface=bad[keep],
+                                        head=None if head is None else head[keep]))
+                block = int(data[first]) - 28      # the enhanced packet block's start
+                raise ContainerError(base + block, "pcapng packet block: timestamp "
+                                     "out of range (before 1678 or after 2262 once if_tsresol "
+                                     "and if_tsoffset are applied)")
         parts.append(FrameIndex(data, cap, wire, ts, np.where(bad, -1, gid).astype(np.int32), lt,
                                 bad_interface=bad, head=head))
 
@@ -612,6 +651,9 @@ class ContainerParser:
                 mul, div, shift, res_ns = _tsresol(val[0])
             elif code == 14 and length >= 8:
                 (offset_s,) = struct.unpack(e + "q", val[:8])
+                if abs(offset_s) * 1e9 >= _NS_LIMIT:
+                    raise ContainerError(base + pos + o, f"pcapng interface block: if_tsoffset "
+                                         f"{offset_s} s is out of range (int64 nanoseconds)")
             o += 4 + ((length + 3) & ~3)
         if shift >= 63:
             shift = 62

@@ -194,6 +194,8 @@ def _estimate(path: Path, label: str) -> _Job:
     walked) and can then be split."""
     size = _size(path)
     job = _Job(path, label, size / ASSUMED_FRAME_BYTES)
+    if source.is_stdin(path) or not path.is_file():
+        return job            # read once, by the decode (standard input), or refused there
     try:
         with open(path, "rb") as fh:
             magic = fh.read(4)

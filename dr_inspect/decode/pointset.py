@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from dr_inspect.captureset import CaptureSet
+from dr_inspect.captureset import CaptureSet, check_point_count
 from dr_inspect.decode.stats import DecodeStats
 from dr_inspect.decode.table import concat_packets
 from dr_inspect.errors import CaptureError
@@ -165,6 +165,7 @@ def _add_point(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], 
     points."""
     ifaces = {i.id: i.name for i in st.interfaces}
     used = _interfaces_used(df)
+    check_point_count(len(used) + len(summaries), str(point.file))   # each one a point
     if len(used) > 1:
         for iid in used:
             name = f"{point.file.name}:{ifaces.get(iid) or iid}"

@@ -16,7 +16,7 @@ _MARK = {"pass": "PASS", "fail": "FAIL", "not-checked": "NOT CHECKED"}
 
 def _summary(report: DoctorReport) -> str:
     c = report.counts()
-    return (f"doctor {report.vip}: {report.verdict.upper()} - {c['fail']} failed, {c['pass']} passed, "
+    return (f"doctor {report.vip}: {_MARK.get(report.verdict, report.verdict.upper())} - {c['fail']} failed, {c['pass']} passed, "
             f"{c['not-checked']} not checked ({len(report.hosts)} host(s), {report.source})")
 
 

@@ -60,11 +60,15 @@ class DoctorReport:
 
     @property
     def verdict(self) -> str:
-        return "fail" if any(c.status == "fail" for c in self.checks) else "pass"
+        """fail when a check failed; pass only when at least one check passed; otherwise
+        not-checked (nothing could be checked: never a pass)."""
+        statuses = {c.status for c in self.checks}
+        return "fail" if "fail" in statuses else "pass" if "pass" in statuses else "not-checked"
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.verdict == "fail" else 0
+        """0 pass, 1 a check failed, 2 nothing checked (like verify on traffic it cannot judge)."""
+        return {"pass": 0, "fail": 1}.get(self.verdict, 2)
 
     def counts(self) -> dict[str, int]:
         out = {"pass": 0, "fail": 0, "not-checked": 0}

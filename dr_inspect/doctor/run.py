@@ -16,6 +16,7 @@ from dr_inspect.doctor.checks import Target, guess_role, parse_networks, parse_v
 from dr_inspect.doctor.result import DoctorReport, HostCheck, HostReport
 from dr_inspect.doctor.snapshot import Runner, read_snapshot, take_snapshot
 from dr_inspect.errors import InputError
+from dr_inspect.netns import check_netns_name
 
 ROLE_ALIASES = {"director": "director", "realserver": "realserver", "real-server": "realserver",
                 "rs": "realserver", "client": "client"}
@@ -109,6 +110,8 @@ def doctor_live(role: str, vip: str, netns: str | None = None, *, clients: tuple
     The hints say what one host cannot know about the others: where the clients are, the
     director's addresses (a real server's reply route must not use them) and MACs (a client's
     ARP entry for the VIP must be one of them)."""
+    if netns is not None:
+        check_netns_name(netns)
     role_n = normalise_role(role)
     vip_ip, port = parse_vip(vip)
     hints = _hints(clients, director_ips, director_macs)

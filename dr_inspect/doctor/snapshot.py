@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 from dr_inspect.doctor import textparse
 from dr_inspect.errors import DoctorError, InputError
+from dr_inspect.textinput import parse_json, read_text
 
 Runner = Callable[[list[str]], str]
 
@@ -314,12 +315,8 @@ def validate_snapshot(data: Any, where: str) -> dict[str, Any]:
 def read_snapshot(path: Path | str) -> dict[str, Any]:
     """Read a snapshot JSON file; SnapshotError names the file (and item) when it is unusable."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read snapshot: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SnapshotError(f"{path}: not a JSON snapshot: {exc}") from None
+    data = parse_json(read_text(path, "snapshot", error=SnapshotError), str(path), SnapshotError,
+                      "snapshot")
     validate_snapshot(data, str(path))
     data.setdefault("errors", {})
     data.setdefault("host", path.stem)

@@ -68,6 +68,10 @@ class LabConfig:
         if not 8 <= self.vip_prefix <= 24:
             raise LabError(f"VIP segment prefix /{self.vip_prefix}: expected /8 ... /24")
         net = ipaddress.IPv4Network(f"{vip}/{self.vip_prefix}", strict=False)
+        if (vip.is_unspecified or vip.is_loopback or vip.is_multicast or vip.is_reserved
+                or vip.is_link_local or vip in (net.network_address, net.broadcast_address)):
+            raise LabError(f"VIP {vip}: not a unicast host address of {net} (unspecified, "
+                           "loopback, link-local, multicast, reserved, network or broadcast)")
         if vip in DIP_NETWORK or net.overlaps(DIP_NETWORK):
             raise LabError(f"VIP {vip}/{self.vip_prefix} overlaps the real-server segment {DIP_NETWORK}")
         taken = {_host(net, CLIENT_HOST)} | {_host(net, RS_VIP_SEG_FIRST + i) for i in range(self.real_servers)}

@@ -111,8 +111,28 @@ class LabState:
                    director_mode=data.get("director_mode", ""))
 
 
+def marker_dir(prefix: str) -> Path:
+    """One empty file per namespace the lab records, named after it: `lab down` still knows
+    which namespaces are the lab's when the state file is lost or unreadable, and never
+    touches another namespace that merely shares the prefix (`--prefix cni`)."""
+    return workdir_for(prefix) / "netns"
+
+
+def marked_namespaces(prefix: str) -> list[str]:
+    folder = marker_dir(prefix)
+    try:
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and p.name.startswith(f"{prefix}-"))
+    except OSError:
+        return []
+
+
 def save_state(state: LabState) -> Path:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
+    if state.namespaces:
+        markers = marker_dir(state.prefix)
+        markers.mkdir(parents=True, exist_ok=True)
+        for ns in state.namespaces:
+            (markers / ns).touch()
     path = state_path(state.prefix)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state.to_json(), indent=2))

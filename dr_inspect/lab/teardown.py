@@ -1,7 +1,10 @@
-"""`lab down` and `lab status`: find everything a lab started, by state file and by name.
+"""`lab down` and `lab status`: find everything a lab started, by its state file and markers.
 
-Leftovers of a crashed run are found without the state file: namespaces named `<prefix>-*`, the
-processes inside them (`ip netns pids`), and the recorded pids (VM, servers) when the file exists.
+Only what the lab recorded is touched: the namespaces its state file or its markers
+(state.marker_dir, one file per namespace, kept apart from the state file) name, the processes
+inside them, and the recorded pids (VM, servers) that still look like the lab's. A namespace that
+merely starts with `<prefix>-` (a container runtime's `cni-...` under `--prefix cni`) is left
+alone: `lab status` lists it as unrecorded.
 """
 
 from __future__ import annotations
@@ -12,11 +15,18 @@ from pathlib import Path
 from dr_inspect.errors import LabError
 from dr_inspect.lab import sysrun
 from dr_inspect.lab.plan import LabConfig, check_prefix
-from dr_inspect.lab.state import LabState, load_state, state_path, workdir_for
+from dr_inspect.lab.state import LabState, load_state, marked_namespaces, state_path, workdir_for
 
 
-def _lab_namespaces(prefix: str) -> list[str]:
+def _prefixed_namespaces(prefix: str) -> list[str]:
+    """Every existing namespace named `<prefix>-*`, the lab's or not."""
     return sorted(ns for ns in sysrun.list_netns() if ns.startswith(f"{prefix}-"))
+
+
+def _lab_namespaces(prefix: str, state: LabState | None = None) -> list[str]:
+    """The existing namespaces the lab recorded (state file or markers)."""
+    recorded = set(marked_namespaces(prefix)) | set(state.namespaces if state is not None else ())
+    return sorted(ns for ns in _prefixed_namespaces(prefix) if ns in recorded)
 
 
 def _recorded_pids(state: LabState | None) -> dict[str, int]:
@@ -47,9 +57,7 @@ def lab_down(prefix: str) -> list[str]:
         state = load_state(prefix)
     except LabError:
         state = None  # unreadable state: clean up by name
-    namespaces = _lab_namespaces(prefix)
-    if state is not None:
-        namespaces = sorted(set(namespaces) | {ns for ns in state.namespaces if ns in sysrun.list_netns()})
+    namespaces = _lab_namespaces(prefix, state)
     if state is not None and state.vm is not None:
         try:
             from dr_inspect.lab.director_ipvs import stop_vm
@@ -73,6 +81,11 @@ def lab_down(prefix: str) -> list[str]:
         path.unlink()
         removed.append(f"state file {path}")
     workdir = workdir_for(prefix)
+    left = _lab_namespaces(prefix, state)
+    if left:
+        # keep the markers: a later lab down still knows these are the lab's
+        raise LabError(f"could not delete network namespace(s) {', '.join(left)} of lab "
+                       f"{prefix!r}; run 'dr-inspect lab down --prefix {prefix}' again")
     if workdir.exists():
         shutil.rmtree(workdir, ignore_errors=True)
         removed.append(f"workdir {workdir}")
@@ -99,18 +112,22 @@ def lab_status(prefix: str) -> LabState | None:
     except LabError as exc:
         state = LabState(prefix=prefix, config=LabConfig(prefix=prefix), switch_netns=f"{prefix}-sw",
                          hosts={}, leftovers=[str(exc)])
-    namespaces = _lab_namespaces(prefix)
+    namespaces = _lab_namespaces(prefix, state)
+    foreign = sorted(set(_prefixed_namespaces(prefix)) - set(namespaces))
     if state is None:
-        if not namespaces:
+        if not namespaces and not marked_namespaces(prefix):
             return None
         state = LabState(prefix=prefix, config=LabConfig(prefix=prefix), switch_netns=f"{prefix}-sw",
                          hosts={}, namespaces=[],
                          leftovers=[f"no state file {state_path(prefix)}: leftovers of a crashed lab"])
     for ns in namespaces:
         if ns not in state.namespaces:
-            state.leftovers.append(f"netns {ns} (unrecorded)")
+            state.leftovers.append(f"netns {ns} (marked as the lab's; lab down removes it)")
             for pid in sysrun.netns_pids(ns):
                 state.leftovers.append(f"process pid {pid} in netns {ns}")
+    for ns in foreign:
+        state.leftovers.append(f"netns {ns} shares the prefix but the lab never made it: "
+                               "lab down leaves it alone")
     for ns in state.namespaces:
         if ns not in namespaces:
             state.leftovers.append(f"netns {ns} recorded but missing")
@@ -122,7 +139,7 @@ def lab_status(prefix: str) -> LabState | None:
 
 def lab_inventory(state: LabState) -> dict[str, list[str]]:
     """What exists now: namespaces, devices in the switch namespace, processes (pid, what)."""
-    namespaces = _lab_namespaces(state.prefix)
+    namespaces = _lab_namespaces(state.prefix, state)
     devices = _devices(state.switch_netns) if state.switch_netns in namespaces else []
     processes = [f"{what} pid {pid}" + ("" if sysrun.pid_alive(pid) else " (gone)")
                  for what, pid in _recorded_pids(state).items()]

@@ -20,14 +20,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dr_inspect import __version__
-from dr_inspect.captureset import ROLES
+from dr_inspect.captureset import PLACEHOLDER_HEAD, ROLES
 from dr_inspect.errors import CaptureAgentError, DrInspectError, InputError
 from dr_inspect.live.agent import TcpdumpAgent
-from dr_inspect.live.files import free_bytes, point_files, trim_partial_record
+from dr_inspect.live.files import (create_new, free_bytes, open_own, point_files,
+                                  trim_partial_record, write_new, writer_for)
 from dr_inspect.live.manifest import render_manifest
 from dr_inspect.live.preflight import (check_interface, check_point_name, check_snapshot_hosts,
                                       prepare_out_dir)
-from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN, build_argv, find_tcpdump, supports_nano
+from dr_inspect.live.tcpdump import (DEFAULT_SNAPLEN, build_argv, check_filter, find_tcpdump,
+                                    supports_nano)
 
 START_TIMEOUT_S = 15.0
 DEFAULT_RING_FILES = 8
@@ -242,7 +244,7 @@ def write_reserved(path: Path, text: str) -> None:
     """Write `text` over the file in place (reusing its blocks), then cut it to length."""
     data = text.encode()
     try:
-        with open(path, "r+b" if path.exists() else "wb") as f:
+        with (open_own(path) if path.exists() or path.is_symlink() else create_new(path)) as f:
             f.write(data)
             f.truncate(len(data))
     except OSError as exc:
@@ -251,8 +253,8 @@ def write_reserved(path: Path, text: str) -> None:
 
 
 def reserve_manifest(out_dir: Path) -> None:
-    head = "# capture in progress (dr-inspect); rewritten when it stops\n"
-    (out_dir / "manifest.toml").write_text(head + "#" * (MANIFEST_RESERVE - len(head) - 1) + "\n")
+    head = PLACEHOLDER_HEAD + "\n"
+    write_new(out_dir / "manifest.toml", (head + "#" * (MANIFEST_RESERVE - len(head) - 1) + "\n").encode())
 
 
 def check_ring_fits(out_dir: Path, points: int, rotate_mb: int, rotate_files: int) -> None:
@@ -276,6 +278,7 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
     On any failure every agent already started is stopped before the error is raised.
     """
     validate_points(points)
+    check_filter(bpf)
     if snaplen <= 0 or (count is not None and count <= 0) or (rotate_mb is not None and rotate_mb <= 0):
         raise InputError("snaplen, count and rotate-mb must be positive")
     if rotate_files is not None and rotate_mb is None:
@@ -300,6 +303,8 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
         raise
     host = socket.gethostname()
     nano = supports_nano(tcpdump)
+    # as root, tcpdump drops to the folder's owner where that user can write it, else stays root
+    run_as = (writer_for(out_dir) or "root") if os.geteuid() == 0 else None
     warnings = [] if nano else ["this tcpdump cannot write nanosecond timestamps; files have microseconds"]
     agents: list[TcpdumpAgent] = []
     bases: list[str] = []
@@ -308,7 +313,7 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
             base = f"{p.name}.pcap"
             argv = build_argv(tcpdump, p.interface, str(out_dir / base), netns=p.netns, snaplen=snaplen,
                               bpf=bpf, count=count, rotate_mb=rotate_mb, rotate_files=rotate_files,
-                              nano=nano, as_root=os.geteuid() == 0)
+                              nano=nano, run_as=run_as)
             agents.append(TcpdumpAgent(p.name, argv))
             bases.append(base)
         for a in agents:

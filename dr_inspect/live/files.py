@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import grp
 import os
+import pwd
 import re
+import stat
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 
 def point_files(out_dir: Path, base: str) -> list[Path]:
@@ -67,3 +72,60 @@ def trim_partial_record(path: Path) -> int:
 def free_bytes(folder: Path) -> int:
     st = os.statvfs(folder)
     return st.f_bavail * st.f_frsize
+
+
+# A file this program writes into an output folder is always a new regular file, never one a
+# symlink planted in the folder points to (a root capture would write through it).
+_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+    | getattr(os, "O_CLOEXEC", 0)
+
+
+def create_new(path: Path, mode: int = 0o644) -> BinaryIO:
+    """Open `path` for writing as a new file: fails (FileExistsError) when anything, a symlink
+    included, is there already."""
+    return os.fdopen(os.open(path, _NEW_FLAGS, mode), "wb")
+
+
+def write_new(path: Path, data: bytes) -> None:
+    with create_new(path) as f:
+        f.write(data)
+
+
+def open_own(path: Path) -> BinaryIO:
+    """Open a regular file this program made earlier for rewriting in place; a symlink (planted
+    since) is refused, not followed."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return os.fdopen(fd, "wb")
+
+
+def writer_for(folder: Path) -> str | None:
+    """The user tcpdump can drop to (-Z) and still write into `folder`: its owner when that is
+    not root and may write there; None (stay root) otherwise."""
+    st = folder.stat()
+    if st.st_uid == 0 or not st.st_mode & stat.S_IWUSR:
+        return None
+    try:
+        user = pwd.getpwuid(st.st_uid)
+    except KeyError:
+        return None
+    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem}
+    # the user must also reach the folder: search permission on every folder above it
+    for parent in folder.resolve().parents:
+        p = parent.stat()
+        if not (p.st_uid == user.pw_uid and p.st_mode & stat.S_IXUSR
+                or p.st_gid in groups and p.st_mode & stat.S_IXGRP
+                or p.st_mode & stat.S_IXOTH):
+            return None
+    return user.pw_name
+
+
+def stream_user() -> str | None:
+    """The unprivileged user a tcpdump writing to a pipe drops to (Debian's `tcpdump`), when
+    this system has it."""
+    try:
+        return pwd.getpwnam("tcpdump").pw_name
+    except KeyError:
+        return None

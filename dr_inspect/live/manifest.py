@@ -14,7 +14,8 @@ def _value(v: Any) -> str:
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+        # a JSON string is a TOML basic string, once DEL (a control character in TOML) is escaped
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, dict):  # an inline table, e.g. real_servers = [{name = "rs1", rip = "..."}]
@@ -23,7 +24,11 @@ def _value(v: Any) -> str:
 
 
 def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+    bare = k.replace("_", "").replace("-", "")
+    return k if bare.isascii() and bare.isalnum() else _value(k)   # bare keys are ASCII only
+
+
+toml_value = _value      # for tests writing TOML documents
 
 
 def _table(items: dict[str, Any]) -> list[str]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
 from dr_inspect.errors import CaptureAgentError, InputError, MissingToolError
+from dr_inspect.netns import check_netns_name
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
 
@@ -22,6 +25,7 @@ def netns_exists(netns: str) -> bool:
 
 
 def check_netns(netns: str) -> None:
+    check_netns_name(netns)
     if not netns_exists(netns):
         raise CaptureAgentError(f"network namespace {netns!r} does not exist (ip netns list)")
 
@@ -54,19 +58,34 @@ def check_interface(interface: str, netns: str | None) -> None:
 
 
 def prepare_out_dir(out_dir: Path) -> Path:
-    """Create the output folder (and parents) and prove it is writable. Refuse to overwrite a set."""
+    """Create the output folder (and parents) and prove it is writable. Refuse a symlink, a
+    folder with anything in it (a set, or files and symlinks planted for a root capture to write
+    through) and one other users may write into."""
+    if out_dir.is_symlink():
+        raise CaptureAgentError(f"{out_dir}: is a symlink; give the real folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CaptureAgentError(f"{out_dir}: cannot create output folder: {exc.strerror}") from None
-    if not out_dir.is_dir():
+    if not out_dir.is_dir() or out_dir.is_symlink():
         raise CaptureAgentError(f"{out_dir}: not a folder")
-    if (out_dir / "manifest.toml").exists():
+    try:
+        entries = sorted(os.listdir(out_dir))
+    except OSError as exc:
+        raise CaptureAgentError(f"{out_dir}: cannot list the output folder: {exc.strerror}") from None
+    if "manifest.toml" in entries:
         raise CaptureAgentError(f"{out_dir}: already holds a capture set (manifest.toml); choose another folder")
+    if entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise CaptureAgentError(f"{out_dir}: not empty ({shown}); choose a new or empty folder")
+    st = out_dir.stat()
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX \
+            and st.st_uid != os.geteuid():
+        raise CaptureAgentError(f"{out_dir}: other users may write into this folder (mode "
+                                f"{stat.S_IMODE(st.st_mode):o}); choose a folder of your own")
     try:
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".dri-write-test-"):
             pass
     except OSError as exc:
         raise CaptureAgentError(f"{out_dir}: output folder is not writable: {exc.strerror}") from None
     return out_dir
-

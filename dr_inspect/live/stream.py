@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from dr_inspect.errors import CaptureAgentError
 from dr_inspect.live.agent import TcpdumpAgent
+from dr_inspect.live.files import create_new
 
 _F_SETPIPE_SZ = 1031
 # As root the pipe may exceed /proc/sys/fs/pipe-max-size: 32 MiB hold several seconds of a busy
@@ -32,7 +33,7 @@ class StreamAgent:
         self._tee: BinaryIO | None = None
         if tee is not None:
             try:
-                self._tee = open(tee, "wb")
+                self._tee = create_new(tee)
             except OSError as exc:
                 self.agent.stop(timeout=2.0)
                 raise CaptureAgentError(f"{tee}: cannot write: {exc.strerror}") from None

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 
-from dr_inspect.errors import MissingToolError
+from dr_inspect.errors import InputError, MissingToolError
 
 DEFAULT_SNAPLEN = 262144
 # Kernel ring per agent, KiB (tcpdump -B). In immediate mode libpcap retires a ring block per
@@ -56,15 +56,18 @@ def supports_nano(tcpdump: str) -> bool:
 def build_argv(tcpdump: str, interface: str, output: str, *, netns: str | None = None,
                snaplen: int = DEFAULT_SNAPLEN, bpf: str | None = None, count: int | None = None,
                rotate_mb: int | None = None, rotate_files: int | None = None, nano: bool = True,
-               as_root: bool = True, verbose_counts: bool = True,
+               run_as: str | None = "root", verbose_counts: bool = True,
                buffer_kib: int | None = DEFAULT_BUFFER_KIB) -> list[str]:
     """The argv of one capture agent. `output` is a file path, or "-" for a pcap stream on stdout.
 
     --immediate-mode hands each packet to tcpdump at once: without it libpcap's TPACKET_V3 ring
     holds packets up to a second, and the ones still held when tcpdump is stopped are lost
     (counted as received, never written). -U flushes each packet to the file or stream; -n: no DNS;
-    -Z root keeps tcpdump from switching to user tcpdump, which could not write in root's folders.
+    run_as: the user tcpdump drops to after opening the interface (-Z; see files.writer_for),
+    None to leave tcpdump's own default (not running as root: nothing to drop). The filter
+    comes after `--`, so it can never be read as an option (-z would run a program as root).
     """
+    check_filter(bpf)
     argv: list[str] = []
     if netns:
         argv += ["ip", "netns", "exec", netns]
@@ -75,8 +78,8 @@ def build_argv(tcpdump: str, interface: str, output: str, *, netns: str | None =
         argv.append("-v")  # "Got N" once a second: live progress without reading the file
     if nano:
         argv += ["--time-stamp-precision", "nano"]
-    if as_root:
-        argv += ["-Z", "root"]
+    if run_as:
+        argv += ["-Z", run_as]
     if count is not None:
         argv += ["-c", str(count)]
     if rotate_mb is not None:
@@ -84,8 +87,22 @@ def build_argv(tcpdump: str, interface: str, output: str, *, netns: str | None =
         if rotate_files is not None:
             argv += ["-W", str(rotate_files)]
     if bpf:
-        argv.append(bpf)  # one argument: tcpdump joins the remaining words into the filter
+        argv += ["--", bpf]  # one argument: tcpdump joins the remaining words into the filter
     return argv
+
+
+def check_filter(bpf: str | None) -> None:
+    """A capture filter is an expression, never an option: refuse one that starts with '-'
+    (after `--` tcpdump would reject it anyway; refused here with a clear message) or holds
+    a NUL or a newline."""
+    if bpf is None:
+        return
+    text = bpf.strip()
+    if text.startswith("-"):
+        raise InputError(f"capture filter {bpf!r} starts with '-': a filter is an expression "
+                         "such as 'tcp or arp', not a tcpdump option")
+    if any(c in bpf for c in "\0\n\r"):
+        raise InputError("capture filter must be one line of text")
 
 
 def parse_listening(line: str) -> tuple[str, str] | None:

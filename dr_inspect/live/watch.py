@@ -26,6 +26,7 @@ from dr_inspect.live.capture import (CapturePoint, CaptureSummary, PointResult, 
 from dr_inspect.live.preflight import check_interface, check_snapshot_hosts, prepare_out_dir
 from dr_inspect.live.rolling import IntervalVerdict, PointLive, RollingVerdict
 from dr_inspect.live.stream import StreamAgent
+from dr_inspect.live.files import stream_user
 from dr_inspect.live.tcpdump import build_argv, find_tcpdump, supports_nano
 from dr_inspect.live.window import PacketWindow
 from dr_inspect.model import PointSummary, VerifyReport
@@ -311,7 +312,7 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
     try:
         for p in points:
             argv = build_argv(tcpdump, p.interface, "-", netns=p.netns, snaplen=snaplen, bpf=bpf,
-                              count=count, nano=nano, as_root=os.geteuid() == 0)
+                              count=count, nano=nano, run_as=stream_user() if os.geteuid() == 0 else None)
             tee = save_dir / f"{p.name}.pcap" if save_dir is not None else None
             agents.append(StreamAgent(p.name, argv, tee))
         for a in agents:

@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 
 from dr_inspect.model import Ladder, RuleResult, VerifyReport
+from dr_inspect.report.escape import clean_report
 from dr_inspect.report.charts import latency_chart, share_chart
 from dr_inspect.report.format import evidence_rows, host_fixes, verdict_line
 from dr_inspect.report.ladder_svg import render_ladder_svg
@@ -131,7 +132,8 @@ def _server_section(stats: dict[str, Any]) -> str:
 def render_html(report: VerifyReport, analysis: Any = None, *,
                 ladders: ReportLadders | None = None, title: str = "dr-inspect report") -> str:
     """The whole report as one HTML document. Ladders are built from `analysis` (capped) unless
-    given; with neither, the report has no ladders."""
+    given; with neither, the report has no ladders. Every text is HTML-escaped and one line."""
+    report = clean_report(report)
     if ladders is None:
         ladders = select_ladders(report, analysis) if analysis is not None else ReportLadders()
     body = [f"<h1>{_e(title)}</h1>",

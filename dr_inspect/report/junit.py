@@ -10,6 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from dr_inspect.model import RuleResult, VerifyReport
+from dr_inspect.report.escape import clean_report
 from dr_inspect.report.format import failure_lines, rule_counts, verdict_line
 from dr_inspect.report.table import topology_lines
 
@@ -37,6 +38,9 @@ def _testcase(suite: ET.Element, rule: RuleResult) -> None:
 
 
 def render_junit(report: VerifyReport) -> str:
+    """Always well-formed XML: every text from the input has its control characters (invalid
+    in XML 1.0) escaped before ElementTree escapes markup."""
+    report = clean_report(report)
     counts = rule_counts(report)
     attrs = {"tests": str(counts["rules"]), "failures": str(counts["fail"]),
              "errors": "0", "skipped": str(counts["not-exercised"]), "time": "0"}

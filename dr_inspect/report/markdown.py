@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 from dr_inspect.model import RuleResult, VerifyReport
+from dr_inspect.report.escape import clean_report, md_block, md_cell, md_code, md_text
 from dr_inspect.report.format import evidence_rows, host_fixes, verdict_line
 from dr_inspect.report.table import topology_lines, undecodable_text
 
 _STATUS = {"pass": "pass", "fail": "**FAIL**", "not-exercised": "not exercised"}
 
 
-def md_cell(text: object) -> str:
-    """Table-cell safe: pipes escaped, newlines flattened."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def md_code(text: str) -> str:
-    fence = "``" if "`" in text else "`"
-    pad = " " if "`" in text else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
 def _rule_details(rule: RuleResult) -> list[str]:
-    lines = [f"### {rule.id} {rule.name} ({rule.severity})", "", rule.title, ""]
+    lines = [f"### {md_text(rule.id)} {md_text(rule.name)} ({rule.severity})", "",
+             md_text(rule.title), ""]
     for fix, findings in host_fixes(rule.host_causes):
         if fix:
             lines.append(f"**Fix on the host:** {md_code(fix)}")
-        lines += [f"- because {found}" for found in findings] + [""]
+        lines += [f"- because {md_text(found)}" for found in findings] + [""]
     if rule.explanation:
-        lines += [rule.explanation, ""]
+        lines += [md_text(rule.explanation), ""]
     rows = evidence_rows(rule)
     if rows:
         lines.append("| point | frames | 5-tuple | seq | expected | actual | cause | filter |")
@@ -36,22 +27,23 @@ def _rule_details(rule: RuleResult) -> list[str]:
             cells = [row[k] for k in ("point", "frames", "five_tuple", "seq", "expected",
                                       "actual", "cause")]
             lines.append("| " + " | ".join(md_cell(c) for c in cells)
-                         + f" | {md_cell(md_code(row['filter']))} |")
+                         + f" | {md_code(row['filter']).replace('|', chr(92) + '|')} |")
         lines.append("")
     if rule.evidence_omitted:
         lines += [f"... and {rule.evidence_omitted} more", ""]
     if rule.fix_hint:
-        lines += [f"**Fix:** {rule.fix_hint}", ""]
+        lines += [f"**Fix:** {md_text(rule.fix_hint)}", ""]
     return lines
 
 
 def render_markdown(report: VerifyReport) -> str:
+    report = clean_report(report)
     icon = ":white_check_mark:" if report.verdict == "pass" else ":x:"
     lines = [f"## dr-inspect {icon} {report.verdict.upper()}", "", verdict_line(report), "",
              "| id | name | severity | status | violations | checked |",
              "|---|---|---|---|---:|---:|"]
     for r in report.rules:
-        lines.append(f"| {r.id} | {md_cell(r.name)} | {r.severity} | {_STATUS[r.status]} "
+        lines.append(f"| {md_cell(r.id)} | {md_cell(r.name)} | {r.severity} | {_STATUS[r.status]} "
                      f"| {r.violations} | {r.checked} |")
     lines.append("")
     for rule in report.rules:
@@ -60,16 +52,17 @@ def render_markdown(report: VerifyReport) -> str:
     idle = [r for r in report.rules if r.status == "not-exercised"]
     if idle:
         lines += ["### Not exercised", ""]
-        lines += [f"- {r.id} {r.name}: {r.note or 'no traffic matched'}" for r in idle]
+        lines += [f"- {md_text(r.id)} {md_text(r.name)}: {md_text(r.note or 'no traffic matched')}"
+                  for r in idle]
         lines.append("")
-    lines += ["### Topology", "", "```", *topology_lines(report.topology), "```", ""]
+    lines += ["### Topology", "", *md_block(topology_lines(report.topology)), ""]
     if report.points:
         lines += ["### Capture points", "",
                   "| point | role | frames | decoded | undecodable | kernel drops | error |",
                   "|---|---|---:|---:|---|---:|---|"]
         for p in report.points:
             drops = "-" if p.kernel_drops is None else p.kernel_drops
-            lines.append(f"| {md_cell(p.name)} | {p.role} | {p.frames} | {p.decoded} "
+            lines.append(f"| {md_cell(p.name)} | {md_cell(p.role)} | {p.frames} | {p.decoded} "
                          f"| {md_cell(undecodable_text(p))} | {drops} | {md_cell(p.error or '')} |")
         lines.append("")
     if report.host_findings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from dr_inspect.model import PointSummary, RuleResult, Topology, VerifyReport
+from dr_inspect.report.escape import clean_report
 from dr_inspect.report.format import failure_lines, verdict_line
 
 _RESET = "\x1b[0m"
@@ -79,7 +80,9 @@ def _points_table(points: list[PointSummary]) -> str:
 
 
 def render_table(report: VerifyReport, *, colour: bool = False) -> str:
-    """The default terminal report. ANSI colour only when the caller says so (a TTY)."""
+    """The default terminal report. ANSI colour only when the caller says so (a TTY). Every
+    text from the input is one line (escaped control characters): no forged lines or colours."""
+    report = clean_report(report)
     out: list[str] = [_rules_table(report, colour), ""]
     failing = [r for r in report.rules if r.status == "fail"]
     for rule in failing:

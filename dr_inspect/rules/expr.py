@@ -62,6 +62,77 @@ def parse(source: str, names: set[str], what: str) -> ast.Expression:
     return tree
 
 
+# Kinds of values an expression can have; "num" covers int, float and bool (numpy mixes them).
+_NUMERIC = ("int", "float", "bool", "num")
+
+
+def check_types(tree: ast.Expression, kinds: dict[str, str], what: str, source: str) -> str:
+    """The kind ("str", "num", "bool") of a parsed expression whose names have these kinds
+    (TABLE_COLUMNS' "str" / "int" / "float" / "bool"); ExprError where an operation does not
+    fit its operands (a text compared with a number, abs() or arithmetic on text, ...), which
+    would otherwise fail or mislead only when the rule is evaluated."""
+
+    def kind(node: ast.AST) -> str:
+        if isinstance(node, ast.Name):
+            k = kinds.get(node.id, "num")
+            return "str" if k == "str" else "bool" if k == "bool" else "num"
+        if isinstance(node, ast.Constant):
+            return "str" if isinstance(node.value, str) else \
+                "bool" if isinstance(node.value, bool) else "num"
+        if isinstance(node, (ast.Tuple, ast.List)):
+            elts = {kind(e) for e in node.elts}
+            if "str" in elts and len(elts) > 1:
+                raise ExprError(f"{what}: a tuple mixes text and numbers in {source!r}")
+            return "tuple-" + ("str" if "str" in elts else "num")
+        if isinstance(node, ast.BoolOp):
+            for v in node.values:
+                need(v, "a condition")
+            return "bool"
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.Not):
+                need(node.operand, "a condition")
+                return "bool"
+            need(node.operand, "a number")
+            return "num"
+        if isinstance(node, ast.BinOp):
+            need(node.left, "a number")
+            need(node.right, "a number")
+            return "num"
+        if isinstance(node, ast.Call):
+            if len(node.args) != 1:
+                raise ExprError(f"{what}: {node.func.id}() takes one argument in {source!r}")  # type: ignore[attr-defined]
+            need(node.args[0], "a number")
+            return "num"
+        if isinstance(node, ast.Compare):
+            left = kind(node.left)
+            for op, right_node in zip(node.ops, node.comparators):
+                right = kind(right_node)
+                if isinstance(op, (ast.In, ast.NotIn)):
+                    if right != "tuple-" + ("str" if left == "str" else "num"):
+                        raise ExprError(f"{what}: 'in' compares {_say(left)} with "
+                                        f"{_say(right)} in {source!r}")
+                elif (left == "str") != (right == "str") or left.startswith("tuple") \
+                        or right.startswith("tuple"):
+                    raise ExprError(f"{what}: compares {_say(left)} with {_say(right)} in "
+                                    f"{source!r}")
+                left = right
+            return "bool"
+        raise ExprError(f"{what}: {type(node).__name__} not allowed in {source!r}")
+
+    def need(node: ast.AST, wanted: str) -> None:
+        got = kind(node)
+        if got == "str" or got.startswith("tuple"):
+            raise ExprError(f"{what}: {ast.unparse(node)!r} is {_say(got)}, not {wanted}, in "
+                            f"{source!r}")
+
+    return kind(tree.body)
+
+
+def _say(kind: str) -> str:
+    return {"str": "text", "tuple-str": "a tuple of text", "tuple-num": "a tuple of numbers",
+            "": "nothing"}.get(kind, "a number" if kind in _NUMERIC else kind)
+
+
 def names_in(tree: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in FUNCTIONS}
 
@@ -131,12 +202,12 @@ def _eval(node: ast.AST, cols: dict[str, Any], vars_: dict[str, Any]) -> Any:
         return out
     if isinstance(node, ast.UnaryOp):
         v = _plain(_eval(node.operand, cols, vars_))
-        return np.logical_not(np.asarray(v, dtype=bool)) if isinstance(node.op, ast.Not) else -np.asarray(v)
+        return np.logical_not(np.asarray(v, dtype=bool)) if isinstance(node.op, ast.Not) else -_number(v)
     if isinstance(node, ast.BinOp):
-        return _BINOPS[type(node.op)](np.asarray(_plain(_eval(node.left, cols, vars_))),
-                                      np.asarray(_plain(_eval(node.right, cols, vars_))))
+        return _BINOPS[type(node.op)](_number(_plain(_eval(node.left, cols, vars_))),
+                                      _number(_plain(_eval(node.right, cols, vars_))))
     if isinstance(node, ast.Call):
-        return FUNCTIONS[node.func.id](np.asarray(_plain(_eval(node.args[0], cols, vars_))))  # type: ignore[attr-defined]
+        return FUNCTIONS[node.func.id](_number(_plain(_eval(node.args[0], cols, vars_))))  # type: ignore[attr-defined]
     if isinstance(node, ast.Compare):
         left = _eval(node.left, cols, vars_)
         out: Any = True
@@ -162,6 +233,12 @@ def _eval(node: ast.AST, cols: dict[str, Any], vars_: dict[str, Any]) -> Any:
             left = right
         return out
     raise ExprError(f"cannot evaluate {type(node).__name__}")  # parse() rejects these first
+
+
+def _number(value: Any) -> np.ndarray:
+    """A value for arithmetic: booleans as 0/1 (numpy refuses - and abs-of-negation on bools)."""
+    arr = np.asarray(value)
+    return arr.astype(np.int64) if arr.dtype == bool else arr
 
 
 def _is_text(left: Any, right: Any) -> bool:

@@ -43,14 +43,14 @@ from __future__ import annotations
 import ast
 import importlib.resources
 import string
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dr_inspect.correlate.tables import TABLE_COLUMNS
-from dr_inspect.errors import RuleFileError
-from dr_inspect.rules.expr import ExprError, parse
+from dr_inspect.errors import InputError, RuleFileError
+from dr_inspect.rules.expr import ExprError, check_types, parse
+from dr_inspect.textinput import parse_toml, read_text
 
 KINDS = ("each", "none", "distinct-at-most", "balanced")
 SEVERITIES = ("error", "warning")
@@ -119,11 +119,40 @@ class Rule:
     source: dict[str, Any] = field(default_factory=dict)   # the expressions as written
 
 
+# Kinds of the variables verify passes (see VARIABLES), for type-checking expressions.
+VARIABLE_KINDS = {"window_ms": "float", "scheduler": "str", "shape": "str", "points": "int"}
+
+
 def _template_fields(template: str) -> set[str]:
+    """The column names a template uses. Only plain `{column}` fields: no attribute or index
+    access (`{point.__class__}`), conversion or format spec (`{frame:>1500000000}` would build
+    a 1.5 GB string)."""
     try:
-        return {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(template) if f}
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ExprError(f"bad template {template!r}: {exc}") from None
+    fields = set()
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion is not None:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ExprError(f"template field {shown} in {template!r}: only plain {{column}} "
+                            "fields are allowed")
+        fields.add(name)
+    return fields
+
+
+def _expression(source: Any, names: set[str], kinds: dict[str, str], what: str) -> ast.Expression:
+    """A rule expression parsed, its names checked and its types checked against the column
+    kinds; it must be a condition (not text)."""
+    if not isinstance(source, str):
+        raise ExprError(f"{what} must be a string holding an expression")
+    tree = parse(source, names, what)
+    kind = check_types(tree, kinds, what, source)
+    if kind == "str" or kind.startswith("tuple"):
+        raise ExprError(f"{what}: {source!r} is text, not a condition")
+    return tree
 
 
 def _notes_from(raw: Any) -> list[RuleNote]:
@@ -198,12 +227,14 @@ def _check_keys(raw: dict[str, Any]) -> None:
 def _set_expressions(rule: Rule, raw: dict[str, Any]) -> None:
     """The expressions, templates and note, checked against the table's columns."""
     names = set(TABLE_COLUMNS[rule.table]) | set(VARIABLES)
+    kinds = {**TABLE_COLUMNS[rule.table], **VARIABLE_KINDS}
     for k in ("select", "expect", "match", "warn_if"):
         if k in raw:
-            setattr(rule, k, parse(raw[k], names, k))
+            setattr(rule, k, _expression(raw[k], names, kinds, k))
             rule.source[k] = raw[k]
     if "when" in raw:
-        rule.when = parse(raw["when"], set(VARIABLES), "when (variables only)")
+        rule.when = _expression(raw["when"], set(VARIABLES), VARIABLE_KINDS,
+                                "when (variables only)")
         rule.source["when"] = raw["when"]
     templ_names = names | set(GROUP_FIELDS.get(rule.kind, ()))
     for k in ("expected", "actual", "cause", "filter", "not_exercised"):
@@ -258,13 +289,10 @@ def load_rule_file(path: Path | str, text: str | None = None) -> list[Rule]:
     """Parse one rule file; RuleFileError names the file (and the rule) on any problem."""
     file = str(path)
     try:
-        data = tomllib.loads(text if text is not None else Path(path).read_text())
-    except OSError as exc:
-        raise RuleFileError(file, None, f"cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise RuleFileError(file, None, "not a text file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RuleFileError(file, None, f"invalid TOML: {exc}") from None
+        data = parse_toml(text if text is not None else read_text(path, "rule file"), file)
+    except InputError as exc:
+        # the message starts with the file name, which RuleFileError puts first itself
+        raise RuleFileError(file, None, str(exc).removeprefix(f"{file}: ")) from None
     unknown = sorted(set(data) - {"rule"})
     if unknown:
         raise RuleFileError(file, None, f"unknown top-level key(s) {', '.join(unknown)} "

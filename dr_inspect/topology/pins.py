@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dr_inspect.errors import TopologyError
+from dr_inspect.textinput import read_toml
 
 ROLES = ("vip-segment", "rs-segment", "both", "unknown")
 SHAPES = ("two-segment", "shared-segment", "single-point")
 _TOP_KEYS = {"vips", "scheduler", "shape", "director_macs", "roles", "real_servers"}
 _RS_KEYS = {"name", "rip", "macs"}
+MAX_REAL_SERVERS = 4096
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
@@ -140,7 +141,12 @@ def pins_from_dict(data: dict[str, Any], where: str) -> TopologyPins:
         if role not in ROLES:
             raise TopologyError(f"{where}: roles.{point}: {role!r} is not one of {', '.join(ROLES)}")
         pins.roles[str(point)] = role
-    for i, rs in enumerate(data.get("real_servers", [])):
+    servers = data.get("real_servers", [])
+    if not isinstance(servers, list):
+        raise TopologyError(f"{where}: real_servers must be [[real_servers]] tables")
+    if len(servers) > MAX_REAL_SERVERS:
+        raise TopologyError(f"{where}: {len(servers)} real servers; at most {MAX_REAL_SERVERS}")
+    for i, rs in enumerate(servers):
         w = f"{where} real_servers[{i}]"
         if not isinstance(rs, dict):
             raise TopologyError(f"{w}: must be a table with name, rip, macs")
@@ -157,21 +163,26 @@ def pins_from_dict(data: dict[str, Any], where: str) -> TopologyPins:
             except ValueError:
                 raise TopologyError(f"{w}: rip {rs['rip']!r} is not an IP address") from None
         pins.real_servers.append(entry)
+    _unique_names([(rs["name"], rs.get("rip") or f"entry {i + 1}")
+                   for i, rs in enumerate(pins.real_servers)], where)
     return pins
+
+
+def _unique_names(named: list[tuple[str, str]], where: str) -> None:
+    """Each real-server name names one server (by RIP): two servers under one name would
+    make a connection split between them look like one server (DR008 passing)."""
+    seen: dict[str, str] = {}
+    for name, rip in named:
+        if name in seen and seen[name] != rip:
+            raise TopologyError(f"{where}: real server name {name!r} is given to {seen[name]} and "
+                                f"{rip}; each real server needs its own name")
+        seen.setdefault(name, rip)
 
 
 def load_topology_file(path: Path | str) -> TopologyPins:
     """Read and strictly validate a topology.toml (unknown keys are errors naming the file)."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except OSError as exc:
-        raise TopologyError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TopologyError(f"{p}: invalid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise TopologyError(f"{p}: not a text file") from None
-    return pins_from_dict(data, str(p))
+    return pins_from_dict(read_toml(p, "topology file", TopologyError), str(p))
 
 
 def merge_pins(file_pins: TopologyPins | None, vips: list[str] | tuple[str, ...] = (),
@@ -187,6 +198,10 @@ def merge_pins(file_pins: TopologyPins | None, vips: list[str] | tuple[str, ...]
             pins.roles[point] = role
     for rip, name in (rs_names_by_rip or {}).items():
         pins.rs_names_by_rip.setdefault(rip, name)
+    pinned = [(rs["name"], rs["rip"]) for rs in pins.real_servers if rs.get("rip")]
+    _unique_names(pinned + [(name, rip) for rip, name in pins.rs_names_by_rip.items()
+                            if (name, rip) not in pinned], "real-server names (topology file "
+                  "and manifest)")
     return pins
 
 
@@ -204,4 +219,5 @@ def manifest_rs_names(value: Any) -> dict[str, str]:
         except ValueError:
             continue
         out.setdefault(rip, str(entry["name"]))
+    _unique_names([(name, rip) for rip, name in out.items()], "manifest real_servers")
     return out

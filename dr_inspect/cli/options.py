@@ -1,0 +1,54 @@
+"""Click parameter types shared by the commands.
+
+Durations: every --window, --interval and --duration takes seconds, or a number with a unit
+(`500ms`, `2s`, `1.5m`); nan, inf, zero and negative values are refused at parse time (a nan
+--duration never ended, a nan --window compared false with everything).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import click
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(?P<n>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?P<u>ms|s|m|h)?\s*$")
+DURATION_HELP = "seconds, or with a unit: 500ms, 2s, 1m"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration given as `2`, `2.5s`, `500ms`, `1m` or `1h`; ValueError otherwise."""
+    m = _DURATION.match(str(text))
+    if m is None:
+        raise ValueError(f"{text!r} is not a duration ({DURATION_HELP})")
+    seconds = float(m.group("n")) * _UNITS[m.group("u") or "s"]
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive, finite duration")
+    return seconds
+
+
+class Duration(click.ParamType):
+    """A positive, finite duration (see parse_duration), given to the command in seconds, or in
+    milliseconds with per_second=1000 (for a library argument counted in ms)."""
+
+    name = "duration"
+
+    def __init__(self, per_second: float = 1.0):
+        self.per_second = per_second
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "DURATION"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = repr(float(value))
+        try:
+            return parse_duration(str(value)) * self.per_second
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()
+DURATION_MS = Duration(per_second=1000.0)
