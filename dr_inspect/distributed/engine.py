@@ -1,0 +1,242 @@
+"""verify on Dask: the local engine's report, computed bucket by bucket on a cluster.
+
+  1. decode     one task per capture file -> Parquet shards + small extracts (shards.py)
+  2. VIPs       learned on the extracts (non-TCP frames, SYN/SYN-ACK/RST, first frame per MAC
+                pair): the bucket key needs them
+  3. shuffle    one task per shard: its TCP frames into buckets by client endpoint (buckets.py)
+  4. clocks     one task per bucket: first-sighting deltas per pair of points; the offsets are
+                the local engine's, found by rank selection over all buckets (offsets.py)
+  5. topology   learned on the extracts with the clocks corrected
+  6. correlate  one task per bucket: the local correlator with the set's topology and clocks
+                pinned (merge.py); the ARP/ND table once, from the non-TCP frames
+  7. report     the buckets' tables merged in the local engine's order, then the local rule
+                evaluation and report (adapter.build_report)
+Every task reads and writes files under one shard folder: on a multi-node cluster it must be
+storage every worker and this process see at the same path (as must the capture files).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dr_inspect.decode.table import concat_packets
+from dr_inspect.distributed import adapter
+from dr_inspect.distributed.buckets import VipEndpoints, partition_shard, sentinels
+from dr_inspect.distributed.merge import BucketResult, correlate_bucket, merge_buckets
+from dr_inspect.distributed.offsets import bucket_deltas, delta_file, estimate
+from dr_inspect.distributed.points import PointPlan, decode_jobs, plan_points
+from dr_inspect.distributed.shards import DecodedFile, decode_to_shards
+from dr_inspect.errors import InputError, MissingToolError, TopologyError
+from dr_inspect.model import VerifyReport
+
+BUCKET_ROWS = 1_000_000        # TCP frames per bucket aimed at: a bucket's correlation memory
+Progress = Callable[[str], None]
+
+
+@dataclass
+class DaskOptions:
+    """Where and how the engine runs."""
+
+    scheduler: str | None = None       # address of a running scheduler; None: a LocalCluster
+    workers: int = 2                   # LocalCluster workers (one thread each)
+    memory_limit: str | None = None    # per LocalCluster worker ("4GB"; None: Dask's auto)
+    shard_dir: Path | None = None      # parent of the run's shard folder (default: the temp dir)
+    buckets: int | None = None         # None: from the frame count (BUCKET_ROWS) and workers
+    processes: bool = True             # LocalCluster workers as processes (False: threads)
+
+
+@contextmanager
+def dask_client(opts: DaskOptions) -> Iterator[Any]:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise MissingToolError("--engine dask needs Dask: pip install 'dr-inspect[dask]' "
+                               "(dask[distributed] and pyarrow)") from None
+    import logging
+
+    if opts.scheduler:
+        try:
+            client = Client(opts.scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler {opts.scheduler}: {exc}") from None
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=opts.processes,
+                      memory_limit=opts.memory_limit or "auto", dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
+
+
+class _Runner:
+    """Maps a function over items on the cluster, reporting progress per finished task."""
+
+    def __init__(self, client: Any, progress: Progress | None):
+        self.client = client
+        self.progress = progress
+
+    def __call__(self, fn: Callable, items: list, *args: Any, stage: str = "") -> list:
+        from dask.distributed import as_completed
+
+        if not items:
+            return []
+        futures = self.client.map(fn, items, *[[a] * len(items) for a in args], pure=False)
+        if stage and self.progress is not None:
+            for done, _ in enumerate(as_completed(futures), 1):
+                self.progress(f"{stage} {done}/{len(items)}")
+        return self.client.gather(futures)
+
+    def each(self, fn: Callable, rows: list[tuple], stage: str = "") -> list:
+        """fn(*row) per row."""
+        return self(lambda row: fn(*row), rows, stage=stage)
+
+
+def _extract_table(plan: PointPlan, decoded: list[DecodedFile]) -> pd.DataFrame:
+    """The files' extracts as one combined table (every point, frames in the set's numbers)."""
+    per_point: dict[str, list[pd.DataFrame]] = {n: [] for n in plan.names}
+    for n, d in enumerate(decoded):
+        route = plan.routes.get(n)
+        if route is None or d.extract is None or not len(d.extract):
+            continue
+        ex = d.extract
+        ex["frame"] = ex["frame"].to_numpy() + route.offset
+        iface = ex["interface"].to_numpy()
+        for iid, name in route.points.items():
+            per_point[name].append(ex[iface == iid])
+    tables = {}
+    for name, parts in per_point.items():
+        parts = [p for p in parts if len(p)]
+        df = concat_packets(parts) if parts else pd.DataFrame()
+        tables[name] = df.sort_values("frame", kind="stable").reset_index(drop=True) \
+            if len(parts) > 1 else df
+    return adapter.combine_points(tables)
+
+
+def _learn_vips(ctx: adapter.CaptureContext, vips: tuple[str, ...], learn_pk: pd.DataFrame,
+                names: list[str]) -> tuple[Any, Any, bool]:
+    """(pins, learned VIPs, whether the manifest's VIP was used), as analyse_paths falls back."""
+    pins = adapter.pins_for(ctx, vips)
+    learn_pk = adapter.with_ts(learn_pk, {})
+    try:
+        return pins, adapter.learn_on(learn_pk, names, pins), False
+    except TopologyError:
+        if vips or (ctx.file_pins and ctx.file_pins.vips) or not ctx.manifest_vip:
+            raise
+        pins = adapter.pins_for(ctx, [ctx.manifest_vip])
+        return pins, adapter.learn_on(learn_pk, names, pins), True
+
+
+def _decode(run: _Runner, ctx: adapter.CaptureContext, root: Path
+            ) -> tuple[PointPlan, list[DecodedFile]]:
+    plan, jobs = decode_jobs(ctx.cs)
+    shard_dir = root / "shards"
+    shard_dir.mkdir()
+    rows = [(str(Path(f).resolve()), name, str(shard_dir), n) for n, (f, name) in enumerate(jobs)]
+    decoded = run.each(decode_to_shards, rows, stage="decoding file")
+    points = plan_points(plan, decoded)
+    if not points.frames:
+        raise InputError("no frames could be read from "
+                         + ", ".join(str(p.file) for p in ctx.cs.points)
+                         + (f" ({'; '.join(points.errors)})" if points.errors else ""))
+    return points, decoded
+
+
+def _shuffle(run: _Runner, points: PointPlan, decoded: list[DecodedFile], vips: VipEndpoints,
+             n_buckets: int, root: Path) -> list[str]:
+    """Bucket folders that received frames, in bucket order."""
+    bucket_dir = root / "buckets"
+    bucket_dir.mkdir()
+    rows = [(shard, points.routes[n], vips, n_buckets, str(bucket_dir), k)
+            for k, (n, shard) in enumerate((n, s) for n, d in enumerate(decoded)
+                                           if n in points.routes for s in d.shards)]
+    run.each(partition_shard, rows, stage="shuffling shard")
+    for n, d in enumerate(decoded):
+        for s in d.shards:
+            Path(s).unlink(missing_ok=True)
+    return [str(p) for p in sorted(bucket_dir.glob("b*"))]
+
+
+def verify_paths_dask(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),
+                      topology_file: Path | None = None, rule_files: list[Path] | tuple = (),
+                      window_ms: float = 500.0, max_evidence: int = 10,
+                      progress: Progress | None = None,
+                      dask: DaskOptions | None = None) -> VerifyReport:
+    """verify_paths on a Dask cluster: the same report, computed bucket by bucket."""
+    if window_ms <= 0:
+        raise InputError(f"window must be positive, got {window_ms} ms")
+    opts = dask or DaskOptions()
+    ctx = adapter.capture_context(paths, topology_file, rule_files)
+    with dask_client(opts) as client:
+        if progress is not None:
+            progress(f"dask dashboard: {client.dashboard_link}")
+        root = Path(tempfile.mkdtemp(prefix="dr-inspect-dask-", dir=opts.shard_dir))
+        try:
+            return _run(_Runner(client, progress), ctx, tuple(vips), window_ms, max_evidence,
+                        opts, root, len(client.scheduler_info()["workers"]))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(run: _Runner, ctx: adapter.CaptureContext, vips: tuple[str, ...], window_ms: float,
+         max_evidence: int, opts: DaskOptions, root: Path, n_workers: int) -> VerifyReport:
+    points, decoded = _decode(run, ctx, root)
+    names = points.names
+    learn_pk = _extract_table(points, decoded)
+    pins, learned_vips, fallback = _learn_vips(ctx, vips, learn_pk, names)
+    n_buckets = opts.buckets or max(2 * max(n_workers, 1), math.ceil(points.frames / BUCKET_ROWS))
+    buckets = _shuffle(run, points, decoded, VipEndpoints(tuple(learned_vips.vips)), n_buckets,
+                       root)
+    src_macs = set().union(*(d.src_macs for d in decoded))
+    del decoded
+
+    files = [delta_file(str(root), i) for i in range(len(buckets))]
+    found = run.each(bucket_deltas, [(b, names, f) for b, f in zip(buckets, files)],
+                     stage="clock offsets, bucket")
+    counts: dict = {}
+    for _, c in found:
+        for pair, n in c.items():
+            counts[pair] = counts.get(pair, 0) + n
+    offsets = estimate(files, counts, sum(n for n, _ in found), names, ctx.hosts, run)
+
+    learn_pk = adapter.with_ts(learn_pk, offsets[1])
+    topo = adapter.learn_on(learn_pk, names, pins, learned_vips)
+    pinned = adapter.pinned_pins(pins, adapter.Pinned(vips=learned_vips, topology=topo))
+    extra = sentinels(points.spans, src_macs)
+    parts: list[BucketResult] = run.each(
+        correlate_bucket, [(b, names, extra, pinned, window_ms, offsets, ctx.span)
+                           for b in (buckets or [None])], stage="correlating bucket")
+    corr = merge_buckets(parts, names, offsets)
+    corr.topology = topo
+    non_tcp = learn_pk.iloc[np.flatnonzero(~adapter.is_tcp(learn_pk))].reset_index(drop=True)
+    corr.tables["arp"] = adapter.global_arp_table(non_tcp, topo)
+    corr.packets = _truncation_rows(points, names)
+    if run.progress is not None:
+        run.progress("rules")
+    report = adapter.build_report(ctx, corr, pinned, points.summaries, points.errors,
+                                  window_ms, max_evidence, None if fallback else ctx.scheduler)
+    if fallback:
+        report.errors.append(f"no DR traffic pattern found; used the VIP {ctx.manifest_vip} "
+                             "named in manifest.toml")
+    adapter.join_host_causes(ctx, report)
+    return report
+
+
+def _truncation_rows(points: PointPlan, names: list[str]) -> pd.DataFrame:
+    """A packets table standing for the set where the report reads it (frames cut by snaplen per
+    point): one narrow row per truncated frame."""
+    counts = [points.truncated.get(n, 0) for n in names]
+    total = sum(counts)
+    return pd.DataFrame({
+        "point": pd.Categorical.from_codes(np.repeat(np.arange(len(names)), counts),
+                                           categories=names),
+        "caplen": np.zeros(total, dtype=np.int8), "wirelen": np.ones(total, dtype=np.int8)})

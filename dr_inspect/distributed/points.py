@@ -1,0 +1,163 @@
+"""Capture points from the decoded files: names, summaries, errors and where each file's frames go.
+
+The same decisions verify's local decode makes (duplicate points, several rotated files as one
+point with frame numbers running on, a pcapng with several interfaces as several points), taken
+from the per-file results (DecodedFile) instead of the decoded tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dr_inspect.captureset import CaptureSet
+from dr_inspect.decode.stats import DecodeStats
+from dr_inspect.distributed.adapter import digest, point_file_label
+from dr_inspect.distributed.shards import DecodedFile
+from dr_inspect.errors import CaptureError
+from dr_inspect.model import PointSummary
+
+
+@dataclass
+class FileRoute:
+    """Where one decoded file's frames go: frame numbers shifted by `offset`, interface id ->
+    point name."""
+
+    offset: int
+    points: dict[int, str]
+
+
+@dataclass
+class PointPlan:
+    names: list[str] = field(default_factory=list)            # every point, in report order
+    summaries: list[PointSummary] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    routes: dict[int, FileRoute] = field(default_factory=dict)  # file number -> route
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)   # raw first/last ts_ns
+    truncated: dict[str, int] = field(default_factory=dict)
+    frames: int = 0                                            # rows decoded in all
+
+
+def decode_jobs(cs: CaptureSet) -> tuple[list[tuple[Any, str | None]], list[tuple[Path, str]]]:
+    """(points in order, each with None or its duplicate error; (file, point name) to decode)."""
+    seen: dict[tuple[int, str], str] = {}
+    sizes = [sum(f.stat().st_size for f in p.files) for p in cs.points]
+    plan: list[tuple[Any, str | None]] = []
+    for point, size in zip(cs.points, sizes):
+        key = (size, digest(point.files) if sizes.count(size) > 1 else point.name)
+        if key in seen:
+            plan.append((None, f"{point.file}: same content as point {seen[key]}; "
+                               "ignored as a duplicate"))
+            continue
+        seen[key] = point.name
+        plan.append((point, None))
+    jobs = [(f, point.name) for point, _ in plan if point is not None for f in point.files]
+    return plan, jobs
+
+
+def _add(total: DecodeStats | None, st: DecodeStats) -> DecodeStats:
+    if total is None:
+        return st
+    total.frames_read += st.frames_read
+    total.frames_decoded += st.frames_decoded
+    total.add_undecodable(st.undecodable)
+    total.snaplen = max(total.snaplen, st.snaplen)
+    return total
+
+
+def plan_points(plan: list[tuple[Any, str | None]], decoded: list[DecodedFile]) -> PointPlan:
+    """The points of the set from its decoded files (in decode_jobs' job order)."""
+    out = PointPlan()
+    file_no = 0
+    for point, duplicate in plan:
+        if point is None:
+            out.errors.append(duplicate)
+            continue
+        mine = list(range(file_no, file_no + len(point.files)))
+        file_no += len(point.files)
+        summary = PointSummary(name=point.name, file=point_file_label(point.files),
+                               role=point.role, interface=point.interface,
+                               kernel_drops=point.dropped, snaplen=point.snaplen)
+        total: DecodeStats | None = None
+        errors: list[str] = []
+        raw: list[str] = []
+        first_failure: CaptureError | None = None
+        offset = 0
+        offsets: dict[int, int] = {}
+        for n in mine:
+            d = decoded[n]
+            if d.error is not None:
+                errors.append(str(d.error))
+                raw.append(str(d.error))
+                first_failure = first_failure or d.error
+                continue
+            st = d.stats
+            offsets[n] = offset
+            offset += st.frames_read
+            if st.error is not None:
+                raw.append(str(st.error))
+                errors.append(f"{st.error} (the {st.frames_read} frames before it are verified)")
+            total = _add(total, st)
+        if total is None:
+            failure = first_failure if len(point.files) == 1 else CaptureError(
+                str(point.files[0]), None,
+                "no file of the point could be read: " + "; ".join(errors))
+            summary.error = str(failure)
+            out.errors.append(str(failure))
+            out.summaries.append(summary)
+            out.names.append(point.name)
+            continue
+        if errors:
+            out.errors.append("; ".join(errors))
+            summary.error = "; ".join(raw)
+        used = sorted({i for n in offsets for i in decoded[n].interfaces})
+        names = {iid: point.name for iid in used}
+        if len(used) > 1:
+            ifaces = {i.id: i.name for i in total.interfaces}
+            names = {iid: f"{point.file.name}:{ifaces.get(iid) or iid}" for iid in used}
+        for n in offsets:
+            out.routes[n] = FileRoute(offset=offsets[n], points=names)
+        if len(used) > 1:
+            ifaces = {i.id: i.name for i in total.interfaces}
+            for iid in used:
+                s = PointSummary(name=names[iid], file=summary.file, role="unknown",
+                                 interface=ifaces.get(iid, ""), kernel_drops=None,
+                                 snaplen=total.snaplen or None)
+                rows = _tally(out, names[iid], [decoded[n].interfaces.get(iid) for n in offsets])
+                s.frames = rows
+                s.decoded = max(rows - sum(total.undecodable.values()), 0)
+                s.undecodable = {}
+                _span_into(s, out.spans.get(names[iid]))
+                s.error = summary.error
+                out.names.append(s.name)
+                out.summaries.append(s)
+            continue
+        summary.snaplen = summary.snaplen or (total.snaplen or None)
+        summary.frames = total.frames_read
+        summary.decoded = total.frames_decoded
+        summary.undecodable = dict(total.undecodable)
+        rows = _tally(out, point.name, [i for n in offsets for i in decoded[n].interfaces.values()])
+        if not summary.frames:
+            summary.frames = rows
+            summary.decoded = rows
+        _span_into(summary, out.spans.get(point.name))
+        out.names.append(point.name)
+        out.summaries.append(summary)
+    return out
+
+
+def _tally(out: PointPlan, name: str, infos: list) -> int:
+    """Adds the files' interface infos of one point to its span and truncated count: its rows."""
+    infos = [i for i in infos if i is not None and i.rows]
+    rows = sum(i.rows for i in infos)
+    out.frames += rows
+    if infos:
+        out.spans[name] = (min(i.first_ts for i in infos), max(i.last_ts for i in infos))
+        out.truncated[name] = sum(i.truncated for i in infos)
+    return rows
+
+
+def _span_into(s: PointSummary, span: tuple[int, int] | None) -> None:
+    if span is not None:
+        s.first_ts_ns, s.last_ts_ns = span

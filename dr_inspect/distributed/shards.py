@@ -1,0 +1,120 @@
+"""Decode one capture file into Parquet shards, and what the global steps need from it.
+
+Runs on a worker: the file is decoded (decode_file, as the local engine does), its packets table
+written in shards of at most SHARD_ROWS rows, and the small extracts returned: the non-TCP frames
+(ARP/ND and the rest: the global tables), the TCP frames topology learning starts from (SYN,
+SYN-ACK and RST, and the first frame of each (interface, src MAC, dst MAC)), and per interface
+the frame count, time range and frames cut by snaplen.
+"""
+
+from __future__ import annotations
+
+import copyreg
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dr_inspect.decode.parallel import _reduce_capture_error
+from dr_inspect.decode.schema import RST, SYN
+from dr_inspect.decode.stats import DecodeStats
+from dr_inspect.distributed.adapter import decode_or_error, is_tcp
+from dr_inspect.errors import CaptureError
+
+SHARD_ROWS = 1_000_000
+
+# A CaptureError (in a result or in DecodeStats.error) crosses to the client whole: the default
+# exception pickling would call CaptureError(message).
+copyreg.pickle(CaptureError, _reduce_capture_error)
+
+
+@dataclass
+class InterfaceInfo:
+    """Per pcapng interface id (0 for classic pcap) of one file."""
+
+    rows: int
+    first_ts: int
+    last_ts: int
+    truncated: int
+
+
+@dataclass
+class DecodedFile:
+    """What decoding one file gave: its shards and the small extracts (frame numbers as in the
+    file: the point's offset is added later)."""
+
+    stats: DecodeStats | None
+    error: CaptureError | None = None
+    shards: list[str] = field(default_factory=list)
+    interfaces: dict[int, InterfaceInfo] = field(default_factory=dict)
+    extract: pd.DataFrame | None = None
+    src_macs: set[str] = field(default_factory=set)
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A shard as written, text columns as Categoricals of object categories (as decoded)."""
+    df = pq.read_table(path).to_pandas()
+    for col in df.columns:
+        s = df[col]
+        if isinstance(s.dtype, pd.CategoricalDtype) and s.cat.categories.dtype != object:
+            categories = pd.Index(np.asarray(s.cat.categories, dtype=object), dtype=object)
+            df[col] = pd.Categorical.from_codes(s.cat.codes.to_numpy(), categories=categories,
+                                                validate=False)
+    return df
+
+
+def _learning_rows(df: pd.DataFrame, tcp: np.ndarray) -> np.ndarray:
+    """Rows topology learning reads: every non-TCP frame, TCP SYN/SYN-ACK/RST, and the first TCP
+    frame of each (interface, src MAC, dst MAC)."""
+    flags = df["tcp_flags"].to_numpy(dtype=np.int64, na_value=0)
+    keep = ~tcp | (tcp & ((flags & (SYN | RST)) != 0))
+    at = np.flatnonzero(tcp)
+    if len(at):
+        key = pd.DataFrame({"i": df["interface"].to_numpy()[at],
+                            "s": df["src_mac"].cat.codes.to_numpy()[at],
+                            "d": df["dst_mac"].cat.codes.to_numpy()[at],
+                            "t": df["ts_ns"].to_numpy()[at], "row": at})
+        first = key.sort_values("t", kind="stable").drop_duplicates(["i", "s", "d"])["row"]
+        keep[first.to_numpy()] = True
+    return np.flatnonzero(keep)
+
+
+def _present_macs(s: pd.Series) -> set[str]:
+    codes = s.cat.codes.to_numpy()
+    used = np.unique(codes)
+    cats = np.asarray(s.cat.categories, dtype=object)
+    return {"" if c < 0 else str(cats[c]) for c in used.tolist()}
+
+
+def decode_to_shards(path: str, label: str, out_dir: str, file_no: int) -> DecodedFile:
+    """Decode `path` (point `label`) into out_dir/f<file_no>-<k>.parquet."""
+    result = decode_or_error(Path(path), label)
+    if isinstance(result, CaptureError):
+        return DecodedFile(stats=None, error=result)
+    df = result.packets
+    out = DecodedFile(stats=result.stats)
+    for k, start in enumerate(range(0, len(df), SHARD_ROWS)):
+        shard = Path(out_dir) / f"f{file_no:05d}-{k:04d}.parquet"
+        write_table(df.iloc[start:start + SHARD_ROWS], shard)
+        out.shards.append(str(shard))
+    if not len(df):
+        return out
+    iface = df["interface"].to_numpy()
+    ts = df["ts_ns"].to_numpy(dtype=np.int64)
+    cut = df["caplen"].to_numpy() < df["wirelen"].to_numpy()
+    for i in np.unique(iface).tolist():
+        mine = iface == i
+        out.interfaces[int(i)] = InterfaceInfo(rows=int(mine.sum()), first_ts=int(ts[mine].min()),
+                                               last_ts=int(ts[mine].max()),
+                                               truncated=int((cut & mine).sum()))
+    tcp = is_tcp(df)
+    out.extract = df.iloc[_learning_rows(df, tcp)].reset_index(drop=True)
+    out.src_macs = _present_macs(df["src_mac"])
+    return out
