@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dr_inspect.decode.table import concat_packets
 from dr_inspect.distributed.adapter import combine_points, is_tcp
 from dr_inspect.distributed.points import FileRoute
-from dr_inspect.distributed.shards import read_table, write_table
+from dr_inspect.distributed.shards import concat_rows, read_table, write_table
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -127,12 +126,12 @@ def read_bucket(bucket_dir: str | None, names: list[str],
     per_point = {}
     for name in names:
         mine = [p for p in parts[name] if len(p)]
-        df = concat_packets(mine) if mine else pd.DataFrame()
+        df = concat_rows(mine) if mine else pd.DataFrame()
         if len(mine) > 1:
             df = df.sort_values("frame", kind="stable").reset_index(drop=True)
         if extra and name in extra:
             # the sentinel rows with every column of the schema (all missing but three)
             rows = combine_points({name: extra[name]}).drop(columns=["point"])
-            df = concat_packets([df, rows]) if len(df) else rows
+            df = concat_rows([df, rows]) if len(df) else rows
         per_point[name] = df
     return combine_points(per_point)

@@ -29,13 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dr_inspect.decode.table import concat_packets
 from dr_inspect.distributed import adapter
 from dr_inspect.distributed.buckets import VipEndpoints, partition_shard, sentinels
 from dr_inspect.distributed.merge import BucketResult, correlate_bucket, merge_buckets
 from dr_inspect.distributed.offsets import bucket_deltas, delta_file, estimate
 from dr_inspect.distributed.points import PointPlan, decode_jobs, plan_points
-from dr_inspect.distributed.shards import DecodedFile, decode_to_shards
+from dr_inspect.distributed.shards import DecodedFile, concat_rows, decode_to_shards
 from dr_inspect.errors import InputError, MissingToolError, TopologyError
 from dr_inspect.model import VerifyReport
 
@@ -116,7 +115,7 @@ def _extract_table(plan: PointPlan, decoded: list[DecodedFile]) -> pd.DataFrame:
     tables = {}
     for name, parts in per_point.items():
         parts = [p for p in parts if len(p)]
-        df = concat_packets(parts) if parts else pd.DataFrame()
+        df = concat_rows(parts) if parts else pd.DataFrame()
         tables[name] = df.sort_values("frame", kind="stable").reset_index(drop=True) \
             if len(parts) > 1 else df
     return adapter.combine_points(tables)

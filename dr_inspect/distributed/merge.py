@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
 from dr_inspect.distributed.adapter import Correlation, analyse_bucket
 from dr_inspect.distributed.buckets import read_bucket
+from dr_inspect.distributed.shards import concat_rows
 
 ROW_TABLES = ("to_vip", "forwards", "replies")
 
@@ -77,25 +77,6 @@ def correlate_bucket(bucket_dir: str | None, names: list[str], extra: dict[str, 
                         flow_keys=flow_keys(tables, names, offsets[1]), frames=len(pk))
 
 
-def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Rows of several tables of one kind; text columns stay Categoricals (of object texts)."""
-    parts = [p for p in parts if len(p)] or parts[:1]
-    if len(parts) == 1:
-        return parts[0].reset_index(drop=True)
-    cols = {}
-    for c in parts[0].columns:
-        series = [p[c] for p in parts]
-        if any(isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object for s in series):
-            cats = [pd.Categorical(np.asarray(s, dtype=object)) if not isinstance(
-                s.dtype, pd.CategoricalDtype) else s.array for s in series]
-            cats = [c.set_categories(pd.Index(np.asarray(c.categories, dtype=object),
-                                              dtype=object), rename=True) for c in cats]
-            cols[c] = union_categoricals(cats, ignore_order=True)
-        else:
-            cols[c] = np.concatenate([s.to_numpy() for s in series])
-    return pd.DataFrame(cols, copy=False)
-
-
 def _renumbered(parts: list[BucketResult]) -> tuple[list[np.ndarray], np.ndarray]:
     """(per bucket: new flow id of each old flow id - 1; the flows' merged order)."""
     keys = pd.concat([p.flow_keys for p in parts], ignore_index=True)
@@ -129,13 +110,13 @@ def merge_buckets(parts: list[BucketResult], names: list[str],
                 t = t.copy(deep=False)
                 t["flow_id"] = ids[t["flow_id"].to_numpy(dtype=np.int64) - 1]
             pieces.append(t)
-        merged = _concat(pieces)
+        merged = concat_rows(pieces)
         if name == "flows":
             order = flow_order
         else:
             order = _row_order(name, merged, names, offsets[1]) if len(merged) else []
         tables[name] = merged.take(order).reset_index(drop=True) if len(merged) else merged
-    hops = _concat([p.hops for p in parts])
+    hops = concat_rows([p.hops for p in parts])
     if len(hops):
         hops = hops.take(np.argsort(hops["k"].to_numpy(), kind="stable")).reset_index(drop=True)
     stats: dict = {}

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pandas.api.types import union_categoricals
 
 from dr_inspect.decode.parallel import _reduce_capture_error
-from dr_inspect.decode.schema import RST, SYN
+from dr_inspect.decode.schema import DTYPES, RST, SYN
 from dr_inspect.decode.stats import DecodeStats
 from dr_inspect.distributed.adapter import decode_or_error, is_tcp
 from dr_inspect.errors import CaptureError
@@ -58,15 +59,46 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
 
 
+def object_categories(values) -> pd.Categorical:
+    """A text column as a Categorical of object (str) categories, as decoded tables hold them
+    (pandas infers its own str dtype for categories built or unioned from strings)."""
+    cat = values if isinstance(values, pd.Categorical) else pd.Categorical(
+        pd.Series(values).astype(object).where(pd.Series(values).notna(), None))
+    if cat.categories.dtype == object:
+        return cat
+    categories = pd.Index(np.asarray(cat.categories, dtype=object), dtype=object)
+    return pd.Categorical.from_codes(cat.codes, categories=categories, validate=False)
+
+
+def concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of tables of one kind, text columns kept Categoricals of object categories."""
+    parts = [p for p in parts if len(p)] or parts[:1]
+    if len(parts) == 1:
+        return parts[0].reset_index(drop=True)
+    cols = {}
+    for c in parts[0].columns:
+        series = [p[c] for p in parts]
+        if any(isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object for s in series):
+            cols[c] = object_categories(union_categoricals(
+                [object_categories(s.array if isinstance(s.dtype, pd.CategoricalDtype) else s)
+                 for s in series], ignore_order=True))
+        else:
+            cols[c] = pd.concat(series, ignore_index=True).array
+    return pd.DataFrame(cols, copy=False)
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A shard as written, text columns as Categoricals of object categories (as decoded)."""
+    """A shard as written: every column with its schema dtype (text as Categoricals of object
+    categories, as decoded; a column without any value comes back as plain nulls)."""
     df = pq.read_table(path).to_pandas()
     for col in df.columns:
         s = df[col]
-        if isinstance(s.dtype, pd.CategoricalDtype) and s.cat.categories.dtype != object:
-            categories = pd.Index(np.asarray(s.cat.categories, dtype=object), dtype=object)
-            df[col] = pd.Categorical.from_codes(s.cat.codes.to_numpy(), categories=categories,
-                                                validate=False)
+        want = DTYPES.get(col)
+        if want == "category" or isinstance(s.dtype, pd.CategoricalDtype):
+            df[col] = object_categories(s.array if isinstance(s.dtype, pd.CategoricalDtype)
+                                        else s)
+        elif want is not None and str(s.dtype) != want:
+            df[col] = s.astype(want)
     return df
 
 

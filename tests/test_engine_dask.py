@@ -1,0 +1,129 @@
+"""verify --engine dask: the same report as the local engine, bucket by bucket on a LocalCluster.
+
+Every test runs both engines on one capture set and compares the whole reports (verdict, every
+rule's counts and evidence, points, stats). The Dask runs use several buckets, so the flows,
+clock offsets and tables are put together from more than one bucket even on small sets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, require
+from rulecaps import DrCapture, RS
+
+from dr_inspect.verify import verify_paths
+
+CAPTURES = sorted(p for p in (ROOT / "captures").iterdir() if (p / "manifest.toml").is_file())
+
+
+def _dask_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("distributed", "pyarrow"))
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """One LocalCluster of 2 thread workers for the module (process workers: see the last test)."""
+    require(_dask_available(), "dask[distributed] and pyarrow not installed "
+                               "(pip install -e '.[dask]')")
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+def _both(paths: list[Path], scheduler: str | None, buckets: int = 3, **kw) -> tuple[dict, dict]:
+    from dr_inspect.distributed import DaskOptions, verify_paths_dask
+
+    local = asdict(verify_paths(paths, **kw))
+    dask = asdict(verify_paths_dask(paths, dask=DaskOptions(scheduler=scheduler, buckets=buckets),
+                                    **kw))
+    return local, dask
+
+
+def _same(local: dict, dask: dict) -> None:
+    assert dask["verdict"] == local["verdict"]
+    for a, b in zip(local["rules"], dask["rules"]):
+        assert b == a, a["id"]
+    assert dask == local
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_bundled_sets_same_report(capture: Path, scheduler: str) -> None:
+    _same(*_both([capture], scheduler))
+
+
+def test_generated_set_same_report(tmp_path: Path, scheduler: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench import gen
+
+    gen.write_dr_set(tmp_path, 20_000, seed=3, lab=gen.SyntheticLab(real_servers=4))
+    local, dask = _both([tmp_path], scheduler, buckets=5)
+    assert local["verdict"] == "pass"
+    assert local["flows"] > 500
+    _same(local, dask)
+
+
+def _faulty(folder: Path, **write) -> Path:
+    """A two-segment set with many kinds of fault, one connection each, between healthy ones."""
+    cap = DrCapture().healthy(connections=6)
+    cap.connection(41000, rs=1, drop=("req",))
+    cap.connection(41001, rs=0, copy_changes={"dst_port": 81})
+    cap.connection(41002, rs=1, reply_src=RS[1].rip)
+    cap.connection(41003, rs=0, answer="rst")
+    cap.connection(41004, rs=1, loop=2)
+    cap.connection(41005, rs=0, gro=True)
+    cap.connection(41006, rs=1, syn_retransmit=True, answer="none")
+    cap.connection(41007, rs=0, reply_via_director=True)
+    cap.connection(41008, rs=1, copy_changes={"ip_id": 7})
+    cap.healthy(connections=4, start_port=42000, arp=False)
+    if write.pop("shift", False):
+        cap.shift("br_lvs", 0.25)          # a clock offset the correlator corrects
+    return cap.write(folder, **write)
+
+
+def test_faults_same_report(tmp_path: Path, scheduler: str) -> None:
+    local, dask = _both([_faulty(tmp_path)], scheduler, buckets=4)
+    assert local["verdict"] == "fail"
+    _same(local, dask)
+
+
+def test_clock_offset_same_report(tmp_path: Path, scheduler: str) -> None:
+    local, dask = _both([_faulty(tmp_path, shift=True)], scheduler, buckets=4)
+    offsets = local["stats"]["clock_offsets_ns"]
+    assert abs(offsets["br_lvs"] - 250_000_000) < 1_000_000
+    _same(local, dask)
+
+
+def test_rotated_files_same_report(tmp_path: Path, scheduler: str) -> None:
+    _same(*_both([_faulty(tmp_path, rotated=3)], scheduler, buckets=2))
+
+
+@pytest.mark.parametrize("shape,v6", [("shared-segment", False), ("two-segment", True)])
+def test_shapes_same_report(tmp_path: Path, scheduler: str, shape: str, v6: bool) -> None:
+    cap = DrCapture(shape=shape, v6=v6).healthy(connections=8)
+    cap.connection(43000, rs=1, drop=("syn",))
+    _same(*_both([cap.write(tmp_path)], scheduler, buckets=3))
+
+
+def test_pinned_vip_and_single_bucket(tmp_path: Path, scheduler: str) -> None:
+    folder = _faulty(tmp_path)
+    _same(*_both([folder], scheduler, buckets=1, vips=["192.168.7.33:8000"], max_evidence=2))
+
+
+def test_process_workers_same_report(tmp_path: Path) -> None:
+    """Real worker processes (results pickled across, as on a multi-node cluster)."""
+    require(_dask_available(), "dask[distributed] and pyarrow not installed")
+    from dr_inspect.distributed import DaskOptions, verify_paths_dask
+
+    folder = _faulty(tmp_path / "set", shift=True)
+    local = asdict(verify_paths([folder]))
+    dask = asdict(verify_paths_dask([folder], dask=DaskOptions(workers=2, buckets=3,
+                                                               shard_dir=tmp_path)))
+    _same(local, dask)
+    assert not list(tmp_path.glob("dr-inspect-dask-*")), "the shard folder is removed"
