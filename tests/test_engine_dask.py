@@ -127,3 +127,22 @@ def test_process_workers_same_report(tmp_path: Path) -> None:
                                                                shard_dir=tmp_path)))
     _same(local, dask)
     assert not list(tmp_path.glob("dr-inspect-dask-*")), "the shard folder is removed"
+
+
+def test_cli_engine_dask(tmp_path: Path, scheduler: str) -> None:
+    from click.testing import CliRunner
+
+    from dr_inspect.cli import main
+
+    out = {}
+    for engine in ("local", "dask"):
+        out[engine] = tmp_path / f"{engine}.json"
+        res = CliRunner().invoke(main, ["verify", str(CAPTURES[0]), "--engine", engine,
+                                        "--scheduler", scheduler, "--format", "json",
+                                        "-o", str(out[engine])])
+        assert res.exit_code in (0, 1), res.output
+    assert out["dask"].read_text() == out["local"].read_text()
+    res = CliRunner().invoke(main, ["verify", str(CAPTURES[0]), "--engine", "dask",
+                                    "--format", "html"])
+    assert res.exit_code == 2
+    assert "needs the local engine" in res.output

@@ -57,14 +57,27 @@ def write_output(text: str, output: Path | None) -> None:
               help="Write the report to FILE (the verdict line still goes to stdout).")
 @click.option("--max-evidence", type=click.IntRange(min=0), default=10, show_default=True,
               metavar="N", help="Evidence items kept per rule (the rest are counted).")
+@click.option("--engine", type=click.Choice(("local", "dask")), default="local",
+              show_default=True, help="local: this process; dask: a Dask cluster (same report).")
+@click.option("--scheduler", metavar="ADDR",
+              help="dask: a running scheduler (tcp://host:8786); default: a LocalCluster.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              metavar="N", help="dask: LocalCluster workers (one thread each).")
+@click.option("--memory-limit", metavar="SIZE",
+              help="dask: memory per LocalCluster worker, e.g. 4GB (default: Dask's auto).")
+@click.option("--shard-dir", type=click.Path(path_type=Path), metavar="DIR",
+              help="dask: where the Parquet shards go (storage every worker sees at this path; "
+                   "default: the temp folder).")
 def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output,
-           max_evidence) -> None:
+           max_evidence, engine, scheduler, workers, memory_limit, shard_dir) -> None:
     """Verify the LVS-DR invariants on a capture set (a directory or capture files).
 
     Exit status: 0 when no error-severity rule failed, 1 when one did, 2 for bad input.
     """
     options = library_options(vips, topology_file, rule_files, window_ms)
     options["max_evidence"] = max_evidence
+    if engine == "dask" and fmt == "html":
+        raise InputError("--format html needs the local engine (--engine local)")
     with StatusLine(quiet=quiet) as status:
         status.show(f"verifying {len(paths)} path(s) ...")
         options["progress"] = status.show
@@ -73,7 +86,8 @@ def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output
             report, text = html_report(paths, **options)
         else:
             from dr_inspect.verify import verify_paths
-            report = verify_paths(paths, **options)
+            report = (verify_paths(paths, **options) if engine == "local" else _verify_on_dask(
+                paths, options, scheduler, workers, memory_limit, shard_dir, quiet))
             if fmt == "table":
                 text = render_table(report, colour=output is None and sys.stdout.isatty())
             else:
@@ -83,3 +97,12 @@ def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output
     if output is not None:
         click.echo(f"{output}: {verdict_line(report)}")
     sys.exit(report.exit_code)
+
+
+def _verify_on_dask(paths, options: dict, scheduler, workers, memory_limit, shard_dir, quiet):
+    """verify_paths' report computed on Dask (the dashboard address on stderr unless quiet)."""
+    from dr_inspect.distributed import DaskOptions, verify_paths_dask
+
+    return verify_paths_dask(paths, **options, dask=DaskOptions(
+        scheduler=scheduler, workers=workers, memory_limit=memory_limit, shard_dir=shard_dir,
+        on_start=None if quiet else lambda line: click.echo(line, err=True)))

@@ -52,6 +52,7 @@ class DaskOptions:
     shard_dir: Path | None = None      # parent of the run's shard folder (default: the temp dir)
     buckets: int | None = None         # None: from the frame count (BUCKET_ROWS) and workers
     processes: bool = True             # LocalCluster workers as processes (False: threads)
+    on_start: Callable[[str], None] | None = None   # told the dashboard address once running
 
 
 @contextmanager
@@ -176,8 +177,9 @@ def verify_paths_dask(paths: list[str | Path], *, vips: list[str] | tuple[str, .
     opts = dask or DaskOptions()
     ctx = adapter.capture_context(paths, topology_file, rule_files)
     with dask_client(opts) as client:
-        if progress is not None:
-            progress(f"dask dashboard: {client.dashboard_link}")
+        if opts.on_start is not None:
+            opts.on_start(f"dask dashboard: {client.dashboard_link} "
+                          f"({len(client.scheduler_info()['workers'])} workers)")
         root = Path(tempfile.mkdtemp(prefix="dr-inspect-dask-", dir=opts.shard_dir))
         try:
             return _run(_Runner(client, progress), ctx, tuple(vips), window_ms, max_evidence,
