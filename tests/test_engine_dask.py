@@ -146,3 +146,13 @@ def test_cli_engine_dask(tmp_path: Path, scheduler: str) -> None:
                                     "--format", "html"])
     assert res.exit_code == 2
     assert "needs the local engine" in res.output
+
+
+def test_streamed_decode_and_small_shards_same_report(tmp_path: Path, scheduler: str,
+                                                       monkeypatch) -> None:
+    """Files decoded in pieces (as files over STREAM_BYTES are) into many small shards."""
+    from dr_inspect.distributed import shards
+
+    monkeypatch.setattr(shards, "STREAM_BYTES", 0)
+    monkeypatch.setattr(shards, "SHARD_ROWS", 7)
+    _same(*_both([_faulty(tmp_path, shift=True, rotated=2)], scheduler, buckets=4))

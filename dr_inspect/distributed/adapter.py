@@ -32,7 +32,6 @@ from dr_inspect.correlate.hops import ESTIMATE_WINDOW_NS, NEVER, _deltas, _first
 from dr_inspect.correlate.keys import is_tcp, packet_ids, point_codes, tcp_view
 from dr_inspect.correlate.tables import arp_table
 from dr_inspect.decode import decode_file
-from dr_inspect.errors import CaptureError
 from dr_inspect.model import PointSummary, VerifyReport
 from dr_inspect.rules import Rule, load_rules
 from dr_inspect.topology import TopologyPins, load_topology_file
@@ -40,7 +39,7 @@ from dr_inspect.topology.learn import LearnedTopology, LearnedVips, learn_topolo
 from dr_inspect.topology.pins import manifest_rs_names
 
 __all__ = ["CLOCK_TOLERANCE_NS", "CaptureContext", "ESTIMATE_WINDOW_NS", "Pinned", "analyse_bucket", "build_report",
-           "capture_context", "combine_points", "decode_file", "is_tcp", "learn_on",
+           "capture_context", "combine_points", "decode_file", "digest", "is_tcp", "learn_on",
            "global_arp_table", "pair_deltas", "pinned_pins", "point_file_label", "with_ts"]
 
 point_file_label = _verify_mod._point_file_label
@@ -213,11 +212,3 @@ def build_report(ctx: CaptureContext, corr: Correlation, pins: TopologyPins,
 
 def join_host_causes(ctx: CaptureContext, report: VerifyReport) -> None:
     _verify_mod._join_host_causes(ctx.cs, report)
-
-
-def decode_or_error(path: Path, label: str) -> Any:
-    """decode_file's result, or the CaptureError it raised."""
-    try:
-        return decode_file(path, point=label)
-    except CaptureError as exc:
-        return exc
