@@ -25,6 +25,9 @@ from dr_inspect.distributed.points import FileRoute
 from dr_inspect.distributed.shards import concat_rows, read_table, write_table
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+# columns a TCP frame never has (ARP, ICMP, ND): not written to the buckets
+NOT_TCP = ("arp_op", "arp_sender_mac", "arp_sender_ip", "arp_target_mac", "arp_target_ip",
+           "icmp_type", "icmp_code", "nd_target", "nd_lladdr", "nd_flags")
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ def partition_shard(shard: str, route: FileRoute, vips: VipEndpoints, n_buckets:
     """Split one shard's TCP frames into out_dir/b<bucket>/s<shard_no>.parquet, with their
     point name and frame number in the set. Returns rows per bucket."""
     df = read_table(shard)
-    df = df.iloc[np.flatnonzero(is_tcp(df))].reset_index(drop=True)
+    df = df[[c for c in df.columns if c not in NOT_TCP]].iloc[np.flatnonzero(is_tcp(df))]
     if not len(df):
         return {}
     if route.offset:
@@ -93,7 +96,7 @@ def partition_shard(shard: str, route: FileRoute, vips: VipEndpoints, n_buckets:
         b = int(bucket[part[0]])
         where = Path(out_dir) / f"b{b:05d}"
         where.mkdir(exist_ok=True)
-        write_table(df.iloc[part], where / f"s{shard_no:06d}.parquet")
+        write_table(df.iloc[part], where / f"s{shard_no:06d}.arrow")
         counts[b] = len(part)
     return counts
 
@@ -114,24 +117,26 @@ def sentinels(spans: dict[str, tuple[int, int]], src_macs: set[str]) -> dict[str
 
 def read_bucket(bucket_dir: str | None, names: list[str],
                 extra: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """The combined packets table of one bucket (every point in `names` order, frames ascending),
-    with the `extra` rows (sentinels) after each point's frames."""
-    parts: dict[str, list[pd.DataFrame]] = {n: [] for n in names}
-    files = sorted(Path(bucket_dir).glob("*.parquet")) if bucket_dir else []
-    for f in files:
-        df = read_table(f)
-        point = df.pop("point")
-        for name in point.cat.categories[np.unique(point.cat.codes)]:
-            parts[str(name)].append(df[(point == name).to_numpy()])
-    per_point = {}
-    for name in names:
-        mine = [p for p in parts[name] if len(p)]
-        df = concat_rows(mine) if mine else pd.DataFrame()
-        if len(mine) > 1:
-            df = df.sort_values("frame", kind="stable").reset_index(drop=True)
-        if extra and name in extra:
-            # the sentinel rows with every column of the schema (all missing but three)
-            rows = combine_points({name: extra[name]}).drop(columns=["point"])
-            df = concat_rows([df, rows]) if len(df) else rows
-        per_point[name] = df
-    return combine_points(per_point)
+    """The combined packets table of one bucket as combine_points makes it (`point` a
+    Categorical of `names`, the points in that order, each one's frames ascending), with the
+    `extra` rows (sentinels) after all frames."""
+    files = sorted(Path(bucket_dir).glob("*.arrow")) if bucket_dir else []
+    parts = [read_table(f) for f in files]
+    if extra:
+        # the sentinel rows with every column of the schema (all missing but a few)
+        rows = combine_points({n: extra[n] for n in names if n in extra})
+        rows["point"] = np.asarray(rows["point"], dtype=object)
+        parts.append(rows[[c for c in rows.columns if c in parts[0].columns]] if parts else rows)
+    if not parts:
+        return combine_points({n: pd.DataFrame() for n in names})
+    df = concat_rows(parts)
+    rank = {n: i for i, n in enumerate(names)}
+    point = df.pop("point").array
+    codes = np.array([rank[str(c)] for c in point.categories], dtype=np.int64)[point.codes]
+    sentinel = df["frame"].to_numpy() < 0
+    order = np.lexsort((df["frame"].to_numpy(), codes, sentinel))
+    df = df.take(order).reset_index(drop=True)
+    # the columns TCP frames never fill (not written to buckets) come back as missing
+    pk = combine_points({"": df})
+    pk["point"] = pd.Categorical.from_codes(codes[order], categories=names)
+    return pk

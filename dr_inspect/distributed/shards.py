@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.feather as feather
 import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
@@ -59,7 +60,14 @@ class DecodedFile:
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    """Parquet (a .parquet path; dictionary-encoded text, lz4: ~4x faster to write than the
+    defaults) or Arrow IPC (.arrow: the buckets' pieces, written once and read twice)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if path.suffix == ".arrow":
+        feather.write_feather(table, path, compression="uncompressed")
+        return
+    text = [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)]
+    pq.write_table(table, path, compression="lz4", use_dictionary=text, write_statistics=False)
 
 
 def object_categories(values) -> pd.Categorical:
@@ -93,7 +101,8 @@ def concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def read_table(path: str | Path) -> pd.DataFrame:
     """A shard as written: every column with its schema dtype (text as Categoricals of object
     categories, as decoded; a column without any value comes back as plain nulls)."""
-    df = pq.read_table(path).to_pandas()
+    path = Path(path)
+    df = (feather.read_table(path) if path.suffix == ".arrow" else pq.read_table(path)).to_pandas()
     for col in df.columns:
         s = df[col]
         want = DTYPES.get(col)
