@@ -34,16 +34,21 @@ class BucketResult:
 
 
 def _point_rank(points: pd.Series, names: list[str]) -> np.ndarray:
+    """Each row's point as its place in `names` (judged once per distinct point)."""
     rank = {n: i for i, n in enumerate(names)}
-    texts = np.asarray(points, dtype=object)
-    codes, uniq = pd.factorize(texts)
-    return np.array([rank.get(str(u), len(names)) for u in uniq], dtype=np.int64)[codes]
+    if isinstance(points.dtype, pd.CategoricalDtype):
+        codes, uniq = points.cat.codes.to_numpy(), points.cat.categories
+    else:
+        codes, uniq = pd.factorize(np.asarray(points, dtype=object))
+    return np.array([rank.get(str(u), len(names)) for u in uniq] + [len(names)],
+                    dtype=np.int64)[codes]
 
 
 def _adjusted(table: pd.DataFrame, applied: dict[str, int]) -> np.ndarray:
-    codes, uniq = pd.factorize(np.asarray(table["point"], dtype=object))
-    shift = np.array([applied.get(str(u), 0) for u in uniq], dtype=np.int64)
-    return table["ts_ns"].to_numpy(dtype=np.int64) - shift[codes]
+    """The rows' clock-adjusted times (ts_ns less their point's applied offset)."""
+    names = list(applied)
+    shift = np.array([applied[n] for n in names] + [0], dtype=np.int64)
+    return table["ts_ns"].to_numpy(dtype=np.int64) - shift[_point_rank(table["point"], names)]
 
 
 def flow_keys(tables: dict[str, pd.DataFrame], names: list[str], applied: dict[str, int]

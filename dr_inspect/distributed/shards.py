@@ -19,7 +19,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
-from pandas.api.types import union_categoricals
 
 from dr_inspect.decode.api import iter_decode
 from dr_inspect.decode.parallel import _reduce_capture_error
@@ -81,6 +80,20 @@ def object_categories(values) -> pd.Categorical:
     return pd.Categorical.from_codes(cat.codes, categories=categories, validate=False)
 
 
+def _union(parts: list[pd.Categorical]) -> pd.Categorical:
+    """The parts one after the other over the union of their categories (in order of first
+    appearance); each part's codes are mapped through a small table, not recoded by value."""
+    first = parts[0].categories
+    if all(p.categories.equals(first) for p in parts[1:]):
+        categories = first
+    else:
+        categories = pd.Index(pd.unique(np.concatenate(
+            [np.asarray(p.categories, dtype=object) for p in parts])), dtype=object)
+    codes = [np.append(categories.get_indexer(p.categories), -1)[p.codes] for p in parts]
+    return pd.Categorical.from_codes(np.concatenate(codes), categories=categories,
+                                     validate=False)
+
+
 def concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """The rows of tables of one kind, text columns kept Categoricals of object categories."""
     parts = [p for p in parts if len(p)] or parts[:1]
@@ -90,9 +103,8 @@ def concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
     for c in parts[0].columns:
         series = [p[c] for p in parts]
         if any(isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object for s in series):
-            cols[c] = object_categories(union_categoricals(
-                [object_categories(s.array if isinstance(s.dtype, pd.CategoricalDtype) else s)
-                 for s in series], ignore_order=True))
+            cols[c] = _union([object_categories(s.array if isinstance(
+                s.dtype, pd.CategoricalDtype) else s) for s in series])
         else:
             cols[c] = pd.concat(series, ignore_index=True).array
     return pd.DataFrame(cols, copy=False)
