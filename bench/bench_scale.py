@@ -8,7 +8,8 @@ DR capture sets of 10M, 50M and 200M frames (over both points), on 1 and 2 Dask 
 Every row is one run in a fresh interpreter. The local row is `verify_paths` (bench/measure.py's
 verify job: its peak RSS is the whole run's). A dask row starts a LocalCluster of process
 workers (one thread each) first, then times verify_paths_dask alone; it reports the client
-process's peak RSS (it holds the merged rule tables) and each worker's (ru_maxrss). Sets are
+process's peak RSS (it holds the merged rule tables) and each worker's (ru_maxrss); the workers
+import dr-inspect before the clock starts (a running cluster's workers have). Sets are
 generated once into the cache folder as rotated files of PART_FRAMES frames per point (each part
 its own seed, client network and time slot), so no set needs more memory to generate than one
 part. The big sizes need ~1 GB of disk per million frames, twice over while they are shuffled.
@@ -17,6 +18,7 @@ part. The big sizes need ~1 GB of disk per million frames, twice over while they
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -108,6 +110,8 @@ def child(directory: str, workers: int, memory_limit: str | None, shard_dir: str
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       memory_limit=memory_limit or "auto", dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        # the workers import dr-inspect before the clock starts, as a running cluster's have
+        client.run(importlib.import_module, "dr_inspect.distributed.merge")
         t0, c0 = time.perf_counter(), time.process_time()
         report = verify_paths_dask([directory], dask=DaskOptions(
             scheduler=cluster.scheduler_address,
