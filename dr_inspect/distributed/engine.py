@@ -32,7 +32,7 @@ import pandas as pd
 from dr_inspect.distributed import adapter
 from dr_inspect.distributed.buckets import VipEndpoints, partition_shard, sentinels
 from dr_inspect.distributed.merge import BucketResult, correlate_bucket, merge_buckets
-from dr_inspect.distributed.offsets import bucket_deltas, delta_file, estimate
+from dr_inspect.distributed.offsets import bucket_deltas, bucket_files, estimate
 from dr_inspect.distributed.points import PointPlan, decode_jobs, plan_points
 from dr_inspect.distributed.shards import DecodedFile, concat_rows, decode_to_shards
 from dr_inspect.errors import InputError, MissingToolError, TopologyError
@@ -200,22 +200,24 @@ def _run(run: _Runner, ctx: adapter.CaptureContext, vips: tuple[str, ...], windo
     src_macs = set().union(*(d.src_macs for d in decoded))
     del decoded
 
-    files = [delta_file(str(root), i) for i in range(len(buckets))]
-    found = run.each(bucket_deltas, [(b, names, f) for b, f in zip(buckets, files)],
+    extra = sentinels(points.spans, src_macs)
+    tables, files = zip(*[bucket_files(str(root), i) for i in range(len(buckets))]) \
+        if buckets else ((), ())
+    found = run.each(bucket_deltas, [(b, names, extra, t, f)
+                                     for b, t, f in zip(buckets, tables, files)],
                      stage="clock offsets, bucket")
     counts: dict = {}
     for _, c in found:
         for pair, n in c.items():
             counts[pair] = counts.get(pair, 0) + n
-    offsets = estimate(files, counts, sum(n for n, _ in found), names, ctx.hosts, run)
+    offsets = estimate(list(files), counts, sum(n for n, _ in found), names, ctx.hosts, run)
 
     learn_pk = adapter.with_ts(learn_pk, offsets[1])
     topo = adapter.learn_on(learn_pk, names, pins, learned_vips)
     pinned = adapter.pinned_pins(pins, adapter.Pinned(vips=learned_vips, topology=topo))
-    extra = sentinels(points.spans, src_macs)
     parts: list[BucketResult] = run.each(
-        correlate_bucket, [(b, names, extra, pinned, window_ms, offsets, ctx.span)
-                           for b in (buckets or [None])], stage="correlating bucket")
+        correlate_bucket, [(t, names, extra, pinned, window_ms, offsets, ctx.span)
+                           for t in (tables or [None])], stage="correlating bucket")
     corr = merge_buckets(parts, names, offsets)
     corr.topology = topo
     non_tcp = learn_pk.iloc[np.flatnonzero(~adapter.is_tcp(learn_pk))].reset_index(drop=True)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from dr_inspect.distributed.adapter import Correlation, analyse_bucket
 from dr_inspect.distributed.buckets import read_bucket
-from dr_inspect.distributed.shards import concat_rows
+from dr_inspect.distributed.shards import concat_rows, read_table
 
 ROW_TABLES = ("to_vip", "forwards", "replies")
 
@@ -71,11 +71,12 @@ def flow_keys(tables: dict[str, pd.DataFrame], names: list[str], applied: dict[s
         np.zeros(n, np.int64)})
 
 
-def correlate_bucket(bucket_dir: str | None, names: list[str], extra: dict[str, pd.DataFrame],
+def correlate_bucket(table: str | None, names: list[str], extra: dict[str, pd.DataFrame],
                      pins, window_ms: float, offsets: tuple[dict[str, int], dict[str, int]],
                      capture_span: tuple[int, int] | None) -> BucketResult:
-    """The local correlation of one bucket, with the set's topology and clock offsets."""
-    pk = read_bucket(bucket_dir, names, extra)
+    """The local correlation of one bucket (its combined packets table, see bucket_deltas; None:
+    a set without TCP frames), with the set's topology and clock offsets."""
+    pk = read_table(table) if table else read_bucket(None, names, extra)
     corr = analyse_bucket(pk, names, pins, window_ms, offsets, capture_span)
     tables = {k: corr.tables[k] for k in ROW_TABLES + ("flows",)}
     return BucketResult(tables=tables, hops=corr.hops, stats=corr.stats,

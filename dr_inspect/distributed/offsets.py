@@ -9,13 +9,16 @@ wanted rank by NBINS), so no process ever holds all deltas.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from dr_inspect.distributed.adapter import CLOCK_TOLERANCE_NS, ESTIMATE_WINDOW_NS, pair_deltas
 from dr_inspect.distributed.buckets import read_bucket
+from dr_inspect.distributed.shards import write_table
 
 NBINS = 4096
 Pair = tuple[str, str]
@@ -23,10 +26,16 @@ Pair = tuple[str, str]
 MapBuckets = Callable[..., list]
 
 
-def bucket_deltas(bucket_dir: str, names: list[str], out: str) -> tuple[int, dict[Pair, int]]:
-    """Writes the bucket's deltas per pair of points to `out` (.npz); returns (TCP rows, count
-    per pair)."""
-    n_tcp, deltas = pair_deltas(read_bucket(bucket_dir, names))
+def bucket_deltas(bucket_dir: str, names: list[str], extra: dict[str, pd.DataFrame],
+                  table: str, out: str) -> tuple[int, dict[Pair, int]]:
+    """Writes the bucket's combined packets table (with the `extra` rows: read_bucket) to
+    `table`, for the correlation pass, and its deltas per pair of points to `out` (.npz);
+    returns (TCP rows, count per pair). The bucket's pieces are removed."""
+    pk = read_bucket(bucket_dir, names, extra)
+    write_table(pk, Path(table))
+    shutil.rmtree(bucket_dir, ignore_errors=True)
+    n_tcp, deltas = pair_deltas(pk)
+    del pk
     np.savez(out, **{f"{i}": d for i, d in enumerate(deltas.values())},
              pairs=np.array([f"{p}\x1f{r}" for p, r in deltas], dtype=object).astype(str))
     return n_tcp, {k: len(v) for k, v in deltas.items()}
@@ -118,5 +127,7 @@ def estimate(files: list[str], counts: dict[Pair, int], n_tcp: int, points: list
     return est, applied
 
 
-def delta_file(root: str, bucket: int) -> str:
-    return str(Path(root) / f"deltas-{bucket:05d}.npz")
+def bucket_files(root: str, bucket: int) -> tuple[str, str]:
+    """(combined packets table, deltas) of bucket number `bucket`."""
+    return (str(Path(root) / f"bucket-{bucket:05d}.arrow"),
+            str(Path(root) / f"deltas-{bucket:05d}.npz"))
