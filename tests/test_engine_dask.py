@@ -156,3 +156,47 @@ def test_streamed_decode_and_small_shards_same_report(tmp_path: Path, scheduler:
     monkeypatch.setattr(shards, "STREAM_BYTES", 0)
     monkeypatch.setattr(shards, "SHARD_ROWS", 7)
     _same(*_both([_faulty(tmp_path, shift=True, rotated=2)], scheduler, buckets=4))
+
+
+EXTRA_RULES = '''
+[[rule]]
+id = "XT001"
+name = "one-director-mac-per-client"
+title = "test: every client's frames at one point reach at most one MAC"
+severity = "warning"
+table = "to_vip"
+kind = "distinct-at-most"
+select = "leg == 'ingress'"
+key = ["src_ip"]
+column = "dst_mac"
+max = 0
+explanation = "a rule keyed across connections: judged on the whole table"
+fix = "none"
+expected = "none"
+actual = "{distinct}: {values}"
+
+[[rule]]
+id = "XT002"
+name = "balanced-copies"
+title = "test: forwarded copies balanced over real servers"
+severity = "warning"
+table = "forwards"
+kind = "balanced"
+select = "has_copy and copy_dst_is_rs"
+column = "real_server"
+tolerance = 0.0
+explanation = "a balance over the whole table"
+fix = "none"
+'''
+
+
+def test_rules_over_whole_tables_same_report(tmp_path: Path, scheduler: str) -> None:
+    """Rules a bucket cannot judge alone (keyed across connections, balances) get the merged
+    per-frame tables."""
+    rules = tmp_path / "extra.toml"
+    rules.write_text(EXTRA_RULES)
+    local, dask = _both([_faulty(tmp_path / "set")], scheduler, buckets=3, rule_files=[rules],
+                        max_evidence=3)
+    by_id = {r["id"]: r for r in local["rules"]}
+    assert by_id["XT001"]["status"] == "fail" and by_id["XT002"]["status"] != "not-exercised"
+    _same(local, dask)

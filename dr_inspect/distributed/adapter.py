@@ -32,13 +32,14 @@ from dr_inspect.correlate.hops import ESTIMATE_WINDOW_NS, NEVER, _deltas, _first
 from dr_inspect.correlate.keys import is_tcp, packet_ids, point_codes, tcp_view
 from dr_inspect.correlate.tables import arp_table
 from dr_inspect.decode import decode_file
-from dr_inspect.model import PointSummary, VerifyReport
+from dr_inspect.model import PointSummary, RuleResult, VerifyReport
 from dr_inspect.rules import Rule, load_rules
+from dr_inspect.rules.engine import evaluate_rule
 from dr_inspect.topology import TopologyPins, load_topology_file
 from dr_inspect.topology.learn import LearnedTopology, LearnedVips, learn_topology, learn_vips
 from dr_inspect.topology.pins import manifest_rs_names
 
-__all__ = ["CLOCK_TOLERANCE_NS", "CaptureContext", "ESTIMATE_WINDOW_NS", "Pinned", "analyse_bucket", "build_report",
+__all__ = ["CLOCK_TOLERANCE_NS", "evaluate_rule", "rule_variables", "CaptureContext", "ESTIMATE_WINDOW_NS", "Pinned", "analyse_bucket", "build_report",
            "capture_context", "combine_points", "decode_file", "digest", "is_tcp", "learn_on",
            "global_arp_table", "pair_deltas", "pinned_pins", "point_file_label", "with_ts"]
 
@@ -75,6 +76,8 @@ def _wrap_once(module: Any, name: str, make: Callable[[Callable], Callable]) -> 
 
 
 _INSTALL_LOCK = threading.Lock()
+# rule id -> result already evaluated bucket by bucket, while build_report runs in this thread
+_PRESOLVED = threading.local()
 
 
 def _install() -> None:
@@ -88,6 +91,9 @@ def _install() -> None:
         _wrap_once(_correlate_mod, "estimate_offsets", lambda f: lambda tv, points, hosts=None: (
             copy.deepcopy(hosts.offsets) if isinstance(hosts, _OffsetHosts)
             else f(tv, points, hosts)))
+        _wrap_once(_verify_mod, "evaluate_rules", lambda f: lambda rules, tables, *a: [
+            _PRESOLVED.results.get(r.id) or evaluate_rule(r, tables, *a) for r in rules]
+            if getattr(_PRESOLVED, "results", None) else f(rules, tables, *a))
         _wrap_once(_verify_mod, "correlate", lambda f: lambda packets, **kw: (
             _marked(kw.get("pins")).correlation
             if _marked(kw.get("pins")) and _marked(kw.get("pins")).correlation
@@ -194,19 +200,32 @@ def analyse_bucket(pk: pd.DataFrame, points: list[str], pins: TopologyPins, wind
                                     capture_span=capture_span)
 
 
+def rule_variables(topo: LearnedTopology, scheduler: str | None, window_ms: float,
+                   n_points: int) -> dict[str, Any]:
+    """The variables verify._analyse gives the rules."""
+    return {"window_ms": window_ms, "scheduler": topo.scheduler or scheduler or "unknown",
+            "shape": topo.shape, "points": n_points}
+
+
 def build_report(ctx: CaptureContext, corr: Correlation, pins: TopologyPins,
                  summaries: list[PointSummary], errors: list[str], window_ms: float,
-                 max_evidence: int, scheduler: str | None) -> VerifyReport:
+                 max_evidence: int, scheduler: str | None,
+                 presolved: dict[str, RuleResult] | None = None) -> VerifyReport:
     """The report verify._analyse makes of the merged correlation, with the capture set's host
-    causes joined as analyse_paths does."""
+    causes joined as analyse_paths does. presolved: results of rules already evaluated (bucket
+    by bucket); the other rules are evaluated on corr's tables."""
     _install()
     pinned = _marked(pins)
     assert pinned is not None
     pinned.correlation = corr
-    analysis = _verify_mod._analyse({s.name: pd.DataFrame() for s in summaries}, summaries, pins,
-                                    ctx.rules, window_ms, max_evidence, list(errors), scheduler,
-                                    ctx.hosts, None, corr.packets, ctx.span)
-    pinned.correlation = None
+    _PRESOLVED.results = presolved or {}
+    try:
+        analysis = _verify_mod._analyse({s.name: pd.DataFrame() for s in summaries}, summaries,
+                                        pins, ctx.rules, window_ms, max_evidence, list(errors),
+                                        scheduler, ctx.hosts, None, corr.packets, ctx.span)
+    finally:
+        pinned.correlation = None
+        _PRESOLVED.results = {}
     return analysis.report
 
 

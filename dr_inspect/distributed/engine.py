@@ -31,7 +31,9 @@ import pandas as pd
 
 from dr_inspect.distributed import adapter
 from dr_inspect.distributed.buckets import VipEndpoints, partition_shard, sentinels
-from dr_inspect.distributed.merge import BucketResult, correlate_bucket, merge_buckets
+from dr_inspect.distributed.bucket_rules import (bucket_local, evaluate_bucket, reduce_rule,
+                                                 table_files)
+from dr_inspect.distributed.merge import ROW_TABLES, BucketResult, correlate_bucket, merge_buckets
 from dr_inspect.distributed.offsets import bucket_deltas, bucket_files, estimate
 from dr_inspect.distributed.points import PointPlan, decode_jobs, plan_points
 from dr_inspect.distributed.shards import DecodedFile, concat_rows, decode_to_shards
@@ -215,23 +217,50 @@ def _run(run: _Runner, ctx: adapter.CaptureContext, vips: tuple[str, ...], windo
     learn_pk = adapter.with_ts(learn_pk, offsets[1])
     topo = adapter.learn_on(learn_pk, names, pins, learned_vips)
     pinned = adapter.pinned_pins(pins, adapter.Pinned(vips=learned_vips, topology=topo))
+    outs = [table_files(str(root), i) for i in range(max(len(tables), 1))]
     parts: list[BucketResult] = run.each(
-        correlate_bucket, [(t, names, extra, pinned, window_ms, offsets, ctx.span)
-                           for t in (tables or [None])], stage="correlating bucket")
-    corr = merge_buckets(parts, names, offsets)
+        correlate_bucket, [(t, names, extra, pinned, window_ms, offsets, ctx.span, o)
+                           for t, o in zip(tables or [None], outs)], stage="correlating bucket")
+    # every rule over a per-frame table evaluated bucket by bucket, or those tables merged whole
+    whole = any(r.table in ROW_TABLES and not bucket_local(r) for r in ctx.rules)
+    corr, new_ids = merge_buckets(parts, names, offsets, rows=whole)
     corr.topology = topo
     non_tcp = learn_pk.iloc[np.flatnonzero(~adapter.is_tcp(learn_pk))].reset_index(drop=True)
     corr.tables["arp"] = adapter.global_arp_table(non_tcp, topo)
     corr.packets = _truncation_rows(points, names)
+    scheduler = None if fallback else ctx.scheduler
+    presolved = {} if whole else _bucket_rules(run, parts, new_ids, corr, ctx, names, offsets,
+                                               scheduler, window_ms, max_evidence,
+                                               len(points.summaries))
     if run.progress is not None:
         run.progress("rules")
     report = adapter.build_report(ctx, corr, pinned, points.summaries, points.errors,
-                                  window_ms, max_evidence, None if fallback else ctx.scheduler)
+                                  window_ms, max_evidence, scheduler, presolved)
     if fallback:
         report.errors.append(f"no DR traffic pattern found; used the VIP {ctx.manifest_vip} "
                              "named in manifest.toml")
     adapter.join_host_causes(ctx, report)
     return report
+
+
+def _bucket_rules(run: _Runner, parts: list[BucketResult], new_ids: list[np.ndarray], corr: Any,
+                  ctx: adapter.CaptureContext, names: list[str], offsets: tuple[dict, dict],
+                  scheduler: str | None, window_ms: float, max_evidence: int, n_points: int
+                  ) -> dict[str, Any]:
+    """The per-frame tables' rules evaluated per bucket and reduced; corr's forwards table
+    becomes what the report reads of it (real server and forwarding delay, in order)."""
+    topo = corr.topology
+    local = [r for r in ctx.rules if bucket_local(r)]
+    variables = adapter.rule_variables(topo, scheduler, window_ms, n_points)
+    rs_names = [rs.name for rs in topo.real_servers]
+    found = run.each(evaluate_bucket, [(p.tables, ids, local, variables, max_evidence, names,
+                                        offsets[1], rs_names)
+                                       for p, ids in zip(parts, new_ids)], stage="rules, bucket")
+    delays = pd.concat([b.delays for b in found], ignore_index=True)
+    delays = delays.take(np.lexsort((delays["k2"].to_numpy(), delays["k1"].to_numpy(),
+                                     delays["k0"].to_numpy())))
+    corr.tables["forwards"] = delays[["real_server", "delay_us"]].reset_index(drop=True)
+    return {r.id: reduce_rule(r, [b.partials[r.id] for b in found], max_evidence) for r in local}
 
 
 def _truncation_rows(points: PointPlan, names: list[str]) -> pd.DataFrame:

@@ -110,15 +110,17 @@ def concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(cols, copy=False)
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A shard as written: every column with its schema dtype (text as Categoricals of object
-    categories, as decoded; a column without any value comes back as plain nulls)."""
+def read_table(path: str | Path, packets: bool = True) -> pd.DataFrame:
+    """A table as written, text as Categoricals of object categories. packets: a packets table
+    (shard), every column with its schema dtype (a column without any value comes back as plain
+    nulls); else a rule table."""
     path = Path(path)
     df = (feather.read_table(path) if path.suffix == ".arrow" else pq.read_table(path)).to_pandas()
     for col in df.columns:
         s = df[col]
-        want = DTYPES.get(col)
-        if want == "category" or isinstance(s.dtype, pd.CategoricalDtype):
+        want = DTYPES.get(col) if packets else None
+        if want == "category" or isinstance(s.dtype, pd.CategoricalDtype) or (
+                want is None and isinstance(s.dtype, pd.StringDtype)):
             df[col] = object_categories(s.array if isinstance(s.dtype, pd.CategoricalDtype)
                                         else s)
         elif want is not None and str(s.dtype) != want:
