@@ -9,8 +9,10 @@
   5. topology   learned on the extracts with the clocks corrected
   6. correlate  one task per bucket: the local correlator with the set's topology and clocks
                 pinned (merge.py); the ARP/ND table once, from the non-TCP frames
-  7. report     the buckets' tables merged in the local engine's order, then the local rule
-                evaluation and report (adapter.build_report)
+  7. rules      one task per bucket: the rules over the per-frame tables, reduced to the
+                set's results (bucket_rules.py); the flows merged in the local engine's order
+                (merge.py); then the local rule engine on flows, ARP/ND and points, and the
+                report (adapter.build_report)
 Every task reads and writes files under one shard folder: on a multi-node cluster it must be
 storage every worker and this process see at the same path (as must the capture files).
 """
