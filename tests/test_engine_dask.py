@@ -200,3 +200,36 @@ def test_rules_over_whole_tables_same_report(tmp_path: Path, scheduler: str) -> 
     by_id = {r["id"]: r for r in local["rules"]}
     assert by_id["XT001"]["status"] == "fail" and by_id["XT002"]["status"] != "not-exercised"
     _same(local, dask)
+
+
+def test_broken_and_duplicate_files_same_report(tmp_path: Path, scheduler: str) -> None:
+    """A file cut mid-record, a copy of another point and a file that is no capture at all."""
+    folder = _faulty(tmp_path / "set")
+    cut = tmp_path / "br_lvs.pcap"
+    data = (folder / "br_lvs.pcap").read_bytes()
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    copy = tmp_path / "again.pcap"
+    copy.write_bytes((folder / "br_e.pcap").read_bytes())
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"not a capture file at all" * 10)
+    local, dask = _both([folder / "br_e.pcap", cut, copy, junk], scheduler, buckets=3)
+    assert any("duplicate" in e for e in local["errors"]) and len(local["errors"]) >= 3
+    _same(local, dask)
+
+
+def test_pcapng_with_several_interfaces_same_report(tmp_path: Path, scheduler: str) -> None:
+    """One file, two interfaces: two points whose frames come from one decoded file."""
+    from scapy.utils import wrpcapng
+
+    cap = DrCapture().healthy(connections=8)
+    cap.connection(43000, rs=1, drop=("syn",))
+    frames = []
+    for point, pkts in cap.frames.items():
+        for p in pkts:
+            p.sniffed_on = point
+            frames.append(p)
+    path = tmp_path / "both.pcapng"
+    wrpcapng(str(path), sorted(frames, key=lambda p: float(p.time)))
+    local, dask = _both([path], scheduler, buckets=3)
+    assert [p["name"] for p in local["points"]] == ["both.pcapng:br_e", "both.pcapng:br_lvs"]
+    _same(local, dask)
