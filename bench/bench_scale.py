@@ -169,15 +169,26 @@ def main(argv: list[str] | None = None) -> int:
             local_rate = None
             if not args.no_local:
                 progress(f"local engine on {directory.name} ({frames:,} frames)")
-                res = run_child(["verify", str(directory)])
-                local_rate = frames / res.seconds
-                ok &= res.data["verdict"] == "pass"
-                rows.append([f"{frames:,}", "local", "", f"{res.seconds:.1f}",
-                             f"{local_rate / 1e3:,.0f}k", "", f"{res.hwm_kb / 1024:,.0f}", "",
-                             res.data["verdict"], res.data["flows"], ""])
+                try:
+                    res = run_child(["verify", str(directory)])
+                except RuntimeError as exc:      # e.g. killed: the set is larger than memory
+                    rows.append([f"{frames:,}", "local", "", "", "", "", "", "", f"failed: {exc}",
+                                 "", ""])
+                else:
+                    local_rate = frames / res.seconds
+                    ok &= res.data["verdict"] == "pass"
+                    rows.append([f"{frames:,}", "local", "", f"{res.seconds:.1f}",
+                                 f"{local_rate / 1e3:,.0f}k", "", f"{res.hwm_kb / 1024:,.0f}", "",
+                                 res.data["verdict"], res.data["flows"], ""])
             for w in worker_counts:
                 progress(f"dask engine, {w} worker(s), on {directory.name}")
-                d = run_dask(directory, w, args.memory_limit, args.shard_dir)
+                try:
+                    d = run_dask(directory, w, args.memory_limit, args.shard_dir)
+                except subprocess.CalledProcessError as exc:
+                    ok = False
+                    rows.append([f"{frames:,}", "dask", w, "", "", "", "", "",
+                                 f"failed: exit code {exc.returncode}", "", ""])
+                    continue
                 rate = frames / d["seconds"]
                 ok &= d["verdict"] == "pass"
                 goal = ""
