@@ -74,6 +74,11 @@ def dask_client(opts: DaskOptions) -> Iterator[Any]:
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler {opts.scheduler}: {exc}") from None
         with client:
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                raise InputError(f"the Dask scheduler {opts.scheduler} has no workers "
+                                 "(start some: dask worker " + opts.scheduler + ")") from None
             yield client
         return
     with LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=opts.processes,
