@@ -233,3 +233,28 @@ def test_pcapng_with_several_interfaces_same_report(tmp_path: Path, scheduler: s
     local, dask = _both([path], scheduler, buckets=3)
     assert [p["name"] for p in local["points"]] == ["both.pcapng:br_e", "both.pcapng:br_lvs"]
     _same(local, dask)
+
+
+def test_big_files_decoded_by_byte_range_same_report(tmp_path: Path, scheduler: str,
+                                                     monkeypatch) -> None:
+    """Files over SPLIT_BYTES are decoded in byte ranges on several workers; a file cut
+    mid-record ends its last range with the error."""
+    from dr_inspect.distributed import ranges
+
+    monkeypatch.setattr(ranges, "SPLIT_BYTES", 2_000)
+    folder = _faulty(tmp_path / "set", shift=True)
+    data = (folder / "br_lvs.pcap").read_bytes()
+    (folder / "br_lvs.pcap").write_bytes(data[:-30])
+    assert len(ranges.plan_ranges(folder / "br_e.pcap")) > 3
+    _same(*_both([folder], scheduler, buckets=3))
+
+
+def test_ranges_that_do_not_join_are_decoded_whole(tmp_path: Path, scheduler: str,
+                                                   monkeypatch) -> None:
+    """A guessed record start that is not one: the file is decoded again, whole."""
+    from dr_inspect.decode.containers import ContainerParser
+    from dr_inspect.distributed import ranges
+
+    monkeypatch.setattr(ranges, "SPLIT_BYTES", 2_000)
+    monkeypatch.setattr(ContainerParser, "record_start_near", lambda self, buf, at: at + 1)
+    _same(*_both([_faulty(tmp_path / "set")], scheduler, buckets=2))

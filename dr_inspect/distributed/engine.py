@@ -37,7 +37,8 @@ from dr_inspect.distributed.bucket_rules import (bucket_local, evaluate_bucket, 
                                                  table_files)
 from dr_inspect.distributed.merge import ROW_TABLES, BucketResult, correlate_bucket, merge_buckets
 from dr_inspect.distributed.offsets import bucket_deltas, bucket_files, estimate
-from dr_inspect.distributed.points import PointPlan, decode_jobs, plan_points
+from dr_inspect.distributed.points import FileRoute, PointPlan, decode_jobs, plan_points
+from dr_inspect.distributed.ranges import decode_range, discard, join_ranges, plan_ranges
 from dr_inspect.distributed.shards import DecodedFile, concat_rows, decode_to_shards
 from dr_inspect.errors import InputError, MissingToolError, TopologyError
 from dr_inspect.model import VerifyReport
@@ -150,8 +151,7 @@ def _decode(run: _Runner, ctx: adapter.CaptureContext, root: Path
     plan, jobs = decode_jobs(ctx.cs)
     shard_dir = root / "shards"
     shard_dir.mkdir()
-    rows = [(str(Path(f).resolve()), name, str(shard_dir), n) for n, (f, name) in enumerate(jobs)]
-    decoded = run.each(decode_to_shards, rows, stage="decoding file")
+    decoded = _decode_files(run, [(Path(f).resolve(), name) for f, name in jobs], shard_dir)
     points = plan_points(plan, decoded)
     if not points.frames:
         raise InputError("no frames could be read from "
@@ -160,14 +160,44 @@ def _decode(run: _Runner, ctx: adapter.CaptureContext, root: Path
     return points, decoded
 
 
+def _decode_files(run: _Runner, jobs: list[tuple[Path, str]], shard_dir: Path
+                  ) -> list[DecodedFile]:
+    """Every file decoded into shards: a big plain pcap file by byte range (ranges.py), any
+    other whole; a file whose ranges do not join is decoded again whole."""
+    plans = [plan_ranges(path) for path, _ in jobs]
+    tasks = [(decode_to_shards, (str(path), name, str(shard_dir), n)) if plan is None else
+             (decode_range, (str(path), name, str(shard_dir), n, k, rng))
+             for n, ((path, name), plan) in enumerate(zip(jobs, plans))
+             for k, rng in enumerate(plan or [None])]
+    results = iter(run.each(lambda fn, args: fn(*args), tasks, stage="decoding file"))
+    decoded: list[DecodedFile | None] = []
+    for plan in plans:
+        if plan is None:
+            decoded.append(next(results))
+            continue
+        parts = [next(results) for _ in plan]
+        joined = join_ranges(parts)
+        if joined is None:
+            discard(parts)
+        decoded.append(joined)
+    again = [n for n, d in enumerate(decoded) if d is None]
+    redone = run.each(decode_to_shards, [(str(jobs[n][0]), jobs[n][1], str(shard_dir), n)
+                                         for n in again], stage="decoding file again")
+    for n, d in zip(again, redone):
+        decoded[n] = d
+    return decoded
+
+
 def _shuffle(run: _Runner, points: PointPlan, decoded: list[DecodedFile], vips: VipEndpoints,
              n_buckets: int, root: Path) -> list[str]:
     """Bucket folders that received frames, in bucket order."""
     bucket_dir = root / "buckets"
     bucket_dir.mkdir()
-    rows = [(shard, points.routes[n], vips, n_buckets, str(bucket_dir), k)
-            for k, (n, shard) in enumerate((n, s) for n, d in enumerate(decoded)
-                                           if n in points.routes for s in d.shards)]
+    shards = [(s, FileRoute(points.routes[n].offset + off, points.routes[n].points))
+              for n, d in enumerate(decoded) if n in points.routes
+              for s, off in zip(d.shards, d.shard_offsets)]
+    rows = [(shard, route, vips, n_buckets, str(bucket_dir), k)
+            for k, (shard, route) in enumerate(shards)]
     run.each(partition_shard, rows, stage="shuffling shard")
     for n, d in enumerate(decoded):
         for s in d.shards:

@@ -53,6 +53,7 @@ class DecodedFile:
     stats: DecodeStats | None
     error: CaptureError | None = None
     shards: list[str] = field(default_factory=list)
+    shard_offsets: list[int] = field(default_factory=list)   # frames of the file before each
     interfaces: dict[int, InterfaceInfo] = field(default_factory=dict)
     extract: pd.DataFrame | None = None
     src_macs: set[str] = field(default_factory=set)
@@ -151,6 +152,14 @@ def _present_macs(s: pd.Series) -> set[str]:
     return {"" if c < 0 else str(cats[c]) for c in used.tolist()}
 
 
+def add_interface(out: DecodedFile, iid: int, info: InterfaceInfo) -> None:
+    """One more part's frames of interface iid into out's."""
+    was = out.interfaces.get(iid)
+    out.interfaces[iid] = info if was is None else InterfaceInfo(
+        rows=was.rows + info.rows, first_ts=min(was.first_ts, info.first_ts),
+        last_ts=max(was.last_ts, info.last_ts), truncated=was.truncated + info.truncated)
+
+
 def _add_piece(out: DecodedFile, df: pd.DataFrame, extracts: list[pd.DataFrame]) -> None:
     """One decoded piece's interface infos, extract and source MACs into out."""
     iface = df["interface"].to_numpy()
@@ -158,15 +167,9 @@ def _add_piece(out: DecodedFile, df: pd.DataFrame, extracts: list[pd.DataFrame])
     cut = df["caplen"].to_numpy() < df["wirelen"].to_numpy()
     for i in np.unique(iface).tolist():
         mine = iface == i
-        info = InterfaceInfo(rows=int(mine.sum()), first_ts=int(ts[mine].min()),
-                             last_ts=int(ts[mine].max()), truncated=int((cut & mine).sum()))
-        was = out.interfaces.get(int(i))
-        if was is not None:
-            info = InterfaceInfo(rows=was.rows + info.rows,
-                                 first_ts=min(was.first_ts, info.first_ts),
-                                 last_ts=max(was.last_ts, info.last_ts),
-                                 truncated=was.truncated + info.truncated)
-        out.interfaces[int(i)] = info
+        add_interface(out, int(i), InterfaceInfo(
+            rows=int(mine.sum()), first_ts=int(ts[mine].min()), last_ts=int(ts[mine].max()),
+            truncated=int((cut & mine).sum())))
     extracts.append(df.iloc[_learning_rows(df, is_tcp(df))])
     out.src_macs |= _present_macs(df["src_mac"])
 
@@ -184,27 +187,38 @@ def _pieces(path: Path, label: str) -> Iterator[DecodedCapture]:
     yield from iter_decode(path, chunk_frames=SHARD_ROWS, point=label)
 
 
-def decode_to_shards(path: str, label: str, out_dir: str, file_no: int) -> DecodedFile:
-    """Decode `path` (point `label`) into out_dir/f<file_no>-<k>.parquet, SHARD_ROWS frames
-    each at most."""
+def write_pieces(pieces: Iterator[DecodedCapture], out_dir: str, prefix: str) -> DecodedFile:
+    """The decoded pieces of one file (or byte range) as out_dir/<prefix>-<k>.parquet shards of
+    SHARD_ROWS frames at most, with the extracts."""
     out = DecodedFile(stats=None)
     extracts: list[pd.DataFrame] = []
     k = 0
     try:
-        for piece in _pieces(Path(path), label):
+        for piece in pieces:
             df = piece.packets
             out.stats = piece.stats         # cumulative: the last piece's cover the file
             for start in range(0, len(df), SHARD_ROWS):
-                shard = Path(out_dir) / f"f{file_no:05d}-{k:04d}.parquet"
+                shard = Path(out_dir) / f"{prefix}-{k:04d}.parquet"
                 write_table(df.iloc[start:start + SHARD_ROWS], shard)
                 out.shards.append(str(shard))
+                out.shard_offsets.append(0)
                 k += 1
             if len(df):
                 _add_piece(out, df, extracts)
     except CaptureError as exc:
         return DecodedFile(stats=None, error=exc)
     if extracts:
-        ex = concat_rows(extracts)
-        # the first frame per MAC pair of each piece: only the file's first stays
-        out.extract = ex.iloc[_learning_rows(ex, is_tcp(ex))].reset_index(drop=True)
+        out.extract = learning_extract(extracts)
     return out
+
+
+def learning_extract(extracts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The extracts of a file's pieces as the file's: of the first frames per MAC pair of each
+    piece only the file's first stays."""
+    ex = concat_rows(extracts)
+    return ex.iloc[_learning_rows(ex, is_tcp(ex))].reset_index(drop=True)
+
+
+def decode_to_shards(path: str, label: str, out_dir: str, file_no: int) -> DecodedFile:
+    """Decode `path` (point `label`) into out_dir/f<file_no>-<k>.parquet."""
+    return write_pieces(_pieces(Path(path), label), out_dir, f"f{file_no:05d}")
