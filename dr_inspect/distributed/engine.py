@@ -1,6 +1,7 @@
 """verify on Dask: the local engine's report, computed bucket by bucket on a cluster.
 
-  1. decode     one task per capture file -> Parquet shards + small extracts (shards.py)
+  1. decode     one task per capture file (per byte range of a big plain pcap file: ranges.py)
+                -> Parquet shards + small extracts (shards.py)
   2. VIPs       learned on the extracts (non-TCP frames, SYN/SYN-ACK/RST, first frame per MAC
                 pair): the bucket key needs them
   3. shuffle    one task per shard: its TCP frames into buckets by client endpoint (buckets.py)
