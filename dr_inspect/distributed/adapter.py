@@ -16,6 +16,7 @@ topology), offsets=(estimated, applied))` and `_analyse(..., correlation=corr)`.
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,13 +67,51 @@ def _marked(pins: Any) -> Pinned | None:
     return getattr(pins, "_dr_pinned", None)
 
 
-def _wrap_once(module: Any, name: str, make: Callable[[Callable], Callable]) -> None:
+def _wrap_once(module: Any, name: str, pinned: Callable[..., Any]) -> None:
+    """module.name becomes a function that returns pinned(*args, **kw) when that is not None,
+    else calls the original (installed once per process)."""
     original = getattr(module, name)
     if getattr(original, "_dr_wrapped", False):
         return
-    wrapper = make(original)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        value = pinned(*args, **kw)
+        return original(*args, **kw) if value is None else value
+
     wrapper._dr_wrapped = True   # type: ignore[attr-defined]
     setattr(module, name, wrapper)
+
+
+def _arg(args: tuple, kw: dict, at: int, name: str) -> Any:
+    return args[at] if len(args) > at else kw.get(name)
+
+
+def _pinned_vips(*args: Any, **kw: Any) -> LearnedVips | None:
+    marked = _marked(_arg(args, kw, 2, "pins"))
+    return marked.vips if marked else None
+
+
+def _pinned_topology(*args: Any, **kw: Any) -> LearnedTopology | None:
+    marked = _marked(_arg(args, kw, 3, "pins"))
+    return marked.topology if marked else None
+
+
+def _pinned_offsets(*args: Any, **kw: Any) -> tuple[dict, dict] | None:
+    hosts = _arg(args, kw, 2, "hosts")
+    return copy.deepcopy(hosts.offsets) if isinstance(hosts, _OffsetHosts) else None
+
+
+def _pinned_correlation(*args: Any, **kw: Any) -> Correlation | None:
+    marked = _marked(kw.get("pins"))
+    return marked.correlation if marked else None
+
+
+def _presolved_rules(rules: list[Rule], tables: dict, *args: Any, **kw: Any) -> list | None:
+    presolved = getattr(_PRESOLVED, "results", None)
+    if not presolved:
+        return None
+    return [presolved.get(r.id) or evaluate_rule(r, tables, *args, **kw) for r in rules]
 
 
 _INSTALL_LOCK = threading.Lock()
@@ -82,22 +121,11 @@ _PRESOLVED = threading.local()
 
 def _install() -> None:
     with _INSTALL_LOCK:
-        _wrap_once(_correlate_mod, "learn_vips", lambda f: lambda pk, tv, pins=None: (
-            _marked(pins).vips if _marked(pins) else f(pk, tv, pins)))
-        _wrap_once(_correlate_mod, "learn_topology",
-                   lambda f: lambda pk, tv, points, pins=None, learned_vips=None: (
-                       _marked(pins).topology if _marked(pins) and _marked(pins).topology
-                       else f(pk, tv, points, pins, learned_vips)))
-        _wrap_once(_correlate_mod, "estimate_offsets", lambda f: lambda tv, points, hosts=None: (
-            copy.deepcopy(hosts.offsets) if isinstance(hosts, _OffsetHosts)
-            else f(tv, points, hosts)))
-        _wrap_once(_verify_mod, "evaluate_rules", lambda f: lambda rules, tables, *a: [
-            _PRESOLVED.results.get(r.id) or evaluate_rule(r, tables, *a) for r in rules]
-            if getattr(_PRESOLVED, "results", None) else f(rules, tables, *a))
-        _wrap_once(_verify_mod, "correlate", lambda f: lambda packets, **kw: (
-            _marked(kw.get("pins")).correlation
-            if _marked(kw.get("pins")) and _marked(kw.get("pins")).correlation
-            else f(packets, **kw)))
+        _wrap_once(_correlate_mod, "learn_vips", _pinned_vips)
+        _wrap_once(_correlate_mod, "learn_topology", _pinned_topology)
+        _wrap_once(_correlate_mod, "estimate_offsets", _pinned_offsets)
+        _wrap_once(_verify_mod, "correlate", _pinned_correlation)
+        _wrap_once(_verify_mod, "evaluate_rules", _presolved_rules)
 
 
 def pinned_pins(pins: TopologyPins, pinned: Pinned) -> TopologyPins:
