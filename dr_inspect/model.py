@@ -90,6 +90,8 @@ class VerifyReport:
     hops: int = 0
     errors: list[str] = field(default_factory=list)  # input problems that did not stop the run
     stats: dict[str, Any] = field(default_factory=dict)
+    # failing host checks (snapshots) that no failing rule shows: latent misconfiguration
+    host_findings: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -124,6 +126,8 @@ class LadderStep:
     src_host: str = ""   # client | director | rs1 ... (column the arrow starts at)
     dst_host: str = ""   # column the arrow ends at
     note: str = ""       # e.g. "dst MAC rewritten to rs1", "reply bypasses director"
+    instance: int = 0    # 0: the packet's first sending; 1, 2 ...: its retransmissions
+    breaks: list[str] = field(default_factory=list)   # rule ids whose evidence names this frame
 
 
 @dataclass

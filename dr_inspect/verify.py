@@ -7,6 +7,7 @@ analyse_paths; verify_packets and everything below it are pure functions of the 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import importlib.util
 import os
 from dataclasses import dataclass, field
@@ -255,9 +256,24 @@ def _summary_of(df: pd.DataFrame, s: PointSummary, undecodable: dict[str, int] |
 
 # -- the pipeline (pure) ----------------------------------------------------------------------
 
+def _early_copies(fw: pd.DataFrame) -> dict[str, int]:
+    """Per real-server-side point: forwarded copies seen more than the clock tolerance before
+    their original after the clocks were corrected. No copy leaves the director before the
+    packet arrives: the clocks (or their correction) are wrong there."""
+    if not len(fw):
+        return {}
+    early = fw["has_copy"].to_numpy(dtype=bool) & (
+        fw["delay_us"].to_numpy(dtype=np.float64) * 1000 < -CLOCK_TOLERANCE_NS)
+    if not early.any():
+        return {}
+    return {str(k): int(v) for k, v in
+            pd.Series(np.asarray(fw["copy_point"], dtype=object)[early]).value_counts().items()}
+
+
 def _points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.DataFrame,
-                 est: dict[str, int], applied: dict[str, int]) -> list[dict[str, Any]]:
-    """One row per point for DR013."""
+                 est: dict[str, int], applied: dict[str, int],
+                 early: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """One row per point for DR013; early: see _early_copies."""
     spans = {}
     for s in summaries:
         if s.first_ts_ns is not None:
@@ -277,9 +293,11 @@ def _points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Da
                                                      for lo, hi in others)
         problems = []
         role = roles.get(s.name, s.role)
-        # a point of known role that captured nothing is reported, not failed: what should have
-        # crossed it is judged by the traffic rules (DR007 names the empty point)
-        quiet_ok = role != "unknown" and not s.error
+        # a point that captured nothing is reported, not failed: what should have crossed it is
+        # judged by the traffic rules (DR007 and DR009 name the symptom and the empty point);
+        # DR013 fails on what makes the capture itself untrustworthy: kernel drops, frames that
+        # cannot be read, points that do not overlap in time
+        quiet_ok = not s.error and not s.frames
         if not s.decoded and not quiet_ok:
             problems.append("no frames decoded" if not s.frames else
                             f"none of {s.frames} frames could be decoded")
@@ -290,6 +308,10 @@ def _points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Da
                             "(packets may look lost)")
         if span is not None and not overlaps:
             problems.append("its capture time does not overlap any other point's")
+        if (early or {}).get(s.name):
+            problems.append(f"{early[s.name]} forwarded copies seen here before their original "
+                            "arrived at the director (more than the clock tolerance, after the "
+                            "clock correction): this point's clock disagrees with the others")
         rows.append({"point": s.name, "role": role, "frame": -1,
                      "ts_ns": s.first_ts_ns if s.first_ts_ns is not None else -1,
                      "five_tuple": "", "seq": -1, "file": s.file, "frames": int(s.frames or 0),
@@ -298,6 +320,7 @@ def _points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Da
                      "kernel_drops": int(s.kernel_drops) if s.kernel_drops is not None else -1,
                      "truncated": int(trunc.get(s.name, 0)), "overlaps": bool(overlaps),
                      "clock_offset_us": est.get(s.name, 0) / 1000.0,
+                     "early_copies": int((early or {}).get(s.name, 0)),
                      "problem": "; ".join(problems) or "ok"})
     return rows
 
@@ -349,7 +372,7 @@ def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pi
         s.role = topo.roles.get(s.name, s.role)
         s.clock_offset_ns = int(corr.offsets_estimated.get(s.name, 0))
     rows = _points_rows(summaries, topo.roles, corr.packets, corr.offsets_estimated,
-                        corr.offsets_applied)
+                        corr.offsets_applied, _early_copies(corr.tables["forwards"]))
     tables = dict(corr.tables)
     tables["points"] = points_table(rows)
     variables = {"window_ms": window_ms, "scheduler": topo.scheduler or scheduler or "unknown",
@@ -371,6 +394,12 @@ def _analyse(packets: dict[str, pd.DataFrame], summaries: list[PointSummary], pi
         if r.id == "DR007" and corr.stats.get("coalesced"):
             r.note = (f"{corr.stats['coalesced']} packets matched by sequence range to segments "
                       "coalesced by GRO/TSO at another point (not lost)")
+        if r.id == "DR007" and topo.unserved:
+            lost = ", ".join(f"{n} to {ep}" for ep, n in topo.unserved.items())
+            r.note = "; ".join(x for x in (r.note, (
+                f"SYNs that reached the director and were neither forwarded nor answered: {lost} "
+                "(a virtual service without a real server, or a firewall drop on the director; "
+                "pin it with --vip if it is a virtual service)")) if x)
     core = [r for r in results if any(x.core for x in rules if x.id == r.id)]
     report_errors = list(errors)
     if corr.stats.get("capture_span"):
@@ -459,6 +488,17 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
     # points captured on one host share its clock (netns-only points: the capturing machine)
     hosts = {p.name: p.host or "this-machine" for p in cs.points if p.host or p.netns}
     rs_names = manifest_rs_names(cs.capture.get("real_servers"))
+    snaps, snap_errors = _read_snapshots(cs)
+    if snaps:
+        # the hosts name the real servers the manifest does not
+        from dr_inspect.doctor.farm import real_servers
+        for entry in real_servers(snaps):
+            rs_names.setdefault(entry["rip"], entry["name"])
+        # what the hosts hold (their MACs and addresses) completes what the traffic shows
+        file_pins = file_pins or TopologyPins()
+        file_pins.host_addresses = _host_addresses(snaps)
+        file_pins.host_rips = _host_rips(snaps)
+        file_pins.services = _ipvs_services(snaps)
     span = capture_span_of(cs)
     try:
         analysis = analyse_packets(packets, roles, vips=vips, topology=file_pins, rules=rules,
@@ -478,7 +518,8 @@ def analyse_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] 
                                    capture_span=span)
         analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {manifest_vip} "
                                       "named in manifest.toml")
-    _join_host_causes(cs, analysis.report)
+    analysis.report.errors.extend(snap_errors)
+    _join_host_causes(snaps, analysis.report)
     return analysis
 
 
@@ -531,21 +572,63 @@ def _manifest_vip(cs: CaptureSet) -> str | None:
     return f"[{ip}]:{p}" if ":" in ip else f"{ip}:{p}"
 
 
-def _join_host_causes(cs: CaptureSet, report: VerifyReport) -> None:
-    """Host snapshots in the set explain failing rules (doctor's join, when it is installed)."""
-    if not cs.snapshots or importlib.util.find_spec("dr_inspect.doctor.join") is None:
-        return
-    from dr_inspect.doctor.join import host_causes
+def _read_snapshots(cs: CaptureSet) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The set's host snapshots (doctor's reader, when it is installed) and the errors of the
+    unreadable ones."""
+    if not cs.snapshots or importlib.util.find_spec("dr_inspect.doctor.snapshot") is None:
+        return {}, []
     from dr_inspect.doctor.snapshot import read_snapshot
 
-    snaps = {}
+    snaps, errors = {}, []
     for host, path in cs.snapshots.items():
         try:
             snaps[host] = read_snapshot(path)
         except InputError as exc:
-            report.errors.append(f"host snapshot {host}: {exc}")
-    if snaps:
-        host_causes(snaps, report)
+            errors.append(f"host snapshot {host}: {exc}")
+    return snaps, errors
+
+
+def _host_addresses(snaps: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """MAC -> the addresses its host holds on that interface, from the snapshots."""
+    from dr_inspect.doctor import hoststate
+
+    out: dict[str, list[str]] = {}
+    for snap in snaps.values():
+        by_if: dict[str, list[str]] = {}
+        for addr in hoststate.addresses(snap):
+            if not addr.ip.is_link_local and not addr.ip.is_loopback:
+                by_if.setdefault(addr.ifname, []).append(str(addr.ip))
+        for ifname, mac in hoststate.macs(snap).items():
+            out.setdefault(mac, []).extend(by_if.get(ifname, []))
+    return out
+
+
+def _host_rips(snaps: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """MAC -> RIP for every MAC of a host whose RIP a director's IPVS table lists."""
+    from dr_inspect.doctor import hoststate
+    from dr_inspect.doctor.farm import real_servers
+
+    rip_of = {e["name"]: e["rip"] for e in real_servers(snaps)}
+    return {mac: rip_of[str(snap.get("host") or name)] for name, snap in snaps.items()
+            if str(snap.get("host") or name) in rip_of for mac in hoststate.macs(snap).values()}
+
+
+def _ipvs_services(snaps: dict[str, dict[str, Any]]) -> list[tuple[str, int]]:
+    """The TCP virtual services (ip, port) the snapshots' IPVS tables list."""
+    from dr_inspect.doctor import hoststate
+
+    return sorted({(str(ipaddress.ip_address(s.ip)), s.port) for snap in snaps.values()
+                   for s in hoststate.ipvs_services(snap) or []
+                   if s.proto == "TCP" and s.port is not None})
+
+
+def _join_host_causes(snaps: dict[str, dict[str, Any]], report: VerifyReport) -> None:
+    """Host snapshots in the set explain failing rules (doctor's join, when it is installed)."""
+    if not snaps or importlib.util.find_spec("dr_inspect.doctor.join") is None:
+        return
+    from dr_inspect.doctor.join import host_causes
+
+    host_causes(snaps, report)
 
 
 def verify_paths(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),

@@ -79,3 +79,9 @@ def reap(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--matrix", choices=("quick", "full"), default="quick",
+                     help="tests/test_lab_matrix.py: every fault once per director (quick, the "
+                          "default) or faults x directors x 1-3 real servers (full)")

@@ -95,23 +95,30 @@ class DrCapture:
                    answer: str = "synack", reply_via_director: bool = False,
                    reply_src: str | None = None, client_to_rs: bool = False,
                    data_rs: int | None = None, loop: int = 0, gro: bool = False,
+                   tso: bool = False, tso_pieces: tuple[int, ...] = (0, 1, 2),
                    syn_retransmit: bool = False, client_mac: str = CLIENT_MAC,
                    director: tuple[str, str] | None = None, port: int = PORT,
-                   vip: str | None = None) -> None:
+                   vip: str | None = None, isn: int | None = None) -> None:
         """One connection client:cport -> VIP:PORT served by RS[rs].
 
         drop: client packets ('syn', 'ack', 'req') the director does not forward.
         answer: 'synack' | 'rst' | 'none' (the real server's answer to the SYN).
-        copy_changes: fields changed in the forwarded copies ({'ip_id': 7} / {'dst_port': 81}).
+        copy_changes: fields changed in the forwarded copies ({'ip_id': 7} / {'dst_port': 81};
+        {'payload_cut': 10}: the copies carry 10 bytes less payload).
         loop: extra copies of each forwarded packet, TTL falling by 2 each time.
         gro: the request arrives as 3 segments and is forwarded as one coalesced segment.
+        tso: the request arrives as one segment and is forwarded as 3 pieces (tso_pieces: which
+        of the 3 pieces appear; all by default).
         director: (VIP-segment MAC, real-server-segment MAC) of another director (failover).
+        isn: the client's initial sequence number (default: derived from cport; a reused
+        5-tuple, a new connection on the same client port, needs another one).
         """
         dir_in, dir_out = director or (self.dir_in, self.dir_out)
         vip = vip or self.vip
         t = self.t
         self.t += gap
-        isn, sisn = 1000 + cport * 7, 50000 + cport * 3
+        sisn = 50000 + cport * 3 + (0 if isn is None else isn % 9973 * 101)
+        isn = 1000 + cport * 7 if isn is None else isn
         ttl_drop = self.ttl_drop if ttl_drop is None else ttl_drop
         changes = copy_changes or {}
         dst_mac_in = RS[rs].mac_e if client_to_rs else dir_in
@@ -127,6 +134,8 @@ class DrCapture:
                 return
             fields = dict(src=self.client_ip, dst=vip, sport=cport, dport=port, flags=flags,
                           seq=seq, ack=ack, ttl=64 - ttl_drop, ip_id=ip_id, payload=payload)
+            if payload and "payload_cut" in changes:
+                fields["payload"] = payload[:max(len(payload) - changes["payload_cut"], 0)]
             fields.update({"dst": changes.get("dst_ip", vip),
                            "dport": changes.get("dst_port", port),
                            "ip_id": changes.get("ip_id", ip_id),
@@ -165,6 +174,8 @@ class DrCapture:
         client_sends("ack", "A", isn + 1, sisn + 1, b"", t + 400e-6, later)
         if gro:
             self._gro_request(cport, isn, sisn, req, t + 500e-6, later, ttl_drop)
+        elif tso:
+            self._tso_request(cport, isn, sisn, req, t + 500e-6, later, ttl_drop, tso_pieces)
         else:
             client_sends("req", "PA", isn + 1, sisn + 1, req, t + 500e-6, later)
         server_sends("PA", sisn + 1, isn + 1 + len(req), b"y" * 100, t + 900e-6, later)
@@ -181,6 +192,19 @@ class DrCapture:
         self.emit(self.rs_point, self.tcp_frame(self.dir_out, self.rs_in(server), self.client_ip,
                                                 self.vip, cport, PORT, "PA", isn + 1, sisn + 1,
                                                 64 - ttl_drop, self._ip_id - 2, req), when + 40e-6)
+
+    def _tso_request(self, cport, isn, sisn, req, when, server, ttl_drop, pieces):
+        """The request as one 40-byte segment at the director, 14+14+12-byte pieces after it."""
+        self._ip_id += 1
+        self.emit(self.vip_point, self.tcp_frame(CLIENT_MAC, self.dir_in, self.client_ip,
+                                                 self.vip, cport, PORT, "PA", isn + 1, sisn + 1,
+                                                 64, self._ip_id, req), when)
+        for i in pieces:
+            self.emit(self.rs_point, self.tcp_frame(self.dir_out, self.rs_in(server),
+                                                    self.client_ip, self.vip, cport, PORT, "PA",
+                                                    isn + 1 + i * 14, sisn + 1, 64 - ttl_drop,
+                                                    self._ip_id + i, req[i * 14:(i + 1) * 14]),
+                      when + (40 + i) * 1e-6)
 
     # -- ARP / ND -----------------------------------------------------------------------------
     def arp_reply(self, mac: str, ip: str = VIP, point: str | None = None) -> None:

@@ -99,7 +99,8 @@ def test_catalogue_ids_are_unique_and_explain_dr_rules():
 
 def test_healthy_real_server_passes_every_check():
     results = run_checks(rs_snapshot(), "realserver", rs_target())
-    assert {r.id for r in results} == {"HC001", "HC002", "HC003", "HC004", "HC005", "HC006"}
+    assert {r.id for r in results} == {"HC001", "HC002", "HC003", "HC004", "HC005", "HC006",
+                                       "HC007"}
     assert [r.line for r in results if r.status != "pass"] == []
     # one result per ARP interface for the per-interface sysctls
     assert {r.subject for r in by_id(results, "HC002")} == {"eth14", "eth12"}
@@ -453,3 +454,15 @@ def test_nft_parsers_follow_tables_and_chains():
         'netdev dr ingress: ip daddr 192.168.7.33 tcp dport 8000 ether daddr set '
         '02:00:00:00:88:21 fwd to "eth8"']
     assert hs.nft_dr_forwards(NFT_TWO_TABLES, "192.168.7.3") == []
+
+
+def test_a_forwarding_real_server_without_the_vip_fails_hc007():
+    """ip_forward=1 is harmless while the VIP is local; without it, VIP packets loop (DR010)."""
+    snap = rs_snapshot()
+    snap["sysctl"]["net.ipv4.ip_forward"] = 1
+    assert by_id(run_checks(snap, "realserver", rs_target()), "HC007")[0].status == "pass"
+    snap["addr"] = [lnk for lnk in snap["addr"] if lnk["ifname"] != "lo"]
+    check = by_id(run_checks(snap, "realserver", rs_target()), "HC007")[0]
+    assert check.status == "fail" and "ip_forward=0" in check.fix
+    snap["sysctl"]["net.ipv4.ip_forward"] = 0
+    assert by_id(run_checks(snap, "realserver", rs_target()), "HC007")[0].status == "pass"

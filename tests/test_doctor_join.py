@@ -73,3 +73,21 @@ def test_topology_name_is_used_when_snapshot_name_differs_and_join_is_idempotent
     (line,) = report.rules[0].host_causes
     assert line.startswith("HC006: no listener on port 8000")
     assert "web-a (rs1 in the traffic)" in line
+
+
+def test_a_latent_host_problem_is_listed_when_no_rule_shows_it():
+    """arp_announce=0 on a real server that sent no ARP request in the capture: DR006 passed,
+    but verify still names what doctor finds (host_findings), once."""
+    rs = rs_snapshot()
+    set_conf(rs, "all", "arp_announce", 0)
+    set_conf(rs, "eth14", "arp_announce", 0)
+    report = _report(passing=("DR001", "DR006"))
+    host_causes({"rs1": rs, "director": director_snapshot()}, report)
+    host_causes({"rs1": rs, "director": director_snapshot()}, report)
+    assert len(report.host_findings) == 1
+    assert report.host_findings[0].startswith("HC003: arp_announce=0")
+    assert "on eth14 of real server rs1" in report.host_findings[0]
+    assert all(r.host_causes == [] for r in report.rules)
+    healthy = _report(passing=("DR001", "DR006"))
+    host_causes({"rs1": rs_snapshot(), "director": director_snapshot()}, healthy)
+    assert healthy.host_findings == []

@@ -98,9 +98,11 @@ def status(prefix, as_json) -> None:
     inventory = lab_inventory(state)
     if as_json:
         click.echo(json.dumps({"prefix": prefix, "up": True, "state": state.to_json(),
+                               "scheduler": state.config.effective_scheduler,
                                "inventory": inventory, "leftovers": state.leftovers}, indent=2))
         return
-    click.echo(f"lab {prefix}: {state.director_mode or '?'} director, faults: "
+    click.echo(f"lab {prefix}: {state.director_mode or '?'} director, scheduler "
+               f"{state.config.effective_scheduler}, faults: "
                f"{', '.join(state.config.faults) or 'none'}")
     for what, items in inventory.items():
         click.echo(f"{what}: {', '.join(items) or '-'}")

@@ -15,6 +15,20 @@ if TYPE_CHECKING:  # the analysis comes from dr_inspect.verify, which imports th
     from dr_inspect.verify import Analysis
 
 
+def _breaks_by_frame(report, fid: int) -> dict[tuple[str, int], list[str]]:
+    """(point, frame) -> the rule ids whose evidence of this flow names that frame."""
+    out: dict[tuple[str, int], list[str]] = {}
+    for rule in report.rules:
+        for e in rule.evidence:
+            if e.extra.get("flow_id") != fid:
+                continue
+            for frame in e.frames:
+                ids = out.setdefault((str(e.point), int(frame)), [])
+                if rule.id not in ids:
+                    ids.append(rule.id)
+    return out
+
+
 def build_ladder(analysis: "Analysis", *, flow: int | None = None, client: str | None = None) -> Ladder:
     """One connection across the points, in the seed's narrative order."""
     flows = analysis.tables["flows"]
@@ -84,14 +98,28 @@ def build_ladder(analysis: "Analysis", *, flow: int | None = None, client: str |
         out_rows[i][0]["point"], out_rows[i][0]["frame"]))
     receive = {"client send": "director receive", "director send": "server receive",
                "server send": "client receive"}
-    seen: set[tuple] = set()
+    breaks = _breaks_by_frame(analysis.report, fid)
+    # one packet's sightings: a sending of it (instance) is seen once per (point, MACs); the
+    # same packet at a point where this sending was already seen with the same MACs is a
+    # retransmission, a sending of its own, whose sightings are matched among themselves
+    instances: dict[tuple, tuple[int, set, set]] = {}
     steps = []
     for i in order:
         r, label, src, dst, note = out_rows[i]
-        ident = (label, r["src_mac"], r["dst_mac"], r["seq"], r["tcp_flags"], r.get("ack"))
-        if ident in seen:
+        key = (r["src_ip"], r["dst_ip"], r["src_port"], r["dst_port"], r["seq"], r["ack"],
+               r["tcp_flags"], r["payload_len"])
+        where = (r["point"], r["src_mac"], r["dst_mac"])
+        state = instances.get(key)
+        if state is None or where in state[1]:
+            state = (0 if state is None else state[0] + 1, set(), set())
+            instances[key] = state
+        state[1].add(where)
+        ident = (label, r["src_mac"], r["dst_mac"])
+        if ident in state[2]:
             label = receive[label]
-        seen.add(ident)
+        state[2].add(ident)
+        if state[0]:
+            note = "; ".join(x for x in (note, f"retransmission {state[0]}") if x)
         ttl = None if np.isnan(ttls[i]) else int(ttls[i])
         steps.append(LadderStep(label=label, point=r["point"], frame=int(r["frame"]),
                                 ts_ns=int(r["ts_ns"]), src_mac=r["src_mac"], dst_mac=r["dst_mac"],
@@ -101,7 +129,8 @@ def build_ladder(analysis: "Analysis", *, flow: int | None = None, client: str |
                                 seq=int(r["seq"]) if r["seq"] >= 0 else None,
                                 ack=int(r["ack"]) if r["ack"] >= 0 else None,
                                 payload_len=int(r["payload_len"]),
-                                src_host=src, dst_host=dst, note=note))
+                                src_host=src, dst_host=dst, note=note, instance=state[0],
+                                breaks=breaks.get((str(r["point"]), int(r["frame"])), [])))
     hosts = ["client", "director"] + [rs.name for rs in (topo.real_servers if topo else [])]
     for s in steps:
         for h in (s.src_host, s.dst_host):

@@ -20,6 +20,8 @@ from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, dense_ids, endpoint_
                                        endpoints_text, five_tuples, hash_key, ints, is_group_mac,
                                        obj, packet_ids, same_data, text)
 from dr_inspect.decode.schema import ACK, RST, SYN
+from dr_inspect.correlate.coverage import tiles_exactly
+from dr_inspect.correlate.epochs import epoch_keys, split_epochs
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
 from dr_inspect.topology.learn import LearnedTopology
 
@@ -77,7 +79,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "seq": "int", "file": "str", "frames": "int", "decoded": "int", "empty_expected": "bool",
         "error": "str",
         "kernel_drops": "int", "truncated": "int", "overlaps": "bool", "clock_offset_us": "float",
-        "problem": "str",
+        "early_copies": "int", "problem": "str",
     },
 }
 
@@ -182,7 +184,14 @@ def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np
                              "vip": []}), \
             np.zeros(0, dtype=np.int64)
     # integer ids in order of first appearance; each connection's first row gives its endpoints
-    codes = _conn_ids(tv, rows)
+    # (a 5-tuple reused by a new SYN is a new connection)
+    flags = tv["tcp_flags"].to_numpy()[rows]
+    five_tuple_ids = _conn_ids(tv, rows)
+    codes = split_epochs(five_tuple_ids, (flags & (SYN | ACK)) == SYN,
+                         tv["seq"].to_numpy()[rows], tv["ts"].to_numpy()[rows],
+                         CLOCK_TOLERANCE_NS)
+    reused = codes is not five_tuple_ids
+    del flags, five_tuple_ids
     seen = np.maximum.accumulate(codes)
     first = np.flatnonzero(codes > np.concatenate(([-1], seen[:-1])))
     first_ts = np.full(len(first), np.iinfo(np.int64).max, dtype=np.int64)
@@ -203,13 +212,22 @@ def flow_endpoints(tv: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np
     # position (one category per connection for the 5-tuple; the few VIPs for vip)
     vip = _endpoint_text(f["vip_ip"], f["vip_port"].to_numpy())
     f["client"] = obj(client)
-    # distinct connections render distinct texts
+    # distinct 5-tuples render distinct texts (the connections of a reused one share its text)
     f["five_tuple"] = categorical(np.arange(len(f)), [
-        f"tcp {c} -> {v}" for c, v in zip(client, np.asarray(vip, dtype=object))], distinct=True)
+        f"tcp {c} -> {v}" for c, v in zip(client, np.asarray(vip, dtype=object))],
+        distinct=not reused)
     f["vip"] = vip
     place = np.empty(len(order), dtype=np.int64)
     place[order] = np.arange(len(order))                 # connection code -> position in f
     return f, place[codes]
+
+
+def _same_text(a: pd.Categorical, b: pd.Categorical) -> np.ndarray:
+    """Per row: whether two text columns hold the same value (on the codes when both share
+    their categories, as the view's MAC columns do)."""
+    if a.categories.equals(b.categories):
+        return a.codes == b.codes
+    return np.asarray(a, dtype=object) == np.asarray(b, dtype=object)
 
 
 def _by_connection(column: pd.Series, conn: np.ndarray) -> pd.Categorical:
@@ -245,6 +263,12 @@ def to_vip_table(tv: pd.DataFrame, rows: np.ndarray, topo: LearnedTopology, conn
     dst_is_director = member(dst_mac, dmacs)
     ingress = member(dst_mac, topo.director_in) & ~member(src_mac,
                                                           topo.director_out - topo.director_in)
+    # a client's frame to a MAC that never sends (a stale ARP entry for the VIP) was meant for
+    # the director: it is judged as arriving there, and DR007 names it lost
+    ingress |= member(dst_mac, topo.silent_macs) & ~src_is_director
+    # the director sending to its own MAC (a copy it did not re-address, on a shared LAN) is
+    # no arrival
+    ingress &= ~(src_is_director & _same_text(src_mac, dst_mac))
     forwarded = src_is_director & ~dst_is_director
     leg = np.full(len(rows), 2, dtype=np.int8)
     leg[forwarded] = 1
@@ -524,6 +548,30 @@ def _coalesced_copies(m: dict, cand_all: dict, window_ns: int) -> tuple[np.ndarr
             g["cpos"].to_numpy()[ok].astype(np.int64))
 
 
+def _covered(tv: pd.DataFrame, copy_tv: np.ndarray, coalesced: np.ndarray, conn: np.ndarray,
+             seq: np.ndarray, payload_len: np.ndarray, rs_pos: np.ndarray,
+             rs_conn: np.ndarray) -> np.ndarray:
+    """Per ingress frame (conn, seq, payload_len: hashed client endpoint, raw seq, length)
+    taken as coalesced with its copy (view row copy_tv): whether the lengths differ as GRO/TSO
+    makes them differ. A longer copy must be tiled exactly by the ingress frames, a shorter one
+    must be one of the real-server-side frames (view rows rs_pos, connections rs_conn) that
+    tile the ingress frame exactly (see coverage.tiles_exactly)."""
+    ok = np.zeros(len(coalesced), dtype=bool)
+    ids = pd.factorize(np.concatenate([conn, rs_conn]))[0]
+    in_ids, rs_ids = ids[:len(conn)], ids[len(conn):]
+    at = np.flatnonzero(coalesced)
+    c_seq = tv["seq"].to_numpy()[copy_tv[at]].astype(np.int64)
+    c_len = tv["payload_len"].to_numpy()[copy_tv[at]].astype(np.int64)
+    longer = c_len > payload_len[at]
+    big = at[longer]
+    ok[big] = tiles_exactly(in_ids, seq, payload_len, in_ids[big], c_seq[longer], c_len[longer])
+    small = at[~longer]
+    ok[small] = tiles_exactly(rs_ids, tv["seq"].to_numpy()[rs_pos],
+                              tv["payload_len"].to_numpy()[rs_pos], in_ids[small], seq[small],
+                              payload_len[small])
+    return ok
+
+
 @dataclass
 class ForwardCopies:
     """The forwarded copy of each ingress frame, in table order (time, point name, frame)."""
@@ -564,8 +612,12 @@ def copy_keys(tv: pd.DataFrame, topo: LearnedTopology, view_rows: np.ndarray,
     topo.vips)); packet: the view's packet ids (tcp_view). The table itself is not read: the
     keys can be made while it is built."""
     rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
-    rs_rows = np.flatnonzero(member(tv["point"], rs_points)
-                             & ~member(tv["dst_mac"], topo.director_in)
+    # a frame to the director's ingress MAC is an original, unless the director sent it: then
+    # it is a copy the director did not re-address (DR001 names it, DR007 must not call the
+    # packet lost)
+    original = (member(tv["dst_mac"], topo.director_in)
+                & ~member(tv["src_mac"], topo.director_out))
+    rs_rows = np.flatnonzero(member(tv["point"], rs_points) & ~original
                              & ~endpoint_in(tv["src_ip"], tv["src_port"], topo.vips))
     return CopyKeys(keys=_loose_keys(tv, packet, view_rows, rs_rows), rs_rows=rs_rows)
 
@@ -598,22 +650,27 @@ def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.
     coalesced = has & (copy_payload != payload_len)
     del copy_payload
 
-    if (~has).any():
+    if (~has).any() or coalesced.any():
         # GRO/TSO: the real-server-side frames of the ingress frames' connections (client
-        # endpoint) are searched by seq range
+        # endpoint) are searched by seq range, and every copy of another length must tile
+        # its original's range (or be tiled by them) exactly
         conn = hash_key(tovt[CLIENT_KEY].iloc[ipos], CLIENT_KEY)
         all_conn = hash_key(tv[CLIENT_KEY].iloc[all_pos], CLIENT_KEY)
         kept = pd.Series(all_conn).isin(conn).to_numpy()
         all_pos, all_conn = all_pos[kept], all_conn[kept]
-        if len(all_pos):
+        seq = _ints(tovt["seq"])[ipos]
+        if len(all_pos) and (~has).any():
             mpos, cap = _coalesced_copies(
-                {"conn": conn, "ts": ts, "seq": _ints(tovt["seq"])[ipos],
-                 "payload_len": payload_len, "has_copy": has},
+                {"conn": conn, "ts": ts, "seq": seq, "payload_len": payload_len,
+                 "has_copy": has},
                 {"conn": all_conn, "ts": tv_ts[all_pos], "seq": tv["seq"].to_numpy()[all_pos],
                  "payload_len": tv["payload_len"].to_numpy()[all_pos]}, window_ns)
             copy_tv[mpos] = all_pos[cap]
             coalesced[mpos] = True
-        del conn, all_conn
+        if coalesced.any():
+            coalesced &= _covered(tv, copy_tv, coalesced, conn, seq, payload_len,
+                                  all_pos, all_conn)
+        del conn, all_conn, seq
     del all_pos, payload_len
 
     # repeated forwarding (loops): distinct TTLs of the copies of one packet at one point
@@ -783,7 +840,8 @@ def _drop_causes(m: dict, empty_points: list[str], senders: set[str]) -> pd.Cate
     codes[lost] = 1
     codes[lost & ~syn & ~syn_fwd] = 2
     codes[lost & ~vip_any] = 3
-    stale = lost & ~vip_any & silent
+    # a frame to a MAC that never sends was lost before any director, whatever else was forwarded
+    stale = lost & silent
     if stale.any():
         mac_codes, macs = codes_and_values(m["dst_mac"])
         used = np.unique(mac_codes[stale])
@@ -826,9 +884,12 @@ def replies_table(tv: pd.DataFrame, topo: LearnedTopology, conns: pd.DataFrame) 
     from_vip = (ids[:len(src_values)][src_codes[maybe[lpos]]]
                 == ids[len(src_values):][vip_codes[cpos]])
     if len(lpos) > 1 and (lpos[1:] == lpos[:-1]).any():
-        # a client talking to two VIPs on one port from one port: keep the matching VIP (else
-        # the first connection that matches)
-        pick = np.lexsort((cpos, ~from_vip, lpos))
+        # a client talking to two VIPs on one port from one port: keep the matching VIP; a
+        # reused 5-tuple: the connection that had started by the reply's time (else the first
+        # connection that matches)
+        minor, major = epoch_keys(conns["first_ts"].to_numpy()[cpos],
+                                  tv["ts"].to_numpy()[maybe[lpos]], CLOCK_TOLERANCE_NS)
+        pick = np.lexsort((cpos, minor, major, ~from_vip, lpos))
         first = np.ones(len(pick), dtype=bool)
         first[1:] = lpos[pick][1:] != lpos[pick][:-1]
         pick = pick[first]
@@ -912,8 +973,10 @@ def _reply_five_tuples(r: dict, cpos: np.ndarray, conns: pd.DataFrame) -> pd.Cat
                                   pd.Series(np.asarray(sub["dst_ip"].take(first), dtype=object)),
                                   np.asarray(sub["dst_port"])[first]))
         codes[other] = len(turned) + ocodes
-    # the turned 5-tuples of distinct connections differ; another may equal one of them
-    return categorical(codes, np.asarray(texts, dtype=object), distinct=len(other) == 0)
+    # the turned 5-tuples of distinct 5-tuples differ (a reused one's connections share theirs);
+    # another may equal one of them
+    distinct = len(other) == 0 and len(conns["five_tuple"].cat.categories) == len(conns)
+    return categorical(codes, np.asarray(texts, dtype=object), distinct=distinct)
 
 
 def _lookup(s: pd.Series, mapping: dict) -> np.ndarray:

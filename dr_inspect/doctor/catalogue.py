@@ -37,6 +37,10 @@ CATALOGUE: tuple[CheckSpec, ...] = (
     CheckSpec("HC006", "rs-listener", "realserver",
               "a TCP service listens on VIP:PORT (or 0.0.0.0 / ::)",
               ("DR009",)),
+    CheckSpec("HC007", "rs-no-forwarding", "realserver",
+              "ip_forward is off, or the VIP is local (a real server forwarding VIP packets it "
+              "does not own sends them on: a loop)",
+              ("DR009", "DR010")),
     CheckSpec("HC010", "director-vip", "director",
               "the VIP is configured on an UP interface clients reach (not lo)",
               ("DR005", "DR007", "DR009")),

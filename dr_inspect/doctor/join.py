@@ -69,9 +69,11 @@ def cause_line(check: HostCheck, label: str, role: str, mac: str | None, snap: d
 
 
 def host_causes(snapshots: dict[str, dict[str, Any]], report: VerifyReport) -> None:
-    """Fill RuleResult.host_causes of every failing DR rule that a failing host check explains."""
+    """Fill RuleResult.host_causes of every failing DR rule that a failing host check explains,
+    and report.host_findings with the failing checks no failing rule shows (latent
+    misconfiguration the captured traffic did not exercise)."""
     failing = [r for r in report.rules if r.status == "fail"]
-    if not snapshots or not failing:
+    if not snapshots:
         return
     names = _topology_names(snapshots, report.topology)
     roles = {n: role for n, (_label, role, _mac) in names.items() if role}
@@ -90,6 +92,10 @@ def host_causes(snapshots: dict[str, dict[str, Any]], report: VerifyReport) -> N
                 if check.status != "fail":
                     continue
                 line = cause_line(check, label, hreport.role, mac, snap)
+                if not {r.id for r in failing} & set(BY_ID[check.id].explains):
+                    if line not in report.host_findings:
+                        report.host_findings.append(line)
+                    continue
                 for rule_id in BY_ID[check.id].explains:
                     lines_by_rule.setdefault(rule_id, [])
                     if line not in lines_by_rule[rule_id]:

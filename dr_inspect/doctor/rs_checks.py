@@ -1,4 +1,4 @@
-"""Real server checks HC001-HC006: pure functions snapshot, target -> HostCheck list."""
+"""Real server checks HC001-HC007: pure functions snapshot, target -> HostCheck list."""
 
 from __future__ import annotations
 
@@ -226,5 +226,24 @@ def check_rs_listener(snap: dict[str, Any], target: Target, mk: Maker) -> list[H
                    "(IPVS DR cannot change the destination port)")]
 
 
+def check_rs_forwarding(snap: dict[str, Any], target: Target, mk: Maker) -> list[HostCheck]:
+    """A real server that does not hold the VIP and forwards IP packets routes each forwarded
+    VIP packet on, back toward the director when its route says so: a forwarding loop."""
+    sysctl = snap.get("sysctl") or {}
+    key = "net.ipv6.conf.all.forwarding" if target.vip.version == 6 else "net.ipv4.ip_forward"
+    if snap.get("addr") is None or key not in sysctl:
+        return [mk("HC007", "not-checked", key,
+                   reason=missing(snap, "addr" if snap.get("addr") is None else f"sysctl {key}"))]
+    needed = f"{key}=0, or the VIP held locally (HC001)"
+    found = f"{key}={sysctl[key]}"
+    if not sysctl[key] or vip_addresses(snap, target.vip):
+        return [mk("HC007", "pass", "", found=found + ("" if not sysctl[key] else
+                                                       "; the VIP is local"), needed=needed)]
+    return [mk("HC007", "fail", "", found=f"{found} without the VIP {target.vip}", needed=needed,
+               fix=fix_cmd(snap, ["sysctl", "-w", f"{key}=0"]),
+               reason="packets forwarded to this server for the VIP are routed on, back toward "
+                      "the director: a forwarding loop until the TTL runs out")]
+
+
 RS_CHECKS = (check_rs_vip, check_rs_arp_ignore, check_rs_arp_announce, check_rs_rp_filter,
-             check_rs_reply_route, check_rs_listener)
+             check_rs_reply_route, check_rs_listener, check_rs_forwarding)

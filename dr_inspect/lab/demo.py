@@ -98,8 +98,7 @@ def _annotate_manifest(manifest: Path, state: LabState, description: str) -> Non
     capture.update({"director": state.config.director, "faults": list(state.config.faults),
                     "real_servers": _real_servers(state), "vip": state.config.vip,
                     "port": state.config.port, "description": description})
-    if state.config.director == "ipvs":
-        capture["scheduler"] = "rr"     # the lab's ipvsadm -A ... -s rr
+    capture["scheduler"] = state.config.effective_scheduler
     manifest.write_text(render_manifest(capture, data.get("points", []), data.get("snapshots", {})))
 
 

@@ -47,6 +47,12 @@ class LabConfig:
     vip_prefix: int = 24           # mask of the VIP segment (the seed's /24)
     scheduler: str = "rr"
 
+    @property
+    def effective_scheduler(self) -> str:
+        """What really picks the real server: IPVS's scheduler, or the nft director's flow hash
+        (it has no round robin; DR011's balance check does not apply to it)."""
+        return "flow-hash" if self.director == "nft" else self.scheduler
+
     def validate(self) -> None:
         check_prefix(self.prefix)
         if self.director not in DIRECTORS:

@@ -120,6 +120,18 @@ def save_state(state: LabState) -> Path:
     return path
 
 
+def scheduler_for_netns(netns: str | None) -> str | None:
+    """The scheduler of the lab whose switch namespace `netns` is (None: not a lab's, or no
+    state), so a watch on a lab judges DR011 by what its director really does."""
+    if not netns or not netns.endswith("-sw"):
+        return None
+    try:
+        state = load_state(netns[:-3])
+    except LabError:
+        return None
+    return state.config.effective_scheduler if state and state.switch_netns == netns else None
+
+
 def load_state(prefix: str) -> LabState | None:
     path = state_path(prefix)
     if not path.is_file():

@@ -201,7 +201,24 @@ def manifest_text(summary: CaptureSummary, *, host: str, snaplen: int, descripti
                        "received": p.received, "dropped": p.dropped, "snaplen": snaplen,
                        "started": p.started or summary.started, "stopped": p.stopped or summary.stopped})
     snaps = {h: str(path.relative_to(summary.out_dir)) for h, path in summary.snapshots.items()}
+    capture["real_servers"] = _real_servers(summary.snapshots) or None
     return render_manifest(capture, points, snaps)
+
+
+def _real_servers(snapshot_files: dict[str, Path]) -> list[dict[str, str]]:
+    """The manifest's real_servers (name, RIP) from the host snapshots taken (the director's
+    IPVS table lists the RIPs, the real servers' snapshots name them); none without them."""
+    from dr_inspect.doctor.farm import real_servers
+    from dr_inspect.doctor.snapshot import read_snapshot
+    from dr_inspect.errors import InputError
+
+    snaps = {}
+    for host, path in snapshot_files.items():
+        try:
+            snaps[host] = read_snapshot(path)
+        except InputError:
+            continue              # named in the manifest; verify reports it
+    return real_servers(snaps)
 
 
 def repair_tails(out_dir: Path, results: list[PointResult]) -> list[str]:

@@ -262,6 +262,11 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
     a topology file's scheduler wins.
     """
     validate_points(points)
+    if scheduler is None:
+        # watching a lab: its director's real scheduler (the nft one hashes flows)
+        from dr_inspect.lab.state import scheduler_for_netns
+        scheduler = next((s for s in map(scheduler_for_netns, {p.netns for p in points}) if s),
+                         None)
     if interval <= 0:
         raise InputError(f"--interval must be positive, got {interval}")
     window_s = window_s if window_s is not None else max(5 * interval, 10.0)

@@ -132,6 +132,9 @@ def render_html(report: VerifyReport, analysis: Any = None, *,
             f'<div class="verdict {report.verdict}" id="verdict">Verdict: {report.verdict.upper()}'
             f'<div class="summary">{_e(verdict_line(report))}</div></div>',
             "<h2>Rules</h2>", _rule_table(report)]
+    if report.host_findings:
+        body.append("<h3>Host problems the traffic did not show</h3><ul>"
+                    + "".join(f"<li>{_e(f)}</li>" for f in report.host_findings) + "</ul>")
     if report.errors:
         body.append("<h3>Input problems</h3><ul>"
                     + "".join(f"<li>{_e(e)}</li>" for e in report.errors) + "</ul>")

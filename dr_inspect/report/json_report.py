@@ -20,6 +20,7 @@ Schema (``schema`` = "dr-inspect.verify/1"; keys are only ever added, never rena
                   "first_ts_ns", "last_ts_ns", "clock_offset_ns", "kernel_drops", "snaplen",
                   "error"}],
       "errors": [str],
+      "host_findings": [str],          # failing host checks no failing rule shows
       "stats": {...; "real_servers": [{"name", "connections",
                                         "forward_delay_us": {"count","min","p50","p95","max"},
                                         "response_us": {...same}}]}
@@ -105,6 +106,7 @@ def report_document(report: VerifyReport) -> dict[str, Any]:
         "topology": asdict(report.topology) if report.topology is not None else None,
         "points": [asdict(p) for p in report.points],
         "errors": list(report.errors),
+        "host_findings": list(report.host_findings),
         "stats": _stats(report.stats),
     }
 

@@ -32,7 +32,10 @@ class StepView:
 
 
 def _packet_key(s: LadderStep) -> tuple:
-    return (s.src_ip, s.dst_ip, s.src_port, s.dst_port, s.seq, s.ack, s.tcp_flags, s.payload_len)
+    """One sending of a packet: a retransmission (instance) is compared with its own earlier
+    sightings only."""
+    return (s.src_ip, s.dst_ip, s.src_port, s.dst_port, s.seq, s.ack, s.tcp_flags, s.payload_len,
+            s.instance)
 
 
 def _crosses_director(step: LadderStep, hosts: list[str]) -> bool:
@@ -89,6 +92,8 @@ def step_views(ladder: Ladder) -> list[StepView]:
                 view.changed.add("ttl")
                 view.notes.append(f"TTL {earlier.ttl} -> {step.ttl}")
         previous[_packet_key(step)] = step
+        if step.breaks:
+            view.notes.append("breaks " + ", ".join(step.breaks))
         if _crosses_director(step, ladder.hosts):
             view.bypass = True
             if not any("bypass" in n for n in view.notes):

@@ -3,7 +3,8 @@
 Hover text (<title>) on each arrow carries flags, seq/ack, MACs and TTL; the same values are in
 the table on the right so the picture is readable printed too. The direct reply (an arrow that
 passes the director by) is dashed and orange; fields changed since the previous sighting of the
-same packet (the MAC rewrite, the TTL decrement) are highlighted in the table.
+same packet (the MAC rewrite, the TTL decrement) are highlighted in the table; an arrow whose
+frame is evidence of a failing rule is thick and red.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _TABLE_COLS = (("#", 26), ("t ms", 70), ("step", 250), ("point", 70), ("frame", 
 NORMAL = "#1f4e79"
 DIRECT = "#d9480f"
 CHANGED = "#b00020"
+BROKEN = "#e00000"
 
 
 def _columns(hosts: list[str], points: list[str]) -> list[tuple[str, str]]:
@@ -63,14 +65,17 @@ def _hover(v: StepView) -> str:
 
 def _arrow(v: StepView, y: float, pos: dict, lane_x: float | None) -> list[str]:
     s = v.step
-    out: list[str] = [f'<g class="step{" direct" if v.bypass else ""}"><title>{esc(_hover(v))}</title>']
+    kinds = " direct" * v.bypass + " breaks" * bool(s.breaks)
+    out: list[str] = [f'<g class="step{kinds}"><title>{esc(_hover(v))}</title>']
     x1, x2 = pos.get(("host", s.src_host)), pos.get(("host", s.dst_host))
-    colour = DIRECT if v.bypass else NORMAL
+    # the arrow that breaks a rule stands out most, then the direct reply
+    colour = BROKEN if s.breaks else DIRECT if v.bypass else NORMAL
     if x1 is not None and x2 is not None and x1 != x2:
         sign = 1 if x2 > x1 else -1
         dash = ' stroke-dasharray="7 4"' if v.bypass else ""
+        width = 4 if s.breaks else 2
         out.append(f'<line x1="{num(x1)}" y1="{num(y)}" x2="{num(x2 - sign * 8)}" y2="{num(y)}" '
-                   f'stroke="{colour}" stroke-width="2"{dash}/>')
+                   f'stroke="{colour}" stroke-width="{width}"{dash}/>')
         out.append(f'<polygon points="{num(x2)},{num(y)} {num(x2 - sign * 10)},{num(y - 5)} '
                    f'{num(x2 - sign * 10)},{num(y + 5)}" fill="{colour}"/>')
         label = f"{tcp_flags_short(s.tcp_flags)} seq {opt(s.seq)} ack {opt(s.ack)}"
@@ -154,7 +159,7 @@ def render_ladder_svg(ladder: Ladder, *, max_steps: int | None = None) -> str:
                f'stroke="{DIRECT}" stroke-width="2" stroke-dasharray="7 4"/>')
     out.append(text(166, legend_y, "bypasses the director (direct reply)", size=10))
     out.append(text(400, legend_y, "o = capture point where seen; red in table = changed since "
-                    "previous sighting", size=10))
+                    "previous sighting; thick red arrow = breaks a rule", size=10))
     if omitted:
         out.append(text(_LEFT, legend_y - 16, f"... and {omitted} more packets of this connection "
                         "(dr-inspect ladder shows them all)", size=11, fill="#b00020"))

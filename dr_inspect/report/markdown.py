@@ -68,6 +68,9 @@ def render_markdown(report: VerifyReport) -> str:
             lines.append(f"| {md_cell(p.name)} | {p.role} | {p.frames} | {p.decoded} "
                          f"| {md_cell(undecodable_text(p))} | {drops} | {md_cell(p.error or '')} |")
         lines.append("")
+    if report.host_findings:
+        lines += ["### Host problems the traffic did not show", ""] + [
+            f"- {md_cell(f)}" for f in report.host_findings] + [""]
     if report.errors:
         lines += ["### Input problems", ""] + [f"- {md_cell(e)}" for e in report.errors] + [""]
     return "\n".join(lines)

@@ -92,6 +92,8 @@ def render_table(report: VerifyReport, *, colour: bool = False) -> str:
     if report.points:
         out.append(_points_table(report.points))
         out.append("")
+    for finding in report.host_findings:
+        out.append(f"host problem the traffic did not show: {finding}")
     for err in report.errors:
         out.append(f"input problem: {err}")
     verdict = verdict_line(report)

@@ -13,15 +13,16 @@ the few distinct MACs, points and endpoints become Python values.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.keys import (STRICT_KEY, flags, fmt_endpoint, hash_key, is_group_mac,
-                                       obj, text)
-from dr_inspect.decode.schema import ACK, SYN
+from dr_inspect.correlate.keys import (STRICT_KEY, flags, fmt_endpoint, hash_key, ints,
+                                       is_group_mac, obj, text)
+from dr_inspect.decode.schema import ACK, RST, SYN
 from dr_inspect.errors import TopologyError
 from dr_inspect.model import RealServer, Topology
 from dr_inspect.topology.pins import TopologyPins, vip_text
@@ -49,6 +50,8 @@ class LearnedTopology:
     roles: dict[str, str]                 # point -> role
     shape: str
     client_macs: set[str] = field(default_factory=set)
+    silent_macs: set[str] = field(default_factory=set)    # VIP frames go to them; they never send
+    unserved: dict[str, int] = field(default_factory=dict)   # 'ip:port' -> SYNs lost at the director
     scheduler: str | None = None
     conflicts: list[str] = field(default_factory=list)
     pinned: dict[str, Any] = field(default_factory=dict)
@@ -278,7 +281,82 @@ def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, cv: _Coded) -> list[tuple[s
         differ &= (s_hi >= 0) & (a_hi >= 0)
         rows = syn[differ[syn_at]]
         found |= _endpoints(cv.dst_ip[rows], cv.dst_port[rows], cv.ips)
+    found |= _contested_services(pk, cv, syn)
     return sorted((str(ip), int(port)) for ip, port in found)
+
+
+def _claims(pk: pd.DataFrame) -> pd.DataFrame:
+    """Who claims which address on the LAN: ARP replies and gratuitous ARP (sender IP, sender
+    MAC) and IPv6 neighbour advertisements (target, its link-layer address or the frame's
+    source), as plain str columns `ip` and `mac`."""
+    op = pk["arp_op"].to_numpy(dtype=np.float64, na_value=np.nan)
+    rows = np.flatnonzero((op == 2) | (op == 1))
+    arp = pk[["arp_op", "arp_sender_ip", "arp_target_ip", "arp_sender_mac"]].iloc[rows]
+    sender, target = text(arp["arp_sender_ip"]), text(arp["arp_target_ip"])
+    claim = (ints(arp["arp_op"]) == 2) | (sender == target).to_numpy()
+    icmp = pk["icmp_type"].to_numpy(dtype=np.float64, na_value=np.nan)
+    na = pk[["nd_target", "nd_lladdr", "src_mac"]].iloc[np.flatnonzero(icmp == 136)]
+    lladdr = text(na["nd_lladdr"])
+    return pd.DataFrame({
+        "ip": np.concatenate([sender.to_numpy()[claim], text(na["nd_target"]).to_numpy()]),
+        "mac": np.concatenate([text(arp["arp_sender_mac"]).to_numpy()[claim],
+                               lladdr.where(lladdr != "", text(na["src_mac"])).to_numpy()])})
+
+
+def _contested_services(pk: pd.DataFrame, cv: _Coded, syn: np.ndarray) -> set[tuple[Any, int]]:
+    """ip:port of the TCP SYNs to an address two or more MACs claim on the LAN. A real server
+    that answers ARP for the VIP takes clients away from the director, which then sees nothing
+    to forward: two hosts claiming one address that clients open connections to is itself the
+    sign of a VIP (DR005 and DR012 then say what is wrong)."""
+    claims = _claims(pk)
+    claims = claims[(claims["ip"] != "") & (claims["mac"] != "")]
+    owners = claims.drop_duplicates().groupby("ip")["mac"].size()
+    contested = set(owners.index[owners.to_numpy() >= 2])
+    if not contested:
+        return set()
+    is_contested = _member(cv.ips, contested)
+    rows = syn[is_contested[cv.dst_ip[syn]]]
+    return _endpoints(cv.dst_ip[rows], cv.dst_port[rows], cv.ips)
+
+
+def _used_services(tv: pd.DataFrame, cv: _Coded, services: list[tuple[str, int]]
+                   ) -> set[tuple[str, int]]:
+    """Those of `services` (ip, port) that some SYN in the traffic goes to."""
+    if not services:
+        return set()
+    syn = _syn_rows(tv)[0]
+    hit = _endpoint_rows(cv.dst_ip[syn], cv.dst_port[syn], cv.ips, services)
+    return {(str(ip), int(port)) for ip, port in
+            _endpoints(cv.dst_ip[syn[hit]], cv.dst_port[syn[hit]], cv.ips)}
+
+
+def _unserved(tv: pd.DataFrame, cv: _Coded, vips: list[tuple[str, int]],
+              director_in: np.ndarray) -> dict[str, int]:
+    """'ip:port' -> SYNs to it that reached a director MAC (director_in: per MAC code) and that
+    nobody answered (no SYN-ACK, no RST), for endpoints that are no VIP: a virtual service
+    without a real server, or traffic the director drops. They are not DR traffic the rules
+    can judge, but they must not go unmentioned."""
+    syn, _ = _syn_rows(tv)
+    syn = syn[director_in[cv.dst_mac[syn]] & ~_endpoint_rows(cv.dst_ip[syn], cv.dst_port[syn],
+                                                             cv.ips, vips)]
+    if len(syn) == 0:
+        return {}
+    f = tv["tcp_flags"].to_numpy()
+    answer = np.flatnonzero(((f & (SYN | ACK)) == (SYN | ACK)) | ((f & RST) != 0))
+    seq, ack = tv["seq"].to_numpy(), tv["ack"].to_numpy()
+    keys = _packed([np.concatenate([cv.src_ip[syn], cv.dst_ip[answer]]),
+                    np.concatenate([cv.src_port[syn], cv.dst_port[answer]]),
+                    np.concatenate([cv.dst_ip[syn], cv.src_ip[answer]]),
+                    np.concatenate([cv.dst_port[syn], cv.src_port[answer]]),
+                    np.concatenate([(seq[syn].astype(np.int64) + 1) % MOD32,
+                                    ack[answer].astype(np.int64)])])
+    lost = syn[~np.isin(keys[:len(syn)], keys[len(syn):])]
+    ends = pd.Series(_endpoint_texts(cv.dst_ip[lost], cv.dst_port[lost], cv.ips))
+    return {str(k): int(v) for k, v in ends.value_counts().sort_index().items()}
+
+
+def _endpoint_texts(ip: np.ndarray, port: np.ndarray, ips: np.ndarray) -> list[str]:
+    return [fmt_endpoint(str(ips[i]), int(p)) for i, p in zip(ip.tolist(), port.tolist())]
 
 
 def _resolve_pinned_vips(tv: pd.DataFrame, cv: _Coded, pins: TopologyPins,
@@ -474,18 +552,6 @@ def _combos(columns: list[np.ndarray], sizes: list[int]) -> list[np.ndarray]:
     return out[::-1]
 
 
-def _min_per_code(codes: np.ndarray, values: np.ndarray) -> tuple[list[int], list[int]]:
-    """The codes that occur and the smallest value of each (a stable sort of small codes is a
-    radix sort; np.minimum.at is slow on large int64 values)."""
-    if len(codes) == 0:
-        return [], []
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    start = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1])))
-    return (sorted_codes[start].tolist(),
-            np.minimum.reduceat(values[order], start).tolist())
-
-
 def _segment_roles(macs: np.ndarray, points: np.ndarray, mac_values: np.ndarray,
                    point_values: np.ndarray, roles: dict[str, str], role: str) -> dict[Any, str]:
     """{MAC: role} over the distinct (MAC, point) of the rows in order of first appearance, a
@@ -522,6 +588,9 @@ def learn_vips(pk: pd.DataFrame, tv: pd.DataFrame, pins: TopologyPins | None = N
                                 + " have no port and no SYN in the traffic: pin them as ip:port")
     else:
         vips = _detect_vips(pk, tv, cv)
+        # the virtual services the director's snapshot lists are VIPs when clients use them,
+        # even if the traffic shows no forwarding (a service without a real server)
+        vips = sorted(set(vips) | _used_services(tv, cv, pins.services))
         if not vips:
             raise TopologyError(
                 "no LVS-DR virtual service found in the traffic: no TCP SYN to an ip:port was "
@@ -571,9 +640,11 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
         key, t_src, t_dst, tv["ttl"].to_numpy()[tov], tv["ts"].to_numpy()[tov], n_mac, packet)
     del key, packet
     director_in = {macs[m] for m in np.flatnonzero((in_votes > rs_votes) & named)}
+    senders = _senders(pk)
     if not director_in and len(tov):
-        # One point only: the director is where clients send VIP frames and no reply comes from.
-        director_in = {macs[m] for m in np.unique(tc_dst)} - rep_src - {""}
+        # One point only: the director is where clients send VIP frames and no reply comes
+        # from; a MAC that never sends a frame is no host at all (a stale ARP entry's MAC)
+        director_in = ({macs[m] for m in np.unique(tc_dst)} & senders) - rep_src - {""}
     if not director_in:
         # No forwarding seen (clients all bypass it): the director is the VIP's ARP/ND claimer
         # that is not a real server (real servers are where replies from the VIP come from).
@@ -598,6 +669,12 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
                              _member(macs, dmacs))
 
     client_macs = {macs[m] for m in tc_src[is_in[tc_dst]]} - dmacs - {""}
+    unserved = _unserved(tv, cv, vips, is_in)
+    # VIP frames from clients to a MAC that never sends anything: a stale ARP entry for the
+    # VIP (a former director); they were meant for the director and are lost before it
+    silent_macs = ({macs[m] for m in tc_dst[~is_dir[tc_src]]} - senders
+                   - set(pins.host_addresses) - {""})
+    silent_macs = {m for m in silent_macs if isinstance(m, str) and not is_group_mac([m])[0]}
 
     # roles of the points
     ingress = is_in[tc_dst] & ~_member(macs, director_out - director_in)[tc_src]
@@ -625,21 +702,18 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     f_rows = np.flatnonzero(is_out[t_src] & f_dst_ok[t_dst])
     r_rows = np.flatnonzero(~is_dir[r_src] & (macs != "")[r_src])
     f_at, r_at = tov[f_rows], rep[r_rows]
+    # the addresses clients send VIP traffic from: never a real server's own address (a real
+    # server that forwards such a packet, a loop, sends it from its MAC with the client's IP)
+    client_ips = {cv.ips[c] for c in np.unique(cv.src_ip[tov])}
     f_mac, r_mac = t_dst[f_rows], r_src[r_rows]
     f_point, r_point = t_point[f_rows], r_point[r_rows]
+    from_vip = rep                  # every frame from a VIP, whoever sent it
     del tov, rep, t_src, t_dst, t_point, r_src, f_rows, r_rows  # the rows below are f_at, r_at
-    f_ts, r_ts = tv["ts"].to_numpy()[f_at], tv["ts"].to_numpy()[r_at]
-    first_seen: dict[Any, int] = {}
-    for mac, ts in ((f_mac, f_ts), (r_mac, r_ts)):
-        for m, earliest in zip(*_min_per_code(mac, ts)):
-            if not pd.isna(macs[m]):
-                first_seen[macs[m]] = min(first_seen.get(macs[m], earliest), earliest)
-    del f_ts, r_ts
     rs_seg_role = _segment_roles(f_mac, f_point, macs, point_values, roles, "rs-segment")
     vip_seg_role = _segment_roles(r_mac, r_point, macs, point_values, roles, "vip-segment")
     del f_point, r_point
     servers: dict[str, RealServerInfo] = {}
-    for mac in sorted(rs_seg_role, key=lambda m: first_seen.get(m, 0)):
+    for mac in sorted(rs_seg_role, key=str):
         servers[mac] = RealServerInfo(name="", macs={rs_seg_role[mac]: mac})
     if len(f_at) and len(r_at):
         f_conn, r_conn = _conn_keys(
@@ -651,12 +725,20 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
             if mac_f in servers and mac_r != mac_f:
                 servers[mac_f].macs.setdefault(vip_seg_role.get(mac_r, "vip-segment"), mac_r)
     linked = {m for rs in servers.values() for m in rs.macs.values()}
-    for mac in sorted(set(vip_seg_role) - linked, key=lambda m: first_seen.get(m, 0)):
+    for mac in sorted(set(vip_seg_role) - linked, key=str):
         servers[mac] = RealServerInfo(name="", macs={vip_seg_role[mac]: mac})
-    ordered = sorted(servers.values(), key=lambda r: min(first_seen.get(m, 0)
-                                                          for m in r.macs.values()))
-    _find_rips(pk, ordered, {ip for ip, _ in vips})
-    _apply_rs_pins(ordered, pins, conflicts)
+    # a MAC the director forwards to is a real server only when it shows itself alive: it sent
+    # a frame (an ARP answer, a reply from the VIP, anything), its host's snapshot holds it, or
+    # the connections forwarded to it are answered from the VIP (through whatever path). One
+    # that never is a stale neighbour entry on the director: its copies fail DR001 instead of
+    # naming a new server.
+    alive = senders | set(pins.host_addresses)
+    alive |= _answered(cv, f_at, f_mac, from_vip, macs,
+                       {m for rs in servers.values() for m in rs.all_macs} - alive)
+    found = [rs for rs in servers.values() if rs.all_macs & alive]
+    _find_rips(pk, found, {ip for ip, _ in vips} | client_ips, pins)
+    _apply_rs_pins(found, pins, conflicts)
+    ordered = sorted(found, key=_server_order)
     _name_servers(ordered, pins)
 
     if pins.shape:
@@ -669,7 +751,24 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
         shape = "two-segment"
     return LearnedTopology(vips=vips, director_in=director_in, director_out=director_out,
                            real_servers=ordered, roles=roles, shape=shape, client_macs=client_macs,
+                           silent_macs=silent_macs, unserved=unserved,
                            scheduler=pins.scheduler, conflicts=conflicts, pinned=pins.as_dict())
+
+
+def _answered(cv: _Coded, f_at: np.ndarray, f_mac: np.ndarray, from_vip: np.ndarray,
+              macs: np.ndarray, unproven: set[str]) -> set[str]:
+    """Those of the `unproven` MACs that some connection forwarded to them (view rows f_at,
+    their dst MAC codes f_mac) has a frame from the VIP for (view rows from_vip)."""
+    if not unproven or len(from_vip) == 0:
+        return set()
+    mine = np.flatnonzero(_member(macs, unproven)[f_mac])
+    at = f_at[mine]
+    f_conn, r_conn = _conn_keys(
+        (cv.src_ip[at], cv.src_port[at], cv.dst_ip[at], cv.dst_port[at]),
+        (cv.dst_ip[from_vip], cv.dst_port[from_vip], cv.src_ip[from_vip], cv.src_port[from_vip]),
+        n_ip=len(cv.ips))
+    answered = np.isin(f_conn, r_conn)
+    return {macs[m] for m in np.unique(f_mac[mine][answered])}
 
 
 def _conn_keys(*sides: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], n_ip: int
@@ -719,11 +818,8 @@ def _best_reply_macs(f_conn: np.ndarray, r_conn: np.ndarray, f_mac: np.ndarray,
 
 
 def _vip_claimers(pk: pd.DataFrame, vip_ips: set[str]) -> set[str]:
-    arp = pk[(pk["arp_op"] == 2).fillna(False).to_numpy(dtype=bool)
-             & pk["arp_sender_ip"].isin(vip_ips).to_numpy(dtype=bool)]
-    na = pk[(pk["icmp_type"] == 136).fillna(False).to_numpy(dtype=bool)
-            & pk["nd_target"].isin(vip_ips).to_numpy(dtype=bool)]
-    return set(text(arp["arp_sender_mac"]).unique()) | set(text(na["nd_lladdr"]).unique())
+    claims = _claims(pk)
+    return set(claims["mac"][claims["ip"].isin(vip_ips).to_numpy()]) - {""}
 
 
 def _pair_counts(mac: pd.Series, ip: pd.Series, macs: set[str]) -> pd.DataFrame:
@@ -757,31 +853,64 @@ def _codes_na(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(values, dtype=object)
 
 
-def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], vip_ips: set[str]) -> None:
-    """RIP = the address a real server MAC uses as ARP sender (or IP source), never the VIP."""
+def _find_rips(pk: pd.DataFrame, servers: list[RealServerInfo], not_rips: set[str],
+               pins: TopologyPins) -> None:
+    """RIP = the address on the real-server segment that the director forwards to: the one a
+    director's IPVS table lists for the server's host (host snapshots), else what the server's
+    real-server-segment MAC owns: its interface's address (snapshot), the sender address of its
+    ARP frames, the source address of its other frames; never a VIP or a client's address
+    (not_rips). A server seen only on the VIP segment keeps its RIP unknown: its address there
+    is not the RIP."""
+    for rs in servers:
+        rs.rip = next((pins.host_rips[m] for m in sorted(rs.all_macs) if m in pins.host_rips),
+                      None)
+    servers = [rs for rs in servers if rs.rip is None]
     if not servers:
         return
     macs = {m for rs in servers for m in rs.macs.values()}
-    cand = pd.concat([_pair_counts(pk["arp_sender_mac"], pk["arp_sender_ip"], macs),
-                      _pair_counts(pk["src_mac"], pk["src_ip"], macs)])
-    cand = cand[~cand["ip"].isin(vip_ips) & (cand["ip"] != "") & ~cand["ip"].str.startswith("fe80")]
+    held = [(mac, ip, 0, 1) for mac in sorted(macs) for ip in pins.host_addresses.get(mac, [])]
+    arp = _pair_counts(pk["arp_sender_mac"], pk["arp_sender_ip"], macs).assign(kind=1)
+    ip = _pair_counts(pk["src_mac"], pk["src_ip"], macs).assign(kind=2)
+    cand = pd.concat([pd.DataFrame(held, columns=["mac", "ip", "kind", "n"]), arp, ip])
+    cand = cand[~cand["ip"].isin(not_rips) & (cand["ip"] != "")
+                & ~cand["ip"].str.startswith("fe80")]
     if not len(cand):
         return
-    best = (cand.groupby(["mac", "ip"])["n"].sum().reset_index(name="n")
-            .sort_values("n", ascending=False))
-    by_mac = dict(zip(best.drop_duplicates("mac")["mac"], best.drop_duplicates("mac")["ip"]))
+    # the host's word first, then ARP, then the most frames
+    best = (cand.groupby(["mac", "ip"]).agg(kind=("kind", "min"), n=("n", "sum")).reset_index()
+            .sort_values(["kind", "n", "ip"], ascending=[True, False, True], kind="stable")
+            .drop_duplicates("mac"))
+    by_mac = dict(zip(best["mac"], best["ip"]))
     for rs in servers:
-        # prefer the rs-segment address: that is the one the director resolves
-        for seg in ("rs-segment", "both", "vip-segment"):
-            mac = rs.macs.get(seg)
+        for mac in (rs.macs[seg] for seg in ("rs-segment", "both") if seg in rs.macs):
             if mac in by_mac:
                 rs.rip = by_mac[mac]
                 break
 
 
+def _server_order(rs: RealServerInfo) -> tuple:
+    """Real servers in a stable order (by RIP, then MAC), not by when a capture first saw them:
+    two captures of one farm name them alike."""
+    if rs.rip:
+        try:
+            addr = ipaddress.ip_address(rs.rip)
+            return (0, addr.version, int(addr), min(rs.all_macs, default=""))
+        except ValueError:
+            pass
+    return (1, 0, 0, min(rs.all_macs, default=""))
+
+
+def _senders(pk: pd.DataFrame) -> set[str]:
+    """The MACs that sent at least one frame (judged on the column's codes)."""
+    codes, values = _codes_na(pk["src_mac"])
+    present = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(values)))
+    return {str(values[c]) for c in present if isinstance(values[c], str) and values[c]}
+
+
 def _name_servers(servers: list[RealServerInfo], pins: TopologyPins) -> None:
     """Pinned names stay; a manifest name goes to the server with its RIP; the others are rsN
-    by their place in order of first appearance (the next free number if that name is taken)."""
+    by their place in `servers` (see _server_order; the next free number if that name is
+    taken)."""
     for rs in servers:
         if not rs.name and rs.rip and rs.rip in pins.rs_names_by_rip:
             rs.name = pins.rs_names_by_rip[rs.rip]

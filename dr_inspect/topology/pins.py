@@ -45,6 +45,14 @@ class TopologyPins:
     # names only (a capture set's manifest lists real servers as name + RIP): they name the
     # learned servers with that RIP and pin nothing else
     rs_names_by_rip: dict[str, str] = field(default_factory=dict)
+    # what the capture set's host snapshots say: MAC -> the addresses on that interface (a real
+    # server's RIP, and proof that a MAC the director forwards to is a live host)
+    host_addresses: dict[str, list[str]] = field(default_factory=dict)
+    # MAC -> the RIP of its host, for hosts whose RIP a director's IPVS table lists (every MAC
+    # of such a host, on either segment)
+    host_rips: dict[str, str] = field(default_factory=dict)
+    # the virtual services (ip, port) a director's snapshot lists: VIPs when clients use them
+    services: list[tuple[str, int]] = field(default_factory=list)
     source: str = "flags"
 
     def as_dict(self) -> dict[str, Any]:
