@@ -150,19 +150,32 @@ class CaptureContext:
     span: tuple[int, int] | None
     scheduler: str | None
     manifest_vip: str | None
+    snapshots: dict[str, dict[str, Any]]
+    snapshot_errors: list[str]
 
 
 def capture_context(paths: list[str | Path], topology_file: Path | None,
                     rule_files: list[Path] | tuple) -> CaptureContext:
+    """As analyse_paths prepares them (the host snapshots complete the pins and names)."""
     cs = load_capture_set(list(paths))
+    rules = load_rules(rule_files)
+    file_pins = load_topology_file(topology_file) if topology_file else None
+    rs_names = manifest_rs_names(cs.capture.get("real_servers"))
+    snaps, snap_errors = _verify_mod._read_snapshots(cs)
+    if snaps:
+        from dr_inspect.doctor.farm import real_servers
+        for entry in real_servers(snaps):
+            rs_names.setdefault(entry["rip"], entry["name"])
+        file_pins = file_pins or TopologyPins()
+        file_pins.host_addresses = _verify_mod._host_addresses(snaps)
+        file_pins.host_rips = _verify_mod._host_rips(snaps)
+        file_pins.services = _verify_mod._ipvs_services(snaps)
     return CaptureContext(
-        cs=cs, rules=load_rules(rule_files),
-        file_pins=load_topology_file(topology_file) if topology_file else None,
-        roles={p.name: p.role for p in cs.points},
+        cs=cs, rules=rules, file_pins=file_pins, roles={p.name: p.role for p in cs.points},
         hosts={p.name: p.host or "this-machine" for p in cs.points if p.host or p.netns},
-        rs_names=manifest_rs_names(cs.capture.get("real_servers")),
-        span=_verify_mod.capture_span_of(cs), scheduler=_verify_mod._scheduler_of(cs),
-        manifest_vip=_verify_mod._manifest_vip(cs))
+        rs_names=rs_names, span=_verify_mod.capture_span_of(cs),
+        scheduler=_verify_mod._scheduler_of(cs), manifest_vip=_verify_mod._manifest_vip(cs),
+        snapshots=snaps, snapshot_errors=snap_errors)
 
 
 def pins_for(ctx: CaptureContext, vips: list[str] | tuple[str, ...]) -> TopologyPins:
@@ -258,4 +271,6 @@ def build_report(ctx: CaptureContext, corr: Correlation, pins: TopologyPins,
 
 
 def join_host_causes(ctx: CaptureContext, report: VerifyReport) -> None:
-    _verify_mod._join_host_causes(ctx.cs, report)
+    """The snapshots' errors and host causes into the report, as analyse_paths ends."""
+    report.errors.extend(ctx.snapshot_errors)
+    _verify_mod._join_host_causes(ctx.snapshots, report)

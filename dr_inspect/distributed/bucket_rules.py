@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dr_inspect.distributed.adapter import evaluate_rule
+from dr_inspect.distributed.adapter import CLOCK_TOLERANCE_NS, evaluate_rule
 from dr_inspect.distributed.merge import ROW_TABLES, order_keys
 from dr_inspect.distributed.shards import read_table
 from dr_inspect.model import RuleResult
@@ -47,8 +47,7 @@ class Partial:
 @dataclass
 class BucketRules:
     partials: dict[str, Partial]
-    # forwards rows naming a real server, with a forwarding delay: (order key, rs, delay_us)
-    delays: pd.DataFrame
+    report_rows: pd.DataFrame         # see report_rows
 
 
 def load_tables(paths: dict[str, str], new_ids: np.ndarray) -> dict[str, pd.DataFrame]:
@@ -77,16 +76,25 @@ def evaluate_bucket(paths: dict[str, str], new_ids: np.ndarray, rules: list, var
         at = [ev.extra.pop(ORDER) for ev in result.evidence]
         partials[rule.id] = Partial(result, len(table), [tuple(keys[rule.table][i]) for i in at])
         del table[ORDER]
-    fw = tables["forwards"]
-    delays = pd.DataFrame({"k0": [], "k1": [], "k2": [], "real_server": [], "delay_us": []})
-    if len(fw):
-        rows = np.flatnonzero(fw["real_server"].isin(rs_names).to_numpy()
-                              & ~np.isnan(fw["delay_us"].to_numpy(dtype=float)))
-        k = keys["forwards"][rows]
-        delays = pd.DataFrame({"k0": k[:, 0], "k1": k[:, 1], "k2": k[:, 2],
-                               "real_server": np.asarray(fw["real_server"], dtype=object)[rows],
-                               "delay_us": fw["delay_us"].to_numpy(dtype=float)[rows]})
-    return BucketRules(partials, delays)
+    return BucketRules(partials, report_rows(tables["forwards"], keys["forwards"], rs_names))
+
+
+def report_rows(fw: pd.DataFrame, keys: np.ndarray, rs_names: list[str]) -> pd.DataFrame:
+    """The forwards rows the report reads besides the rules (with their order keys): those
+    naming a real server with a forwarding delay (delay samples), and copies seen more than
+    the clock tolerance before their original (DR013's early copies)."""
+    columns = ["real_server", "delay_us", "has_copy", "copy_point"]
+    if not len(fw):
+        return pd.DataFrame({c: [] for c in ["k0", "k1", "k2"] + columns})
+    delay = fw["delay_us"].to_numpy(dtype=float)
+    early = fw["has_copy"].to_numpy(dtype=bool) & (delay * 1000 < -CLOCK_TOLERANCE_NS)
+    rows = np.flatnonzero((fw["real_server"].isin(rs_names).to_numpy() & ~np.isnan(delay))
+                          | early)
+    out = pd.DataFrame({f"k{i}": keys[rows, i] for i in range(3)})
+    for c in columns:
+        values = fw[c].to_numpy()
+        out[c] = values[rows] if values.dtype != object else np.asarray(values, dtype=object)[rows]
+    return out
 
 
 def reduce_rule(rule, parts: list[Partial], max_evidence: int) -> RuleResult:

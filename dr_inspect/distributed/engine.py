@@ -286,7 +286,7 @@ def _bucket_rules(run: _Runner, parts: list[BucketResult], new_ids: list[np.ndar
                   scheduler: str | None, window_ms: float, max_evidence: int, n_points: int
                   ) -> dict[str, Any]:
     """The per-frame tables' rules evaluated per bucket and reduced; corr's forwards table
-    becomes what the report reads of it (real server and forwarding delay, in order)."""
+    becomes the rows the report reads of it (bucket_rules.report_rows, in order)."""
     topo = corr.topology
     local = [r for r in ctx.rules if bucket_local(r)]
     variables = adapter.rule_variables(topo, scheduler, window_ms, n_points)
@@ -294,10 +294,10 @@ def _bucket_rules(run: _Runner, parts: list[BucketResult], new_ids: list[np.ndar
     found = run.each(evaluate_bucket, [(p.tables, ids, local, variables, max_evidence, names,
                                         offsets[1], rs_names)
                                        for p, ids in zip(parts, new_ids)], stage="rules, bucket")
-    delays = pd.concat([b.delays for b in found], ignore_index=True)
-    delays = delays.take(np.lexsort((delays["k2"].to_numpy(), delays["k1"].to_numpy(),
-                                     delays["k0"].to_numpy())))
-    corr.tables["forwards"] = delays[["real_server", "delay_us"]].reset_index(drop=True)
+    rows = pd.concat([b.report_rows for b in found], ignore_index=True)
+    rows = rows.take(np.lexsort((rows["k2"].to_numpy(), rows["k1"].to_numpy(),
+                                 rows["k0"].to_numpy())))
+    corr.tables["forwards"] = rows.drop(columns=["k0", "k1", "k2"]).reset_index(drop=True)
     return {r.id: reduce_rule(r, [b.partials[r.id] for b in found], max_evidence) for r in local}
 
 

@@ -1,10 +1,12 @@
 """Clock offsets between points over all buckets, exactly as estimate_offsets finds them.
 
 estimate_offsets compares, per pair of points, the first-sighting times of every packet seen at
-both (a packet is its strict key: all its sightings are in one bucket). Each bucket writes its
-deltas per pair to disk; the counts are summed, and the medians are found by rank selection
-over histograms of every bucket's deltas (a few rounds, each narrowing the bin holding the
-wanted rank by NBINS), so no process ever holds all deltas.
+both (a packet is its strict key: all its sightings are in one bucket) and takes the median of
+the deltas in their densest window two clock tolerances wide. Each bucket writes its deltas per
+pair to disk; the counts are summed, the densest window is found on the buckets' counts per
+tolerance-wide bin, and the median in it by rank selection over histograms of every bucket's
+deltas (a few rounds, each narrowing the bin holding the wanted rank by NBINS), so no process
+ever holds all deltas.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dr_inspect.distributed.adapter import CLOCK_TOLERANCE_NS, ESTIMATE_WINDOW_NS, pair_deltas
+from dr_inspect.distributed.adapter import CLOCK_TOLERANCE_NS, pair_deltas
 from dr_inspect.distributed.buckets import read_bucket
 from dr_inspect.distributed.shards import write_table
 
@@ -60,15 +62,40 @@ def bucket_histograms(path: str, queries: list[tuple[Pair, int, int]]) -> list[n
     return out
 
 
-def _select(files: list[str], wanted: list[tuple[Pair, int]], run: MapBuckets
+def bucket_tolerance_bins(path: str, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per pair: the tolerance-wide bins its deltas fall in (floor(delta / tolerance)) and how
+    many in each."""
+    deltas = _load(path)
+    return [np.unique(np.floor_divide(deltas.get(p, np.zeros(0, np.int64)), CLOCK_TOLERANCE_NS),
+                      return_counts=True) for p in pairs]
+
+
+def _windows(files: list[str], pairs: list[Pair], run: MapBuckets) -> dict[Pair, tuple[int, int]]:
+    """Per pair: (start of the densest window two tolerances wide, deltas in it), chosen as
+    hops._densest_offset chooses it (the one nearer zero between equally dense ones)."""
+    per_bucket = run(bucket_tolerance_bins, files, pairs)
+    out = {}
+    for i, pair in enumerate(pairs):
+        bins = np.concatenate([h[i][0] for h in per_bucket]).astype(np.int64)
+        n = np.concatenate([h[i][1] for h in per_bucket]).astype(np.int64)
+        lo = int(bins.min())
+        counts = np.bincount(bins - lo, weights=n).astype(np.int64)
+        pair_n = counts[:-1] + counts[1:] if len(counts) > 1 else counts
+        best = np.flatnonzero(pair_n == pair_n.max())
+        start = (best + lo) * CLOCK_TOLERANCE_NS
+        k = int(np.argmin(np.abs(start + CLOCK_TOLERANCE_NS)))
+        out[pair] = (int(start[k]), int(pair_n[best[k]]))
+    return out
+
+
+def _select(files: list[str], wanted: list[tuple[Pair, int, int, int]], run: MapBuckets
             ) -> dict[tuple[Pair, int], int]:
-    """The value of rank r (0-based) of each pair's deltas over all buckets."""
-    lo = -ESTIMATE_WINDOW_NS
-    span = 2 * ESTIMATE_WINDOW_NS + 1
-    state = {w: [lo, -(-span // NBINS), w[1]] for w in wanted}      # lo, width, rank left
+    """The value of rank r (0-based) among each pair's deltas in [lo, lo + span), over all
+    buckets, per wanted (pair, r, lo, span)."""
+    state = {(p, r): [lo, -(-span // NBINS), r] for p, r, lo, span in wanted}  # lo, width, rank
     done: dict[tuple[Pair, int], int] = {}
-    while len(done) < len(wanted):
-        todo = [w for w in wanted if w not in done]
+    while len(done) < len(state):
+        todo = [w for w in state if w not in done]
         queries = [(w[0], state[w][0], state[w][1]) for w in todo]
         per_bucket = run(bucket_histograms, files, queries)
         for i, w in enumerate(todo):
@@ -91,6 +118,15 @@ def _median(values: dict[tuple[Pair, int], int], pair: Pair, n: int) -> int:
     return int(np.mean(np.array([values[(pair, n // 2 - 1)], values[(pair, n // 2)]])))
 
 
+def _offsets(files: list[str], pairs: list[Pair], run: MapBuckets) -> dict[Pair, int]:
+    """Per pair: the median of its deltas in their densest window (hops._densest_offset)."""
+    windows = _windows(files, pairs, run)
+    wanted = [(p, r, start, 2 * CLOCK_TOLERANCE_NS) for p, (start, n) in windows.items()
+              for r in sorted({n // 2, max(n // 2 - 1, 0)})]
+    values = _select(files, wanted, run)
+    return {p: _median(values, p, n) for p, (_, n) in windows.items()}
+
+
 def estimate(files: list[str], counts: dict[Pair, int], n_tcp: int, points: list[str],
              hosts: dict[str, str] | None, run: MapBuckets) -> tuple[dict[str, int], dict[str, int]]:
     """(estimated, applied) offset per point, as estimate_offsets over the whole set."""
@@ -98,10 +134,7 @@ def estimate(files: list[str], counts: dict[Pair, int], n_tcp: int, points: list
     est = {p: 0 for p in points}
     if len(points) < 2 or n_tcp == 0:
         return est, dict(est)
-    used = [pair for pair, n in counts.items() if n]
-    wanted = [(pair, r) for pair in used for r in sorted({counts[pair] // 2,
-                                                          max(counts[pair] // 2 - 1, 0)})]
-    values = _select(files, wanted, run)
+    offset = _offsets(files, [pair for pair, n in counts.items() if n], run)
     known = {points[0]}
     for _ in range(len(points)):
         progressed = False
@@ -112,7 +145,7 @@ def estimate(files: list[str], counts: dict[Pair, int], n_tcp: int, points: list
             for ref in sorted(known):
                 n = counts.get((p, ref), 0)
                 if n and (best is None or n > best[1]):
-                    best = (_median(values, (p, ref), n) + est[ref], n)
+                    best = (offset[(p, ref)] + est[ref], n)
             if best is not None:
                 est[p] = best[0]
                 known.add(p)
