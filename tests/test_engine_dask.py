@@ -258,3 +258,33 @@ def test_ranges_that_do_not_join_are_decoded_whole(tmp_path: Path, scheduler: st
     monkeypatch.setattr(ranges, "SPLIT_BYTES", 2_000)
     monkeypatch.setattr(ContainerParser, "record_start_near", lambda self, buf, at: at + 1)
     _same(*_both([_faulty(tmp_path / "set")], scheduler, buckets=2))
+
+
+def _held_back(cap: DrCapture) -> None:
+    """Half the forwarded copies 900 ms late (no clock moves), a quarter of the rest early."""
+    copies = [p for p in cap.frames["br_lvs"] if p.haslayer("TCP")]
+    for i, p in enumerate(copies):
+        p.time = float(p.time) + (0.9 if i % 2 else 0.25 if i % 4 else 0.0)
+
+
+def _reused(cap: DrCapture) -> None:
+    """A 5-tuple reused by a new connection to the other server, split inside it."""
+    cap.t += 2.0
+    cap.connection(40000, isn=777_777, rs=1, data_rs=0)
+
+
+def _unserved(cap: DrCapture) -> None:
+    """SYNs to the director nobody answers, and a forward to a MAC that never sends."""
+    cap.connection(42000, port=9000, forward=False, answer="none")
+    cap.connection(42001, vip="192.168.7.34", forward=False, answer="none")
+    cap.connection(42002, rs=0, fwd_dst_mac="02:00:00:00:de:ad", answer="none")
+
+
+@pytest.mark.parametrize("change", [_held_back, _reused, _unserved])
+def test_analysis_scenarios_same_report(tmp_path: Path, scheduler: str, change) -> None:
+    cap = DrCapture().healthy(connections=8)
+    change(cap)
+    folder = cap.write(tmp_path / "set", manifest=False)
+    local, dask = _both([folder], scheduler, buckets=3)
+    assert local["verdict"] == "fail"
+    _same(local, dask)
