@@ -27,6 +27,7 @@ from dr_inspect.lab import LabConfig, lab_down, lab_up, run_traffic
 from dr_inspect.live.capture import CapturePoint, start_capture
 from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN
 from dr_inspect.live.watch import WATCH_SNAPLEN, watch
+from dr_inspect.options import VerifyOptions
 
 PREFIX = "t5"
 
@@ -74,7 +75,8 @@ def bench_watch(state, seconds: float, interval: float, concurrency: int, snaple
     thread.start()
     try:
         t0 = time.perf_counter()
-        result = watch(points(state), interval=interval, duration=seconds, scheduler="flow-hash",
+        result = watch(points(state), interval=interval, duration=seconds,
+                       options=VerifyOptions(scheduler="flow-hash"),
                        snaplen=snaplen or WATCH_SNAPLEN,
                        on_interval=on_interval)
         elapsed = time.perf_counter() - t0

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="frames per point, comma separated")
     args = parser.parse_args(argv)
     from dr_inspect.report.html import render_html
-    from dr_inspect.verify import analyse_paths
+    from dr_inspect.analysis.paths import analyse_paths
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

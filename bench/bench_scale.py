@@ -5,9 +5,9 @@ DR capture sets of 10M, 50M and 200M frames (over both points), on 1 and 2 Dask 
     python -m bench.bench_scale                         # 10M, 50M, 200M frames (hours, disk!)
     python -m bench.bench_scale --sizes 2000000 --workers 1,2 --memory-limit 2GB --keep
 
-Every row is one run in a fresh interpreter. The local row is `verify_paths` (bench/measure.py's
+Every row is one run in a fresh interpreter. The local row is `dr_inspect.verify` (bench/measure.py's
 verify job: its peak RSS is the whole run's). A dask row starts a LocalCluster of process
-workers (one thread each) first, then times verify_paths_dask alone; it reports the client
+workers (one thread each) first, then times verify_on_dask alone; it reports the client
 process's peak RSS (it holds the merged rule tables) and each worker's (ru_maxrss); the workers
 import dr-inspect before the clock starts (a running cluster's workers have). Sets are
 generated once into the cache folder as rotated files of PART_FRAMES frames per point (each part
@@ -105,7 +105,7 @@ def child(directory: str, workers: int, memory_limit: str | None, shard_dir: str
 
     from dask.distributed import Client, LocalCluster
 
-    from dr_inspect.distributed import DaskOptions, verify_paths_dask
+    from dr_inspect.distributed import DaskOptions, verify_on_dask
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       memory_limit=memory_limit or "auto", dashboard_address=":0",
@@ -113,7 +113,7 @@ def child(directory: str, workers: int, memory_limit: str | None, shard_dir: str
         # the workers import dr-inspect before the clock starts, as a running cluster's have
         client.run(importlib.import_module, "dr_inspect.distributed.merge")
         t0, c0 = time.perf_counter(), time.process_time()
-        report = verify_paths_dask([directory], dask=DaskOptions(
+        report = verify_on_dask([directory], dask=DaskOptions(
             scheduler=cluster.scheduler_address,
             shard_dir=Path(shard_dir) if shard_dir else None))
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -1,5 +1,5 @@
 """End-to-end verify benchmark on a healthy synthetic two-point DR capture set (br_e + br_lvs):
-dr_inspect.verify.verify_paths (decode + topology + correlate + rules) against `tshark -T fields`
+dr_inspect.verify (decode + topology + correlate + rules) against `tshark -T fields`
 only decoding the same files, measured in the same run; prints the verdict (must be pass).
 
     python -m bench.bench_verify                  # 1M frames per point (mean; ~2M in total)
@@ -14,7 +14,6 @@ code 1 when the healthy set does not pass.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import sys
@@ -82,9 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, default=0,
                         help="also run verify under cProfile on the largest set, top N functions")
     args = parser.parse_args(argv)
-    if importlib.util.find_spec("dr_inspect.verify") is None:
-        print("bench_verify: dr_inspect.verify is not available (not written yet?)", file=sys.stderr)
-        return 2
     sizes = args.sizes or ([20_000] if args.quick else [1_000_000])
     run_tshark = not args.no_tshark and shutil.which("tshark") is not None
     if not args.no_tshark and not run_tshark:

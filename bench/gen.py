@@ -21,7 +21,7 @@ keepalived sends; on the real-server segment the director resolving the RIPs).
   This set is a healthy DR capture: the verifier must pass it.
 
 IPv4 header checksums are correct. TCP checksums are left zero: captures on veth/bridges with
-checksum offload show the same, and a TCP checksum is never a DR violation (DESIGN.md).
+checksum offload show the same, and a TCP checksum is never a DR violation (no rule reads it).
 """
 
 from __future__ import annotations

@@ -224,10 +224,10 @@ def _job_decode(paths: list[str], profile: int) -> None:
 def _job_verify(paths: list[str], profile: int) -> None:
     import numpy  # noqa: F401
     import pandas  # noqa: F401
-    from dr_inspect.verify import verify_paths
+    from dr_inspect import verify
 
     with _Clock() as clock:
-        report = _profiled(lambda: verify_paths(paths), profile)
+        report = _profiled(lambda: verify(paths), profile)
     rules = [{"id": r.id, "name": r.name, "status": r.status, "severity": r.severity,
               "checked": r.checked, "violations": r.violations, "note": r.note,
               "evidence": [f"{e.point} frames {e.frames[:3]}: expected {e.expected}, got {e.actual}"

@@ -10,7 +10,7 @@ manifest.toml (points, roles, interfaces, director backend, faults), snapshots/<
 expected.toml (`fail` = the DR rule ids that must fail on it, `description` = why). Healthy seed
 sets expect no failure. Fault sets use the ipvs director (real IPVS, round robin, so which
 connection meets the faulty rs1 is deterministic) with two real servers; after writing a set the
-script runs `verify` on it (when dr_inspect.verify exists) and reports any disagreement.
+script runs `verify` on it and reports any disagreement.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dr_inspect.errors import DrInspectError  # noqa: E402
 from dr_inspect.lab import FAULTS, LabConfig, lab_down, lab_up, run_curl, run_traffic  # noqa: E402
 from dr_inspect.lab.demo import capture_traffic, lab_description, verify_capture  # noqa: E402
 
-# Why each fault breaks exactly these rules (DESIGN.md catalogue), for expected.toml.
+# Why each fault breaks exactly these rules (rules/dr.toml), for expected.toml.
 WHY = {
     "rs-answers-arp": "rs1 answers the client's ARP request for the VIP as well as the director, so two "
                       "MACs claim the VIP on br_e (DR005); rs1 (a namespace) answered before the "

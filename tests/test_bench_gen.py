@@ -183,11 +183,9 @@ def test_generated_columns_match_our_decoder(single):
 
 
 def test_dr_set_passes_the_verifier(drset):
-    require(importlib.util.find_spec("dr_inspect.verify") is not None,
-            "dr_inspect.verify not available yet")
-    from dr_inspect.verify import verify_paths
+    from dr_inspect import verify
 
-    report = verify_paths([drset])
+    report = verify([drset])
     failed = [(r.id, r.note, [e.actual for e in r.evidence[:2]]) for r in report.rules
               if r.status == "fail"]
     assert report.verdict == "pass", failed

@@ -161,7 +161,7 @@ def lab_points(state) -> list[CapturePoint]:
 @pytest.mark.lab
 def test_capture_both_bridges_verifies_and_manifest_holds_counts(lab, tmp_path):
     from dr_inspect.lab import run_traffic
-    from dr_inspect.verify import verify_paths
+    from dr_inspect.analysis.paths import verify_paths
     out = tmp_path / "set"
     hosts = {"director": lab.host("director").netns, "rs1": lab.host("rs1").netns}
     session = start_capture(lab_points(lab), out, snapshot_hosts=hosts)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rulecaps import DrCapture
 
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS, _densest_offset
-from dr_inspect.verify import verify_paths
+from dr_inspect.analysis.paths import verify_paths
 
 
 @settings(max_examples=200, deadline=None)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from rulecaps import DrCapture
 
 from dr_inspect.correlate.coverage import tiles_exactly
-from dr_inspect.verify import verify_paths
+from dr_inspect.analysis.paths import verify_paths
 
 
 def _cuts(draw, total: int) -> list[tuple[int, int]]:

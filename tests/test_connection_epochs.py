@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rulecaps import RS, DrCapture
 
 from dr_inspect.correlate.epochs import split_epochs
-from dr_inspect.verify import analyse_paths
+from dr_inspect.analysis.paths import analyse_paths
 
 TOL = 1_000_000
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from rulecaps import CLIENT_IP, RS, VIP, DrCapture
 
-from dr_inspect.correlate import combine_points, correlate
+from dr_inspect.analysis.correlation import correlate
+from dr_inspect.correlate.combine import combine_points
 
 
 def test_combine_points_unions_categories():
@@ -153,7 +154,7 @@ def test_copy_times_stay_exact_when_some_frames_are_not_forwarded():
     # nanosecond timestamps (~1.8e18) into floats (256 ns steps) and skew delay_us
     from conftest import ROOT
 
-    from dr_inspect.verify import analyse_paths
+    from dr_inspect.analysis.paths import analyse_paths
     folder = ROOT / "captures" / "fault-director-drops-invalid"
     analysis = analyse_paths([folder])
     fw, pk = analysis.tables["forwards"], analysis.packets
@@ -226,7 +227,7 @@ def test_tcp_view_gathers_tcp_rows_with_point_names_sorted(tmp_path):
 def test_hops_and_offsets_from_view_codes_equal_those_from_plain_columns(tmp_path):
     from pandas.testing import assert_frame_equal
 
-    from dr_inspect.correlate import prepare
+    from dr_inspect.analysis.correlation import prepare
     from dr_inspect.correlate.hops import estimate_offsets, find_hops
     cap = DrCapture().healthy(connections=3)
     cap.shift("br_lvs", 2.0)
@@ -384,3 +385,9 @@ def test_dense_ids_equal_where_the_keys_are_equal(monkeypatch, kernel):
         # one id per key and one key per id: the same partition as factorize's
         pairs = np.unique(np.stack([ids, want]), axis=1)
         assert pairs.shape[1] == count
+
+
+@pytest.mark.parametrize("n", [1, 126, 127, 128, 32766, 32767, 40000])
+def test_code_dtype_is_what_pandas_gives_a_categorical(n):
+    from dr_inspect.correlate.combine import code_dtype
+    assert pd.Categorical.from_codes([0], categories=range(n)).codes.dtype == code_dtype(n)

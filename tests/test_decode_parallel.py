@@ -172,14 +172,14 @@ def test_threads_decode_as_decode_file(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kernels", ["0", "1"])
 def test_decode_set_gives_the_same_with_the_helper_process(tmp_path, monkeypatch, kernels):
-    """verify's _decode_set with 1 and 2 workers (the thresholds lowered: the helper process or
+    """decode_set with 1 and 2 workers (the thresholds lowered: the helper process or
     the second thread decodes its share): tables, summaries, errors and progress messages are
     the same."""
     if kernels == "1":
         require(native.available(), "the decoder's C extension was not built")
     monkeypatch.setenv(native.ENV, kernels)
     from dr_inspect.captureset import load_capture_set
-    import dr_inspect.verify as verify_module
+    import dr_inspect.decode.pointset as pointset
     from rulecaps import DrCapture
 
     folder = DrCapture().healthy().write(tmp_path / "set", manifest=False, rotated=2)
@@ -191,9 +191,9 @@ def test_decode_set_gives_the_same_with_the_helper_process(tmp_path, monkeypatch
     cs = load_capture_set([folder])
     results = {}
     for workers in (1, 2):
-        monkeypatch.setattr(verify_module, "DECODE_THREADS", workers)
+        monkeypatch.setattr(pointset, "DECODE_THREADS", workers)
         stages: list[str] = []
-        results[workers] = (verify_module._decode_set(cs, stages.append), stages)
+        results[workers] = (pointset.decode_set(cs, stages.append), stages)
     (one, one_stages), (two, two_stages) = results[1], results[2]
     assert two_stages == one_stages == ["decoding br_e", "decoding br_lvs", "decoding junk"]
     assert list(two[0]) == list(one[0])

@@ -217,16 +217,13 @@ def test_verify_report_gets_host_causes(tmp_path):
     """verify + join: the failing DR005 of a lab capture names rs1's arp_ignore and its fix."""
     _need_lab()
     require_tool("tcpdump", "tcpdump")
-    try:
-        from dr_inspect.verify import verify_paths
-    except ImportError as exc:
-        require(False, f"dr_inspect.verify not available: {exc}")
+    from dr_inspect import verify
     from dr_inspect.captureset import load_capture_set
     from dr_inspect.doctor.join import host_causes
     from dr_inspect.doctor.snapshot import read_snapshot
     with lab(faults=("rs-answers-arp",)) as state:
         run = _lab_capture_set(state, tmp_path / "set")
-    report = verify_paths([run.out_dir])          # verify joins the set's snapshots itself
+    report = verify([run.out_dir])          # verify joins the set's snapshots itself
     dr005 = next(r for r in report.rules if r.id == "DR005")
     require(dr005.status == "fail", f"DR005 did not fail on the rs-answers-arp capture ({dr005.status}: {dr005.note})")
     hc = [c for c in dr005.host_causes if c.startswith("HC002")]

@@ -16,7 +16,8 @@ import pytest
 from conftest import ROOT, require
 from rulecaps import DrCapture, RS
 
-from dr_inspect.verify import verify_paths
+import dr_inspect
+from dr_inspect.options import VerifyOptions
 
 CAPTURES = sorted(p for p in (ROOT / "captures").iterdir() if (p / "manifest.toml").is_file())
 
@@ -38,11 +39,12 @@ def scheduler():
 
 
 def _both(paths: list[Path], scheduler: str | None, buckets: int = 3, **kw) -> tuple[dict, dict]:
-    from dr_inspect.distributed import DaskOptions, verify_paths_dask
+    from dr_inspect.distributed import DaskOptions, verify_on_dask
 
-    local = asdict(verify_paths(paths, **kw))
-    dask = asdict(verify_paths_dask(paths, dask=DaskOptions(scheduler=scheduler, buckets=buckets),
-                                    **kw))
+    options = VerifyOptions(**kw)
+    local = asdict(dr_inspect.verify(paths, options))
+    dask = asdict(verify_on_dask(paths, options, dask=DaskOptions(scheduler=scheduler,
+                                                                  buckets=buckets)))
     return local, dask
 
 
@@ -113,18 +115,18 @@ def test_shapes_same_report(tmp_path: Path, scheduler: str, shape: str, v6: bool
 
 def test_pinned_vip_and_single_bucket(tmp_path: Path, scheduler: str) -> None:
     folder = _faulty(tmp_path)
-    _same(*_both([folder], scheduler, buckets=1, vips=["192.168.7.33:8000"], max_evidence=2))
+    _same(*_both([folder], scheduler, buckets=1, vips=("192.168.7.33:8000",), max_evidence=2))
 
 
 def test_process_workers_same_report(tmp_path: Path) -> None:
     """Real worker processes (results pickled across, as on a multi-node cluster)."""
     require(_dask_available(), "dask[distributed] and pyarrow not installed")
-    from dr_inspect.distributed import DaskOptions, verify_paths_dask
+    from dr_inspect.distributed import DaskOptions, verify_on_dask
 
     folder = _faulty(tmp_path / "set", shift=True)
-    local = asdict(verify_paths([folder]))
-    dask = asdict(verify_paths_dask([folder], dask=DaskOptions(workers=2, buckets=3,
-                                                               shard_dir=tmp_path)))
+    local = asdict(dr_inspect.verify([folder]))
+    dask = asdict(verify_on_dask([folder], dask=DaskOptions(workers=2, buckets=3,
+                                                            shard_dir=tmp_path)))
     _same(local, dask)
     assert not list(tmp_path.glob("dr-inspect-dask-*")), "the shard folder is removed"
 
@@ -195,7 +197,7 @@ def test_rules_over_whole_tables_same_report(tmp_path: Path, scheduler: str) -> 
     per-frame tables."""
     rules = tmp_path / "extra.toml"
     rules.write_text(EXTRA_RULES)
-    local, dask = _both([_faulty(tmp_path / "set")], scheduler, buckets=3, rule_files=[rules],
+    local, dask = _both([_faulty(tmp_path / "set")], scheduler, buckets=3, rule_files=(rules,),
                         max_evidence=3)
     by_id = {r["id"]: r for r in local["rules"]}
     assert by_id["XT001"]["status"] == "fail" and by_id["XT002"]["status"] != "not-exercised"

@@ -13,7 +13,7 @@ from conftest import ROOT
 from dr_inspect.doctor.farm import real_servers
 from dr_inspect.doctor.snapshot import read_snapshot
 from dr_inspect.live.capture import CaptureSummary, manifest_text
-from dr_inspect.verify import verify_paths
+from dr_inspect.analysis.paths import verify_paths
 
 SEED = ROOT / "captures" / "seed-ipvs"
 

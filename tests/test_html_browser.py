@@ -89,7 +89,7 @@ def test_bundled_capture_sets_exist_for_the_browser():
 
 @pytest.mark.parametrize("capture_set", CAPTURE_SETS, ids=lambda p: p.name)
 def test_bundled_capture_report_in_chromium(tmp_path, capture_set):
-    from dr_inspect.verify import analyse_paths
+    from dr_inspect.analysis.paths import analyse_paths
 
     analysis = analyse_paths([capture_set])
     html = render_html(analysis.report, analysis, title=f"dr-inspect: {capture_set.name}")

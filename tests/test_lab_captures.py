@@ -43,7 +43,7 @@ def test_bundled_set_is_complete_and_small(name):
 
 @pytest.mark.parametrize("name", SETS)
 def test_verify_fails_exactly_the_expected_rules(name):
-    from dr_inspect.verify import verify_paths
+    from dr_inspect.analysis.paths import verify_paths
     report = verify_paths([CAPTURES / name])
     failed = sorted(r.id for r in report.rules if r.status == "fail" and r.severity == "error")
     expected = sorted(tomllib.loads((CAPTURES / name / "expected.toml").read_text())["fail"])

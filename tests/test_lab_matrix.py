@@ -87,7 +87,7 @@ def test_verdict_and_topology_equal_the_labs_truth(matrix_case, tmp_path):
     require_root_netns()
     require_tool("tcpdump", "tcpdump")
     require_tool("nft", "nftables")
-    from dr_inspect.verify import verify_paths
+    from dr_inspect.analysis.paths import verify_paths
     lab_down(PREFIX)
     try:
         state = lab_up(LabConfig(prefix=PREFIX, director=director, real_servers=n_rs,

@@ -22,7 +22,7 @@ import pytest
 
 from dr_inspect.errors import DrInspectError, LabError, MissingToolError
 from dr_inspect.lab import initramfs
-from dr_inspect.lab import vm as vm_module
+from dr_inspect.lab.vm import assets as asset_cache
 from dr_inspect.lab.vm import (
     IpvsVmSpec,
     VmAssets,
@@ -221,20 +221,20 @@ def test_package_resolution_is_remembered_until_apt_state_changes(monkeypatch: p
     lists = tmp_path / "lists"
     lists.mkdir()
     (lists / "bookworm_Packages").write_text("v1")
-    monkeypatch.setattr(vm_module, "APT_STATE_PATHS", (lists,))
+    monkeypatch.setattr(asset_cache, "APT_STATE_PATHS", (lists,))
     calls: list[int] = []
 
     def fake_resolve() -> dict[str, str]:
         calls.append(1)
         return {"linux-image-6.1.0-99-cloud-amd64": f"6.1.{len(calls)}", "ipvsadm": "1:1.31-1"}
 
-    monkeypatch.setattr(vm_module, "resolve_vm_packages", fake_resolve)
-    first = vm_module._resolve_vm_packages_cached(tmp_path)
-    assert vm_module._resolve_vm_packages_cached(tmp_path) == first and len(calls) == 1
+    monkeypatch.setattr(asset_cache, "resolve_vm_packages", fake_resolve)
+    first = asset_cache._resolve_vm_packages_cached(tmp_path)
+    assert asset_cache._resolve_vm_packages_cached(tmp_path) == first and len(calls) == 1
     (lists / "bookworm_Packages").write_text("v2 after apt-get update")
-    second = vm_module._resolve_vm_packages_cached(tmp_path)
+    second = asset_cache._resolve_vm_packages_cached(tmp_path)
     assert len(calls) == 2 and second["linux-image-6.1.0-99-cloud-amd64"] == "6.1.2"
-    assert vm_module.asset_key(first) != vm_module.asset_key(second)
+    assert asset_cache.asset_key(first) != asset_cache.asset_key(second)
 
 
 def test_missing_tools_name_the_debian_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

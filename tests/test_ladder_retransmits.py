@@ -8,7 +8,8 @@ from rulecaps import DrCapture
 
 from dr_inspect.report.ladder_notes import step_views
 from dr_inspect.report.ladder_svg import render_ladder_svg
-from dr_inspect.verify import analyse_paths, build_ladder
+from dr_inspect.analysis.ladder import build_ladder
+from dr_inspect.analysis.paths import analyse_paths
 
 
 def _ladder(tmp_path, shape="two-segment", **connection):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rulecaps import VIP, DrCapture, unrelated_capture
 
-from dr_inspect.correlate import prepare
+from dr_inspect.analysis.correlation import prepare
 from dr_inspect.errors import TopologyError
 from dr_inspect.topology import pins_from_dict
 from dr_inspect.topology.learn import learn_topology, learn_vips

@@ -390,7 +390,7 @@ class _Stream:
 
 
 def test_status_line_only_on_a_terminal_and_not_quiet():
-    from dr_inspect.report.progress import StatusLine
+    from dr_inspect.cli.status import StatusLine
     tty = _Stream(True)
     with StatusLine(tty) as status:
         status.show("verifying 1 path(s) ...")

@@ -34,7 +34,7 @@ def test_bundled_capture_sets_are_present():
 
 @pytest.fixture(scope="module")
 def analyses():
-    from dr_inspect.verify import analyse_paths
+    from dr_inspect.analysis.paths import analyse_paths
     cache = {}
 
     def get(capture_set):
@@ -90,7 +90,7 @@ def test_cli_exit_code_follows_the_verdict(capture_set):
 @pytest.mark.parametrize("capture_set", [p for p in CAPTURE_SETS if p.name.startswith("seed-")],
                          ids=lambda p: p.name)
 def test_seed_ladder_tells_the_six_steps(capture_set, analyses):
-    from dr_inspect.verify import build_ladder
+    from dr_inspect.analysis.ladder import build_ladder
 
     ladder = build_ladder(analyses(capture_set), flow=1)
     text = render_ladder_text(ladder)

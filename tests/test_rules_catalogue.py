@@ -10,14 +10,15 @@ import pytest
 from rulecaps import (BROADCAST, CLIENT_IP, DIR2_E_MAC, DIR2_LVS_MAC, DIR_E_MAC, RS, VIP, VIP6,
                       DrCapture)
 
-from dr_inspect.verify import verify_paths
+from dr_inspect import VerifyOptions
+from dr_inspect.analysis.paths import verify_paths
 
 CATALOGUE = [f"DR{i:03d}" for i in range(1, 14)]
 
 
 def run(tmp_path: Path, cap: DrCapture, name: str = "set", **kw):
     folder = cap.write(tmp_path / name)
-    report = verify_paths([folder], **kw)
+    report = verify_paths([folder], VerifyOptions(**kw))
     return report, {r.id: r for r in report.rules}
 
 
@@ -230,7 +231,7 @@ def test_dr011_not_exercised_for_other_schedulers(tmp_path):
     cap = DrCapture().healthy()
     folder = cap.write(tmp_path / "s")
     (tmp_path / "topo.toml").write_text('scheduler = "wlc"\n')
-    report = verify_paths([folder], topology_file=tmp_path / "topo.toml")
+    report = verify_paths([folder], VerifyOptions(topology_file=tmp_path / "topo.toml"))
     r = {x.id: x for x in report.rules}["DR011"]
     assert r.status == "not-exercised" and "wlc" in r.note
     assert report.verdict == "pass"
@@ -238,7 +239,7 @@ def test_dr011_not_exercised_for_other_schedulers(tmp_path):
 
 def test_dr013_without_points_is_not_exercised():
     """Every real run has a point; the rule still never passes on an empty points table."""
-    from dr_inspect.correlate import points_table
+    from dr_inspect.correlate.tables import points_table
     from dr_inspect.rules import evaluate_rule, load_rules
     rule = next(r for r in load_rules() if r.id == "DR013")
     result = evaluate_rule(rule, {"points": points_table([])}, {})

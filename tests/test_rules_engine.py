@@ -8,7 +8,7 @@ import pytest
 
 from conftest import require
 from dr_inspect.errors import RuleFileError
-from dr_inspect.rules import evaluate_rule, load_rule_file, load_rules
+from dr_inspect.rules import evaluate_rule, evaluate_rules, load_rule_file, load_rules
 from dr_inspect.rules.loader import _catalogue_texts
 
 BASE = '''
@@ -35,7 +35,7 @@ def rule_from(tmp_path, extra: str, base: str = BASE):
 
 
 def forwards(n: int, has_copy: list[bool] | None = None, **cols) -> pd.DataFrame:
-    from dr_inspect.correlate import TABLE_COLUMNS
+    from dr_inspect.correlate.tables import TABLE_COLUMNS
     data = {}
     for c, kind in TABLE_COLUMNS["forwards"].items():
         data[c] = {"str": [""] * n, "int": [0] * n, "float": [0.0] * n, "bool": [False] * n}[kind]
@@ -97,6 +97,13 @@ def test_a_source_tree_reads_its_own_catalogue():
     ('', "kind each needs expect"),
     ('expect = "ttl_drop in (0, 1)"\n', None),
     ('expect = "ttl_drop in ttl"\n', "needs a literal tuple"),
+    ('expect = "has_copy"\n[rule.note]\ntext = "{coalesced} merged"\nwhen = "coalesced > 0"\n', None),
+    ('expect = "has_copy"\n[rule.note]\ntext = "x"\nbogus = 1\n', "note: unknown key(s) bogus"),
+    ('expect = "has_copy"\n[rule.note]\nwhen = "status == \'fail\'"\n', "note: text must be"),
+    ('expect = "has_copy"\n[rule.note]\ntext = "{has_copy}"\n', "unknown name(s) has_copy"),
+    ('expect = "has_copy"\n[rule.note]\ntext = "x"\nwhen = "has_copy"\n', "unknown column or variable 'has_copy'"),
+    ('expect = "has_copy"\n[rule.note]\ntext = "x"\nappend = 1\n', "append must be true or false"),
+    ('expect = "has_copy"\nnote = "x"\n', "note must be a table"),
 ])
 def test_loader_rejects_what_it_cannot_check(tmp_path, extra, message):
     if message is None:
@@ -179,6 +186,26 @@ def test_distinct_at_most_groups(tmp_path):
     assert (r.status, r.checked, r.violations) == ("fail", 2, 1)
     assert r.evidence[0].actual == "2: rs1, rs2" and r.evidence[0].frames == [3, 4]
     assert r.evidence[0].extra["flow_id"] == 2
+
+
+def test_a_note_shows_when_its_condition_holds_and_replaces_or_appends(tmp_path):
+    note = '[rule.note]\nwhen = "status == \'fail\' and coalesced > 0"\ntext = "{coalesced} merged at {window_ms} ms"\n'
+    rule = rule_from(tmp_path, 'expect = "has_copy"\n' + note)
+    table = {"forwards": forwards(3, [True, False, True])}
+    [result] = evaluate_rules([rule], table, {"window_ms": 500.0}, facts={"coalesced": 4})
+    assert result.status == "fail" and result.note == "4 merged at 500.0 ms"
+    [result] = evaluate_rules([rule], table, {"window_ms": 500.0}, facts={"coalesced": 0})
+    assert result.note == ""
+    appended = rule_from(tmp_path, 'expect = "has_copy"\nnot_exercised = "none"\n'
+                         + note.replace("status == 'fail' and ", "") + "append = true\n")
+    [result] = evaluate_rules([appended], {"forwards": forwards(0)}, {"window_ms": 1.0},
+                              facts={"coalesced": 2})
+    assert result.status == "not-exercised" and result.note == "none; 2 merged at 1.0 ms"
+    replaced = rule_from(tmp_path, 'expect = "has_copy"\nnot_exercised = "none"\n'
+                         + note.replace("status == 'fail' and ", ""))
+    [result] = evaluate_rules([replaced], {"forwards": forwards(0)}, {"window_ms": 1.0},
+                              facts={"coalesced": 2})
+    assert result.note == "2 merged at 1.0 ms"
 
 
 def test_balanced_and_when(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from rulecaps import (CLIENT_MAC, DIR_E_MAC, DIR_LVS_MAC, RS, VIP, VIP6, DrCapture,
                       unrelated_capture)
 
-from dr_inspect.correlate import correlate
+from dr_inspect.analysis.correlation import correlate
 from dr_inspect.errors import TopologyError
 from dr_inspect.topology import load_topology_file, parse_vip, pins_from_dict
 
@@ -39,7 +39,7 @@ def test_shared_segment_topology_ipv6(tmp_path):
 def test_roles_learned_without_a_manifest(tmp_path):
     cap = DrCapture().healthy()
     folder = cap.write(tmp_path / "loose", manifest=False)
-    from dr_inspect.verify import verify_paths
+    from dr_inspect.analysis.paths import verify_paths
     report = verify_paths([folder / "br_lvs.pcap", folder / "br_e.pcap"])
     assert report.topology.point_roles == {"br_lvs": "rs-segment", "br_e": "vip-segment"}
     assert report.verdict == "pass"
@@ -150,7 +150,7 @@ def test_topology_file_is_validated_strictly(tmp_path, body, message):
 
 
 def _view(tmp_path, cap: DrCapture):
-    from dr_inspect.correlate import prepare
+    from dr_inspect.analysis.correlation import prepare
     packets = cap.decoded(tmp_path / "set")
     pk, tv, _, _ = prepare(packets)
     return pk, tv, list(packets)

@@ -17,7 +17,7 @@ import json
 import pytest
 from rulecaps import (CLIENT_IP, CLIENT_MAC, DIR_E_MAC, DIR_LVS_MAC, RS, VIP, DrCapture)
 
-from dr_inspect.verify import analyse_paths, verify_paths
+from dr_inspect.analysis.paths import analyse_paths, verify_paths
 
 DEAD_MAC = "02:00:de:ad:be:ef"
 

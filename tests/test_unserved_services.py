@@ -11,7 +11,7 @@ import json
 
 from rulecaps import VIP, DrCapture
 
-from dr_inspect.verify import verify_paths
+from dr_inspect.analysis.paths import verify_paths
 
 
 def _capture() -> DrCapture:

@@ -20,6 +20,7 @@ from dr_inspect.live.rolling import IntervalVerdict, PointLive, RollingVerdict
 from dr_inspect.live.watch import count_connections
 from dr_inspect.live.window import PacketWindow
 from dr_inspect.model import Evidence, RuleResult, VerifyReport
+from dr_inspect.options import VerifyOptions
 
 PREFIX = "t5"
 
@@ -220,7 +221,7 @@ def test_watch_healthy_lab_passes_then_a_fault_is_reported_within_two_intervals(
 
 @pytest.mark.lab
 def test_watch_cli_healthy_lab_exit_0_and_saved_set_verifies(lab, tmp_path):
-    from dr_inspect.verify import verify_paths
+    from dr_inspect.analysis.paths import verify_paths
     save = tmp_path / "saved"
     proc = subprocess.Popen(
         [sys.executable, "-m", "dr_inspect", "watch", "--bridge", "br_e", "--bridge", "br_lvs",
@@ -326,7 +327,8 @@ def test_violations_at_a_window_edge_wait_for_the_next_window():
 def test_watch_count_ends_by_itself(lab):
     from dr_inspect.live.watch import watch
     with Traffic(lab):
-        result = watch(lab_points(lab), interval=1.0, count=40, duration=60, scheduler="flow-hash")
+        result = watch(lab_points(lab), interval=1.0, count=40, duration=60,
+                       options=VerifyOptions(scheduler="flow-hash"))
     frames = {p.name: p.frames for p in result.report.points}
     assert frames == {"br_e": 40, "br_lvs": 40}
     assert result.report.rules and not result.crashed

@@ -29,7 +29,7 @@ COMMANDS: list[tuple[str, str]] = [
 
 class DomainErrorGroup(click.Group):
     """A click group that imports each command's module only when that command runs (the
-    commands pull in pandas, scapy, ...), and turns DrInspectError into a one-line message and
+    commands pull in pandas, ...), and turns DrInspectError into a one-line message and
     exit code 2."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -9,7 +9,8 @@ import click
 from dr_inspect.errors import CaptureAgentError
 from dr_inspect.live.capture import CaptureSummary, capture_for
 from dr_inspect.live.options import default_out_dir, points_from_bridges, snapshot_hosts
-from dr_inspect.live.progress import Progress
+from dr_inspect.cli.status import StatusLine
+from dr_inspect.live.progress import progress_line
 from dr_inspect.live.signals import terminate_as_interrupt
 from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN
 
@@ -70,11 +71,11 @@ def capture(bridges, netns, duration, count, bpf, snaplen, roles, quiet, out_dir
     DIR/manifest.toml and DIR/snapshots/<host>.json.
     """
     points = points_from_bridges(bridges, netns, roles)
-    progress = Progress(quiet=quiet)
+    progress = StatusLine(quiet=quiet)
     with terminate_as_interrupt():
         summary = capture_for(
             points, out_dir or default_out_dir(), duration=duration,
-            on_tick=lambda session: progress.show(session.progress()),
+            on_tick=lambda session: progress.show(progress_line(session.progress(), progress.elapsed)),
             snaplen=snaplen or DEFAULT_SNAPLEN, bpf=bpf, count=count, rotate_mb=rotate_mb, rotate_files=rotate_files,
             snapshot_hosts=snapshot_hosts(netns, snapshots, not no_snapshot))
     progress.clear()

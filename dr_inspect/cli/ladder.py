@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from dr_inspect.cli.verify import analysis_options, library_options, write_output
+from dr_inspect.cli.verify import analysis_options, verify_options, write_output
 from dr_inspect.errors import InputError
 from dr_inspect.report import render_ladder_svg, render_ladder_text
-from dr_inspect.report.progress import StatusLine
+from dr_inspect.cli.status import StatusLine
 
 
 def check_client(text: str) -> None:
@@ -48,12 +48,13 @@ def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, clien
         raise click.UsageError("give exactly one of --flow N or --client IP:PORT")
     if client is not None:
         check_client(client)
-    from dr_inspect.verify import analyse_paths, build_ladder
+    from dr_inspect.analysis.ladder import build_ladder
+    from dr_inspect.analysis.paths import analyse_paths
 
     with StatusLine(quiet=quiet) as status:
         status.show(f"analysing {len(paths)} path(s) ...")
-        analysis = analyse_paths(paths, progress=status.show,
-                                 **library_options(vips, topology_file, rule_files, window_ms))
+        analysis = analyse_paths(paths, verify_options(vips, topology_file, rule_files, window_ms),
+                                 progress=status.show)
         result = build_ladder(analysis, flow=flow, client=client)
     click.echo(render_ladder_text(result), nl=False)
     svg = render_ladder_svg(result) if svg_file is not None or png_file is not None else None

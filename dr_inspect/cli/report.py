@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from dr_inspect.cli.verify import analysis_options, library_options, write_output
+from dr_inspect.cli.verify import analysis_options, verify_options, write_output
 from dr_inspect.report.format import verdict_line
-from dr_inspect.report.progress import StatusLine
+from dr_inspect.cli.status import StatusLine
 
 
 @click.command()
@@ -27,10 +27,10 @@ def report(paths, vips, topology_file, rule_files, window_ms, quiet, html_file,
     """
     from dr_inspect.report.build import html_report
 
-    options = library_options(vips, topology_file, rule_files, window_ms)
+    options = verify_options(vips, topology_file, rule_files, window_ms, max_evidence)
     with StatusLine(quiet=quiet) as status:
         status.show(f"analysing {len(paths)} path(s) ...")
-        result, html = html_report(paths, max_evidence=max_evidence, progress=status.show, **options)
+        result, html = html_report(paths, options, progress=status.show)
     write_output(html, html_file)
     click.echo(f"{html_file}: {verdict_line(result)}")
     sys.exit(result.exit_code)

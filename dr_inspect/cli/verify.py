@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from dr_inspect.errors import InputError
+from dr_inspect.options import VerifyOptions
 from dr_inspect.report import render_json, render_junit, render_markdown, render_table
 from dr_inspect.report.format import verdict_line
-from dr_inspect.report.progress import StatusLine
+from dr_inspect.cli.status import StatusLine
 
 FORMATS = ("table", "json", "junit", "markdown", "html")
 
@@ -34,9 +35,12 @@ def analysis_options(func):
     return func
 
 
-def library_options(vips, topology_file, rule_files, window_ms) -> dict:
-    return {"vips": tuple(vips), "topology_file": topology_file,
-            "rule_files": tuple(rule_files), "window_ms": window_ms}
+def verify_options(vips, topology_file, rule_files, window_ms, max_evidence: int = 10
+                   ) -> VerifyOptions:
+    """The library's options from the shared command-line options."""
+    return VerifyOptions(vips=tuple(vips), topology_file=topology_file,
+                         rule_files=tuple(rule_files), window_ms=window_ms,
+                         max_evidence=max_evidence)
 
 
 def write_output(text: str, output: Path | None) -> None:
@@ -74,20 +78,20 @@ def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output
 
     Exit status: 0 when no error-severity rule failed, 1 when one did, 2 for bad input.
     """
-    options = library_options(vips, topology_file, rule_files, window_ms)
-    options["max_evidence"] = max_evidence
+    options = verify_options(vips, topology_file, rule_files, window_ms, max_evidence)
     if engine == "dask" and fmt == "html":
         raise InputError("--format html needs the local engine (--engine local)")
     with StatusLine(quiet=quiet) as status:
         status.show(f"verifying {len(paths)} path(s) ...")
-        options["progress"] = status.show
         if fmt == "html":
             from dr_inspect.report.build import html_report
-            report, text = html_report(paths, **options)
+            report, text = html_report(paths, options, progress=status.show)
         else:
-            from dr_inspect.verify import verify_paths
-            report = (verify_paths(paths, **options) if engine == "local" else _verify_on_dask(
-                paths, options, scheduler, workers, memory_limit, shard_dir, quiet))
+            from dr_inspect import verify as verify_capture_set
+            report = (verify_capture_set(paths, options, progress=status.show)
+                      if engine == "local" else _verify_on_dask(
+                          paths, options, status.show, scheduler, workers, memory_limit,
+                          shard_dir, quiet))
             if fmt == "table":
                 text = render_table(report, colour=output is None and sys.stdout.isatty())
             else:
@@ -99,10 +103,11 @@ def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output
     sys.exit(report.exit_code)
 
 
-def _verify_on_dask(paths, options: dict, scheduler, workers, memory_limit, shard_dir, quiet):
-    """verify_paths' report computed on Dask (the dashboard address on stderr unless quiet)."""
-    from dr_inspect.distributed import DaskOptions, verify_paths_dask
+def _verify_on_dask(paths, options: VerifyOptions, progress, scheduler, workers, memory_limit,
+                    shard_dir, quiet):
+    """The same report computed on Dask (the dashboard address on stderr unless quiet)."""
+    from dr_inspect.distributed import DaskOptions, verify_on_dask
 
-    return verify_paths_dask(paths, **options, dask=DaskOptions(
+    return verify_on_dask(paths, options, progress=progress, dask=DaskOptions(
         scheduler=scheduler, workers=workers, memory_limit=memory_limit, shard_dir=shard_dir,
         on_start=None if quiet else lambda line: click.echo(line, err=True)))

@@ -9,8 +9,10 @@ import click
 
 from dr_inspect.cli.capture import capture_options
 from dr_inspect.errors import CaptureAgentError
+from dr_inspect.options import VerifyOptions
 from dr_inspect.live.options import points_from_bridges, snapshot_hosts
-from dr_inspect.live.progress import Progress
+from dr_inspect.cli.status import StatusLine
+from dr_inspect.live.progress import progress_line
 from dr_inspect.live.render import render_interval
 from dr_inspect.live.signals import terminate_as_interrupt
 from dr_inspect.live.watch import WATCH_SNAPLEN
@@ -45,7 +47,7 @@ def watch(bridges, netns, duration, count, bpf, snaplen, roles, quiet, vips, int
     """Verify LVS-DR live: capture on each --bridge, print a verdict every --interval, and at the
     end the same report and exit status as `verify` (0 pass, 1 a rule failed, 2 bad input)."""
     points = points_from_bridges(bridges, netns, roles)
-    progress = Progress(quiet=quiet)
+    progress = StatusLine(quiet=quiet)
 
     def on_interval(verdict) -> None:
         progress.clear()
@@ -53,12 +55,15 @@ def watch(bridges, netns, duration, count, bpf, snaplen, roles, quiet, vips, int
         click.echo(render_interval(verdict), err=fmt != "table")
 
     with terminate_as_interrupt():
-        result = run_watch(points, interval=interval, window_s=window_s, vips=vips,
-                           topology_file=topology_file, rule_files=rule_files, scheduler=scheduler,
-                           max_evidence=max_evidence, duration=duration, count=count,
+        options = VerifyOptions(vips=tuple(vips), topology_file=topology_file,
+                                rule_files=tuple(rule_files), scheduler=scheduler,
+                                max_evidence=max_evidence)
+        result = run_watch(points, interval=interval, window_s=window_s, options=options,
+                           duration=duration, count=count,
                            snaplen=snaplen or WATCH_SNAPLEN, bpf=bpf, save_dir=save_dir,
                            snapshot_hosts=snapshot_hosts(netns, (), save_dir is not None),
-                           on_interval=on_interval, on_tick=progress.show)
+                           on_interval=on_interval,
+                           on_tick=lambda counts: progress.show(progress_line(counts, progress.elapsed)))
     progress.clear()
     report = result.report
     if fmt == "table":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pandas.core.dtypes.cast import coerce_indexer_dtype
 
 from dr_inspect.decode.schema import COLUMNS, DTYPES, EXTRA_COLUMNS
 
@@ -70,7 +69,7 @@ def _union(columns: list[pd.Series]):
         # (an append of object indexes of str infers pandas' str dtype, as union_categoricals')
         categories = first.append([p.categories for p in parts[1:]]).unique()
     n = sum(len(p) for p in parts)
-    codes = np.empty(n, dtype=coerce_indexer_dtype(np.empty(0, dtype=np.int64), categories).dtype)
+    codes = np.empty(n, dtype=code_dtype(len(categories)))
     at = 0
     for p in parts:
         mapped = categories.get_indexer(p.categories)
@@ -86,6 +85,15 @@ def _union(columns: list[pd.Series]):
         at += len(p)
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories, ordered=False),
                                      validate=False)
+
+
+def code_dtype(n_categories: int) -> np.dtype:
+    """The codes' integer type pandas gives a Categorical of n categories: the smallest signed
+    type that holds n as a count (int8 below 127, ...), so codes made here are used as they are."""
+    for kind in (np.int8, np.int16, np.int32):
+        if n_categories < np.iinfo(kind).max:
+            return np.dtype(kind)
+    return np.dtype(np.int64)
 
 
 def _concat(columns: list[pd.Series]):
@@ -105,9 +113,8 @@ def combine_points(packets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     lengths = [len(f) for f in frames]
     n = sum(lengths)
     # from codes: building it from one name object per frame cost more than the whole concat
-    point_codes = coerce_indexer_dtype(np.empty(0, dtype=np.int64), names)
     columns = {"point": pd.Categorical.from_codes(
-        np.repeat(np.arange(len(names), dtype=point_codes.dtype), lengths if names else []),
+        np.repeat(np.arange(len(names), dtype=code_dtype(len(names))), lengths if names else []),
         categories=names, validate=False)}
     for col in ALL_COLUMNS:
         parts = [_conformed(f, col) for f in frames]

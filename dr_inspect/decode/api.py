@@ -14,8 +14,9 @@ import pandas as pd
 from dr_inspect.decode import native, source, walk
 from dr_inspect.decode.containers import (ContainerError, ContainerParser, FrameIndex, concat_index,
                                           detect_format)
-from dr_inspect.decode.layers import (Fields, decode_field_batches, decode_fields, kernel_fields,
-                                      merge_fields)
+from dr_inspect.decode.batches import (decode_field_batches, decode_fields, kernel_fields,
+                                       merge_fields)
+from dr_inspect.decode.fields import Fields
 from dr_inspect.decode.stats import DecodedCapture, DecodeStats
 from dr_inspect.decode.table import build_table
 from dr_inspect.errors import CaptureError

@@ -12,14 +12,14 @@ under a reason.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from dr_inspect.decode import native
 from dr_inspect.decode.containers import FrameIndex
+from dr_inspect.decode.fields import Col, Fields, at_offsets, be16, be32, u48
 from dr_inspect.decode.gather import gather
+from dr_inspect.decode.schema import DECODED_FIELDS
 
 ETH, RAW_BSD, RAW_OPENBSD, RAW, SLL, SLL2, IPV4_LT, IPV6_LT = 1, 12, 14, 101, 113, 276, 228, 229
 NULL, LOOP = 0, 108   # BSD loopback: a 4-byte address family, then the IP packet
@@ -31,233 +31,112 @@ IPV6_EXT = (0, 43, 44, 60, 51)       # hop-by-hop, routing, fragment, destinatio
 K_FRAME, K3, K4 = 96, 40, 40          # bytes gathered at the frame start, per L3 / L4 header
 
 
-@dataclass
-class Col:
-    values: np.ndarray
-    valid: np.ndarray
 
+class _Batch:
+    """One batch of frames being decoded: its frame index columns, the frame-start matrix, the
+    Fields filled layer by layer, and the first reason each frame is undecodable."""
 
-@dataclass
-class Fields:
-    """Numeric columns of one batch of frames; addresses still numeric."""
+    def __init__(self, buf: np.ndarray, idx: FrameIndex):
+        self.buf = buf
+        self.idx = idx
+        self.n = n = len(idx)
+        self.f = Fields(n)
+        self.cap = idx.caplen.astype(np.int64)
+        self.lt = idx.linktype.astype(np.int64)
+        self.data = idx.data_pos.astype(np.int64)
+        self.g2 = idx.head if idx.head is not None and idx.head.shape[1] >= K_FRAME else \
+            gather(buf, self.data, K_FRAME)
+        self.reason_code = np.zeros(n, np.int16)   # 0 = fine; index into reason_names
+        self.reason_names: list[str] = [""]
 
-    n: int
-    ints: dict[str, Col] = field(default_factory=dict)
-    macs: dict[str, Col] = field(default_factory=dict)        # uint64
-    ip4: dict[str, Col] = field(default_factory=dict)         # uint32
-    ip6: dict[str, Col] = field(default_factory=dict)         # (valid rows, 16) uint8
-    reasons: Counter = field(default_factory=Counter)
-    undecodable: np.ndarray | None = None                    # bool per frame
-
-
-def at_offsets(g: np.ndarray, buf: np.ndarray, data: np.ndarray, off: np.ndarray, k: int,
-               needed: np.ndarray | None = None) -> np.ndarray:
-    """(n, k): the k bytes at data + off of each frame, sliced from the frame-start matrix g where
-    it holds them (a view when every frame has the same offset), else gathered from buf. Rows not
-    `needed` get arbitrary bytes (they are read at a common offset, to keep the fast path)."""
-    n, width = g.shape
-    if n == 0:
-        return np.zeros((0, k), np.uint8)
-    if needed is not None:
-        first = np.flatnonzero(needed)
-        off = np.where(needed, off, off[first[0]] if len(first) else 0)
-    lo, hi = int(off.min()), int(off.max())
-    if lo == hi and 0 <= lo and lo + k <= width:
-        return g[:, lo:lo + k]
-    values, counts = np.unique(off, return_counts=True)
-    out = np.empty((n, k), np.uint8)
-    if len(values) > 16:
-        return gather(buf, data + off, k)
-    for v in values:
-        rows = np.flatnonzero(off == v)
-        if 0 <= v and v + k <= width:
-            out[rows] = g[rows, v:v + k]
-        else:
-            out[rows] = gather(buf, data[rows] + v, k)
-    return out
-
-
-# Field readers: a zero-copy big-endian view of the field's bytes in every row, converted once.
-def be16(m: np.ndarray, o: int) -> np.ndarray:
-    return m[:, o:o + 2].view(">u2")[:, 0].astype(np.uint16)
-
-
-def be32(m: np.ndarray, o: int) -> np.ndarray:
-    return m[:, o:o + 4].view(">u4")[:, 0].astype(np.uint32)
-
-
-def u48(m: np.ndarray, o: int) -> np.ndarray:
-    if o + 8 <= m.shape[1]:
-        return m[:, o:o + 8].view(">u8")[:, 0].astype(np.uint64) >> np.uint64(16)
-    return (be16(m, o).astype(np.uint64) << np.uint64(32)) | be32(m, o + 2).astype(np.uint64)
-
-
-BATCH = 65536   # frames decoded together: temporaries stay small, cache-resident and reused
-
-
-def decode_fields(buf: np.ndarray, idx: FrameIndex) -> Fields:
-    """Fields of every frame of idx; works through the frames in batches of BATCH."""
-    return merge_fields(decode_field_batches(buf, idx))
-
-
-def decode_field_batches(buf: np.ndarray, idx: FrameIndex,
-                         release: Callable[[int], None] | None = None) -> list[Fields]:
-    """Fields of consecutive batches of frames (merge once, at the very end): one batch when the
-    compiled kernel does the common frames, else batches of at most BATCH frames. release: see
-    native.decode_frames (the kernel's path only)."""
-    if native.enabled() and len(idx):
-        return [_decode_with_kernel(buf, idx, release)]
-    return _numpy_batches(buf, idx)
-
-
-def _numpy_batches(buf: np.ndarray, idx: FrameIndex) -> list[Fields]:
-    n = len(idx)
-    if n <= BATCH:
-        return [_decode_batch(buf, idx)]
-    return [_decode_batch(buf, _slice(idx, s, min(n, s + BATCH))) for s in range(0, n, BATCH)]
-
-
-def merge_fields(parts: list[Fields]) -> Fields:
-    """Fields of consecutive frame batches as one."""
-    if len(parts) == 1:
-        return parts[0]
-    out = Fields(sum(p.n for p in parts))
-    for group in ("ints", "macs", "ip4", "ip6"):
-        target = getattr(out, group)
-        for name in list(getattr(parts[0], group)):
-            # Popped column by column: the batches' copies are freed as the merged ones appear.
-            cols = [getattr(p, group).pop(name) for p in parts]
-            target[name] = Col(np.concatenate([c.values for c in cols]),
-                               np.concatenate([c.valid for c in cols]))
-            del cols
-    out.undecodable = np.concatenate([p.undecodable for p in parts])  # type: ignore[misc]
-    for p in parts:
-        out.reasons.update(p.reasons)
-    return out
-
-
-def _decode_with_kernel(buf: np.ndarray, idx: FrameIndex,
-                        release: Callable[[int], None] | None = None) -> Fields:
-    """The compiled kernel decodes the ordinary frames; the frames it leaves (odd link types,
-    anything truncated or malformed, IPv6 extension headers, ICMPv6) are decoded by the numpy
-    code below and written over their rows."""
-    linktype = idx.linktype
-    if idx.bad_interface is not None and idx.bad_interface.any():
-        linktype = np.where(idx.bad_interface, -1, linktype)   # never a kernel frame
-    cols, slow, ip6 = native.decode_frames(buf, idx.data_pos, idx.caplen, idx.wirelen, linktype,
-                                           release)
-    return kernel_fields(buf, idx, cols, slow, ip6)
-
-
-def kernel_fields(buf: np.ndarray, idx: FrameIndex,
-                  cols: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], slow: np.ndarray,
-                  ip6: np.ndarray) -> Fields:
-    """Fields from the compiled kernel's columns (native.decode_frames or PcapRecords), with
-    the frames it left (`slow`) decoded here and written over their rows."""
-    n = len(idx)
-    f = Fields(n)
-    for (group, name), (values, valid) in cols.items():
-        getattr(f, group)[name] = Col(values, valid)
-    v6 = ~slow & f.ints["ip_version"].valid & (f.ints["ip_version"].values == 6)
-    f.undecodable = np.zeros(n, bool)
-    rows = np.flatnonzero(slow)
-    if len(rows) == 0:
-        f.ip6["src_ip"] = Col(ip6[:, :16], v6)
-        f.ip6["dst_ip"] = Col(ip6[:, 16:], v6)
-        f.ip6["nd_target"] = Col(np.zeros((0, 16), np.uint8), np.zeros(n, bool))
-        return f
-    rest = merge_fields(_numpy_batches(buf, _take(idx, rows)))
-    for group in ("ints", "macs", "ip4"):
-        for name, col in getattr(rest, group).items():
-            target = getattr(f, group)[name]
-            target.values[rows] = col.values
-            target.valid[rows] = col.valid
-    for name, fast, fast_valid in (("src_ip", ip6[:, :16], v6), ("dst_ip", ip6[:, 16:], v6),
-                                   ("nd_target", ip6[:0, :16], np.zeros(n, bool))):
-        f.ip6[name] = _ip6_rows(fast, fast_valid, rest.ip6[name], rows)
-    f.undecodable[rows] = rest.undecodable
-    f.reasons = rest.reasons
-    return f
-
-
-def _ip6_rows(fast: np.ndarray, fast_valid: np.ndarray, rest: Col, rows: np.ndarray) -> Col:
-    """An IPv6 column (values of the valid rows only, in frame order) from the kernel's rows
-    and the numpy-decoded `rows`."""
-    valid = fast_valid.copy()
-    valid[rows] = rest.valid
-    rank = np.cumsum(valid) - 1
-    values = np.empty((int(valid.sum()), 16), np.uint8)
-    values[rank[fast_valid]] = fast
-    values[rank[rows[rest.valid]]] = rest.values
-    return Col(values, valid)
-
-
-def _take(idx: FrameIndex, rows: np.ndarray) -> FrameIndex:
-    def pick(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else a[rows]
-    return FrameIndex(idx.data_pos[rows], idx.caplen[rows], idx.wirelen[rows], idx.ts_ns[rows],
-                      idx.interface[rows], idx.linktype[rows],
-                      bad_interface=pick(idx.bad_interface), head=pick(idx.head))
-
-
-def _slice(idx: FrameIndex, start: int, stop: int) -> FrameIndex:
-    def cut(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else a[start:stop]
-    return FrameIndex(idx.data_pos[start:stop], idx.caplen[start:stop], idx.wirelen[start:stop],
-                      idx.ts_ns[start:stop], idx.interface[start:stop], idx.linktype[start:stop],
-                      bad_interface=cut(idx.bad_interface), head=cut(idx.head))
-
-
-def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
-    n = len(idx)
-    f = Fields(n)
-    cap = idx.caplen.astype(np.int64)
-    lt = idx.linktype.astype(np.int64)
-    data = idx.data_pos.astype(np.int64)
-    reason_code = np.zeros(n, np.int16)   # 0 = fine; index into reason_names
-    reason_names: list[str] = [""]
-
-    def flag(mask: np.ndarray, why: str) -> None:
+    def flag(self, mask: np.ndarray, why: str) -> None:
         """Count frames under a reason (the first reason found for a frame wins)."""
-        mask = mask & (reason_code == 0)
+        mask = mask & (self.reason_code == 0)
         if mask.any():
-            if why not in reason_names:
-                reason_names.append(why)
-            reason_code[mask] = reason_names.index(why)
+            if why not in self.reason_names:
+                self.reason_names.append(why)
+            self.reason_code[mask] = self.reason_names.index(why)
 
-    g2 = idx.head if idx.head is not None and idx.head.shape[1] >= K_FRAME else \
-        gather(buf, data, K_FRAME)
+    def finish(self) -> Fields:
+        f = self.f
+        for (group, name), dtype in DECODED_FIELDS.items():
+            if group != "ip6":      # the one declaration of each field's numeric type
+                col = getattr(f, group)[name]
+                col.values = col.values.astype(dtype, copy=False)
+        code = self.reason_code
+        f.undecodable = code > 0
+        codes, counts = np.unique(code[code > 0], return_counts=True)
+        f.reasons = Counter({self.reason_names[int(c)]: int(k) for c, k in zip(codes, counts)})
+        return f
+
+
+@dataclass
+class _Link:
+    """What the link layer gave: ethertype (valid where et_valid), where L3 starts, MACs."""
+
+    ethertype: np.ndarray
+    et_valid: np.ndarray
+    l3off: np.ndarray
+    raw: np.ndarray                 # raw IP (or BSD loopback): no ethertype, the version says
+    loop: np.ndarray
+
+
+@dataclass
+class _Net:
+    """What the network layer gave: the L3 header matrix and where L4 starts."""
+
+    g3: np.ndarray
+    cap3: np.ndarray
+    v4: np.ndarray
+    v6: np.ndarray
+    proto: np.ndarray
+    l4off: np.ndarray
+    ip_payload: np.ndarray
+    has_l4: np.ndarray
+
+
+def decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
+    """Fields of every frame of idx, decoded layer by layer with numpy."""
+    b = _Batch(buf, idx)
+    link = _link_layer(b)
+    _vlan_tags(b, link)
+    # Below 0x0600 the field is an 802.3 length (LLC follows), not an ethertype.
+    link.et_valid &= link.ethertype >= 0x0600
+    net = _network_layer(b, link)
+    _ipv6_extension_headers(b, link, net)
+    b.f.ints["proto"] = Col(net.proto, net.v4 | net.v6)
+    g4, cap4, icmp6 = _transport_layer(b, link, net)
+    _neighbour_discovery(b, link, net, g4, cap4, icmp6)
+    _arp(b, link, net)
+    b.f.ints["ethertype"] = Col(link.ethertype, link.et_valid)
+    return b.finish()
+
+
+def _link_layer(b: _Batch) -> _Link:
+    """Ethernet, Linux cooked v1/v2 and BSD loopback headers: MACs, ethertype, the L3 offset."""
+    n, cap, lt, g2, flag = b.n, b.cap, b.lt, b.g2, b.flag
     eth = lt == ETH
     sll = lt == SLL
     sll2 = lt == SLL2
     raw = np.isin(lt, (RAW_BSD, RAW_OPENBSD, RAW))
     known = np.isin(lt, list(SUPPORTED_LINKTYPES))
-    if idx.bad_interface is not None:
-        flag(idx.bad_interface, "undefined pcapng interface")
-        known &= ~idx.bad_interface
+    if b.idx.bad_interface is not None:
+        flag(b.idx.bad_interface, "undefined pcapng interface")
+        known &= ~b.idx.bad_interface
     for value in np.unique(lt[~known & (lt >= 0)]):
         flag(~known & (lt == value), f"unsupported link type {int(value)}")
 
-    # ---- link layer
     ethertype = np.zeros(n, np.uint32)
-    et_valid = np.zeros(n, bool)
     l3off = np.zeros(n, np.int64)
-    src_mac = np.zeros(n, np.uint64)
-    dst_mac = np.zeros(n, np.uint64)
-    src_ok = np.zeros(n, bool)
-    dst_ok = np.zeros(n, bool)
-
-    dst_ok |= eth & (cap >= 6)
-    src_ok |= eth & (cap >= 12)
+    dst_ok = eth & (cap >= 6)
+    src_ok = eth & (cap >= 12)
     e_full = eth & (cap >= 14)
     flag(eth & ~e_full, "truncated Ethernet header")
-    macd = u48(g2, 0)
     macs = u48(g2, 6)
-    dst_mac = np.where(eth, macd, dst_mac)
-    src_mac = np.where(eth, macs, src_mac)
-    et16 = be16(g2, 12)
-    ethertype = np.where(e_full, et16, ethertype)
-    et_valid |= e_full
+    dst_mac = np.where(eth, u48(g2, 0), np.uint64(0))
+    src_mac = np.where(eth, macs, np.uint64(0))
+    ethertype = np.where(e_full, be16(g2, 12), ethertype)
+    et_valid = e_full.copy()
     l3off[eth] = 14
 
     # Linux cooked v1: pkttype(2) hatype(2) halen(2) addr(8) protocol(2).
@@ -288,20 +167,26 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
     flag(loop & (cap < 4), "truncated loopback header")
     l3off[loop] = 4
     raw = raw | (loop & (cap >= 4))
+    b.f.macs["src_mac"] = Col(src_mac, src_ok)
+    b.f.macs["dst_mac"] = Col(dst_mac, dst_ok)
+    return _Link(ethertype, et_valid, l3off, raw, loop)
 
-    # ---- VLAN tags (802.1Q, 802.1ad, old QinQ): outermost id kept, ethertype = innermost.
+
+def _vlan_tags(b: _Batch, link: _Link) -> None:
+    """802.1Q, 802.1ad and old QinQ tags: the outermost id kept, ethertype = the innermost."""
+    n, cap, ethertype, l3off = b.n, b.cap, link.ethertype, link.l3off
     vlan = np.zeros(n, np.uint32)
     vlan_ok = np.zeros(n, bool)
-    tagged = et_valid & np.isin(ethertype, VLAN_TPIDS)
+    tagged = link.et_valid & np.isin(ethertype, VLAN_TPIDS)
     for _ in range(MAX_VLAN_TAGS):
         rows = np.flatnonzero(tagged)
         if len(rows) == 0:
             break
         full = cap[rows] >= l3off[rows] + 4
-        flag(_mask(n, rows[~full]), "truncated VLAN tag")
-        et_valid[rows[~full]] = False
+        b.flag(_mask(n, rows[~full]), "truncated VLAN tag")
+        link.et_valid[rows[~full]] = False
         rows = rows[full]
-        tag = gather(buf, data[rows] + l3off[rows], 4)
+        tag = gather(b.buf, b.data[rows] + l3off[rows], 4)
         first = rows[~vlan_ok[rows]]
         vlan[first] = (be16(tag, 0) & 0x0FFF)[~vlan_ok[rows]]
         vlan_ok[first] = True
@@ -309,17 +194,16 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
         l3off[rows] += 4
         tagged = np.zeros(n, bool)
         tagged[rows] = np.isin(ethertype[rows], VLAN_TPIDS)
+    b.f.ints["vlan"] = Col(vlan, vlan_ok)
 
-    # Below 0x0600 the field is an 802.3 length (LLC follows), not an ethertype.
-    et_valid &= ethertype >= 0x0600
 
-    # ---- network layer
-    cap3 = cap - l3off
-    g3 = at_offsets(g2, buf, data, l3off, K3, needed=et_valid | raw | (lt == IPV4_LT)
-                    | (lt == IPV6_LT))
+def _ip_versions(b: _Batch, link: _Link, g3: np.ndarray, cap3: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(is4, is6): frames whose L3 header is IPv4 / IPv6 (by ethertype, link type or version)."""
+    lt, cap, raw, loop, flag = b.lt, b.cap, link.raw, link.loop, b.flag
     version = g3[:, 0] >> 4
-    is4 = ((et_valid & (ethertype == ET_IPV4)) | (raw & (version == 4)) | (lt == IPV4_LT))
-    is6 = ((et_valid & (ethertype == ET_IPV6)) | (raw & (version == 6)) | (lt == IPV6_LT))
+    is4 = ((link.et_valid & (link.ethertype == ET_IPV4)) | (raw & (version == 4)) | (lt == IPV4_LT))
+    is6 = ((link.et_valid & (link.ethertype == ET_IPV6)) | (raw & (version == 6)) | (lt == IPV6_LT))
     flag(raw & ~loop & (cap >= 1) & ~is4 & ~is6, "raw IP with unknown version")
     flag(loop & (cap >= 5) & ~is4 & ~is6, "loopback frame of a non-IP family")
     flag((raw | (lt == IPV4_LT) | (lt == IPV6_LT)) & (cap < 1), "empty raw IP frame")
@@ -328,10 +212,16 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
     bad4 = is4 & (version != 4)
     bad6 = is6 & (version != 6)
     flag(bad4 | bad6, "bad IP version")
-    is4 &= ~bad4
-    is6 &= ~bad6
+    return is4 & ~bad4, is6 & ~bad6
 
-    ip_version = np.where(is4, 4, np.where(is6, 6, 0)).astype(np.uint8)
+
+def _network_layer(b: _Batch, link: _Link) -> _Net:
+    """IPv4 and IPv6 headers: addresses, IP id, TTL, protocol, where L4 starts."""
+    lt, cap, flag, f = b.lt, b.cap, b.flag, b.f
+    cap3 = cap - link.l3off
+    g3 = at_offsets(b.g2, b.buf, b.data, link.l3off, K3,
+                    needed=link.et_valid | link.raw | (lt == IPV4_LT) | (lt == IPV6_LT))
+    is4, is6 = _ip_versions(b, link, g3, cap3)
     ihl = (g3[:, 0] & 0x0F).astype(np.int64) * 4
     v4 = is4 & (cap3 >= 20)
     flag(is4 & ~v4, "truncated IPv4 header")
@@ -342,19 +232,15 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
     # A zero total length is what TSO/GSO frames carry on capture; the frame length stands in.
     # A total length beyond the frame's wire length is bogus; the frame length bounds it (as in
     # Wireshark).
-    on_wire = idx.wirelen.astype(np.int64) - l3off
+    on_wire = b.idx.wirelen.astype(np.int64) - link.l3off
     tot = np.where((tot == 0) | (tot > on_wire), on_wire, tot)
     frag = be16(g3, 6)
-    ttl = g3[:, 8]
-    proto = g3[:, 9].astype(np.uint32)
     v6 = is6 & (cap3 >= 40)
     flag(is6 & ~v6, "truncated IPv6 header")
 
-    ip_id = be16(g3, 4)
-    ints = f.ints
-    ints["ip_version"] = Col(ip_version, is4 | is6)
-    ints["ip_id"] = Col(ip_id.astype(np.uint32), v4)
-    ints["ttl"] = Col(np.where(v6, g3[:, 7], ttl), v4 | v6)
+    f.ints["ip_version"] = Col(np.where(is4, 4, np.where(is6, 6, 0)), is4 | is6)
+    f.ints["ip_id"] = Col(be16(g3, 4), v4)
+    f.ints["ttl"] = Col(np.where(v6, g3[:, 7], g3[:, 8]), v4 | v6)
     f.ip4["src_ip"] = Col(be32(g3, 12), v4)
     f.ip4["dst_ip"] = Col(be32(g3, 16), v4)
     # IPv6 addresses are kept for the valid rows only (16 bytes each would dominate memory).
@@ -364,15 +250,20 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
     l4off = np.where(v4, ihl, 40)
     ip_payload = np.where(v4, tot - ihl, np.minimum(be16(g3, 4).astype(np.int64), on_wire - 40))
     has_l4 = (v4 & ~bad_ihl & ((frag & 0x1FFF) == 0)) | v6
-    proto = np.where(v6, g3[:, 6], proto)
-    # IPv6 extension headers: rare, walked per frame.
-    ext_rows = np.flatnonzero(v6 & np.isin(proto, IPV6_EXT))
+    proto = np.where(v6, g3[:, 6], g3[:, 9].astype(np.uint32))
+    return _Net(g3, cap3, v4, v6, proto, l4off, ip_payload, has_l4)
+
+
+def _ipv6_extension_headers(b: _Batch, link: _Link, net: _Net) -> None:
+    """Walk the IPv6 extension headers (rare: per frame) to the upper-layer protocol."""
+    buf, proto, has_l4, ip_payload = b.buf, net.proto, net.has_l4, net.ip_payload
+    on_wire = b.idx.wirelen.astype(np.int64) - link.l3off
     ext_truncated: list[int] = []
-    for r in ext_rows:
+    for r in np.flatnonzero(net.v6 & np.isin(proto, IPV6_EXT)):
         nh = int(proto[r])
         off = 40
-        base = int(data[r] + l3off[r])
-        avail = int(cap3[r])
+        base = int(b.data[r] + link.l3off[r])
+        avail = int(net.cap3[r])
         while nh in IPV6_EXT:
             if off + 8 > avail:
                 ext_truncated.append(int(r))
@@ -395,18 +286,22 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
             nh = h[0]
             off += size
         proto[r] = nh
-        l4off[r] = off
+        net.l4off[r] = off
         ip_payload[r] -= off - 40
-    flag(_mask(n, ext_truncated), "truncated IPv6 extension header")
-    ints["proto"] = Col(proto.astype(np.uint8), v4 | v6)
+    b.flag(_mask(b.n, ext_truncated), "truncated IPv6 extension header")
 
-    # ---- transport layer
-    cap4 = cap3 - l4off
-    g4 = at_offsets(g2, buf, data, l3off + l4off, K4, needed=has_l4)
+
+def _transport_layer(b: _Batch, link: _Link, net: _Net
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TCP, UDP and ICMP headers: ports, seq/ack, flags, payload length, ICMP type and code.
+    Returns (the L4 header matrix, captured bytes from L4 on, ICMPv6 frames)."""
+    flag, ints, proto, has_l4 = b.flag, b.f.ints, net.proto, net.has_l4
+    cap4 = net.cap3 - net.l4off
+    g4 = at_offsets(b.g2, b.buf, b.data, link.l3off + net.l4off, K4, needed=has_l4)
     tcp = has_l4 & (proto == 6)
     udp = has_l4 & (proto == 17)
-    icmp4 = has_l4 & v4 & (proto == 1)
-    icmp6 = has_l4 & v6 & (proto == 58)
+    icmp4 = has_l4 & net.v4 & (proto == 1)
+    icmp6 = has_l4 & net.v6 & (proto == 58)
     icmp = icmp4 | icmp6
     ports_ok = (tcp | udp) & (cap4 >= 4)
     ints["src_port"] = Col(be16(g4, 0), ports_ok)
@@ -421,13 +316,19 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
     doff = (g4[:, 12] >> 4).astype(np.int64) * 4
     bad_doff = flags_ok & (doff < 20)
     flag(bad_doff, "bad TCP header length")
+    ip_payload = net.ip_payload
     payload = np.where(tcp, ip_payload - doff, np.where(udp | icmp, ip_payload - 8, 0))
     payload_ok = (tcp & flags_ok & ~bad_doff) | (udp & (cap4 >= 8)) | (icmp & (cap4 >= 4))
-    ints["payload_len"] = Col(payload.astype(np.int32), payload_ok)
+    ints["payload_len"] = Col(payload, payload_ok)
     ints["icmp_type"] = Col(g4[:, 0].copy(), icmp & (cap4 >= 1))
     ints["icmp_code"] = Col(g4[:, 1].copy(), icmp & (cap4 >= 2))
+    return g4, cap4, icmp6
 
-    # ---- IPv6 neighbour discovery: target, flags, link-layer address option (ICMPv6 rows only).
+
+def _neighbour_discovery(b: _Batch, link: _Link, net: _Net, g4: np.ndarray, cap4: np.ndarray,
+                         icmp6: np.ndarray) -> None:
+    """IPv6 neighbour discovery (ICMPv6 rows only): target, NA flags, link-layer address."""
+    n, buf = b.n, b.buf
     lladdr = np.zeros(n, np.uint64)
     ll_ok = np.zeros(n, bool)
     target = np.zeros((n, 16), np.uint8)
@@ -442,7 +343,7 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
         ns_na = np.isin(itype, (135, 136))
         target[r6[ns_na & (c4 >= 24)]] = h[ns_na & (c4 >= 24), 8:24]
         target_ok[r6] = ns_na & (c4 >= 24)
-        flag(_mask(n, r6[ns_na & (c4 < 24)]), "truncated neighbour discovery message")
+        b.flag(_mask(n, r6[ns_na & (c4 < 24)]), "truncated neighbour discovery message")
         nd_flags[r6] = h[:, 4] & 0xE0
         nd_flags_ok[r6] = (itype == 136) & (c4 >= 8)
         opt_start = np.select([ns_na, itype == 133, itype == 134], [24, 8, 16], 0)
@@ -455,45 +356,45 @@ def _decode_batch(buf: np.ndarray, idx: FrameIndex) -> Fields:
             # The wanted option is not first: walk the options of just these frames.
             for j in np.flatnonzero(rows & ~first_is):
                 r = r6[j]
-                o = start
-                base = int(data[r] + l3off[r] + l4off[r])
-                while o + 8 <= cap4[r]:
-                    t, ln = int(buf[base + o]), int(buf[base + o + 1])
-                    if ln == 0:
-                        break
-                    if t == want[j] and ln == 1:
-                        lladdr[r] = int.from_bytes(bytes(buf[base + o + 2:base + o + 8]), "big")
-                        ll_ok[r] = True
-                        break
-                    o += ln * 8
-    f.ip6["nd_target"] = Col(target[target_ok], target_ok)
-    ints["nd_flags"] = Col(nd_flags, nd_flags_ok)
-    f.macs["nd_lladdr"] = Col(lladdr, ll_ok)
+                base = int(b.data[r] + link.l3off[r] + net.l4off[r])
+                found = _ll_option(buf, base, start, int(cap4[r]), int(want[j]))
+                if found is not None:
+                    lladdr[r] = found
+                    ll_ok[r] = True
+    b.f.ip6["nd_target"] = Col(target[target_ok], target_ok)
+    b.f.ints["nd_flags"] = Col(nd_flags, nd_flags_ok)
+    b.f.macs["nd_lladdr"] = Col(lladdr, ll_ok)
 
-    # ---- ARP (Ethernet/IPv4 form for the addresses; op for every ARP frame).
-    arp = et_valid & (ethertype == ET_ARP)
+
+def _ll_option(buf: np.ndarray, base: int, start: int, avail: int, want: int) -> int | None:
+    """The MAC of the first ND option of type `want` (8 bytes long) from offset start, if any."""
+    o = start
+    while o + 8 <= avail:
+        t, ln = int(buf[base + o]), int(buf[base + o + 1])
+        if ln == 0:
+            break
+        if t == want and ln == 1:
+            return int.from_bytes(bytes(buf[base + o + 2:base + o + 8]), "big")
+        o += ln * 8
+    return None
+
+
+def _arp(b: _Batch, link: _Link, net: _Net) -> None:
+    """ARP: op for every ARP frame; addresses of the Ethernet/IPv4 form."""
+    n, g3, cap3 = b.n, net.g3, net.cap3
+    arp = link.et_valid & (link.ethertype == ET_ARP)
     arp_op_ok = arp & (cap3 >= 8)
     arp_full = arp_op_ok & (g3[:, 4] == 6) & (g3[:, 5] == 4) & (cap3 >= 28)
-    flag(arp & ~arp_op_ok, "truncated ARP header")
-    flag(arp_op_ok & (g3[:, 4] == 6) & (g3[:, 5] == 4) & (cap3 < 28), "truncated ARP header")
-    ints["arp_op"] = Col(be16(g3, 6), arp_op_ok)
+    b.flag(arp & ~arp_op_ok, "truncated ARP header")
+    b.flag(arp_op_ok & (g3[:, 4] == 6) & (g3[:, 5] == 4) & (cap3 < 28), "truncated ARP header")
+    b.f.ints["arp_op"] = Col(be16(g3, 6), arp_op_ok)
     rows = np.flatnonzero(arp_full)
     ga = g3[rows]
     for name, fn, o in (("arp_sender_mac", u48, 8), ("arp_target_mac", u48, 18),
                         ("arp_sender_ip", be32, 14), ("arp_target_ip", be32, 24)):
         values = np.zeros(n, np.uint64 if fn is u48 else np.uint32)
         values[rows] = fn(ga, o)
-        (f.macs if fn is u48 else f.ip4)[name] = Col(values, arp_full)
-
-    ints["vlan"] = Col(vlan.astype(np.uint16), vlan_ok)
-    ints["ethertype"] = Col(ethertype.astype(np.uint16), et_valid)
-    f.macs["src_mac"] = Col(src_mac, src_ok)
-    f.macs["dst_mac"] = Col(dst_mac, dst_ok)
-
-    f.undecodable = reason_code > 0
-    codes, counts = np.unique(reason_code[reason_code > 0], return_counts=True)
-    f.reasons = Counter({reason_names[int(c)]: int(k) for c, k in zip(codes, counts)})
-    return f
+        (b.f.macs if fn is u48 else b.f.ip4)[name] = Col(values, arp_full)
 
 
 def _jumbo_length(options: bytes) -> int | None:

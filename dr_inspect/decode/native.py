@@ -43,7 +43,7 @@ def _columns(n: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     The kernel stores one element into each of ~50 arrays per frame. Large arrays start on a
     page boundary, so element i of every byte-wide array would fall into the same cache set
     and the stores evict each other; each array is therefore started on a different cache line
-    of its page (about 2x faster)."""
+    of its page."""
     arrays = [np.dtype(dtype) for _, _, dtype in FIELDS] + [np.dtype(bool)] * (len(FIELDS) + 1)
     out = []
     for k, dtype in enumerate(arrays):

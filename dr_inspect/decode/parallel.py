@@ -39,11 +39,12 @@ from dr_inspect.decode.containers import ContainerParser, detect_format
 from dr_inspect.decode.stats import DecodedCapture
 from dr_inspect.errors import CaptureError
 
-# Below this many bytes in all, the fork (~10 ms) and the transfer cost more than the second
-# core saves.
+# Below this many bytes in all, the fork and the transfer cost more than the second core saves
+# (bench/bench_decode.py shows where).
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
-# Part of the estimated frames the child decodes (perf1m: the two processes then finish their
-# decoding at about the same time; this one merges and builds the split file's table after).
+# Part of the estimated frames the child decodes: the two processes then finish their decoding
+# at about the same time (bench/bench_verify.py); this one merges and builds the split file's
+# table after.
 CHILD_SHARE = 0.47
 SAMPLE_BYTES = 1 << 20       # the head of a plain pcap file walked to estimate its frame count
 MIN_SPLIT_FRAMES = 50_000    # a smaller tail is not worth splitting a file for

@@ -14,10 +14,11 @@ from pandas.api.types import union_categoricals
 
 from dr_inspect.decode import schema
 from dr_inspect.decode.containers import FrameIndex
-from dr_inspect.decode.layers import Col, Fields
+from dr_inspect.decode.fields import Col, Fields
 
-_INT_DTYPES = {"UInt8": np.uint8, "UInt16": np.uint16, "UInt32": np.uint32, "Int32": np.int32,
-               "int32": np.int32, "int64": np.int64}
+# numpy type of each numeric pandas dtype of the schema
+_INT_DTYPES = {dtype: np.dtype(code).type for dtype, code in schema.NUMPY_DTYPES.items()
+               if dtype not in ("macs", "ip4")}
 
 
 def _mac_text(v: int) -> str:
@@ -99,13 +100,12 @@ def build_table(fields: Fields, idx: FrameIndex, file: str, first_frame: int) ->
     cols["file"] = _categorical(np.zeros(n, np.int8), [file])
     cols["frame"] = np.arange(first_frame, first_frame + n, dtype=np.int64)
     cols["ts_ns"] = idx.ts_ns.astype(np.int64, copy=False)
-    for name in ("src_mac", "dst_mac", "arp_sender_mac", "arp_target_mac", "nd_lladdr"):
-        cols[name] = mac_column(fields.macs.pop(name))
-    for name in ("src_ip", "dst_ip"):
-        cols[name] = ip_column(fields.ip4.pop(name), fields.ip6.pop(name))
-    for name in ("arp_sender_ip", "arp_target_ip"):
-        cols[name] = ip_column(fields.ip4.pop(name), None)
-    cols["nd_target"] = ip_column(None, fields.ip6.pop("nd_target"))
+    for c in schema.SCHEMA:          # addresses: as the schema says the decoders hold them
+        if c.held == ("macs",):
+            cols[c.name] = mac_column(fields.macs.pop(c.name))
+        elif "ip4" in c.held or "ip6" in c.held:
+            cols[c.name] = ip_column(fields.ip4.pop(c.name) if "ip4" in c.held else None,
+                                     fields.ip6.pop(c.name) if "ip6" in c.held else None)
     for name in list(fields.ints):
         cols[name] = _nullable(fields.ints.pop(name), schema.DTYPES[name])
     cols["interface"] = idx.interface.astype(np.int32, copy=False)
@@ -137,6 +137,6 @@ def concat_packets(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 def empty_table(file: str) -> pd.DataFrame:
     """A packets table with no rows (all columns, schema dtypes)."""
-    from dr_inspect.decode.layers import decode_fields
+    from dr_inspect.decode.batches import decode_fields
     idx = FrameIndex.empty()
     return build_table(decode_fields(np.zeros(0, np.uint8), idx), idx, file, 1)

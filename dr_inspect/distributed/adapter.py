@@ -1,16 +1,19 @@
 """The one place the distributed engine touches the single-machine analysis.
 
-Everything the engine needs from dr_inspect.verify, dr_inspect.correlate and
-dr_inspect.topology goes through this module, so a change there is adapted here alone.
+Everything the engine needs from dr_inspect.analysis, dr_inspect.correlate, dr_inspect.topology,
+dr_inspect.rules and dr_inspect.decode.pointset goes through this module, so a change there is
+adapted here alone.
 
-Two steps of the single-machine pipeline are global and cannot run inside a bucket: the clock
-offsets (estimate_offsets) and the topology (learn_vips, learn_topology). The engine computes them
-once for the whole set and pins them into every bucket's `correlate` call; `verify._analyse`
-then builds the report from the merged correlation. Neither function takes those as arguments
-yet, so the module-level names they call are wrapped (once, idempotently) by functions that
-return the pinned values when the call carries them (a marked TopologyPins / hosts mapping) and
-call the original otherwise. The hook that would replace this: `correlate(..., learned=(vips,
-topology), offsets=(estimated, applied))` and `_analyse(..., correlation=corr)`.
+Three steps of the single-machine pipeline are global and cannot run inside a bucket: the clock
+offsets (estimate_offsets), the topology (learn_vips, learn_topology) and, for the rules over
+the per-frame tables, their evaluation over the whole tables. The engine computes them for the
+whole set; they are pinned into every bucket's `correlate` call and into the report's
+analyse_packets call. None of these functions takes them as arguments yet, so the module-level
+names they call are wrapped (once, idempotently) by functions that return the pinned value when
+the call carries one (a marked TopologyPins or hosts mapping in the bucket's correlate call; a
+value set for this thread while build_report runs) and call the original otherwise. The hook
+that would replace this: `correlate(..., learned=(vips, topology), offsets=(estimated,
+applied))`, `analyse_packets(..., correlation=corr, results={rule id: RuleResult})`.
 """
 
 from __future__ import annotations
@@ -18,34 +21,45 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-import dr_inspect.correlate as _correlate_mod
-import dr_inspect.verify as _verify_mod
+import dr_inspect.analysis.correlation as _correlation_mod
+import dr_inspect.analysis.pipeline as _pipeline_mod
+import dr_inspect.rules.engine as _engine_mod
+from dr_inspect.analysis.correlation import Correlation
+from dr_inspect.analysis.paths import _read_snapshots
+from dr_inspect.analysis.pipeline import CaptureFacts, LoadedOptions, analyse_packets, load_options
+from dr_inspect.capturefacts import capture_span_of, clock_hosts, manifest_vip, scheduler_of
 from dr_inspect.captureset import CaptureSet, load_capture_set
-from dr_inspect.correlate import CLOCK_TOLERANCE_NS, Correlation, combine_points
-from dr_inspect.correlate.hops import ESTIMATE_WINDOW_NS, NEVER, _deltas, _first_sightings
+from dr_inspect.correlate.combine import combine_points
+from dr_inspect.correlate.hops import (CLOCK_TOLERANCE_NS, ESTIMATE_WINDOW_NS, NEVER, _deltas,
+                                       _first_sightings)
 from dr_inspect.correlate.keys import is_tcp, packet_ids, point_codes, tcp_view
 from dr_inspect.correlate.tables import arp_table
 from dr_inspect.decode import decode_file
+from dr_inspect.decode.pointset import _decode_plan, _point_file_label
+from dr_inspect.doctor.farm import host_facts, real_servers
+from dr_inspect.doctor.join import host_causes
 from dr_inspect.model import PointSummary, RuleResult, VerifyReport
-from dr_inspect.rules import Rule, load_rules
+from dr_inspect.options import VerifyOptions
 from dr_inspect.rules.engine import evaluate_rule
-from dr_inspect.topology import TopologyPins, load_topology_file
+from dr_inspect.topology import TopologyPins, merge_pins
 from dr_inspect.topology.learn import LearnedTopology, LearnedVips, learn_topology, learn_vips
 from dr_inspect.topology.pins import manifest_rs_names
 
-__all__ = ["CLOCK_TOLERANCE_NS", "evaluate_rule", "rule_variables", "CaptureContext", "ESTIMATE_WINDOW_NS", "Pinned", "analyse_bucket", "build_report",
-           "capture_context", "combine_points", "decode_file", "digest", "is_tcp", "learn_on",
-           "global_arp_table", "pair_deltas", "pinned_pins", "point_file_label", "with_ts"]
+__all__ = ["CLOCK_TOLERANCE_NS", "CaptureContext", "Correlation", "ESTIMATE_WINDOW_NS", "Pinned",
+           "analyse_bucket", "build_report", "capture_context", "combine_points", "decode_file",
+           "decode_plan", "evaluate_rule", "global_arp_table", "is_tcp", "join_host_causes",
+           "learn_on", "pair_deltas", "pinned_pins", "pins_for", "point_file_label",
+           "rule_variables", "with_ts"]
 
-point_file_label = _verify_mod._point_file_label
-digest = _verify_mod._digest
+decode_plan = _decode_plan
+point_file_label = _point_file_label
 
 
 @dataclass
@@ -54,7 +68,6 @@ class Pinned:
 
     vips: LearnedVips
     topology: LearnedTopology | None = None
-    correlation: Correlation | None = None
 
 
 class _OffsetHosts(dict):
@@ -102,30 +115,31 @@ def _pinned_offsets(*args: Any, **kw: Any) -> tuple[dict, dict] | None:
     return copy.deepcopy(hosts.offsets) if isinstance(hosts, _OffsetHosts) else None
 
 
+# while build_report runs in this thread: the merged correlation, and the results of the rules
+# already evaluated bucket by bucket
+_REPORT = threading.local()
+
+
 def _pinned_correlation(*args: Any, **kw: Any) -> Correlation | None:
-    marked = _marked(kw.get("pins"))
-    return marked.correlation if marked else None
+    return getattr(_REPORT, "correlation", None)
 
 
-def _presolved_rules(rules: list[Rule], tables: dict, *args: Any, **kw: Any) -> list | None:
-    presolved = getattr(_PRESOLVED, "results", None)
-    if not presolved:
-        return None
-    return [presolved.get(r.id) or evaluate_rule(r, tables, *args, **kw) for r in rules]
+def _presolved_rule(rule: Any, *args: Any, **kw: Any) -> RuleResult | None:
+    result = getattr(_REPORT, "results", {}).get(rule.id)
+    # a copy: the engine adds the rule's notes to it
+    return copy.deepcopy(result) if result is not None else None
 
 
 _INSTALL_LOCK = threading.Lock()
-# rule id -> result already evaluated bucket by bucket, while build_report runs in this thread
-_PRESOLVED = threading.local()
 
 
 def _install() -> None:
     with _INSTALL_LOCK:
-        _wrap_once(_correlate_mod, "learn_vips", _pinned_vips)
-        _wrap_once(_correlate_mod, "learn_topology", _pinned_topology)
-        _wrap_once(_correlate_mod, "estimate_offsets", _pinned_offsets)
-        _wrap_once(_verify_mod, "correlate", _pinned_correlation)
-        _wrap_once(_verify_mod, "evaluate_rules", _presolved_rules)
+        _wrap_once(_correlation_mod, "learn_vips", _pinned_vips)
+        _wrap_once(_correlation_mod, "learn_topology", _pinned_topology)
+        _wrap_once(_correlation_mod, "estimate_offsets", _pinned_offsets)
+        _wrap_once(_pipeline_mod, "correlate", _pinned_correlation)
+        _wrap_once(_engine_mod, "evaluate_rule", _presolved_rule)
 
 
 def pinned_pins(pins: TopologyPins, pinned: Pinned) -> TopologyPins:
@@ -142,44 +156,49 @@ class CaptureContext:
     """What analyse_paths reads from the capture set besides the frames."""
 
     cs: CaptureSet
-    rules: list[Rule]
-    file_pins: TopologyPins | None
+    options: VerifyOptions
+    loaded: LoadedOptions              # rules and the topology file (with the hosts' facts)
     roles: dict[str, str]
-    hosts: dict[str, str]
-    rs_names: dict[str, str]
-    span: tuple[int, int] | None
-    scheduler: str | None
+    facts: CaptureFacts                # without the summaries and errors (the decode's)
     manifest_vip: str | None
     snapshots: dict[str, dict[str, Any]]
     snapshot_errors: list[str]
 
+    @property
+    def rules(self) -> list:
+        return self.loaded.rules
 
-def capture_context(paths: list[str | Path], topology_file: Path | None,
-                    rule_files: list[Path] | tuple) -> CaptureContext:
+
+def capture_context(paths: list[str | Path], options: VerifyOptions) -> CaptureContext:
     """As analyse_paths prepares them (the host snapshots complete the pins and names)."""
     cs = load_capture_set(list(paths))
-    rules = load_rules(rule_files)
-    file_pins = load_topology_file(topology_file) if topology_file else None
+    loaded = load_options(options)
     rs_names = manifest_rs_names(cs.capture.get("real_servers"))
-    snaps, snap_errors = _verify_mod._read_snapshots(cs)
+    snaps, snap_errors = _read_snapshots(cs)
     if snaps:
-        from dr_inspect.doctor.farm import real_servers
+        pins = replace(loaded.file_pins or TopologyPins(), **host_facts(snaps))
+        loaded = replace(loaded, file_pins=pins)
         for entry in real_servers(snaps):
             rs_names.setdefault(entry["rip"], entry["name"])
-        file_pins = file_pins or TopologyPins()
-        file_pins.host_addresses = _verify_mod._host_addresses(snaps)
-        file_pins.host_rips = _verify_mod._host_rips(snaps)
-        file_pins.services = _verify_mod._ipvs_services(snaps)
-    return CaptureContext(
-        cs=cs, rules=rules, file_pins=file_pins, roles={p.name: p.role for p in cs.points},
-        hosts={p.name: p.host or "this-machine" for p in cs.points if p.host or p.netns},
-        rs_names=rs_names, span=_verify_mod.capture_span_of(cs),
-        scheduler=_verify_mod._scheduler_of(cs), manifest_vip=_verify_mod._manifest_vip(cs),
-        snapshots=snaps, snapshot_errors=snap_errors)
+    facts = CaptureFacts(scheduler=scheduler_of(cs) or options.scheduler, hosts=clock_hosts(cs),
+                         rs_names=rs_names, capture_span=capture_span_of(cs))
+    return CaptureContext(cs=cs, options=options, loaded=loaded,
+                          roles={p.name: p.role for p in cs.points}, facts=facts,
+                          manifest_vip=manifest_vip(cs), snapshots=snaps,
+                          snapshot_errors=snap_errors)
 
 
-def pins_for(ctx: CaptureContext, vips: list[str] | tuple[str, ...]) -> TopologyPins:
-    return _verify_mod._pins_for(ctx.file_pins, vips, ctx.roles, ctx.rs_names)
+def pins_for(ctx: CaptureContext, vips: tuple[str, ...]) -> TopologyPins:
+    """The pins analyse_packets merges for these VIPs."""
+    return merge_pins(ctx.loaded.file_pins, list(vips), ctx.roles, ctx.facts.rs_names)
+
+
+def with_fallback_vip(ctx: CaptureContext) -> CaptureContext:
+    """The context analyse_paths retries with when no VIP is found: the manifest's VIP, and no
+    scheduler from the manifest (as it has always been)."""
+    options = replace(ctx.options, vips=(ctx.manifest_vip,))
+    return replace(ctx, options=options, loaded=replace(ctx.loaded, options=options),
+                   facts=replace(ctx.facts, scheduler=ctx.options.scheduler))
 
 
 # -- global steps on small tables ----------------------------------------------------------------
@@ -236,41 +255,36 @@ def analyse_bucket(pk: pd.DataFrame, points: list[str], pins: TopologyPins, wind
     _install()
     hosts = _OffsetHosts()
     hosts.offsets = offsets
-    return _correlate_mod.correlate({p: pd.DataFrame() for p in points}, pins=pins,
-                                    window_ms=window_ms, hosts=hosts, combined=pk,
-                                    capture_span=capture_span)
+    return _correlation_mod.correlate({p: pd.DataFrame() for p in points}, pins=pins,
+                                      window_ms=window_ms, hosts=hosts, combined=pk,
+                                      capture_span=capture_span)
 
 
-def rule_variables(topo: LearnedTopology, scheduler: str | None, window_ms: float,
-                   n_points: int) -> dict[str, Any]:
-    """The variables verify._analyse gives the rules."""
-    return {"window_ms": window_ms, "scheduler": topo.scheduler or scheduler or "unknown",
+def rule_variables(topo: LearnedTopology, ctx: CaptureContext, n_points: int) -> dict[str, Any]:
+    """The variables analyse_packets gives the rules."""
+    return {"window_ms": ctx.options.window_ms,
+            "scheduler": topo.scheduler or ctx.facts.scheduler or "unknown",
             "shape": topo.shape, "points": n_points}
 
 
-def build_report(ctx: CaptureContext, corr: Correlation, pins: TopologyPins,
-                 summaries: list[PointSummary], errors: list[str], window_ms: float,
-                 max_evidence: int, scheduler: str | None,
-                 presolved: dict[str, RuleResult] | None = None) -> VerifyReport:
-    """The report verify._analyse makes of the merged correlation, with the capture set's host
-    causes joined as analyse_paths does. presolved: results of rules already evaluated (bucket
-    by bucket); the other rules are evaluated on corr's tables."""
+def build_report(ctx: CaptureContext, corr: Correlation, summaries: list[PointSummary],
+                 errors: list[str], presolved: dict[str, RuleResult] | None = None
+                 ) -> VerifyReport:
+    """The report analyse_packets makes of the merged correlation. presolved: results of rules
+    already evaluated (bucket by bucket); the other rules are evaluated on corr's tables."""
     _install()
-    pinned = _marked(pins)
-    assert pinned is not None
-    pinned.correlation = corr
-    _PRESOLVED.results = presolved or {}
+    _REPORT.correlation, _REPORT.results = corr, presolved or {}
     try:
-        analysis = _verify_mod._analyse({s.name: pd.DataFrame() for s in summaries}, summaries,
-                                        pins, ctx.rules, window_ms, max_evidence, list(errors),
-                                        scheduler, ctx.hosts, None, corr.packets, ctx.span)
+        facts = replace(ctx.facts, summaries=summaries, errors=list(errors))
+        analysis = analyse_packets({s.name: pd.DataFrame() for s in summaries}, ctx.roles,
+                                   ctx.loaded, facts, combined=corr.packets)
     finally:
-        pinned.correlation = None
-        _PRESOLVED.results = {}
+        _REPORT.correlation, _REPORT.results = None, {}
     return analysis.report
 
 
 def join_host_causes(ctx: CaptureContext, report: VerifyReport) -> None:
     """The snapshots' errors and host causes into the report, as analyse_paths ends."""
     report.errors.extend(ctx.snapshot_errors)
-    _verify_mod._join_host_causes(ctx.snapshots, report)
+    if ctx.snapshots:
+        host_causes(ctx.snapshots, report)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,7 @@ from dr_inspect.distributed.ranges import decode_range, discard, join_ranges, pl
 from dr_inspect.distributed.shards import DecodedFile, concat_rows, decode_to_shards
 from dr_inspect.errors import InputError, MissingToolError, TopologyError
 from dr_inspect.model import VerifyReport
+from dr_inspect.options import VerifyOptions
 
 BUCKET_ROWS = 1_000_000        # TCP frames per bucket aimed at: a bucket's correlation memory
 Progress = Callable[[str], None]
@@ -133,18 +134,21 @@ def _extract_table(plan: PointPlan, decoded: list[DecodedFile]) -> pd.DataFrame:
     return adapter.combine_points(tables)
 
 
-def _learn_vips(ctx: adapter.CaptureContext, vips: tuple[str, ...], learn_pk: pd.DataFrame,
-                names: list[str]) -> tuple[Any, Any, bool]:
-    """(pins, learned VIPs, whether the manifest's VIP was used), as analyse_paths falls back."""
-    pins = adapter.pins_for(ctx, vips)
+def _learn_vips(ctx: adapter.CaptureContext, learn_pk: pd.DataFrame, names: list[str]
+                ) -> tuple[adapter.CaptureContext, Any, Any, bool]:
+    """(context, pins, learned VIPs, whether the manifest's VIP was used), as analyse_paths
+    falls back to it."""
     learn_pk = adapter.with_ts(learn_pk, {})
+    pins = adapter.pins_for(ctx, ctx.options.vips)
     try:
-        return pins, adapter.learn_on(learn_pk, names, pins), False
+        return ctx, pins, adapter.learn_on(learn_pk, names, pins), False
     except TopologyError:
-        if vips or (ctx.file_pins and ctx.file_pins.vips) or not ctx.manifest_vip:
+        file_pins = ctx.loaded.file_pins
+        if ctx.options.vips or (file_pins and file_pins.vips) or not ctx.manifest_vip:
             raise
-        pins = adapter.pins_for(ctx, [ctx.manifest_vip])
-        return pins, adapter.learn_on(learn_pk, names, pins), True
+        ctx = adapter.with_fallback_vip(ctx)
+        pins = adapter.pins_for(ctx, ctx.options.vips)
+        return ctx, pins, adapter.learn_on(learn_pk, names, pins), True
 
 
 def _decode(run: _Runner, ctx: adapter.CaptureContext, root: Path
@@ -206,34 +210,30 @@ def _shuffle(run: _Runner, points: PointPlan, decoded: list[DecodedFile], vips: 
     return [str(p) for p in sorted(bucket_dir.glob("b*"))]
 
 
-def verify_paths_dask(paths: list[str | Path], *, vips: list[str] | tuple[str, ...] = (),
-                      topology_file: Path | None = None, rule_files: list[Path] | tuple = (),
-                      window_ms: float = 500.0, max_evidence: int = 10,
-                      progress: Progress | None = None,
-                      dask: DaskOptions | None = None) -> VerifyReport:
-    """verify_paths on a Dask cluster: the same report, computed bucket by bucket."""
-    if window_ms <= 0:
-        raise InputError(f"window must be positive, got {window_ms} ms")
+def verify_on_dask(paths: Sequence[str | Path], options: VerifyOptions = VerifyOptions(), *,
+                   progress: Progress | None = None, dask: DaskOptions | None = None
+                   ) -> VerifyReport:
+    """dr_inspect.verify on a Dask cluster: the same report, computed bucket by bucket."""
     opts = dask or DaskOptions()
-    ctx = adapter.capture_context(paths, topology_file, rule_files)
+    ctx = adapter.capture_context(list(paths), options)
     with dask_client(opts) as client:
         if opts.on_start is not None:
             opts.on_start(f"dask dashboard: {client.dashboard_link} "
                           f"({len(client.scheduler_info()['workers'])} workers)")
         root = Path(tempfile.mkdtemp(prefix="dr-inspect-dask-", dir=opts.shard_dir))
         try:
-            return _run(_Runner(client, progress), ctx, tuple(vips), window_ms, max_evidence,
-                        opts, root, len(client.scheduler_info()["workers"]))
+            return _run(_Runner(client, progress), ctx, opts, root,
+                        len(client.scheduler_info()["workers"]))
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(run: _Runner, ctx: adapter.CaptureContext, vips: tuple[str, ...], window_ms: float,
-         max_evidence: int, opts: DaskOptions, root: Path, n_workers: int) -> VerifyReport:
+def _run(run: _Runner, ctx: adapter.CaptureContext, opts: DaskOptions, root: Path,
+         n_workers: int) -> VerifyReport:
     points, decoded = _decode(run, ctx, root)
     names = points.names
     learn_pk = _extract_table(points, decoded)
-    pins, learned_vips, fallback = _learn_vips(ctx, vips, learn_pk, names)
+    ctx, pins, learned_vips, fallback = _learn_vips(ctx, learn_pk, names)
     n_buckets = opts.buckets or max(2 * max(n_workers, 1), math.ceil(points.frames / BUCKET_ROWS))
     buckets = _shuffle(run, points, decoded, VipEndpoints(tuple(learned_vips.vips)), n_buckets,
                        root)
@@ -250,14 +250,16 @@ def _run(run: _Runner, ctx: adapter.CaptureContext, vips: tuple[str, ...], windo
     for _, c in found:
         for pair, n in c.items():
             counts[pair] = counts.get(pair, 0) + n
-    offsets = estimate(list(files), counts, sum(n for n, _ in found), names, ctx.hosts, run)
+    offsets = estimate(list(files), counts, sum(n for n, _ in found), names, ctx.facts.hosts,
+                       run)
 
     learn_pk = adapter.with_ts(learn_pk, offsets[1])
     topo = adapter.learn_on(learn_pk, names, pins, learned_vips)
     pinned = adapter.pinned_pins(pins, adapter.Pinned(vips=learned_vips, topology=topo))
     outs = [table_files(str(root), i) for i in range(max(len(tables), 1))]
     parts: list[BucketResult] = run.each(
-        correlate_bucket, [(t, names, extra, pinned, window_ms, offsets, ctx.span, o)
+        correlate_bucket, [(t, names, extra, pinned, ctx.options.window_ms, offsets,
+                            ctx.facts.capture_span, o)
                            for t, o in zip(tables or [None], outs)], stage="correlating bucket")
     # every rule over a per-frame table evaluated bucket by bucket, or those tables merged whole
     whole = any(r.table in ROW_TABLES and not bucket_local(r) for r in ctx.rules)
@@ -266,14 +268,11 @@ def _run(run: _Runner, ctx: adapter.CaptureContext, vips: tuple[str, ...], windo
     non_tcp = learn_pk.iloc[np.flatnonzero(~adapter.is_tcp(learn_pk))].reset_index(drop=True)
     corr.tables["arp"] = adapter.global_arp_table(non_tcp, topo)
     corr.packets = _truncation_rows(points, names)
-    scheduler = None if fallback else ctx.scheduler
     presolved = {} if whole else _bucket_rules(run, parts, new_ids, corr, ctx, names, offsets,
-                                               scheduler, window_ms, max_evidence,
                                                len(points.summaries))
     if run.progress is not None:
         run.progress("rules")
-    report = adapter.build_report(ctx, corr, pinned, points.summaries, points.errors,
-                                  window_ms, max_evidence, scheduler, presolved)
+    report = adapter.build_report(ctx, corr, points.summaries, points.errors, presolved)
     if fallback:
         report.errors.append(f"no DR traffic pattern found; used the VIP {ctx.manifest_vip} "
                              "named in manifest.toml")
@@ -283,13 +282,13 @@ def _run(run: _Runner, ctx: adapter.CaptureContext, vips: tuple[str, ...], windo
 
 def _bucket_rules(run: _Runner, parts: list[BucketResult], new_ids: list[np.ndarray], corr: Any,
                   ctx: adapter.CaptureContext, names: list[str], offsets: tuple[dict, dict],
-                  scheduler: str | None, window_ms: float, max_evidence: int, n_points: int
-                  ) -> dict[str, Any]:
+                  n_points: int) -> dict[str, Any]:
     """The per-frame tables' rules evaluated per bucket and reduced; corr's forwards table
     becomes the rows the report reads of it (bucket_rules.report_rows, in order)."""
     topo = corr.topology
     local = [r for r in ctx.rules if bucket_local(r)]
-    variables = adapter.rule_variables(topo, scheduler, window_ms, n_points)
+    variables = adapter.rule_variables(topo, ctx, n_points)
+    max_evidence = ctx.options.max_evidence
     rs_names = [rs.name for rs in topo.real_servers]
     found = run.each(evaluate_bucket, [(p.tables, ids, local, variables, max_evidence, names,
                                         offsets[1], rs_names)

@@ -13,7 +13,7 @@ from typing import Any
 
 from dr_inspect.captureset import CaptureSet
 from dr_inspect.decode.stats import DecodeStats
-from dr_inspect.distributed.adapter import digest, point_file_label
+from dr_inspect.distributed.adapter import decode_plan, point_file_label
 from dr_inspect.distributed.shards import DecodedFile
 from dr_inspect.errors import CaptureError
 from dr_inspect.model import PointSummary
@@ -41,17 +41,7 @@ class PointPlan:
 
 def decode_jobs(cs: CaptureSet) -> tuple[list[tuple[Any, str | None]], list[tuple[Path, str]]]:
     """(points in order, each with None or its duplicate error; (file, point name) to decode)."""
-    seen: dict[tuple[int, str], str] = {}
-    sizes = [sum(f.stat().st_size for f in p.files) for p in cs.points]
-    plan: list[tuple[Any, str | None]] = []
-    for point, size in zip(cs.points, sizes):
-        key = (size, digest(point.files) if sizes.count(size) > 1 else point.name)
-        if key in seen:
-            plan.append((None, f"{point.file}: same content as point {seen[key]}; "
-                               "ignored as a duplicate"))
-            continue
-        seen[key] = point.name
-        plan.append((point, None))
+    plan = decode_plan(cs)
     jobs = [(f, point.name) for point, _ in plan if point is not None for f in point.files]
     return plan, jobs
 

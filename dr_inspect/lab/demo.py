@@ -45,7 +45,7 @@ class CaptureRun:
 class DemoResult:
     capture: CaptureRun
     state_summary: str                           # e.g. "nft director, 2 real servers"
-    report: Any = None                           # VerifyReport when dr_inspect.verify exists
+    report: Any = None                           # the VerifyReport, once verified
     removed: list[str] = field(default_factory=list)
 
 
@@ -141,12 +141,9 @@ def seed_traffic(requests: int = 6, concurrency: int = 2, payload: int | list[in
 
 
 def verify_capture(out_dir: Path) -> Any:
-    """The verify report of a capture set, or None while dr_inspect.verify is not there."""
-    try:
-        from dr_inspect.verify import verify_paths
-    except ImportError:
-        return None
-    return verify_paths([out_dir])
+    """The verify report of a capture set."""
+    from dr_inspect import verify
+    return verify([out_dir])
 
 
 @contextlib.contextmanager

@@ -6,10 +6,7 @@ dr_inspect.lab.vm (its NICs are taps on br_e and br_lvs in the switch namespace)
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 from dr_inspect.errors import LabError
 from dr_inspect.lab import sysrun
@@ -92,44 +89,6 @@ def _start_vm(plan: LabPlan, state: LabState, fx: FaultEffects, rips: list[str])
                      "control_socket": str(vm.control_socket), "accel": vm.accel,
                      "boot_seconds": round(vm.boot_seconds, 2)})
     save_state(state)
-
-
-class _RecordedProcess:
-    """Duck-typed Popen for a VM started by another process (poll/wait/kill by pid)."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        return None if sysrun.pid_alive(self.pid) else 0
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while sysrun.pid_alive(self.pid):
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(["qemu"], timeout or 0)
-            time.sleep(0.05)
-        return 0
-
-    def kill(self) -> None:
-        sysrun.kill_pid(self.pid, grace=0)
-
-
-def attach_vm(state: LabState) -> Any:
-    """A VmHandle for the lab's running VM, from a process other than the one that started it."""
-    from dr_inspect.lab.vm import IpvsVmSpec, VmHandle
-    rec = state.vm or {}
-    if not rec.get("pid") or not rec.get("control_socket"):
-        raise LabError(f"lab {state.prefix!r}: the director VM was not started completely; run lab down")
-    if not sysrun.pid_alive(int(rec["pid"])):
-        raise LabError(f"lab {state.prefix!r}: the director VM (pid {rec['pid']}) is not running; "
-                       f"console: {rec.get('console_log', '?')}")
-    spec = IpvsVmSpec(vip=state.vip, dip=state.host("director").interfaces["eth8"]["ip"], port=state.port)
-    return VmHandle(proc=_RecordedProcess(int(rec["pid"])), taps=tuple(rec.get("taps", ())),  # type: ignore[arg-type]
-                    netns=rec.get("netns", state.switch_netns), workdir=Path(rec["workdir"]),
-                    console_log=Path(rec.get("console_log", "")), control_socket=Path(rec["control_socket"]),
-                    socket_dir=None, spec=spec, accel=rec.get("accel", "?"))
 
 
 def stop_vm(state: LabState) -> list[str]:

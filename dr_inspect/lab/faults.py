@@ -17,7 +17,7 @@ class Fault:
     name: str
     misconfiguration: str        # what the lab sets up
     symptom: str                 # what a user sees
-    rules: tuple[str, ...]       # DR rule ids it makes fail (see DESIGN.md catalogue)
+    rules: tuple[str, ...]       # DR rule ids it makes fail (rules/dr.toml)
     backends: tuple[str, ...] = ("ipvs", "nft")
 
 

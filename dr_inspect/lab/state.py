@@ -86,7 +86,7 @@ class LabState:
         if self._vm_handle is None:
             if not self.vm:
                 raise LabError(f"lab {self.prefix!r}: host has no namespace and no VM is recorded")
-            from dr_inspect.lab.director_ipvs import attach_vm
+            from dr_inspect.lab.vm import attach_vm
             self._vm_handle = attach_vm(self)
         return self._vm_handle
 

@@ -20,6 +20,9 @@ TOOL_PACKAGES = {
     "curl": "curl",
     "sysctl": "procps",
     "qemu-system-x86_64": "qemu-system-x86",
+    "apt-cache": "apt",
+    "apt-get": "apt",
+    "dpkg": "dpkg",
 }
 
 
@@ -32,17 +35,20 @@ def need_tool(tool: str, why: str = "") -> str:
 
 
 def run(argv: list[str], *, check: bool = True, input: str | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run argv; on failure raise LabError with the command and its stderr (one line)."""
+        timeout: float = 60, cwd: Path | None = None, what: str = "") -> subprocess.CompletedProcess:
+    """Run argv; on failure raise LabError with the command and its stderr (one line), after
+    `what` (what the command was for) when given."""
+    said = f"{what}: " if what else ""
     try:
-        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
+                              cwd=cwd)
     except FileNotFoundError:
         raise MissingToolError(argv[0], TOOL_PACKAGES.get(os.path.basename(argv[0]), argv[0])) from None
     except subprocess.TimeoutExpired:
-        raise LabError(f"{' '.join(argv[:6])}: timed out after {timeout:g}s") from None
+        raise LabError(f"{said}{' '.join(argv[:6])}: timed out after {timeout:g}s") from None
     if check and proc.returncode != 0:
         err = (proc.stderr or proc.stdout).strip().replace("\n", " | ")
-        raise LabError(f"{' '.join(argv[:8])}: exit {proc.returncode}: {err[:400]}")
+        raise LabError(f"{said}{' '.join(argv[:8])}: exit {proc.returncode}: {err[:400]}")
     return proc
 
 

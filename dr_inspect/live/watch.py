@@ -1,7 +1,7 @@
 """watch: verify while traffic flows.
 
 One tcpdump per point streams pcap (`-w -`) into a StreamDecoder; every `interval` seconds the
-packets of the last `window` seconds are verified (dr_inspect.verify.analyse_packets) and a rolling
+packets of the last `window` seconds are verified (dr_inspect.analysis.pipeline.analyse_packets) and a rolling
 verdict is handed to `on_interval`. Frames older than the window are dropped, so memory stays
 bounded however long it runs. At the end: one VerifyReport for the whole run (see rolling.py).
 """
@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +29,7 @@ from dr_inspect.live.stream import StreamAgent
 from dr_inspect.live.tcpdump import build_argv, find_tcpdump, supports_nano
 from dr_inspect.live.window import PacketWindow
 from dr_inspect.model import PointSummary, VerifyReport
+from dr_inspect.options import VerifyOptions
 
 START_TIMEOUT_S = 15.0
 # Headers only: the rules read no payload bytes, and libpcap sizes its ring blocks by the snaplen;
@@ -214,18 +215,15 @@ class Watcher:
         return self.rolling.final_report(list(self.live.values()), self.connections)
 
 
-def _analyser(points: list[CapturePoint], *, vips, topology_file, rule_files, match_window_ms,
-              max_evidence, scheduler
+def _analyser(points: list[CapturePoint], options: VerifyOptions
               ) -> tuple[Callable[[dict[str, pd.DataFrame], dict[str, int]], VerifyReport], frozenset[str]]:
     """The window verifier, and the ids of the rules that need no context around a frame."""
-    from dr_inspect.rules import load_rules
-    from dr_inspect.topology import load_topology_file, parse_vip
-    from dr_inspect.verify import analyse_packets
+    from dr_inspect.analysis.pipeline import CaptureFacts, analyse_packets, load_options
+    from dr_inspect.topology import parse_vip
 
-    for vip in vips:        # a bad --vip is bad input now, not after the whole capture
+    for vip in options.vips:        # a bad --vip is bad input now, not after the whole capture
         parse_vip(vip)
-    rules = load_rules(list(rule_files))
-    pins = load_topology_file(topology_file) if topology_file else None
+    loaded = load_options(options)
     roles = {p.name: p.role or "unknown" for p in points}
     host = socket.gethostname()
     hosts = {p.name: host for p in points}   # one machine, one clock
@@ -237,18 +235,15 @@ def _analyser(points: list[CapturePoint], *, vips, topology_file, rule_files, ma
                                   last_ts_ns=int(t["ts_ns"].max()) if len(t) else None,
                                   kernel_drops=drops.get(p))
                      for p, t in packets.items()]
-        return analyse_packets(packets, roles, vips=tuple(vips), topology=pins, rules=rules,
-                               window_ms=match_window_ms, max_evidence=max_evidence,
-                               summaries=summaries, scheduler=scheduler,
-                               hosts={p: hosts[p] for p in packets}).report
-    return analyse, frozenset(r.id for r in rules if r.table in EDGE_FREE_TABLES)
+        facts = CaptureFacts(summaries=summaries, scheduler=options.scheduler,
+                             hosts={p: hosts[p] for p in packets})
+        return analyse_packets(packets, roles, loaded, facts).report
+    return analyse, frozenset(r.id for r in loaded.rules if r.table in EDGE_FREE_TABLES)
 
 
 def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float | None = None,
-          vips: tuple[str, ...] | list[str] = (), topology_file: Path | None = None,
-          rule_files: tuple[Path, ...] | list[Path] = (), match_window_ms: float = 500.0,
-          scheduler: str | None = None,
-          max_evidence: int = 10, duration: float | None = None, count: int | None = None,
+          options: VerifyOptions = VerifyOptions(), duration: float | None = None,
+          count: int | None = None,
           snaplen: int = WATCH_SNAPLEN, bpf: str | None = None, save_dir: Path | None = None,
           snapshot_hosts: dict[str, str | None] | None = None,
           on_interval: Callable[[IntervalVerdict], None] | None = None,
@@ -258,15 +253,17 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
 
     window_s: how much recent traffic each verdict looks at (default: 5 intervals, at least 10 s).
     save_dir: also keep the capture set there (the streams teed to <point>.pcap, a manifest).
-    scheduler: the director's scheduler for DR011 (e.g. "flow-hash" for the lab's nft director);
-    a topology file's scheduler wins.
+    options: what shapes each window's verification; options.scheduler is the director's
+    scheduler for DR011 (e.g. "flow-hash" for the lab's nft director), a topology file's wins.
     """
     validate_points(points)
-    if scheduler is None:
+    if options.scheduler is None:
         # watching a lab: its director's real scheduler (the nft one hashes flows)
         from dr_inspect.lab.state import scheduler_for_netns
-        scheduler = next((s for s in map(scheduler_for_netns, {p.netns for p in points}) if s),
-                         None)
+        lab_scheduler = next((s for s in map(scheduler_for_netns, sorted(
+            {p.netns for p in points if p.netns})) if s), None)
+        if lab_scheduler:
+            options = replace(options, scheduler=lab_scheduler)
     if interval <= 0:
         raise InputError(f"--interval must be positive, got {interval}")
     window_s = window_s if window_s is not None else max(5 * interval, 10.0)
@@ -278,9 +275,7 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
         check_interface(p.interface, p.netns)
     if save_dir is not None:
         check_snapshot_hosts(snapshot_hosts)
-    analyse, edge_free = _analyser(points, vips=vips, topology_file=topology_file, rule_files=rule_files,
-                        match_window_ms=match_window_ms, max_evidence=max_evidence,
-                        scheduler=scheduler)
+    analyse, edge_free = _analyser(points, options)
     if save_dir is not None:
         save_dir = prepare_out_dir(Path(save_dir))
         try:
@@ -305,7 +300,7 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
             a.stop(timeout=2.0)
         raise
     watcher = Watcher(points, agents, interval=interval, window_s=window_s, analyse=analyse,
-                      max_evidence=max_evidence, on_interval=on_interval, edge_free=edge_free)
+                      max_evidence=options.max_evidence, on_interval=on_interval, edge_free=edge_free)
     crashed: dict[str, str] = {}
     t_end = None if duration is None else time.monotonic() + duration
     next_tick = time.monotonic() + interval

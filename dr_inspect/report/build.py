@@ -4,18 +4,20 @@ analyse the capture set once, verify it, render one HTML file."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from dr_inspect.model import VerifyReport
+from dr_inspect.options import VerifyOptions
 from dr_inspect.report.html import render_html
 
 
-def html_report(paths: Sequence[str | Path], *, title: str | None = None,
-                **verify_options) -> tuple[VerifyReport, str]:
-    """(report, html) for a capture set; verify_options as for dr_inspect.verify.verify_paths."""
-    from dr_inspect.verify import analyse_paths
+def html_report(paths: Sequence[str | Path], options: VerifyOptions = VerifyOptions(), *,
+                title: str | None = None, progress: Callable[[str], None] | None = None
+                ) -> tuple[VerifyReport, str]:
+    """(report, html) for a capture set, verified with options."""
+    from dr_inspect.analysis.paths import analyse_paths
 
-    analysis = analyse_paths(paths, **verify_options)   # decodes and verifies once
+    analysis = analyse_paths(paths, options, progress=progress)   # decodes and verifies once
     report = analysis.report
     name = title or "dr-inspect report: " + ", ".join(str(p) for p in paths)
     return report, render_html(report, analysis, title=name)

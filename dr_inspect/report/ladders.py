@@ -91,9 +91,9 @@ def healthy_flow_ids(flows: Any, exclude: set[int], limit: int = MAX_HEALTHY) ->
 
 def select_ladders(report: VerifyReport, analysis: Any, *, healthy: int = MAX_HEALTHY,
                    build: Callable[..., Ladder] | None = None) -> ReportLadders:
-    """Build the ladders the HTML report shows. `build` defaults to verify.build_ladder."""
+    """Build the ladders the HTML report shows. `build` defaults to the analysis's ladder view."""
     if build is None:
-        from dr_inspect.verify import build_ladder as build   # the verifier owns ladder building
+        from dr_inspect.analysis.ladder import build_ladder as build
     out = ReportLadders()
     built: dict[int, Ladder] = {}
     offending = offending_flow_ids(report)

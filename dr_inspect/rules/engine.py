@@ -10,7 +10,7 @@ import pandas as pd
 
 from dr_inspect.model import Evidence, RuleResult
 from dr_inspect.rules.expr import evaluate, evaluate_scalar, names_in
-from dr_inspect.rules.loader import Rule
+from dr_inspect.rules.loader import NOTE_FACTS, Rule
 
 MAX_GROUP_FRAMES = 20
 
@@ -188,6 +188,25 @@ def _balanced(rule: Rule, rows: pd.DataFrame, variables: dict[str, Any], cap: in
     return len(rows), len(bad), evidence, rows[rows[rule.column].isin(bad)]
 
 
+def _add_note(rule: Rule, result: RuleResult, variables: dict[str, Any],
+              facts: dict[str, Any]) -> None:
+    """The rule's notes, in order, each when its condition holds for this result."""
+    values = {**variables, **facts, "status": result.status}
+    for note in rule.notes:
+        if note.when is not None and not evaluate_scalar(note.when, values):
+            continue
+        text = _fmt(note.text, values)
+        result.note = f"{result.note}; {text}" if note.append and result.note else text
+
+
 def evaluate_rules(rules: list[Rule], tables: dict[str, pd.DataFrame], variables: dict[str, Any],
-                   max_evidence: int = 10) -> list[RuleResult]:
-    return [evaluate_rule(r, tables, variables, max_evidence) for r in rules]
+                   max_evidence: int = 10, facts: dict[str, Any] | None = None) -> list[RuleResult]:
+    """Every rule's result; facts: the NOTE_FACTS values the rules' notes may show."""
+    facts = {**dict.fromkeys(NOTE_FACTS, 0), "capture_health": "", "unserved": "",
+             **(facts or {})}
+    results = []
+    for rule in rules:
+        result = evaluate_rule(rule, tables, variables, max_evidence)
+        _add_note(rule, result, variables, facts)
+        results.append(result)
+    return results

@@ -30,6 +30,13 @@
     frames = ["frame"]
     ts = ["ts_ns"]
     evidence = ["copy_ttl"]           # extra columns copied into Evidence.extra
+
+    [[rule.note]]                     # optional: notes the result carries beside its status
+    when = "coalesced > 0"            # optional: over NOTE_NAMES; default: always
+    text = "{coalesced} packets ..."  # template over NOTE_NAMES
+    append = false                    # true: added after the note the result has ("; ");
+                                      # false: replaces it
+                                      # ([rule.note], one table, is one note)
 """
 
 from __future__ import annotations
@@ -50,6 +57,11 @@ KINDS = ("each", "none", "distinct-at-most", "balanced")
 SEVERITIES = ("error", "warning")
 # Values verify passes to every rule (names usable in expressions and templates).
 VARIABLES = ("window_ms", "scheduler", "shape", "points")
+# Values a rule's [rule.note] may use: the variables, the result's status, and what the analysis
+# counted beside the tables (dr_inspect.analysis.pipeline gives them).
+NOTE_FACTS = ("coalesced", "syn_retransmits", "rsts_from_vip", "capture_health", "unserved")
+NOTE_NAMES = (*VARIABLES, "status", *NOTE_FACTS)
+_NOTE_KEYS = {"when", "text", "append"}
 GROUP_FIELDS = {"distinct-at-most": ("distinct", "values", "frames"),
                 "balanced": ("group", "count", "expected_count", "groups", "frames")}
 
@@ -57,11 +69,20 @@ _REQUIRED = ("id", "name", "title", "severity", "table", "kind", "explanation", 
 _TEXT = ("explanation", "fix", "not_exercised", "expected", "actual", "cause", "filter")
 _KEYS = set(_REQUIRED) | set(_TEXT) | {
     "select", "expect", "match", "key", "column", "max", "tolerance", "min_groups", "when",
-    "warn_if", "core", "point", "frames", "ts", "evidence"}
+    "warn_if", "core", "point", "frames", "ts", "evidence", "note"}
 _KIND_KEYS = {"each": {"expect"}, "none": {"match"}, "distinct-at-most": {"key", "column", "max"},
               "balanced": {"column"}}
 _KIND_ONLY = {"expect": "each", "match": "none", "key": "distinct-at-most", "max": "distinct-at-most",
               "tolerance": "balanced", "min_groups": "balanced"}
+
+
+@dataclass(frozen=True)
+class RuleNote:
+    """[rule.note]: text (a template over NOTE_NAMES) shown when `when` holds."""
+
+    text: str
+    when: ast.Expression | None = None
+    append: bool = False
 
 
 @dataclass
@@ -95,6 +116,7 @@ class Rule:
     frames: list[str] = field(default_factory=lambda: ["frame"])
     ts: list[str] = field(default_factory=lambda: ["ts_ns"])
     evidence: list[str] = field(default_factory=list)
+    notes: list[RuleNote] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)   # the expressions as written
 
 
@@ -103,6 +125,27 @@ def _template_fields(template: str) -> set[str]:
         return {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(template) if f}
     except ValueError as exc:
         raise ExprError(f"bad template {template!r}: {exc}") from None
+
+
+def _note_from(raw: Any) -> RuleNote:
+    """[rule.note] checked; ExprError says what is wrong."""
+    if not isinstance(raw, dict):
+        raise ExprError("note must be a table ([rule.note] with text, when, append)")
+    unknown = sorted(set(raw) - _NOTE_KEYS)
+    if unknown:
+        raise ExprError(f"note: unknown key(s) {', '.join(unknown)} "
+                        f"(allowed: {', '.join(sorted(_NOTE_KEYS))})")
+    text = raw.get("text")
+    if not isinstance(text, str) or not text:
+        raise ExprError("note: text must be a non-empty string")
+    bad = sorted(_template_fields(text) - set(NOTE_NAMES))
+    if bad:
+        raise ExprError(f"note: unknown name(s) {', '.join(bad)} in the template "
+                        f"(names: {', '.join(NOTE_NAMES)})")
+    if not isinstance(raw.get("append", False), bool):
+        raise ExprError("note: append must be true or false")
+    when = parse(raw["when"], set(NOTE_NAMES), "note.when") if "when" in raw else None
+    return RuleNote(text=text, when=when, append=raw.get("append", False))
 
 
 def _rule_from(raw: dict[str, Any], file: str, index: int) -> Rule:
@@ -156,6 +199,9 @@ def _rule_from(raw: dict[str, Any], file: str, index: int) -> Rule:
                 if bad:
                     raise ExprError(f"{k}: unknown column or variable {', '.join(bad)} in the template")
                 setattr(rule, k, raw[k])
+        if "note" in raw:
+            notes = raw["note"] if isinstance(raw["note"], list) else [raw["note"]]
+            rule.notes = [_note_from(n) for n in notes]
     except ExprError as exc:
         raise fail(str(exc)) from None
     for k in ("key", "frames", "ts", "evidence"):

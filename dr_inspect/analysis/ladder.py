@@ -1,21 +1,18 @@
 """Ladder: one connection across the capture points, in the seed's narrative order
-(client send, director receive, director send, server receive, server send, client receive)."""
+(client send, director receive, director send, server receive, server send, client receive).
+A view over an analysis result (dr_inspect.analysis.result.Analysis)."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from dr_inspect.errors import InputError
-from dr_inspect.model import Ladder, LadderStep
-
-if TYPE_CHECKING:  # the analysis comes from dr_inspect.verify, which imports this module
-    from dr_inspect.verify import Analysis
+from dr_inspect.analysis.result import Analysis
+from dr_inspect.model import Ladder, LadderStep, VerifyReport
 
 
-def _breaks_by_frame(report, fid: int) -> dict[tuple[str, int], list[str]]:
+def _breaks_by_frame(report: VerifyReport, fid: int) -> dict[tuple[str, int], list[str]]:
     """(point, frame) -> the rule ids whose evidence of this flow names that frame."""
     out: dict[tuple[str, int], list[str]] = {}
     for rule in report.rules:
@@ -29,7 +26,7 @@ def _breaks_by_frame(report, fid: int) -> dict[tuple[str, int], list[str]]:
     return out
 
 
-def build_ladder(analysis: "Analysis", *, flow: int | None = None, client: str | None = None) -> Ladder:
+def build_ladder(analysis: Analysis, *, flow: int | None = None, client: str | None = None) -> Ladder:
     """One connection across the points, in the seed's narrative order."""
     flows = analysis.tables["flows"]
     if len(flows) == 0:
