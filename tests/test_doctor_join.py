@@ -30,8 +30,8 @@ def test_arp_ignore_explains_dr005_with_host_mac_and_fix():
     causes = {r.id: r.host_causes for r in report.rules}
     assert len(causes["DR005"]) == 1
     line = causes["DR005"][0]
-    assert line.startswith("HC002: arp_ignore=0")
-    assert "on eth14 of real server rs1 (MAC 02:00:c0:a8:07:63)" in line
+    assert line.startswith("HC002 on real server rs1 (MAC 02:00:c0:a8:07:63): arp_ignore=0 (set by")
+    assert "eth14" in line
     assert line.endswith("fix: ip netns exec t6-rs1 sysctl -w net.ipv4.conf.eth14.arp_ignore=1")
     assert causes["DR006"] == []          # arp_announce is fine: nothing to blame
     assert causes["DR001"] == []          # passing rules are left alone
@@ -43,8 +43,8 @@ def test_reply_route_explains_dr003_using_topology_director_mac_only():
     report = _report("DR003")
     host_causes({"rs1": rs}, report)          # no director snapshot: its MAC comes from the topology
     (line,) = report.rules[0].host_causes
-    assert line.startswith("HC005: route 192.168.7.2 via 192.168.88.10 dev eth12")
-    assert "real server rs1" in line and "ip route del 192.168.7.2 via 192.168.88.10" in line
+    assert line.startswith("HC005 on real server rs1 (")
+    assert ": route 192.168.7.2 via 192.168.88.10 dev eth12" in line and "ip route del 192.168.7.2 via 192.168.88.10" in line
 
 
 def test_director_firewall_explains_dr007_and_healthy_hosts_add_nothing():
@@ -54,8 +54,10 @@ def test_director_firewall_explains_dr007_and_healthy_hosts_add_nothing():
     report = _report("DR007", "DR009")
     host_causes({"rs1": rs_snapshot(), "director": d}, report)
     for rule in report.rules[:2]:
-        assert [c.split(":")[0] for c in rule.host_causes] == ["HC014"]
-        assert "of director director (MAC" in rule.host_causes[0]
+        assert [c.split(" ")[0] for c in rule.host_causes] == ["HC014"]
+        # the director is named once: "on the director", never "director director"
+        assert rule.host_causes[0].startswith("HC014 on the director (")
+        assert "director director" not in rule.host_causes[0]
         assert rule.host_causes[0].endswith("nft delete rule inet filter input handle 9")
     healthy = _report("DR005", "DR009")
     host_causes({"rs1": rs_snapshot(), "director": director_snapshot()}, healthy)
@@ -71,7 +73,8 @@ def test_topology_name_is_used_when_snapshot_name_differs_and_join_is_idempotent
     host_causes(snaps, report)
     host_causes(copy.deepcopy(snaps), report)
     (line,) = report.rules[0].host_causes
-    assert line.startswith("HC006: no listener on port 8000")
+    assert line.startswith("HC006 on real server web-a (rs1 in the traffic) (")
+    assert "): no listener on port 8000" in line
     assert "web-a (rs1 in the traffic)" in line
 
 
@@ -85,8 +88,8 @@ def test_a_latent_host_problem_is_listed_when_no_rule_shows_it():
     host_causes({"rs1": rs, "director": director_snapshot()}, report)
     host_causes({"rs1": rs, "director": director_snapshot()}, report)
     assert len(report.host_findings) == 1
-    assert report.host_findings[0].startswith("HC003: arp_announce=0")
-    assert "on eth14 of real server rs1" in report.host_findings[0]
+    assert report.host_findings[0].startswith(
+        "HC003 on real server rs1 (MAC 02:00:c0:a8:07:63): arp_announce=0 (set by all and eth14")
     assert all(r.host_causes == [] for r in report.rules)
     healthy = _report(passing=("DR001", "DR006"))
     host_causes({"rs1": rs_snapshot(), "director": director_snapshot()}, healthy)

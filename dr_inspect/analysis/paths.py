@@ -5,7 +5,9 @@ Internal: the public entry point is dr_inspect.verify (which calls verify_paths)
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,12 +22,13 @@ from dr_inspect.decode.pointset import decode_set
 from dr_inspect.doctor.farm import host_facts, real_servers
 from dr_inspect.doctor.join import host_causes
 from dr_inspect.doctor.snapshot import read_snapshot
-from dr_inspect.errors import InputError, TopologyError
+from dr_inspect.errors import DrInspectError, InputError, TopologyError
 from dr_inspect.model import VerifyReport
 from dr_inspect.options import VerifyOptions
-from dr_inspect.topology.pins import TopologyPins, manifest_rs_names
+from dr_inspect.topology.pins import TopologyPins, manifest_rs_names, parse_vip
 
 Progress = Callable[[str], None]
+IPAddress = IPv4Address | IPv6Address
 
 
 def analyse_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOptions(), *,
@@ -92,3 +95,21 @@ def verify_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOpt
                  progress: Progress | None = None) -> VerifyReport:
     """Verify a capture set directory or capture files: the report says whether DR works."""
     return analyse_paths(paths, options, progress=progress).report
+
+
+def vip_from_traffic(path: str | Path) -> tuple[IPAddress, int | None] | None:
+    """The VIP verify learns from a capture set's traffic (None when it learns none), for doctor
+    on a set whose manifest names none; more than one is an InputError naming them, since the
+    host checks are for one virtual service."""
+    try:
+        topology = verify_paths([path]).topology
+    except DrInspectError:
+        return None
+    vips = list(topology.vips) if topology is not None else []
+    if len(vips) > 1:
+        raise InputError(f"{path}: the traffic shows several VIPs ({', '.join(vips)}): "
+                         "give --vip IP:PORT")
+    if not vips:
+        return None
+    ip, port = parse_vip(vips[0])
+    return ipaddress.ip_address(ip), port

@@ -12,6 +12,7 @@ import sys
 import click
 
 from dr_inspect import __version__
+from dr_inspect.cli.examples import attach_examples
 from dr_inspect.errors import DrInspectError
 
 # (module under dr_inspect.cli, attribute): each attribute is a click command or group.
@@ -24,6 +25,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("capture", "capture"),
     ("watch", "watch"),
     ("doctor", "doctor"),
+    ("diff", "diff"),
 ]
 
 
@@ -42,7 +44,7 @@ class DomainErrorGroup(click.Group):
         if attr is None:
             return None
         module = importlib.import_module(f"dr_inspect.cli.{cmd_name}")
-        command = getattr(module, attr)
+        command = attach_examples(getattr(module, attr), cmd_name)
         self.add_command(command, cmd_name)
         return command
 
@@ -60,7 +62,13 @@ class DomainErrorGroup(click.Group):
 @click.group(cls=DomainErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dr-inspect")
 def main() -> None:
-    """Capture, correlate and verify LVS Direct Routing traffic."""
+    """Capture, correlate and verify LVS Direct Routing traffic.
+
+    Every command has examples in its --help (dr-inspect verify --help). "The seed" is the classic
+    LVS-DR tutorial setup this tool grew from: a client, a director and real servers on two
+    bridges, br_e (client and VIP side) and br_lvs (director to real servers); `dr-inspect lab`
+    builds it in network namespaces.
+    """
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,7 +23,8 @@ from dr_inspect.errors import InputError
 @click.option("--director-mac", "director_macs", multiple=True, metavar="MAC",
               help="The director's MAC (repeatable): a client's ARP entry for the VIP must be it.")
 @click.option("--list-checks", is_flag=True, help="List the host checks (HC ids) and exit.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="Report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file.")
 def doctor(capture_set: str | None, role: str | None, vip: str | None, netns: str | None,
            clients: tuple[str, ...], director_ips: tuple[str, ...], director_macs: tuple[str, ...],
@@ -43,11 +44,17 @@ def doctor(capture_set: str | None, role: str | None, vip: str | None, netns: st
         if role or netns:
             raise InputError("--role and --netns apply to a live host, not to a capture set "
                              "(roles come from the snapshots)")
-        report = doctor_capture_set(capture_set, vip, **hints)
+        from dr_inspect.analysis.paths import vip_from_traffic
+        report = doctor_capture_set(capture_set, vip, traffic_vip=vip_from_traffic, **hints)
     else:
         if not role or not vip:
             raise InputError("a live check needs --role director|realserver|client and --vip IP[:PORT] "
                              "(or give a CAPTURE_SET)")
+        if role == "director" and netns:
+            from dr_inspect.lab.hostexec import vm_director_hint
+            hint = vm_director_hint(netns)
+            if hint:
+                raise InputError(hint)
         report = doctor_live(role, vip, netns, **hints)
     text = render(report, fmt)
     if output:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from dr_inspect.cli.verify import analysis_options, verify_options, write_output
 from dr_inspect.errors import InputError
+from dr_inspect.options import VerifyOptions
 from dr_inspect.report import render_ladder_svg, render_ladder_text
 from dr_inspect.cli.status import StatusLine
 
@@ -34,18 +36,31 @@ def check_client(text: str) -> None:
 
 @click.command()
 @analysis_options
-@click.option("--flow", type=click.IntRange(min=0), metavar="N", help="Flow id (as in reports).")
+@click.option("--flow", type=click.IntRange(min=1), metavar="N",
+              help="Flow id, from 1 (as in reports and --list).")
 @click.option("--client", metavar="IP:PORT", help="The connection from this client address.")
+@click.option("--list", "list_flows", is_flag=True,
+              help="List every connection (flow id, client, real server, verdict, rules broken) "
+                   "instead of drawing one.")
 @click.option("--svg", "svg_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Also write the ladder as an SVG picture.")
 @click.option("--png", "png_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="Also write the ladder as a PNG picture (rendered by headless Chromium).")
-def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, client,
+def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, client, list_flows,
            svg_file, png_file) -> None:
-    """Show one connection the way the seed narrates it: client send, director receive,
-    director send, server receive, server send, client receive."""
+    """Show one connection the way the LVS-DR tutorial (the seed) narrates it: client send,
+    director receive, director send, server receive, server send, client receive.
+
+    --list shows every connection first: its real server, verdict and the rules it breaks.
+    """
+    if list_flows:
+        if flow is not None or client is not None or svg_file or png_file:
+            raise click.UsageError("--list shows every connection: no --flow, --client, --svg, --png")
+        _list_flows(paths, quiet, verify_options(vips, topology_file, rule_files, window_ms))
+        return
     if (flow is None) == (client is None):
-        raise click.UsageError("give exactly one of --flow N or --client IP:PORT")
+        raise click.UsageError("give exactly one of --flow N or --client IP:PORT "
+                               "(--list shows the connections)")
     if client is not None:
         check_client(client)
     from dr_inspect.analysis.ladder import build_ladder
@@ -65,3 +80,28 @@ def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, clien
         from dr_inspect.report.png import svg_to_png
         width, height = svg_to_png(svg, png_file)
         click.echo(f"PNG written to {png_file} ({width}x{height})")
+
+
+LIST_HEADERS = {"flow": "flow", "client": "client", "vip": "vip", "real_server": "real server",
+                "packets_in": "to director", "packets_out": "replies", "verdict": "verdict",
+                "rules": "rules broken"}
+
+
+def _list_flows(paths, quiet: bool, options: VerifyOptions) -> None:
+    from tabulate import tabulate
+
+    from dr_inspect.report.flow_list import LIST_EVIDENCE, flow_rows
+    from dr_inspect.analysis.paths import analyse_paths
+
+    options = replace(options, max_evidence=LIST_EVIDENCE)
+    with StatusLine(quiet=quiet) as status:
+        status.show(f"analysing {len(paths)} path(s) ...")
+        analysis = analyse_paths(paths, options, progress=status.show)
+    rows = flow_rows(analysis.report, analysis.flows)
+    if not rows:
+        click.echo("no connection to a VIP in these captures")
+        return
+    click.echo(tabulate([[r[k] for k in LIST_HEADERS] for r in rows],
+                        headers=list(LIST_HEADERS.values())))
+    failed = sum(r["verdict"] == "FAIL" for r in rows)
+    click.echo(f"{len(rows)} connections, {failed} breaking a rule; draw one with --flow N")

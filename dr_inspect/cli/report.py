@@ -23,6 +23,8 @@ def report(paths, vips, topology_file, rule_files, window_ms, quiet, html_file,
     """Write an HTML report: verdict, rules, learned topology, evidence with ladders of
     offending connections, sample ladders, per-server share and latency charts.
 
+    This is the documented way to an HTML report; `verify --format html -o FILE` does the same.
+
     Exit status as for verify: 0 pass, 1 an error-severity rule failed, 2 bad input.
     """
     from dr_inspect.report.build import html_report

@@ -9,7 +9,7 @@ import click
 
 from dr_inspect.errors import InputError
 from dr_inspect.options import VerifyOptions
-from dr_inspect.report import render_json, render_junit, render_markdown, render_table
+from dr_inspect.report import render_junit, render_markdown, render_table
 from dr_inspect.report.format import verdict_line
 from dr_inspect.cli.status import StatusLine
 
@@ -56,11 +56,15 @@ def write_output(text: str, output: Path | None) -> None:
 @click.command()
 @analysis_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="Report format.")
+              help="Report format. html is the same as `dr-inspect report --html FILE` (the "
+                   "documented way), kept for scripts that use it.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
               help="Write the report to FILE (the verdict line still goes to stdout).")
 @click.option("--max-evidence", type=click.IntRange(min=0), default=10, show_default=True,
               metavar="N", help="Evidence items kept per rule (the rest are counted).")
+@click.option("--evidence-pcap", type=click.Path(path_type=Path, dir_okay=False),
+              metavar="OUT.pcapng", help="Also write the frames behind each violation (the "
+              "evidence kept, see --max-evidence), each with a comment naming the rule.")
 @click.option("--engine", type=click.Choice(("local", "dask")), default="local",
               show_default=True, help="local: this process; dask: a Dask cluster (same report).")
 @click.option("--scheduler", metavar="ADDR",
@@ -73,7 +77,8 @@ def write_output(text: str, output: Path | None) -> None:
               help="dask: where the Parquet shards go (storage every worker sees at this path; "
                    "default: the temp folder).")
 def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output,
-           max_evidence, engine, scheduler, workers, memory_limit, shard_dir) -> None:
+           max_evidence, evidence_pcap, engine, scheduler, workers, memory_limit,
+           shard_dir) -> None:
     """Verify the LVS-DR invariants on a capture set (a directory or capture files).
 
     Exit status: 0 when no error-severity rule failed, 1 when one did, 2 for bad input.
@@ -83,31 +88,51 @@ def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output
         raise InputError("--format html needs the local engine (--engine local)")
     with StatusLine(quiet=quiet) as status:
         status.show(f"verifying {len(paths)} path(s) ...")
-        if fmt == "html":
+        if engine == "dask":
+            report, text = _verify_on_dask(
+                paths, options, fmt, output is None and sys.stdout.isatty(), status.show,
+                dict(scheduler=scheduler, workers=workers, memory_limit=memory_limit,
+                     shard_dir=shard_dir, on_start=None if quiet else lambda line: click.echo(
+                         line, err=True)))
+        elif fmt == "html":
             from dr_inspect.report.build import html_report
             report, text = html_report(paths, options, progress=status.show)
+        elif fmt == "json":
+            from dr_inspect.report.build import json_report
+            report, text = json_report(paths, options, progress=status.show)
         else:
             from dr_inspect import verify as verify_capture_set
-            report = (verify_capture_set(paths, options, progress=status.show)
-                      if engine == "local" else _verify_on_dask(
-                          paths, options, status.show, scheduler, workers, memory_limit,
-                          shard_dir, quiet))
+            report = verify_capture_set(paths, options, progress=status.show)
             if fmt == "table":
                 text = render_table(report, colour=output is None and sys.stdout.isatty())
             else:
-                text = {"json": render_json, "junit": render_junit,
-                        "markdown": render_markdown}[fmt](report)
+                text = {"junit": render_junit, "markdown": render_markdown}[fmt](report)
+        if evidence_pcap is not None:
+            from dr_inspect.report.evidence_pcap import write_evidence_pcap
+            status.show("writing the evidence pcap")
+            written = write_evidence_pcap(report, paths, evidence_pcap)
     write_output(text, output)
+    if evidence_pcap is not None:
+        click.echo(f"{evidence_pcap}: {written.frames} evidence frames of "
+                   f"{', '.join(written.rules) or 'no failing rule'}", err=True)
+        for problem in written.missing:
+            click.echo(f"dr-inspect: warning: evidence frame {problem}", err=True)
     if output is not None:
         click.echo(f"{output}: {verdict_line(report)}")
     sys.exit(report.exit_code)
 
 
-def _verify_on_dask(paths, options: VerifyOptions, progress, scheduler, workers, memory_limit,
-                    shard_dir, quiet):
-    """The same report computed on Dask (the dashboard address on stderr unless quiet)."""
-    from dr_inspect.distributed import DaskOptions, verify_on_dask
+def _verify_on_dask(paths, options: VerifyOptions, fmt: str, colour: bool, progress,
+                    dask: dict) -> tuple:
+    """(report, text) as the local engine gives them, computed on Dask (dask: DaskOptions'
+    fields)."""
+    from dr_inspect.distributed import DaskOptions, analyse_on_dask
+    from dr_inspect.report.flow_list import connection_rows
+    from dr_inspect.report.json_report import render_json
 
-    return verify_on_dask(paths, options, progress=progress, dask=DaskOptions(
-        scheduler=scheduler, workers=workers, memory_limit=memory_limit, shard_dir=shard_dir,
-        on_start=None if quiet else lambda line: click.echo(line, err=True)))
+    report, flows = analyse_on_dask(paths, options, progress=progress, dask=DaskOptions(**dask))
+    if fmt == "json":
+        return report, render_json(report, connection_rows(flows))
+    if fmt == "table":
+        return report, render_table(report, colour=colour)
+    return report, {"junit": render_junit, "markdown": render_markdown}[fmt](report)

@@ -12,6 +12,7 @@ from dr_inspect.errors import CaptureAgentError
 from dr_inspect.options import VerifyOptions
 from dr_inspect.live.options import points_from_bridges, snapshot_hosts
 from dr_inspect.cli.status import StatusLine
+from dr_inspect.live.metrics import serving_metrics
 from dr_inspect.live.progress import progress_line
 from dr_inspect.live.render import render_interval
 from dr_inspect.live.signals import terminate_as_interrupt
@@ -42,19 +43,27 @@ FORMATS = ("table", "json", "junit", "markdown")
               help="Format of the final report.")
 @click.option("--max-evidence", type=click.IntRange(min=0), default=10, show_default=True,
               metavar="N", help="Evidence items kept per rule.")
+@click.option("--metrics", "metrics_addr", metavar="HOST:PORT",
+              help="Serve Prometheus metrics there while watching (per-rule status and "
+                   "violations, per-real-server connections and latency, capture drops).")
 def watch(bridges, netns, duration, count, bpf, snaplen, roles, quiet, vips, interval, window_s,
-          topology_file, rule_files, scheduler, save_dir, fmt, max_evidence) -> None:
+          topology_file, rule_files, scheduler, save_dir, fmt, max_evidence, metrics_addr) -> None:
     """Verify LVS-DR live: capture on each --bridge, print a verdict every --interval, and at the
     end the same report and exit status as `verify` (0 pass, 1 a rule failed, 2 bad input)."""
     points = points_from_bridges(bridges, netns, roles)
     progress = StatusLine(quiet=quiet)
+    metrics = None       # the Prometheus exporter while --metrics serves
 
     def on_interval(verdict) -> None:
+        if metrics is not None:
+            metrics.update(verdict)
         progress.clear()
         # rolling verdicts go to stderr when stdout carries a machine-readable report
         click.echo(render_interval(verdict), err=fmt != "table")
 
-    with terminate_as_interrupt():
+    with terminate_as_interrupt(), serving_metrics(metrics_addr) as metrics:
+        if metrics is not None:
+            click.echo(f"metrics: http://{metrics_addr}/metrics", err=True)
         options = VerifyOptions(vips=tuple(vips), topology_file=topology_file,
                                 rule_files=tuple(rule_files), scheduler=scheduler,
                                 max_evidence=max_evidence)

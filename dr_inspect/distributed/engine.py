@@ -214,6 +214,14 @@ def verify_on_dask(paths: Sequence[str | Path], options: VerifyOptions = VerifyO
                    progress: Progress | None = None, dask: DaskOptions | None = None
                    ) -> VerifyReport:
     """dr_inspect.verify on a Dask cluster: the same report, computed bucket by bucket."""
+    return analyse_on_dask(paths, options, progress=progress, dask=dask)[0]
+
+
+def analyse_on_dask(paths: Sequence[str | Path], options: VerifyOptions = VerifyOptions(), *,
+                    progress: Progress | None = None, dask: DaskOptions | None = None
+                    ) -> tuple[VerifyReport, pd.DataFrame]:
+    """(report, flows table) of verify_on_dask: the flows are the local analysis's (the JSON
+    report's connection list)."""
     opts = dask or DaskOptions()
     ctx = adapter.capture_context(list(paths), options)
     with dask_client(opts) as client:
@@ -229,7 +237,7 @@ def verify_on_dask(paths: Sequence[str | Path], options: VerifyOptions = VerifyO
 
 
 def _run(run: _Runner, ctx: adapter.CaptureContext, opts: DaskOptions, root: Path,
-         n_workers: int) -> VerifyReport:
+         n_workers: int) -> tuple[VerifyReport, pd.DataFrame]:
     points, decoded = _decode(run, ctx, root)
     names = points.names
     learn_pk = _extract_table(points, decoded)
@@ -277,7 +285,7 @@ def _run(run: _Runner, ctx: adapter.CaptureContext, opts: DaskOptions, root: Pat
         report.errors.append(f"no DR traffic pattern found; used the VIP {ctx.manifest_vip} "
                              "named in manifest.toml")
     adapter.join_host_causes(ctx, report)
-    return report
+    return report, corr.tables["flows"]
 
 
 def _bucket_rules(run: _Runner, parts: list[BucketResult], new_ids: list[np.ndarray], corr: Any,

@@ -83,9 +83,18 @@ class Maker:
                          subject, found, needed, fix, reason)
 
 
+# snapshot keys as a person knows them (the command that produced them)
+ITEM_NAMES = {"ipvsadm_sn": "the IPVS table (ipvsadm -Sn)", "ipvsadm_ln": "ipvsadm -Ln",
+              "nft": "the nftables ruleset (nft list ruleset)", "iptables_save": "iptables-save",
+              "sysctl": "the sysctl settings", "addr": "the addresses (ip addr)",
+              "route4": "the IPv4 routes (ip -4 route)", "route6": "the IPv6 routes (ip -6 route)",
+              "neigh": "the neighbour table (ip neigh)", "listeners": "the listening sockets (ss)"}
+
+
 def missing(snap: dict[str, Any], item: str) -> str:
     err = (snap.get("errors") or {}).get(item)
-    return f"{item} unreadable: {err}" if err else f"{item} missing from the snapshot"
+    name = ITEM_NAMES.get(item, item)
+    return f"{name} unreadable: {err}" if err else f"{name} missing from the snapshot"
 
 
 def vip_addresses(snap: dict[str, Any], vip: hs.IPAddress) -> list[hs.Address]:

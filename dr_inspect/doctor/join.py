@@ -1,5 +1,5 @@
 """Join host checks to a verify report: a failing DR rule gets the host configuration lines that
-explain it ("HC002: arp_ignore=0 ... on eth14 of real server rs1 (MAC ...); fix: sysctl -w ...").
+explain it ("HC002 on real server rs1 (MAC ...): arp_ignore=0 ...; fix: sysctl -w ...").
 
 Pure: snapshots and report in, report.rules[*].host_causes filled in place.
 """
@@ -7,6 +7,7 @@ Pure: snapshots and report in, report.rules[*].host_causes filled in place.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 from dr_inspect.doctor import hoststate as hs
@@ -56,13 +57,24 @@ def _vips(snapshots: dict[str, dict[str, Any]], report: VerifyReport) -> list[tu
     return vips
 
 
+def _mentions(text: str, subject: str) -> bool:
+    """Whether `text` already names `subject` as a word ("... on lo" names "lo")."""
+    return re.search(rf"(?<![\w.]){re.escape(subject)}(?![\w.])", text) is not None
+
+
 def cause_line(check: HostCheck, label: str, role: str, mac: str | None, snap: dict[str, Any]) -> str:
-    """'HC002: arp_ignore=0 (...) on eth14 of real server rs1 (MAC 02:00:..); fix: sysctl -w ...'."""
-    if_mac = hs.macs(snap).get(check.subject)
-    mac_text = if_mac or mac
-    where = f" on {check.subject}" if check.subject else ""
-    who = f"{_ROLE_WORDS.get(role, role)} {label}" + (f" (MAC {mac_text})" if mac_text else "")
-    text = f"{check.id}: {check.found}{where} of {who}"
+    """One sentence per host cause, from one template: 'HC002 on real server rs1 (eth14, MAC
+    02:00:..): arp_ignore=0 (...); fix: sysctl -w ...'. The host is named once (the director is
+    "the director", not "director director") and the subject only when the finding does not
+    already say it (no "on lo on lo")."""
+    word = _ROLE_WORDS.get(role, role)
+    host = f"the {word}" if label.lower() == word else f"{word} {label}"
+    details = [check.subject] if check.subject and not _mentions(check.found, check.subject) else []
+    mac_text = hs.macs(snap).get(check.subject) or mac
+    if mac_text:
+        details.append(f"MAC {mac_text}")
+    text = f"{check.id} on {host}" + (f" ({', '.join(details)})" if details else "")
+    text += f": {check.found}"
     if check.fix:
         text += f"; fix: {check.fix}"
     return text

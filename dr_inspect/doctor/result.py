@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+# `doctor --format json` documents carry it; keys are only ever added, never renamed
+SCHEMA = "dr-inspect.doctor/1"
+
 CheckStatus = Literal["pass", "fail", "not-checked"]
 Role = Literal["director", "realserver"]
 
@@ -70,7 +73,7 @@ class DoctorReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {"schema": SCHEMA, **asdict(self)}
         data["verdict"] = self.verdict
         data["counts"] = self.counts()
         return data

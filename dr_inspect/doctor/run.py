@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dr_inspect.captureset import load_capture_set
 from dr_inspect.doctor import hoststate as hs
@@ -119,10 +119,14 @@ def doctor_live(role: str, vip: str, netns: str | None = None, *, clients: tuple
 
 
 def doctor_capture_set(path: str | Path, vip: str | None = None, *, clients: tuple[str, ...] = (),
-                       director_ips: tuple[str, ...] = (), director_macs: tuple[str, ...] = ()
-                       ) -> DoctorReport:
+                       director_ips: tuple[str, ...] = (), director_macs: tuple[str, ...] = (),
+                       traffic_vip: Callable[[str | Path], tuple[hs.IPAddress, int | None] | None]
+                       | None = None) -> DoctorReport:
     """Check every snapshot of a capture set (manifest [snapshots]). Each host's role comes from
-    its snapshot, else is guessed (IPVS entries: director; VIP on lo: real server; host name)."""
+    its snapshot, else is guessed (IPVS entries: director; VIP on lo: real server; host name).
+
+    The VIP: `vip`, else the manifest's, else traffic_vip(path) (the VIP the traffic shows: the
+    analysis above doctor passes analysis.paths.vip_from_traffic), else the one IPVS service."""
     hints = _hints(clients, director_ips, director_macs)
     cs = load_capture_set([path])
     if not cs.snapshots:
@@ -135,10 +139,10 @@ def doctor_capture_set(path: str | Path, vip: str | None = None, *, clients: tup
         if port is None and cs.capture.get("port"):
             port = int(cs.capture["port"])
     else:
-        found = vip_from_ipvs(snaps)
+        found = (traffic_vip(path) if traffic_vip is not None else None) or vip_from_ipvs(snaps)
         if found is None:
-            raise InputError(f"{path}: the VIP is not in the manifest and no single IPVS service tells it: "
-                             "give --vip IP:PORT")
+            raise InputError(f"{path}: the VIP is not in the manifest, the traffic shows no DR "
+                             "service and no single IPVS service tells it: give --vip IP:PORT")
         vip_ip, port = found
     return doctor_snapshots(snaps, vip_ip, port, source=str(path), **hints)
 

@@ -18,7 +18,7 @@ import dr_inspect
 from dr_inspect.errors import LabError
 from dr_inspect.lab import sysrun
 from dr_inspect.lab.director_nft import nft_director_ruleset
-from dr_inspect.lab.faults import FAULTY_RS, FaultEffects, check_faults, fault_effects
+from dr_inspect.lab.faults import FaultEffects, check_faults, fault_effects
 from dr_inspect.lab.plan import BRIDGE_RS, BRIDGE_VIP, LabConfig, LabPlan, PlannedHost, plan_lab
 from dr_inspect.lab.state import LabHost, LabState, load_state, save_state, state_path, workdir_for
 
@@ -77,7 +77,7 @@ def lab_up(cfg: LabConfig, progress: Callable[[str], None] | None = None) -> Lab
     progress(message) is told about the slow steps (booting the IPVS VM).
     """
     cfg.validate()
-    check_faults(cfg.faults, cfg.director)
+    check_faults(cfg.faults, cfg.director, cfg.real_servers)
     sysrun.need_tool("ip", "network namespaces")
     sysrun.need_tool("sysctl", "namespace settings")
     if cfg.director == "nft":
@@ -168,11 +168,11 @@ def _build_host(plan: LabPlan, state: LabState, host: PlannedHost, fx: FaultEffe
     for i in host.interfaces:
         lines += [f"addr add {i.ip}/{i.prefix} dev {i.ifname}", f"link set {i.ifname} up"]
     if host.role == "real-server":
-        vip_prefix = fx.rs_vip_prefix if host.name == FAULTY_RS else 32
+        vip_prefix = fx.rs_vip_prefix if host.name == fx.rs else 32
         if vip_prefix is not None:
             lines.append(f"addr add {cfg.vip}/{vip_prefix} dev lo")
             state.hosts[host.name].loopback_vip = f"{cfg.vip}/{vip_prefix}"
-        if host.name == FAULTY_RS:
+        if host.name == fx.rs:
             lines += fx.rs_routes
     sysrun.ip_batch(host.netns, lines)
     if host.role == "director" and fx.director_ip_forward:
@@ -181,13 +181,13 @@ def _build_host(plan: LabPlan, state: LabState, host: PlannedHost, fx: FaultEffe
 
 def _rs_sysctl(host: PlannedHost, fx: FaultEffects) -> dict[str, int]:
     settings = dict(RS_SYSCTL)
-    if host.name == FAULTY_RS:
+    if host.name == fx.rs:
         settings.update(fx.rs_sysctl)
     return settings
 
 
 def rs_port(plan_or_cfg: LabConfig, host_name: str, fx: FaultEffects) -> int:
-    return plan_or_cfg.port + (fx.rs_port_offset if host_name == FAULTY_RS else 0)
+    return plan_or_cfg.port + (fx.rs_port_offset if host_name == fx.rs else 0)
 
 
 def _start_web_servers(plan: LabPlan, state: LabState, fx: FaultEffects) -> None:

@@ -14,6 +14,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,12 +161,25 @@ def _no_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_demo(cfg: LabConfig, out_dir: Path, *, requests: int = 6, concurrency: int = 2,
-             payload: int | list[int] = 0, curl: int = 2, timeout: float = 3.0, verify: bool = True,
+def new_demo_dir(parent: Path = Path("."), now: datetime | None = None) -> Path:
+    """A folder name no earlier run used: lab-demo-DATE-TIME (with -2, -3 ... within a second)."""
+    base = f"lab-demo-{(now or datetime.now()):%Y%m%d-%H%M%S}"
+    candidate, n = parent / base, 1
+    while candidate.exists():
+        n += 1
+        candidate = parent / f"{base}-{n}"
+    return candidate
+
+
+def run_demo(cfg: LabConfig, out_dir: Path | None = None, *, requests: int = 6,
+             concurrency: int = 2, payload: int | list[int] = 0, curl: int = 2,
+             timeout: float = 3.0, verify: bool = True,
              progress: Progress | None = None) -> DemoResult:
-    """Up, capture, traffic, stop, verify, down. Tears down also on Ctrl-C or any error."""
+    """Up, capture, traffic, stop, verify, down. Tears down also on Ctrl-C or any error.
+
+    out_dir: None writes to a new folder per run (new_demo_dir)."""
     say = progress or (lambda _msg: None)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else new_demo_dir()
     if out_dir.exists() and any(out_dir.iterdir()):
         raise LabError(f"{out_dir}: exists and is not empty; give a new --out folder")
     removed: list[str] = []

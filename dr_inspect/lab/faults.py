@@ -1,8 +1,9 @@
 """Fault catalogue: each fault is a real misconfiguration the lab applies, not a faked symptom.
 
 `fault_effects` turns a list of fault names into the concrete changes (pure data); `build`
-applies them. Faults act on rs1 (the first real server) so that with two or more real servers
-the healthy ones show the contrast.
+applies them. Real-server faults act on one real server, rs1 unless a fault names another
+(`rs-answers-arp@rs2`), so that with two or more real servers the healthy ones show the contrast.
+Faults that would hide each other's symptom on that server are refused (MASKS).
 """
 
 from __future__ import annotations
@@ -84,6 +85,43 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
 
 STALE_DIRECTOR_MAC = "02:00:de:ad:be:ef"
 FAULTY_RS = "rs1"
+# faults set up on the faulty real server (the others act on the client or the director)
+RS_FAULTS = frozenset({"rs-answers-arp", "rs-arp-announce", "rs-no-vip", "rs-vip-wide-mask",
+                       "reply-via-director", "rs-rp-filter", "port-mismatch", "forwarding-loop"})
+# fault -> the faults whose symptom it hides (on the same real server), and why
+MASKS: dict[str, tuple[frozenset[str], str]] = {
+    "stale-arp": (frozenset(FAULTS) - {"stale-arp"},
+                  "the client sends everything to a MAC nobody owns, so no other fault is reached"),
+    "rs-no-vip": (frozenset({"rs-vip-wide-mask", "port-mismatch", "reply-via-director",
+                             "rs-arp-announce", "rs-answers-arp", "forwarding-loop"}),
+                  "without the VIP the server drops every forwarded packet and never claims the VIP"),
+    "forwarding-loop": (frozenset({"rs-vip-wide-mask", "port-mismatch", "reply-via-director",
+                                   "rs-arp-announce", "rs-answers-arp"}),
+                        "the loop removes the server's VIP, so it never answers"),
+    "rs-rp-filter": (frozenset({"rs-vip-wide-mask", "port-mismatch", "reply-via-director",
+                                "rs-arp-announce"}),
+                     "the server drops forwarded SYNs, so it never replies"),
+    "rs-vip-wide-mask": (frozenset({"reply-via-director", "rs-arp-announce", "port-mismatch"}),
+                         "the server's replies are delivered to itself and never leave"),
+    "director-drops-invalid": (frozenset({"port-mismatch"}),
+                               "requests never pass the director, and a refused SYN looks alike"),
+}
+
+
+def split_fault(text: str) -> tuple[str, str | None]:
+    """"rs-answers-arp@rs2" -> ("rs-answers-arp", "rs2"); no @: (name, None)."""
+    name, sep, target = text.partition("@")
+    return name, (target if sep else None)
+
+
+def fault_names(faults: tuple[str, ...] | list[str]) -> list[str]:
+    return [split_fault(f)[0] for f in faults]
+
+
+def fault_target(faults: tuple[str, ...] | list[str]) -> str:
+    """The real server the faults act on: the one they name, else rs1."""
+    targets = {t for _, t in map(split_fault, faults) if t}
+    return next(iter(targets)) if len(targets) == 1 else FAULTY_RS
 
 
 @dataclass
@@ -97,23 +135,50 @@ class FaultEffects:
     director_ip_forward: bool = False
     director_drop_invalid: bool = False
     director_dispatch_on_dip: bool = False                      # nft backend: also hook eth8
+    rs: str = FAULTY_RS                                         # the real server they act on
 
 
-def check_faults(names: tuple[str, ...] | list[str], director: str) -> None:
-    for name in names:
+def check_faults(faults: tuple[str, ...] | list[str], director: str,
+                 real_servers: int | None = None) -> None:
+    """LabError for an unknown fault, one the director backend cannot do, a target that is not a
+    real server of the lab (NAME@rsN), faults on different servers, or faults that mask each other."""
+    targets = set()
+    for text in faults:
+        name, target = split_fault(text)
         fault = FAULTS.get(name)
         if fault is None:
             raise LabError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})")
         if director not in fault.backends:
             raise LabError(f"fault {name!r} needs the {' or '.join(fault.backends)} director backend, "
                            f"not {director!r}: {fault.misconfiguration}")
+        if target is None:
+            continue
+        if name not in RS_FAULTS:
+            raise LabError(f"fault {text!r}: {name} acts on the client or the director, not on a "
+                           "real server: give it without @")
+        number = target[2:] if target.startswith("rs") else ""
+        if not number.isdigit() or int(number) < 1 or (real_servers is not None
+                                                       and int(number) > real_servers):
+            known = f"rs1..rs{real_servers}" if real_servers else "rs1, rs2, ..."
+            raise LabError(f"fault {text!r}: {target!r} is not a real server of the lab ({known})")
+        targets.add(target)
+    if len(targets) > 1:
+        raise LabError(f"faults name several real servers ({', '.join(sorted(targets))}): the "
+                       "lab's real-server faults act on one of them")
+    names = set(fault_names(faults))
+    for name in sorted(names):
+        hidden, why = MASKS.get(name, (frozenset(), ""))
+        masked = sorted(hidden & names)
+        if masked:
+            raise LabError(f"faults {name} and {', '.join(masked)} mask each other: {why}; "
+                           "apply them in separate runs")
 
 
-def fault_effects(names: tuple[str, ...] | list[str], *, client_ip: str, vip: str,
+def fault_effects(faults: tuple[str, ...] | list[str], *, client_ip: str, vip: str,
                   dip: str) -> FaultEffects:
-    """The concrete changes for these faults (several may combine)."""
-    fx = FaultEffects()
-    for name in names:
+    """The concrete changes for these faults (several may combine), on fx.rs."""
+    fx = FaultEffects(rs=fault_target(faults))
+    for name in fault_names(faults):
         if name == "rs-answers-arp":
             fx.rs_sysctl.update({"net.ipv4.conf.all.arp_ignore": 0, "net.ipv4.conf.eth14.arp_ignore": 0})
         elif name == "rs-arp-announce":
@@ -145,5 +210,8 @@ def fault_effects(names: tuple[str, ...] | list[str], *, client_ip: str, vip: st
     return fx
 
 
-def describe_faults(names: tuple[str, ...] | list[str]) -> str:
-    return " ".join(f"{n}: {FAULTS[n].misconfiguration}; symptom: {FAULTS[n].symptom}." for n in names)
+def describe_faults(faults: tuple[str, ...] | list[str]) -> str:
+    """The faults' misconfiguration and symptom; text about rs1 names the faults' real server."""
+    target = fault_target(faults)
+    return " ".join(f"{n}: {FAULTS[n].misconfiguration}; symptom: {FAULTS[n].symptom}."
+                    .replace(FAULTY_RS, target) for n in fault_names(faults))

@@ -22,7 +22,7 @@ def render_interval(v: IntervalVerdict) -> str:
     for rule, ev in v.new[:_MAX_NEW_SHOWN]:
         frames = ", ".join(f"#{f}" for f in ev.frames[:4])
         lines.append(f"  NEW {rule.id} {rule.name}: {ev.point} {frames} {ev.five_tuple}: "
-                     f"expected {ev.expected}, got {ev.actual}")
+                     f"expected {ev.expected}; actual: {ev.actual}")
         if ev.display_filter:
             lines.append(f"      wireshark: {ev.display_filter}")
     more = max(0, len(v.new) - _MAX_NEW_SHOWN) + v.new_unshown

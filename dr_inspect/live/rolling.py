@@ -51,6 +51,7 @@ class IntervalVerdict:
     lag_ms: float | None              # newest frame's age when it was decoded (capture -> decoder)
     eval_ms: float                    # time verify took on the window
     note: str = ""
+    report: VerifyReport | None = None   # the window's own report (None: idle or not verifiable)
 
 
 @dataclass

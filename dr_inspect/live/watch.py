@@ -166,6 +166,7 @@ class Watcher:
         for name, t in packets.items():
             self.live[name].window_packets = len(t)
         status, failing, new, unshown, flows, note, eval_ms = "idle", [], [], 0, 0, "", 0.0
+        report = None
         if in_window:
             t0 = time.perf_counter()
             drops_now = {n: max(0, (self.live[n].dropped or 0) - self.drops_judged.get(n, 0))
@@ -197,7 +198,8 @@ class Watcher:
             index=self.index, at_ns=now_ns, status=status, failing=failing, new=new,
             new_unshown=unshown, packets=dict(self.new_packets), window_packets=in_window,
             flows=flows, drops={n: p.dropped for n, p in self.live.items()}, lag_ms=self.lag_ms,
-            eval_ms=eval_ms, note="; ".join(filter(None, [note, "final window" if final else ""])))
+            eval_ms=eval_ms, note="; ".join(filter(None, [note, "final window" if final else ""])),
+            report=report)
         self.new_packets = {n: 0 for n in self.new_packets}
         self.lag_ms = None
         if self.on_interval is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from dr_inspect.model import Ladder, RuleResult, VerifyReport
 from dr_inspect.report.charts import latency_chart, share_chart
-from dr_inspect.report.format import frames_text, verdict_line
+from dr_inspect.report.format import evidence_rows, host_fixes, verdict_line
 from dr_inspect.report.ladder_svg import render_ladder_svg
 from dr_inspect.report.ladder_text import render_ladder_text
 from dr_inspect.report.ladders import ReportLadders, select_ladders
@@ -34,6 +34,11 @@ tr.pass td.status{color:#0b6e1e}
 code,pre{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:12px}
 pre{background:#f8f9fa;padding:8px;overflow-x:auto} .figure{overflow-x:auto;margin:8px 0}
 .note{color:#555} .muted{color:#777}
+.figure svg{max-width:100%;height:auto}
+.hostfix{background:#fff4e6;border-left:5px solid #e8590c;padding:8px 12px;margin:10px 0;
+font-size:15px;color:#111} .hostfix code{font-size:14px;font-weight:bold;color:#a52a00}
+.hostfix ul{margin:4px 0 0;font-size:13px;color:#333}
+table.evidence td{overflow-wrap:anywhere}
 """
 
 
@@ -67,24 +72,25 @@ def _ladder_block(ladder: Ladder) -> str:
 def _failing_rule(rule: RuleResult, ladder: Ladder | None) -> str:
     parts = [f'<h3 id="{_e(rule.id)}">{_e(rule.id)} {_e(rule.name)} ({rule.severity}): '
              f'{rule.violations} violation(s)</h3>', f"<p>{_e(rule.title)}</p>"]
+    for fix, findings in host_fixes(rule.host_causes):
+        head = f"<b>Fix on the host:</b> <code>{_e(fix)}</code>" if fix else "<b>On the host:</b>"
+        parts.append(f'<div class="hostfix">{head}<ul>'
+                     + "".join(f"<li>{_e(f)}</li>" for f in findings) + "</ul></div>")
     if rule.explanation:
         parts.append(f'<p class="note">{_e(rule.explanation)}</p>')
     if rule.fix_hint:
         parts.append(f"<p><b>Fix:</b> {_e(rule.fix_hint)}</p>")
     rows = []
-    for ev in rule.evidence:
-        rows.append(f"<tr><td>{_e(ev.point)}</td><td>{_e(frames_text(ev.frames))}</td>"
-                    f"<td>{_e(ev.five_tuple)}</td><td>{_e('' if ev.seq is None else ev.seq)}</td>"
-                    f"<td>{_e(ev.expected)}</td><td>{_e(ev.actual)}</td><td>{_e(ev.cause)}</td>"
-                    f"<td><code>{_e(ev.display_filter)}</code></td></tr>")
+    for row in evidence_rows(rule):
+        cells = "".join(f"<td>{_e(row[k])}</td>" for k in ("point", "frames", "five_tuple", "seq",
+                                                            "expected", "actual", "cause"))
+        rows.append(f"<tr>{cells}<td><code>{_e(row['filter'])}</code></td></tr>")
     if rows:
         parts.append('<table class="evidence"><thead><tr><th>point</th><th>frames</th>'
                      '<th>5-tuple</th><th>seq</th><th>expected</th><th>actual</th><th>cause</th>'
                      f'<th>Wireshark filter</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
     if rule.evidence_omitted:
         parts.append(f"<p>... and {rule.evidence_omitted} more</p>")
-    for cause in rule.host_causes:
-        parts.append(f'<p class="note">host: {_e(cause)}</p>')
     if ladder is not None:
         parts.append(f"<p>One offending connection (flow {ladder.flow_id}):</p>")
         parts.append(_ladder_block(ladder))
@@ -155,8 +161,8 @@ def render_html(report: VerifyReport, analysis: Any = None, *,
     body.append("<h2>Other connections (sample)</h2>")
     unlisted = sum(r.evidence_omitted for r in failing)
     if ladders.healthy:
-        body.append("<p>Connections no evidence names, whole ones (handshake answered, one real "
-                    "server) first.</p>")
+        body.append("<p>Connections that no evidence names; whole ones (handshake answered, one "
+                    "real server) come first.</p>")
         if unlisted:
             body.append(f'<p class="note">{unlisted} violation(s) are not listed individually, so '
                         "these connections may share them: read their ladders with that in "

@@ -11,7 +11,7 @@ Schema (``schema`` = "dr-inspect.verify/1"; keys are only ever added, never rena
       "rules": [{"id", "name", "title", "severity": "error"|"warning",
                  "status": "pass"|"fail"|"not-exercised", "checked", "violations",
                  "evidence": [{"point", "frames", "ts_ns", "five_tuple", "seq", "expected",
-                               "actual", "cause", "display_filter", "extra"}],
+                               "actual", "cause", "display_filter", "extra", "community_id"}],
                  "evidence_omitted", "explanation", "fix_hint", "note", "host_causes"}],
       "topology": null | {"shape", "vips", "director_macs": {segment: [mac]},
                           "real_servers": [{"name", "rip", "macs": {segment: mac}}],
@@ -23,8 +23,13 @@ Schema (``schema`` = "dr-inspect.verify/1"; keys are only ever added, never rena
       "host_findings": [str],          # failing host checks no failing rule shows
       "stats": {...; "real_servers": [{"name", "connections",
                                         "forward_delay_us": {"count","min","p50","p95","max"},
-                                        "response_us": {...same}}]}
+                                        "response_us": {...same}}]},
+      "connections": [{"flow_id", "five_tuple", "client", "vip", "real_server",
+                       "community_id"}]      (verify --format json; absent where not computed)
     }
+
+community_id is the Community ID v1 of the connection (report/community_id.py), the key Zeek,
+Suricata and Arkime logs share; null for evidence without ports (ARP, ICMP).
 
 Per-connection latency lists in stats are summarised (count and quantiles) so the document stays
 small for large captures. Times are integers in nanoseconds unless the key says otherwise.
@@ -40,6 +45,7 @@ import numpy as np
 
 from dr_inspect.model import VerifyReport
 from dr_inspect.report.charts import finite_values
+from dr_inspect.report.community_id import community_id_of
 from dr_inspect.report.format import rule_counts
 
 SCHEMA = "dr-inspect.verify/1"
@@ -83,17 +89,20 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def report_document(report: VerifyReport) -> dict[str, Any]:
-    """The report as the documented JSON-ready dict."""
+def report_document(report: VerifyReport,
+                    connections: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The report as the documented JSON-ready dict; connections: connection_rows(flows)."""
     counts = rule_counts(report)
     rules = []
     for rule in report.rules:
         r = asdict(rule)
+        for ev in r["evidence"]:
+            ev["community_id"] = community_id_of(ev["five_tuple"])
         # Key order as documented: id, name, title, severity, status, checked, violations, evidence...
         rules.append({k: r[k] for k in ("id", "name", "title", "severity", "status", "checked",
                                         "violations", "evidence", "evidence_omitted",
                                         "explanation", "fix_hint", "note", "host_causes")})
-    return {
+    document = {
         "schema": SCHEMA,
         "verdict": report.verdict,
         "exit_code": report.exit_code,
@@ -109,7 +118,10 @@ def report_document(report: VerifyReport) -> dict[str, Any]:
         "host_findings": list(report.host_findings),
         "stats": _stats(report.stats),
     }
+    if connections is not None:
+        document["connections"] = connections
+    return document
 
 
-def render_json(report: VerifyReport) -> str:
-    return json.dumps(report_document(report), indent=2, default=_jsonable) + "\n"
+def render_json(report: VerifyReport, connections: list[dict[str, Any]] | None = None) -> str:
+    return json.dumps(report_document(report, connections), indent=2, default=_jsonable) + "\n"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dr_inspect.model import RuleResult, VerifyReport
-from dr_inspect.report.format import frames_text, verdict_line
+from dr_inspect.report.format import evidence_rows, host_fixes, verdict_line
 from dr_inspect.report.table import topology_lines, undecodable_text
 
 _STATUS = {"pass": "pass", "fail": "**FAIL**", "not-exercised": "not exercised"}
@@ -22,22 +22,26 @@ def md_code(text: str) -> str:
 
 def _rule_details(rule: RuleResult) -> list[str]:
     lines = [f"### {rule.id} {rule.name} ({rule.severity})", "", rule.title, ""]
+    for fix, findings in host_fixes(rule.host_causes):
+        if fix:
+            lines.append(f"**Fix on the host:** {md_code(fix)}")
+        lines += [f"- because {found}" for found in findings] + [""]
     if rule.explanation:
         lines += [rule.explanation, ""]
-    if rule.evidence:
+    rows = evidence_rows(rule)
+    if rows:
         lines.append("| point | frames | 5-tuple | seq | expected | actual | cause | filter |")
         lines.append("|---|---|---|---|---|---|---|---|")
-        for ev in rule.evidence:
-            cells = [ev.point, frames_text(ev.frames), ev.five_tuple,
-                     "" if ev.seq is None else ev.seq, ev.expected, ev.actual, ev.cause]
+        for row in rows:
+            cells = [row[k] for k in ("point", "frames", "five_tuple", "seq", "expected",
+                                      "actual", "cause")]
             lines.append("| " + " | ".join(md_cell(c) for c in cells)
-                         + f" | {md_cell(md_code(ev.display_filter))} |")
+                         + f" | {md_cell(md_code(row['filter']))} |")
         lines.append("")
     if rule.evidence_omitted:
         lines += [f"... and {rule.evidence_omitted} more", ""]
     if rule.fix_hint:
         lines += [f"**Fix:** {rule.fix_hint}", ""]
-    lines += [f"- host: {c}" for c in rule.host_causes]
     return lines
 
 

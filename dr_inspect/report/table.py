@@ -31,8 +31,11 @@ def _rules_table(report: VerifyReport, colour: bool) -> str:
                     tablefmt="simple")
 
 
-def _evidence_section(rule: RuleResult) -> list[str]:
-    return [f"{rule.id} {rule.name}: {rule.title}", *failure_lines(rule, indent="  ", bullet="- ")]
+def _evidence_section(rule: RuleResult, colour: bool) -> list[str]:
+    # the host fix is the line to act on: bold (on a terminal) above everything else
+    return [f"{rule.id} {rule.name}: {rule.title}",
+            *(_paint(line, "bold", colour) if line.startswith("  HOST FIX:") else line
+              for line in failure_lines(rule, indent="  ", bullet="- "))]
 
 
 def _not_exercised_section(rules: list[RuleResult]) -> list[str]:
@@ -80,7 +83,7 @@ def render_table(report: VerifyReport, *, colour: bool = False) -> str:
     out: list[str] = [_rules_table(report, colour), ""]
     failing = [r for r in report.rules if r.status == "fail"]
     for rule in failing:
-        out.extend(_evidence_section(rule))
+        out.extend(_evidence_section(rule, colour))
         out.append("")
     idle = [r for r in report.rules if r.status == "not-exercised"]
     if idle:
