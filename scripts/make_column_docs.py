@@ -49,7 +49,7 @@ def column_reference() -> str:
         out.append(f"    {table} ({len(columns)} columns):")
         out += _wrap([f"{name} {kind}" for name, kind in columns.items()], "      ")
     out += ["", f"Variables every rule can use: {', '.join(VARIABLES)}. "
-                f"A rule's [rule.note] can also use: status, {', '.join(NOTE_FACTS)}."]
+                f"A rule's [[rule.note]] can also use: status, {', '.join(NOTE_FACTS)}."]
     return "\n".join(out)
 
 

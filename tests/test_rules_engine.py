@@ -312,3 +312,14 @@ def test_text_columns_over_the_same_categories_in_another_order_compare_by_text(
     assert cols["s"].dtype == cols["t"].dtype          # pandas: equal dtypes, other codes
     tree = parse("s == t", set(cols), "test")
     assert evaluate(tree, cols, {}, 3).tolist() == [True, False, True]
+
+
+def test_notes_apply_in_order(tmp_path):
+    notes = ('[[rule.note]]\nwhen = "coalesced > 0"\ntext = "{coalesced} merged"\n'
+             '[[rule.note]]\nwhen = "unserved != \'\'"\ntext = "lost: {unserved}"\nappend = true\n')
+    rule = rule_from(tmp_path, 'expect = "has_copy"\n' + notes)
+    table = {"forwards": forwards(2, [True, False])}
+    [both] = evaluate_rules([rule], table, {}, facts={"coalesced": 3, "unserved": "2 to 10.0.0.1:80"})
+    assert both.note == "3 merged; lost: 2 to 10.0.0.1:80"
+    [second] = evaluate_rules([rule], table, {}, facts={"unserved": "1 to 10.0.0.1:80"})
+    assert second.note == "lost: 1 to 10.0.0.1:80"

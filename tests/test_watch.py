@@ -197,7 +197,7 @@ def test_watch_healthy_lab_passes_then_a_fault_is_reported_within_two_intervals(
     try:
         with Traffic(lab) as traffic:
             result = watch(lab_points(lab), interval=1.0, window_s=3.0, duration=7.5,
-                           scheduler="flow-hash", on_interval=on_interval)
+                           options=VerifyOptions(scheduler="flow-hash"), on_interval=on_interval)
     finally:
         _restore_arp(lab, "rs1")
     assert traffic.ok > 0 and fault_at == [3]

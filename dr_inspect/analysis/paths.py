@@ -1,5 +1,5 @@
-"""Verify a capture set from disk (the I/O edge of the analysis): read the set, decode its
-points, analyse them, join the host snapshots it carries.
+"""Verify a capture set from disk (the I/O edge of the analysis): read the set and its host
+snapshots, decode its points, analyse them, join the host checks that explain failures.
 
 Internal: the public entry point is dr_inspect.verify (which calls verify_paths)."""
 
@@ -9,19 +9,17 @@ import ipaddress
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
-from dr_inspect.analysis.pipeline import CaptureFacts, analyse_packets, load_options
+from dr_inspect.analysis import hosts
+from dr_inspect.analysis.pipeline import CaptureFacts, LoadedOptions, analyse_packets, load_options
 from dr_inspect.analysis.result import Analysis
 from dr_inspect.capturefacts import capture_span_of, clock_hosts, manifest_vip, scheduler_of
-from dr_inspect.captureset import CaptureSet, load_capture_set
+from dr_inspect.captureset import load_capture_set
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.decode.pointset import decode_set
-from dr_inspect.doctor.farm import host_facts, real_servers
-from dr_inspect.doctor.join import host_causes
-from dr_inspect.doctor.snapshot import read_snapshot
 from dr_inspect.errors import DrInspectError, InputError, TopologyError
 from dr_inspect.model import VerifyReport
 from dr_inspect.options import VerifyOptions
@@ -47,14 +45,12 @@ def analyse_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOp
     combined = combine_points(packets)
     packets = {name: pd.DataFrame() for name in packets}
     rs_names = manifest_rs_names(cs.capture.get("real_servers"))
-    snaps, snap_errors = _read_snapshots(cs)
+    snaps, snap_errors = hosts.read_snapshots(cs)
     if snaps:
-        # what the hosts hold (their MACs, addresses, the director's IPVS table) completes what
-        # the traffic shows, and names the real servers the manifest does not
-        pins = replace(loaded.file_pins or TopologyPins(), **host_facts(snaps))
-        loaded = replace(loaded, file_pins=pins)
-        for entry in real_servers(snaps):
-            rs_names.setdefault(entry["rip"], entry["name"])
+        # the hosts name the real servers the manifest does not
+        for rip, name in hosts.farm_names(snaps).items():
+            rs_names.setdefault(rip, name)
+        loaded = _with_host_pins(loaded, snaps)
     facts = CaptureFacts(summaries=summaries, errors=errors,
                          scheduler=scheduler_of(cs) or options.scheduler, hosts=clock_hosts(cs),
                          rs_names=rs_names, capture_span=capture_span_of(cs))
@@ -74,21 +70,16 @@ def analyse_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOp
         analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {vip} "
                                       "named in manifest.toml")
     analysis.report.errors.extend(snap_errors)
-    if snaps:
-        # failing rules get the host settings that explain them; the rest are listed as latent
-        host_causes(snaps, analysis.report)
+    hosts.join_host_causes(snaps, analysis.report)
     return analysis
 
 
-def _read_snapshots(cs: CaptureSet) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """The set's host snapshots and the errors of the unreadable ones."""
-    snaps, errors = {}, []
-    for host, path in cs.snapshots.items():
-        try:
-            snaps[host] = read_snapshot(path)
-        except InputError as exc:
-            errors.append(f"host snapshot {host}: {exc}")
-    return snaps, errors
+def _with_host_pins(loaded: LoadedOptions, snaps: hosts.Snapshots) -> LoadedOptions:
+    """What the hosts hold (their MACs and addresses, a director's services) completes what the
+    traffic shows."""
+    pins = replace(loaded.file_pins or TopologyPins(), host_addresses=hosts.host_addresses(snaps),
+                   host_rips=hosts.host_rips(snaps), services=hosts.ipvs_services(snaps))
+    return replace(loaded, file_pins=pins)
 
 
 def verify_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOptions(), *,

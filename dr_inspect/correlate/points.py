@@ -51,9 +51,9 @@ def _problems(s: PointSummary, quiet_ok: bool, span: tuple[int, int] | None,
     if span is not None and not overlaps:
         problems.append("its capture time does not overlap any other point's")
     if early:
-        problems.append(f"{early} forwarded copies seen here before their original arrived at "
-                        "the director (more than the clock tolerance, after the clock "
-                        "correction): this point's clock disagrees with the others")
+        problems.append(f"{early} forwarded copies seen here before their original "
+                        "arrived at the director (more than the clock tolerance, after the "
+                        "clock correction): this point's clock disagrees with the others")
     return problems
 
 
@@ -62,6 +62,7 @@ def points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Dat
                 early: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """One row per point for DR013 (est/applied: clock offsets estimated and corrected, ns;
     early: see early_copies)."""
+    early = early or {}
     spans = {}
     for s in summaries:
         if s.first_ts_ns is not None:
@@ -79,10 +80,9 @@ def points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Dat
         # a point that captured nothing is reported, not failed: what should have crossed it is
         # judged by the traffic rules (DR007 and DR009 name the symptom and the empty point);
         # DR013 fails on what makes the capture itself untrustworthy: kernel drops, frames that
-        # cannot be read, points that do not overlap in time, copies before their original
+        # cannot be read, points that do not overlap in time
         quiet_ok = not s.error and not s.frames
-        n_early = int((early or {}).get(s.name, 0))
-        problems = _problems(s, quiet_ok, span, overlaps, n_early)
+        problems = _problems(s, quiet_ok, span, overlaps, early.get(s.name, 0))
         rows.append({"point": s.name, "role": role, "frame": -1,
                      "ts_ns": s.first_ts_ns if s.first_ts_ns is not None else -1,
                      "five_tuple": "", "seq": -1, "file": s.file, "frames": int(s.frames or 0),
@@ -91,7 +91,7 @@ def points_rows(summaries: list[PointSummary], roles: dict[str, str], pk: pd.Dat
                      "kernel_drops": int(s.kernel_drops) if s.kernel_drops is not None else -1,
                      "truncated": int(trunc.get(s.name, 0)), "overlaps": bool(overlaps),
                      "clock_offset_us": est.get(s.name, 0) / 1000.0,
-                     "early_copies": n_early,
+                     "early_copies": int(early.get(s.name, 0)),
                      "problem": "; ".join(problems) or "ok"})
     return rows
 

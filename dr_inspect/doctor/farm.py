@@ -36,23 +36,3 @@ def _is_ip(text: str) -> bool:
         return False
     return True
 
-
-def host_facts(snapshots: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """What the hosts say that the topology learner uses (TopologyPins fields):
-    host_addresses: MAC -> the addresses on that interface; host_rips: MAC -> RIP for every MAC
-    of a host whose RIP an IPVS table lists; services: the TCP virtual services (ip, port)."""
-    addresses: dict[str, list[str]] = {}
-    for snap in snapshots.values():
-        by_if: dict[str, list[str]] = {}
-        for addr in hs.addresses(snap):
-            if not addr.ip.is_link_local and not addr.ip.is_loopback:
-                by_if.setdefault(addr.ifname, []).append(str(addr.ip))
-        for ifname, mac in hs.macs(snap).items():
-            addresses.setdefault(mac, []).extend(by_if.get(ifname, []))
-    rip_of = {e["name"]: e["rip"] for e in real_servers(snapshots)}
-    rips = {mac: rip_of[str(snap.get("host") or name)] for name, snap in snapshots.items()
-            if str(snap.get("host") or name) in rip_of for mac in hs.macs(snap).values()}
-    services = sorted({(str(ipaddress.ip_address(s.ip)), s.port) for snap in snapshots.values()
-                       for s in hs.ipvs_services(snap) or []
-                       if s.proto == "TCP" and s.port is not None and _is_ip(s.ip)})
-    return {"host_addresses": addresses, "host_rips": rips, "services": services}

@@ -243,6 +243,28 @@ def _analyser(points: list[CapturePoint], options: VerifyOptions
     return analyse, frozenset(r.id for r in loaded.rules if r.table in EDGE_FREE_TABLES)
 
 
+def _save_capture_set(save_dir: Path, points: list[CapturePoint], agents: list[StreamAgent],
+                      codes: dict[str, int], crashed: dict[str, str],
+                      span: tuple[str, str], snapshots: dict, warnings: list[str],
+                      snaplen: int) -> CaptureSummary:
+    """The --save capture set: each point's teed stream, its counts and errors, the manifest."""
+    results = [PointResult(name=p.name, interface=p.interface, netns=p.netns, role=p.role,
+                           files=[a.tee_path] if a.tee_path and a.tee_path.exists() else [],
+                           received=a.agent.state.stats.received,
+                           dropped=a.agent.state.stats.dropped,
+                           captured=a.agent.state.stats.captured, exit_code=codes[a.name],
+                           error=(f"tcpdump died: {crashed[p.name]}" if p.name in crashed
+                                  else a.tee_error),
+                           started=a.agent.state.listening_at, stopped=a.agent.state.stopped_at)
+               for p, a in zip(points, agents)]
+    saved = CaptureSummary(out_dir=save_dir, manifest=save_dir / "manifest.toml", started=span[0],
+                           stopped=span[1], points=results, snapshots=snapshots, warnings=warnings)
+    saved.warnings += repair_tails(save_dir, results)
+    write_reserved(saved.manifest, manifest_text(saved, host=socket.gethostname(), snaplen=snaplen,
+                                                 description="saved by dr-inspect watch"))
+    return saved
+
+
 def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float | None = None,
           options: VerifyOptions = VerifyOptions(), duration: float | None = None,
           count: int | None = None,
@@ -333,20 +355,8 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
         report.errors.append(f"{name}: tcpdump died during the run: {message}")
     saved = None
     if save_dir is not None:
-        results = [PointResult(name=p.name, interface=p.interface, netns=p.netns, role=p.role,
-                               files=[a.tee_path] if a.tee_path and a.tee_path.exists() else [],
-                               received=a.agent.state.stats.received,
-                               dropped=a.agent.state.stats.dropped,
-                               captured=a.agent.state.stats.captured, exit_code=codes[a.name],
-                               error=(f"tcpdump died: {crashed[p.name]}" if p.name in crashed
-                                      else a.tee_error),
-                               started=a.agent.state.listening_at, stopped=a.agent.state.stopped_at)
-                   for p, a in zip(points, agents)]
-        saved = CaptureSummary(out_dir=save_dir, manifest=save_dir / "manifest.toml", started=started,
-                               stopped=stopped, points=results, snapshots=snapshots, warnings=warnings)
-        saved.warnings += repair_tails(save_dir, results)
-        write_reserved(saved.manifest, manifest_text(saved, host=socket.gethostname(), snaplen=snaplen,
-                                                     description="saved by dr-inspect watch"))
+        saved = _save_capture_set(save_dir, points, agents, codes, crashed, (started, stopped),
+                                  snapshots, warnings, snaplen)
     return WatchResult(report=report, intervals=watcher.index, max_lag_ms=watcher.max_lag_ms,
                        max_eval_ms=watcher.max_eval_ms, max_backlog_bytes=watcher.max_backlog,
                        saved=saved, crashed=crashed)

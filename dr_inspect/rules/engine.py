@@ -188,11 +188,11 @@ def _balanced(rule: Rule, rows: pd.DataFrame, variables: dict[str, Any], cap: in
     return len(rows), len(bad), evidence, rows[rows[rule.column].isin(bad)]
 
 
-def _add_note(rule: Rule, result: RuleResult, variables: dict[str, Any],
-              facts: dict[str, Any]) -> None:
-    """The rule's notes, in order, each when its condition holds for this result."""
-    values = {**variables, **facts, "status": result.status}
+def _add_notes(rule: Rule, result: RuleResult, variables: dict[str, Any],
+               facts: dict[str, Any]) -> None:
+    """The rule's [[rule.note]]s whose condition holds for this result, in order."""
     for note in rule.notes:
+        values = {**variables, **facts, "status": result.status}
         if note.when is not None and not evaluate_scalar(note.when, values):
             continue
         text = _fmt(note.text, values)
@@ -207,6 +207,6 @@ def evaluate_rules(rules: list[Rule], tables: dict[str, pd.DataFrame], variables
     results = []
     for rule in rules:
         result = evaluate_rule(rule, tables, variables, max_evidence)
-        _add_note(rule, result, variables, facts)
+        _add_notes(rule, result, variables, facts)
         results.append(result)
     return results

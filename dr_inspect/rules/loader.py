@@ -31,12 +31,11 @@
     ts = ["ts_ns"]
     evidence = ["copy_ttl"]           # extra columns copied into Evidence.extra
 
-    [[rule.note]]                     # optional: notes the result carries beside its status
+    [[rule.note]]                     # optional, repeatable: a note beside the status
     when = "coalesced > 0"            # optional: over NOTE_NAMES; default: always
     text = "{coalesced} packets ..."  # template over NOTE_NAMES
     append = false                    # true: added after the note the result has ("; ");
-                                      # false: replaces it
-                                      # ([rule.note], one table, is one note)
+                                      # false: replaces it (notes apply in file order)
 """
 
 from __future__ import annotations
@@ -127,10 +126,15 @@ def _template_fields(template: str) -> set[str]:
         raise ExprError(f"bad template {template!r}: {exc}") from None
 
 
+def _notes_from(raw: Any) -> list[RuleNote]:
+    """[[rule.note]] (or one [rule.note] table) checked; ExprError says what is wrong."""
+    items = raw if isinstance(raw, list) else [raw]
+    return [_note_from(item) for item in items]
+
+
 def _note_from(raw: Any) -> RuleNote:
-    """[rule.note] checked; ExprError says what is wrong."""
     if not isinstance(raw, dict):
-        raise ExprError("note must be a table ([rule.note] with text, when, append)")
+        raise ExprError("note must be a table ([[rule.note]] with text, when, append)")
     unknown = sorted(set(raw) - _NOTE_KEYS)
     if unknown:
         raise ExprError(f"note: unknown key(s) {', '.join(unknown)} "
@@ -150,91 +154,104 @@ def _note_from(raw: Any) -> RuleNote:
 
 def _rule_from(raw: dict[str, Any], file: str, index: int) -> Rule:
     rid = raw.get("id") if isinstance(raw.get("id"), str) else None
-    label = rid or f"#{index + 1}"
+    try:
+        _check_keys(raw)
+        rule = Rule(id=raw["id"], name=raw["name"], title=raw["title"], severity=raw["severity"],
+                    table=raw["table"], kind=raw["kind"], explanation=raw["explanation"],
+                    fix=raw["fix"], file=file)
+        _set_expressions(rule, raw)
+        _set_columns(rule, raw)
+        _set_numbers(rule, raw)
+    except ExprError as exc:     # every problem of one rule, named with its file and id
+        raise RuleFileError(file, rid or f"#{index + 1}", str(exc)) from None
+    return rule
 
-    def fail(reason: str) -> RuleFileError:
-        return RuleFileError(file, label, reason)
 
+def _check_keys(raw: dict[str, Any]) -> None:
+    """The keys, their text types, the kind, severity and table."""
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
-        raise fail(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_KEYS))})")
+        raise ExprError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_KEYS))})")
     missing = [k for k in _REQUIRED if k not in raw]
     if missing:
-        raise fail(f"missing key(s) {', '.join(missing)}")
+        raise ExprError(f"missing key(s) {', '.join(missing)}")
     for k in ("id", "name", "title", "table", "kind", "severity", *_TEXT):
         if k in raw and not isinstance(raw[k], str):
-            raise fail(f"{k} must be a string")
+            raise ExprError(f"{k} must be a string")
     if raw["kind"] not in KINDS:
-        raise fail(f"unknown kind {raw['kind']!r} (kinds: {', '.join(KINDS)})")
+        raise ExprError(f"unknown kind {raw['kind']!r} (kinds: {', '.join(KINDS)})")
     if raw["severity"] not in SEVERITIES:
-        raise fail(f"severity {raw['severity']!r} is not one of {', '.join(SEVERITIES)}")
+        raise ExprError(f"severity {raw['severity']!r} is not one of {', '.join(SEVERITIES)}")
     if raw["table"] not in TABLE_COLUMNS:
-        raise fail(f"unknown table {raw['table']!r} (tables: {', '.join(TABLE_COLUMNS)})")
+        raise ExprError(f"unknown table {raw['table']!r} (tables: {', '.join(TABLE_COLUMNS)})")
     kind = raw["kind"]
     need = sorted(_KIND_KEYS[kind] - set(raw))
     if need:
-        raise fail(f"kind {kind} needs {', '.join(need)}")
+        raise ExprError(f"kind {kind} needs {', '.join(need)}")
     for k, only in _KIND_ONLY.items():
         if k in raw and kind != only:
-            raise fail(f"{k} is only for kind {only}, not {kind}")
+            raise ExprError(f"{k} is only for kind {only}, not {kind}")
     if "column" in raw and kind not in ("distinct-at-most", "balanced"):
-        raise fail(f"column is only for kinds distinct-at-most and balanced, not {kind}")
-    columns = set(TABLE_COLUMNS[raw["table"]])
-    names = columns | set(VARIABLES)
-    rule = Rule(id=raw["id"], name=raw["name"], title=raw["title"], severity=raw["severity"],
-                table=raw["table"], kind=kind, explanation=raw["explanation"], fix=raw["fix"],
-                file=file)
-    try:
-        for k in ("select", "expect", "match", "warn_if"):
-            if k in raw:
-                setattr(rule, k, parse(raw[k], names, k))
-                rule.source[k] = raw[k]
-        if "when" in raw:
-            rule.when = parse(raw["when"], set(VARIABLES), "when (variables only)")
-            rule.source["when"] = raw["when"]
-        templ_names = names | set(GROUP_FIELDS.get(kind, ()))
-        for k in ("expected", "actual", "cause", "filter", "not_exercised"):
-            if k in raw:
-                bad = sorted(_template_fields(raw[k]) - templ_names)
-                if bad:
-                    raise ExprError(f"{k}: unknown column or variable {', '.join(bad)} in the template")
-                setattr(rule, k, raw[k])
-        if "note" in raw:
-            notes = raw["note"] if isinstance(raw["note"], list) else [raw["note"]]
-            rule.notes = [_note_from(n) for n in notes]
-    except ExprError as exc:
-        raise fail(str(exc)) from None
+        raise ExprError(f"column is only for kinds distinct-at-most and balanced, not {kind}")
+
+
+def _set_expressions(rule: Rule, raw: dict[str, Any]) -> None:
+    """The expressions, templates and note, checked against the table's columns."""
+    names = set(TABLE_COLUMNS[rule.table]) | set(VARIABLES)
+    for k in ("select", "expect", "match", "warn_if"):
+        if k in raw:
+            setattr(rule, k, parse(raw[k], names, k))
+            rule.source[k] = raw[k]
+    if "when" in raw:
+        rule.when = parse(raw["when"], set(VARIABLES), "when (variables only)")
+        rule.source["when"] = raw["when"]
+    templ_names = names | set(GROUP_FIELDS.get(rule.kind, ()))
+    for k in ("expected", "actual", "cause", "filter", "not_exercised"):
+        if k in raw:
+            bad = sorted(_template_fields(raw[k]) - templ_names)
+            if bad:
+                raise ExprError(f"{k}: unknown column or variable {', '.join(bad)} in the template")
+            setattr(rule, k, raw[k])
+    if "note" in raw:
+        rule.notes = _notes_from(raw["note"])
+
+
+def _set_columns(rule: Rule, raw: dict[str, Any]) -> None:
+    """The keys that name columns of the rule's table."""
+    columns = set(TABLE_COLUMNS[rule.table])
     for k in ("key", "frames", "ts", "evidence"):
         if k in raw:
             value = raw[k]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise fail(f"{k} must be a list of column names")
+                raise ExprError(f"{k} must be a list of column names")
             bad = sorted(set(value) - columns)
             if bad:
-                raise fail(f"{k}: unknown column(s) {', '.join(bad)} of table {raw['table']}")
+                raise ExprError(f"{k}: unknown column(s) {', '.join(bad)} of table {rule.table}")
             setattr(rule, k, list(value))
     for k in ("column", "point"):
         if k in raw:
             if raw[k] not in columns:
-                raise fail(f"{k}: unknown column {raw[k]!r} of table {raw['table']}")
+                raise ExprError(f"{k}: unknown column {raw[k]!r} of table {rule.table}")
             setattr(rule, k, raw[k])
+
+
+def _set_numbers(rule: Rule, raw: dict[str, Any]) -> None:
     if "max" in raw:
         if not isinstance(raw["max"], int) or isinstance(raw["max"], bool) or raw["max"] < 0:
-            raise fail("max must be a non-negative integer")
+            raise ExprError("max must be a non-negative integer")
         rule.max = raw["max"]
     if "min_groups" in raw:
         if not isinstance(raw["min_groups"], int) or raw["min_groups"] < 2:
-            raise fail("min_groups must be an integer >= 2")
+            raise ExprError("min_groups must be an integer >= 2")
         rule.min_groups = raw["min_groups"]
     if "tolerance" in raw:
         if not isinstance(raw["tolerance"], (int, float)) or raw["tolerance"] < 0:
-            raise fail("tolerance must be a non-negative number")
+            raise ExprError("tolerance must be a non-negative number")
         rule.tolerance = float(raw["tolerance"])
     if "core" in raw:
         if not isinstance(raw["core"], bool):
-            raise fail("core must be true or false")
+            raise ExprError("core must be true or false")
         rule.core = raw["core"]
-    return rule
 
 
 def load_rule_file(path: Path | str, text: str | None = None) -> list[Rule]:
