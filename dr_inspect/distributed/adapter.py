@@ -32,7 +32,8 @@ import dr_inspect.analysis.correlation as _correlation_mod
 import dr_inspect.analysis.pipeline as _pipeline_mod
 import dr_inspect.rules.engine as _engine_mod
 from dr_inspect.analysis.correlation import Correlation
-from dr_inspect.analysis.paths import _read_snapshots
+from dr_inspect.analysis import hosts
+from dr_inspect.analysis.paths import _with_host_pins
 from dr_inspect.analysis.pipeline import CaptureFacts, LoadedOptions, analyse_packets, load_options
 from dr_inspect.capturefacts import capture_span_of, clock_hosts, manifest_vip, scheduler_of
 from dr_inspect.captureset import CaptureSet, load_capture_set
@@ -43,8 +44,6 @@ from dr_inspect.correlate.keys import is_tcp, packet_ids, point_codes, tcp_view
 from dr_inspect.correlate.tables import arp_table
 from dr_inspect.decode import decode_file
 from dr_inspect.decode.pointset import _decode_plan, _point_file_label
-from dr_inspect.doctor.farm import host_facts, real_servers
-from dr_inspect.doctor.join import host_causes
 from dr_inspect.model import PointSummary, RuleResult, VerifyReport
 from dr_inspect.options import VerifyOptions
 from dr_inspect.rules.engine import evaluate_rule
@@ -174,12 +173,11 @@ def capture_context(paths: list[str | Path], options: VerifyOptions) -> CaptureC
     cs = load_capture_set(list(paths))
     loaded = load_options(options)
     rs_names = manifest_rs_names(cs.capture.get("real_servers"))
-    snaps, snap_errors = _read_snapshots(cs)
+    snaps, snap_errors = hosts.read_snapshots(cs)
     if snaps:
-        pins = replace(loaded.file_pins or TopologyPins(), **host_facts(snaps))
-        loaded = replace(loaded, file_pins=pins)
-        for entry in real_servers(snaps):
-            rs_names.setdefault(entry["rip"], entry["name"])
+        for rip, name in hosts.farm_names(snaps).items():
+            rs_names.setdefault(rip, name)
+        loaded = _with_host_pins(loaded, snaps)
     facts = CaptureFacts(scheduler=scheduler_of(cs) or options.scheduler, hosts=clock_hosts(cs),
                          rs_names=rs_names, capture_span=capture_span_of(cs))
     return CaptureContext(cs=cs, options=options, loaded=loaded,
@@ -286,5 +284,4 @@ def build_report(ctx: CaptureContext, corr: Correlation, summaries: list[PointSu
 def join_host_causes(ctx: CaptureContext, report: VerifyReport) -> None:
     """The snapshots' errors and host causes into the report, as analyse_paths ends."""
     report.errors.extend(ctx.snapshot_errors)
-    if ctx.snapshots:
-        host_causes(ctx.snapshots, report)
+    hosts.join_host_causes(ctx.snapshots, report)
