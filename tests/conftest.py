@@ -85,3 +85,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--matrix", choices=("quick", "full"), default="quick",
                      help="tests/test_lab_matrix.py: every fault once per director (quick, the "
                           "default) or faults x directors x 1-3 real servers (full)")
+    parser.addoption("--scenario-draws", type=int, default=None,
+                     help="scenarios drawn by tests/test_scenarios_properties.py (env SCENARIO_DRAWS)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    draws = config.getoption("--scenario-draws", default=None)
+    if draws is not None:
+        os.environ["SCENARIO_DRAWS"] = str(draws)

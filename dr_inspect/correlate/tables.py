@@ -19,7 +19,7 @@ from dr_inspect.correlate.coded import (as_text, categorical, codes_and_values, 
 from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, dense_ids, endpoint_in,
                                        endpoints_text, five_tuples, hash_key, ints, is_group_mac,
                                        obj, packet_ids, same_data, text)
-from dr_inspect.decode.schema import ACK, RST, SYN
+from dr_inspect.decode.schema import ACK, PSH, RST, SYN
 from dr_inspect.correlate.coverage import tiles_exactly
 from dr_inspect.correlate.epochs import epoch_keys, split_epochs
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
@@ -47,6 +47,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "copy_src_mac": "str", "copy_dst_mac": "str", "copy_src_ip": "str", "copy_dst_ip": "str",
         "copy_src_port": "int", "copy_dst_port": "int", "copy_ack": "int", "copy_tcp_flags": "int",
         "copy_ip_id": "int", "copy_payload_len": "int", "copy_ttl": "int", "ttl_drop": "int",
+        "flags_kept": "bool",
         "delay_us": "float", "copy_dst_is_rs": "bool", "copy_src_is_director": "bool",
         "real_server": "str", "coalesced": "bool", "copies": "int", "copy_ttls": "int",
         "likely_cause": "str", "in_capture_span": "bool",
@@ -539,11 +540,15 @@ def _coalesced_copies(m: dict, cand_all: dict, window_ns: int) -> tuple[np.ndarr
               >= g["rseq"].to_numpy(dtype=float) + g["payload_len"].to_numpy(dtype=float))
     near = (np.abs(g["copy_ts"].to_numpy(dtype=float) - g["ts"].to_numpy(dtype=float))
             <= window_ns)
-    # coalesced means the copy carries more than this segment; an equal one is another
-    # packet (a retransmission forwarded while this one was dropped)
-    bigger = (g["copy_payload_len"].to_numpy(dtype=float)
-              > g["payload_len"].to_numpy(dtype=float))
-    ok = found & end_ok & near & bigger
+    # coalesced means the copy carries more than this segment (GRO); or, starting where it
+    # starts, less (TSO: the segment's first piece); an equal one is another packet (a
+    # retransmission forwarded while this one was dropped). coverage.tiles_exactly then checks
+    # that the bytes on both sides cover the same range
+    copy_len = g["copy_payload_len"].to_numpy(dtype=float)
+    length = g["payload_len"].to_numpy(dtype=float)
+    first_piece = (g["copy_rseq"].to_numpy(dtype=float) == g["rseq"].to_numpy(dtype=float)) \
+        & (copy_len < length) & (copy_len > 0)
+    ok = found & near & ((end_ok & (copy_len > length)) | first_piece)
     return (g["mpos"].to_numpy()[ok].astype(np.int64),
             g["cpos"].to_numpy()[ok].astype(np.int64))
 
@@ -749,6 +754,10 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     del found, rows, at
 
     m["ttl_drop"] = np.where(has, m["ttl"] - m["copy_ttl"], 0).astype(np.int16)
+    # GRO ORs the last segment's PSH into the merged header (TSO sets it on the last piece):
+    # a coalesced copy keeps the flags but PSH
+    m["flags_kept"] = has & ((m["copy_tcp_flags"] == m["tcp_flags"]) | (
+        coalesced & ((m["copy_tcp_flags"] | PSH) == (m["tcp_flags"] | PSH))))
     m["delay_us"] = np.where(has, (m["copy_ts"] - m["ts"]) / 1000.0, np.nan)
     rs_names = topo.rs_name_by_mac()
     cdst = m["copy_dst_mac"]

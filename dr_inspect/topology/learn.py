@@ -716,12 +716,7 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     for mac in sorted(rs_seg_role, key=str):
         servers[mac] = RealServerInfo(name="", macs={rs_seg_role[mac]: mac})
     if len(f_at) and len(r_at):
-        f_conn, r_conn = _conn_keys(
-            (cv.src_ip[f_at], cv.src_port[f_at], cv.dst_ip[f_at], cv.dst_port[f_at]),
-            (cv.dst_ip[r_at], cv.dst_port[r_at], cv.src_ip[r_at], cv.src_port[r_at]),
-            n_ip=len(cv.ips))
-        best = _best_reply_macs(f_conn, r_conn, f_mac, r_mac, macs)
-        for mac_r, mac_f in zip(best["mac_r"], best["mac_f"]):
+        for mac_r, mac_f in _reply_links(tv, cv, f_at, r_at, f_mac, r_mac, macs).items():
             if mac_f in servers and mac_r != mac_f:
                 servers[mac_f].macs.setdefault(vip_seg_role.get(mac_r, "vip-segment"), mac_r)
     linked = {m for rs in servers.values() for m in rs.macs.values()}
@@ -792,6 +787,31 @@ def _conn_keys(*sides: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], n_
         key += 1
         out.append(key)
     return out
+
+
+def _reply_links(tv: pd.DataFrame, cv: _Coded, f_at: np.ndarray, r_at: np.ndarray,
+                 f_mac: np.ndarray, r_mac: np.ndarray, macs: np.ndarray) -> dict[Any, Any]:
+    """reply MAC -> the forwarded-to MAC of the same server: paired per connection by its
+    handshake (the forwarded SYN's ISN, the SYN-ACK's ack - 1), exact even when a client reuses
+    a 4-tuple; reply MACs no handshake pairs are paired per 4-tuple (see _best_reply_macs)."""
+    f_conn, r_conn = _conn_keys(
+        (cv.src_ip[f_at], cv.src_port[f_at], cv.dst_ip[f_at], cv.dst_port[f_at]),
+        (cv.dst_ip[r_at], cv.dst_port[r_at], cv.src_ip[r_at], cv.src_port[r_at]),
+        n_ip=len(cv.ips))
+    flags = tv["tcp_flags"].to_numpy()
+    syn = np.flatnonzero((flags[f_at] & (SYN | ACK)) == SYN)
+    synack = np.flatnonzero((flags[r_at] & (SYN | ACK)) == (SYN | ACK))
+    links: dict[Any, Any] = {}
+    if len(syn) and len(synack):
+        isn = np.concatenate([tv["seq"].to_numpy()[f_at[syn]].astype(np.int64),
+                              (tv["ack"].to_numpy()[r_at[synack]].astype(np.int64) - 1) % MOD32])
+        keys = _packed([np.concatenate([f_conn[syn], r_conn[synack]]), isn])
+        best = _best_reply_macs(keys[:len(syn)], keys[len(syn):], f_mac[syn], r_mac[synack], macs)
+        links.update(zip(best["mac_r"], best["mac_f"]))
+    best = _best_reply_macs(f_conn, r_conn, f_mac, r_mac, macs)
+    for mac_r, mac_f in zip(best["mac_r"], best["mac_f"]):
+        links.setdefault(mac_r, mac_f)
+    return links
 
 
 def _best_reply_macs(f_conn: np.ndarray, r_conn: np.ndarray, f_mac: np.ndarray,
