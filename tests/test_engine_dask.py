@@ -291,3 +291,52 @@ def test_analysis_scenarios_same_report(tmp_path: Path, scheduler: str, change) 
     local, dask = _both([folder], scheduler, buckets=3)
     assert local["verdict"] == "fail"
     _same(local, dask)
+
+
+# Scenarios where the two engines' reports differ, and why.
+DIFFERENT = {
+    # The topology: the dask engine learns it from the extracts (SYN, SYN-ACK, RST, ARP/ND, the
+    # first frame per MAC pair); the local engine's leg votes over every client->VIP frame,
+    # confused by the nft director's unchanged TTL with a 20 ms clock offset, take the real
+    # server's rs-segment MAC for a director MAC (a known gap of the analysis: the dask engine
+    # happens to learn the true topology). Exact needs learn_topology over per-bucket vote
+    # counts (see the report).
+    "nft+clock_offset": "topology learned from the extracts, not every frame",
+}
+
+
+def _pinned_scenarios() -> list:
+    """The scenario generator's pinned scenarios (tests/test_scenarios_regressions.py)."""
+    import test_scenarios_regressions as regressions
+
+    return [pytest.param(p.values[0], id=p.id, marks=[pytest.mark.xfail(
+        strict=True, raises=AssertionError, reason=DIFFERENT[p.id])] if p.id in DIFFERENT else [])
+        for p in regressions.OPEN + regressions.FIXED]
+
+
+@pytest.mark.parametrize("sc", _pinned_scenarios())
+def test_generated_scenarios_same_report(tmp_path: Path, scheduler: str, sc) -> None:
+    """Right or not (the open classes are known gaps of the analysis), both engines say the
+    same on every pinned scenario: captures spans, capture edges, nft and IPVS directors, one
+    LAN, clock offsets, loops, GRO/TSO and reused 4-tuples."""
+    from scenarios.build import write_scenario
+
+    write_scenario(sc, tmp_path / "set")
+    _same(*_both([tmp_path / "set"], scheduler, buckets=3))
+
+
+def test_drawn_scenarios_same_report(tmp_path_factory, scheduler: str) -> None:
+    """Scenarios drawn by the generator's strategy (derandomized: the same draws every run)."""
+    from hypothesis import HealthCheck, given, settings
+    from scenarios.build import write_scenario
+    from scenarios.strategies import scenarios
+
+    @settings(max_examples=12, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(scenarios())
+    def both_agree(sc) -> None:
+        folder = tmp_path_factory.mktemp("drawn") / "set"
+        write_scenario(sc, folder)
+        _same(*_both([folder], scheduler, buckets=3))
+
+    both_agree()
