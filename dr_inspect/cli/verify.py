@@ -67,16 +67,36 @@ def write_output(text: str, output: Path | None) -> None:
 @click.option("--evidence-pcap", type=click.Path(path_type=Path, dir_okay=False),
               metavar="OUT.pcapng", help="Also write the frames behind each violation (the "
               "evidence kept, see --max-evidence), each with a comment naming the rule.")
+@click.option("--engine", type=click.Choice(("local", "dask")), default="local",
+              show_default=True, help="local: this process; dask: a Dask cluster (same report).")
+@click.option("--scheduler", metavar="ADDR",
+              help="dask: a running scheduler (tcp://host:8786); default: a LocalCluster.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              metavar="N", help="dask: LocalCluster workers (one thread each).")
+@click.option("--memory-limit", metavar="SIZE",
+              help="dask: memory per LocalCluster worker, e.g. 4GB (default: Dask's auto).")
+@click.option("--shard-dir", type=click.Path(path_type=Path), metavar="DIR",
+              help="dask: where the Parquet shards go (storage every worker sees at this path; "
+                   "default: the temp folder).")
 def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output,
-           max_evidence, evidence_pcap) -> None:
+           max_evidence, evidence_pcap, engine, scheduler, workers, memory_limit,
+           shard_dir) -> None:
     """Verify the LVS-DR invariants on a capture set (a directory or capture files).
 
     Exit status: 0 when no error-severity rule failed, 1 when one did, 2 for bad input.
     """
     options = verify_options(vips, topology_file, rule_files, window_ms, max_evidence)
+    if engine == "dask" and fmt == "html":
+        raise InputError("--format html needs the local engine (--engine local)")
     with StatusLine(quiet=quiet) as status:
         status.show(f"verifying {len(paths)} path(s) ...")
-        if fmt == "html":
+        if engine == "dask":
+            report, text = _verify_on_dask(
+                paths, options, fmt, output is None and sys.stdout.isatty(), status.show,
+                dict(scheduler=scheduler, workers=workers, memory_limit=memory_limit,
+                     shard_dir=shard_dir, on_start=None if quiet else lambda line: click.echo(
+                         line, err=True)))
+        elif fmt == "html":
             from dr_inspect.report.build import html_report
             report, text = html_report(paths, options, progress=status.show)
         elif fmt == "json":
@@ -102,3 +122,19 @@ def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output
     if output is not None:
         click.echo(f"{output}: {verdict_line(report)}")
     sys.exit(report.exit_code)
+
+
+def _verify_on_dask(paths, options: VerifyOptions, fmt: str, colour: bool, progress,
+                    dask: dict) -> tuple:
+    """(report, text) as the local engine gives them, computed on Dask (dask: DaskOptions'
+    fields)."""
+    from dr_inspect.distributed import DaskOptions, analyse_on_dask
+    from dr_inspect.report.flow_list import connection_rows
+    from dr_inspect.report.json_report import render_json
+
+    report, flows = analyse_on_dask(paths, options, progress=progress, dask=DaskOptions(**dask))
+    if fmt == "json":
+        return report, render_json(report, connection_rows(flows))
+    if fmt == "table":
+        return report, render_table(report, colour=colour)
+    return report, {"junit": render_junit, "markdown": render_markdown}[fmt](report)

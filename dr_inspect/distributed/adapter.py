@@ -1,0 +1,287 @@
+"""The one place the distributed engine touches the single-machine analysis.
+
+Everything the engine needs from dr_inspect.analysis, dr_inspect.correlate, dr_inspect.topology,
+dr_inspect.rules and dr_inspect.decode.pointset goes through this module, so a change there is
+adapted here alone.
+
+Three steps of the single-machine pipeline are global and cannot run inside a bucket: the clock
+offsets (estimate_offsets), the topology (learn_vips, learn_topology) and, for the rules over
+the per-frame tables, their evaluation over the whole tables. The engine computes them for the
+whole set; they are pinned into every bucket's `correlate` call and into the report's
+analyse_packets call. None of these functions takes them as arguments yet, so the module-level
+names they call are wrapped (once, idempotently) by functions that return the pinned value when
+the call carries one (a marked TopologyPins or hosts mapping in the bucket's correlate call; a
+value set for this thread while build_report runs) and call the original otherwise. The hook
+that would replace this: `correlate(..., learned=(vips, topology), offsets=(estimated,
+applied))`, `analyse_packets(..., correlation=corr, results={rule id: RuleResult})`.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+import dr_inspect.analysis.correlation as _correlation_mod
+import dr_inspect.analysis.pipeline as _pipeline_mod
+import dr_inspect.rules.engine as _engine_mod
+from dr_inspect.analysis.correlation import Correlation
+from dr_inspect.analysis import hosts
+from dr_inspect.analysis.paths import _with_host_pins
+from dr_inspect.analysis.pipeline import CaptureFacts, LoadedOptions, analyse_packets, load_options
+from dr_inspect.capturefacts import capture_span_of, clock_hosts, manifest_vip, scheduler_of
+from dr_inspect.captureset import CaptureSet, load_capture_set
+from dr_inspect.correlate.combine import combine_points
+from dr_inspect.correlate.hops import (CLOCK_TOLERANCE_NS, ESTIMATE_WINDOW_NS, NEVER, _deltas,
+                                       _first_sightings)
+from dr_inspect.correlate.keys import is_tcp, packet_ids, point_codes, tcp_view
+from dr_inspect.correlate.tables import arp_table
+from dr_inspect.decode import decode_file
+from dr_inspect.decode.pointset import _decode_plan, _point_file_label
+from dr_inspect.model import PointSummary, RuleResult, VerifyReport
+from dr_inspect.options import VerifyOptions
+from dr_inspect.rules.engine import evaluate_rule
+from dr_inspect.topology import TopologyPins, merge_pins
+from dr_inspect.topology.learn import LearnedTopology, LearnedVips, learn_topology, learn_vips
+from dr_inspect.topology.pins import manifest_rs_names
+
+__all__ = ["CLOCK_TOLERANCE_NS", "CaptureContext", "Correlation", "ESTIMATE_WINDOW_NS", "Pinned",
+           "analyse_bucket", "build_report", "capture_context", "combine_points", "decode_file",
+           "decode_plan", "evaluate_rule", "global_arp_table", "is_tcp", "join_host_causes",
+           "learn_on", "pair_deltas", "pinned_pins", "pins_for", "point_file_label",
+           "rule_variables", "with_ts"]
+
+decode_plan = _decode_plan
+point_file_label = _point_file_label
+
+
+@dataclass
+class Pinned:
+    """What the whole set gave, pinned into each bucket's correlate call."""
+
+    vips: LearnedVips
+    topology: LearnedTopology | None = None
+
+
+class _OffsetHosts(dict):
+    """The hosts mapping (point -> capturing host) carrying the set's clock offsets."""
+
+    offsets: tuple[dict[str, int], dict[str, int]] = ({}, {})
+
+
+def _marked(pins: Any) -> Pinned | None:
+    return getattr(pins, "_dr_pinned", None)
+
+
+def _wrap_once(module: Any, name: str, pinned: Callable[..., Any]) -> None:
+    """module.name becomes a function that returns pinned(*args, **kw) when that is not None,
+    else calls the original (installed once per process)."""
+    original = getattr(module, name)
+    if getattr(original, "_dr_wrapped", False):
+        return
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        value = pinned(*args, **kw)
+        return original(*args, **kw) if value is None else value
+
+    wrapper._dr_wrapped = True   # type: ignore[attr-defined]
+    setattr(module, name, wrapper)
+
+
+def _arg(args: tuple, kw: dict, at: int, name: str) -> Any:
+    return args[at] if len(args) > at else kw.get(name)
+
+
+def _pinned_vips(*args: Any, **kw: Any) -> LearnedVips | None:
+    marked = _marked(_arg(args, kw, 2, "pins"))
+    return marked.vips if marked else None
+
+
+def _pinned_topology(*args: Any, **kw: Any) -> LearnedTopology | None:
+    marked = _marked(_arg(args, kw, 3, "pins"))
+    return marked.topology if marked else None
+
+
+def _pinned_offsets(*args: Any, **kw: Any) -> tuple[dict, dict] | None:
+    hosts = _arg(args, kw, 2, "hosts")
+    return copy.deepcopy(hosts.offsets) if isinstance(hosts, _OffsetHosts) else None
+
+
+# while build_report runs in this thread: the merged correlation, and the results of the rules
+# already evaluated bucket by bucket
+_REPORT = threading.local()
+
+
+def _pinned_correlation(*args: Any, **kw: Any) -> Correlation | None:
+    return getattr(_REPORT, "correlation", None)
+
+
+def _presolved_rule(rule: Any, *args: Any, **kw: Any) -> RuleResult | None:
+    result = getattr(_REPORT, "results", {}).get(rule.id)
+    # a copy: the engine adds the rule's notes to it
+    return copy.deepcopy(result) if result is not None else None
+
+
+_INSTALL_LOCK = threading.Lock()
+
+
+def _install() -> None:
+    with _INSTALL_LOCK:
+        _wrap_once(_correlation_mod, "learn_vips", _pinned_vips)
+        _wrap_once(_correlation_mod, "learn_topology", _pinned_topology)
+        _wrap_once(_correlation_mod, "estimate_offsets", _pinned_offsets)
+        _wrap_once(_pipeline_mod, "correlate", _pinned_correlation)
+        _wrap_once(_engine_mod, "evaluate_rule", _presolved_rule)
+
+
+def pinned_pins(pins: TopologyPins, pinned: Pinned) -> TopologyPins:
+    """A copy of pins that carries the set's learned values."""
+    out = copy.copy(pins)
+    out._dr_pinned = pinned      # type: ignore[attr-defined]
+    return out
+
+
+# -- the capture set -------------------------------------------------------------------------
+
+@dataclass
+class CaptureContext:
+    """What analyse_paths reads from the capture set besides the frames."""
+
+    cs: CaptureSet
+    options: VerifyOptions
+    loaded: LoadedOptions              # rules and the topology file (with the hosts' facts)
+    roles: dict[str, str]
+    facts: CaptureFacts                # without the summaries and errors (the decode's)
+    manifest_vip: str | None
+    snapshots: dict[str, dict[str, Any]]
+    snapshot_errors: list[str]
+
+    @property
+    def rules(self) -> list:
+        return self.loaded.rules
+
+
+def capture_context(paths: list[str | Path], options: VerifyOptions) -> CaptureContext:
+    """As analyse_paths prepares them (the host snapshots complete the pins and names)."""
+    cs = load_capture_set(list(paths))
+    loaded = load_options(options)
+    rs_names = manifest_rs_names(cs.capture.get("real_servers"))
+    snaps, snap_errors = hosts.read_snapshots(cs)
+    if snaps:
+        for rip, name in hosts.farm_names(snaps).items():
+            rs_names.setdefault(rip, name)
+        loaded = _with_host_pins(loaded, snaps)
+    facts = CaptureFacts(scheduler=scheduler_of(cs) or options.scheduler, hosts=clock_hosts(cs),
+                         rs_names=rs_names, capture_span=capture_span_of(cs))
+    return CaptureContext(cs=cs, options=options, loaded=loaded,
+                          roles={p.name: p.role for p in cs.points}, facts=facts,
+                          manifest_vip=manifest_vip(cs), snapshots=snaps,
+                          snapshot_errors=snap_errors)
+
+
+def pins_for(ctx: CaptureContext, vips: tuple[str, ...]) -> TopologyPins:
+    """The pins analyse_packets merges for these VIPs."""
+    return merge_pins(ctx.loaded.file_pins, list(vips), ctx.roles, ctx.facts.rs_names)
+
+
+def with_fallback_vip(ctx: CaptureContext) -> CaptureContext:
+    """The context analyse_paths retries with when no VIP is found: the manifest's VIP, and no
+    scheduler from the manifest (as it has always been)."""
+    options = replace(ctx.options, vips=(ctx.manifest_vip,))
+    return replace(ctx, options=options, loaded=replace(ctx.loaded, options=options),
+                   facts=replace(ctx.facts, scheduler=ctx.options.scheduler))
+
+
+# -- global steps on small tables ----------------------------------------------------------------
+
+def with_ts(pk: pd.DataFrame, applied: dict[str, int]) -> pd.DataFrame:
+    """pk with the clock-adjusted `ts` column as prepare makes it (ts_ns shared while no clock
+    is corrected)."""
+    pk["ts"] = pk["ts_ns"] if pk["ts_ns"].dtype == np.int64 else pk["ts_ns"].to_numpy(np.int64)
+    if any(applied.values()):
+        codes, names = point_codes(pk["point"])
+        per_point = np.array([applied.get(n, 0) for n in names] + [0], dtype=np.int64)
+        pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64) - per_point[codes]
+    return pk
+
+
+def learn_on(pk: pd.DataFrame, points: list[str], pins: TopologyPins,
+             vips: LearnedVips | None = None) -> LearnedVips | LearnedTopology:
+    """learn_vips (vips None) or learn_topology over pk (which has `ts`, see with_ts)."""
+    tv = tcp_view(pk)
+    if vips is None:
+        return learn_vips(pk, tv, pins)
+    return learn_topology(pk, tv, points, pins, vips)
+
+
+def global_arp_table(pk: pd.DataFrame, topo: LearnedTopology) -> pd.DataFrame:
+    return arp_table(pk, topo)
+
+
+def pair_deltas(pk: pd.DataFrame) -> tuple[int, dict[tuple[str, str], np.ndarray]]:
+    """(TCP rows, {(point, ref): first-sighting deltas within the estimate window}) of the
+    packets of pk: what estimate_offsets compares, for the packets of one bucket."""
+    tv = tcp_view(pk)
+    if len(tv) == 0:
+        return 0, {}
+    packet = packet_ids(tv)
+    f = _first_sightings(tv, packet)
+    scratch = np.full(int(packet.max()) + 1, NEVER, dtype=np.int64)
+    out = {}
+    for p in f:
+        for ref in f:
+            if p != ref:
+                d = _deltas(f[p], f[ref], scratch)
+                out[(p, ref)] = d[np.abs(d) <= ESTIMATE_WINDOW_NS]
+    return len(tv), out
+
+
+# -- buckets and the report ------------------------------------------------------------------
+
+def analyse_bucket(pk: pd.DataFrame, points: list[str], pins: TopologyPins, window_ms: float,
+                   offsets: tuple[dict[str, int], dict[str, int]],
+                   capture_span: tuple[int, int] | None) -> Correlation:
+    """correlate() over one bucket's packets (pk: combined, every point, no `ts`) with the set's
+    topology (in pins, see pinned_pins) and clock offsets."""
+    _install()
+    hosts = _OffsetHosts()
+    hosts.offsets = offsets
+    return _correlation_mod.correlate({p: pd.DataFrame() for p in points}, pins=pins,
+                                      window_ms=window_ms, hosts=hosts, combined=pk,
+                                      capture_span=capture_span)
+
+
+def rule_variables(topo: LearnedTopology, ctx: CaptureContext, n_points: int) -> dict[str, Any]:
+    """The variables analyse_packets gives the rules."""
+    return {"window_ms": ctx.options.window_ms,
+            "scheduler": topo.scheduler or ctx.facts.scheduler or "unknown",
+            "shape": topo.shape, "points": n_points}
+
+
+def build_report(ctx: CaptureContext, corr: Correlation, summaries: list[PointSummary],
+                 errors: list[str], presolved: dict[str, RuleResult] | None = None
+                 ) -> VerifyReport:
+    """The report analyse_packets makes of the merged correlation. presolved: results of rules
+    already evaluated (bucket by bucket); the other rules are evaluated on corr's tables."""
+    _install()
+    _REPORT.correlation, _REPORT.results = corr, presolved or {}
+    try:
+        facts = replace(ctx.facts, summaries=summaries, errors=list(errors))
+        analysis = analyse_packets({s.name: pd.DataFrame() for s in summaries}, ctx.roles,
+                                   ctx.loaded, facts, combined=corr.packets)
+    finally:
+        _REPORT.correlation, _REPORT.results = None, {}
+    return analysis.report
+
+
+def join_host_causes(ctx: CaptureContext, report: VerifyReport) -> None:
+    """The snapshots' errors and host causes into the report, as analyse_paths ends."""
+    report.errors.extend(ctx.snapshot_errors)
+    hosts.join_host_causes(ctx.snapshots, report)
