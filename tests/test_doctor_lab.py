@@ -29,7 +29,7 @@ RS_FAULTS = {
     "reply-via-director": ("HC005", "clients 192.168.7.0/24", set()),
     "rs-rp-filter": ("HC004", "eth12", set()),
     "port-mismatch": ("HC006", "192.168.7.33:8000", set()),
-    "forwarding-loop": ("HC001", "VIP", set()),
+    "forwarding-loop": ("HC001", "VIP", {"HC007"}),       # it forwards without the VIP: a loop
 }
 
 
@@ -70,7 +70,8 @@ def test_healthy_lab_passes_every_check():
         for report in (rs, director):
             assert [c.line for c in report.checks if c.status == "fail"] == []
             assert report.exit_code == 0
-        assert {c.id for c in rs.checks if c.status == "pass"} == {"HC001", "HC002", "HC003", "HC004", "HC005", "HC006"}
+        assert {c.id for c in rs.checks if c.status == "pass"} == {"HC001", "HC002", "HC003", "HC004", "HC005", "HC006",
+                                                                   "HC007"}
         # The nft director is no IPVS: the rule is recognised; RIP reachability cannot be read from it.
         assert {c.id for c in director.checks if c.status == "pass"} == {"HC010", "HC011", "HC012", "HC014"}
         assert [c.id for c in director.checks if c.status == "not-checked"] == ["HC013"]

@@ -293,16 +293,10 @@ def test_analysis_scenarios_same_report(tmp_path: Path, scheduler: str, change) 
     _same(local, dask)
 
 
-# Scenarios where the two engines' reports differ, and why.
-DIFFERENT = {
-    # The topology: the dask engine learns it from the extracts (SYN, SYN-ACK, RST, ARP/ND, the
-    # first frame per MAC pair); the local engine's leg votes over every client->VIP frame,
-    # confused by the nft director's unchanged TTL with a 20 ms clock offset, take the real
-    # server's rs-segment MAC for a director MAC (a known gap of the analysis: the dask engine
-    # happens to learn the true topology). Exact needs learn_topology over per-bucket vote
-    # counts (see the report).
-    "nft+clock_offset": "topology learned from the extracts, not every frame",
-}
+# Scenarios where the two engines' reports differ, and why (none today: the local engine's
+# leg ranking no longer trips over the nft director's unchanged TTL with a clock offset, which
+# the dask engine's extracts happened to avoid).
+DIFFERENT: dict[str, str] = {}
 
 
 def _pinned_scenarios() -> list:
