@@ -17,7 +17,7 @@ from dr_inspect.analysis import hosts
 from dr_inspect.analysis.pipeline import CaptureFacts, LoadedOptions, analyse_packets, load_options
 from dr_inspect.analysis.result import Analysis
 from dr_inspect.capturefacts import capture_span_of, clock_hosts, manifest_vip, scheduler_of
-from dr_inspect.captureset import load_capture_set
+from dr_inspect.captureset import CaptureSet, load_capture_set
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.decode.pointset import decode_set
 from dr_inspect.errors import DrInspectError, InputError, TopologyError
@@ -44,16 +44,8 @@ def analyse_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOp
     # one combined table; the per-point tables are dropped (only names and order are kept)
     combined = combine_points(packets)
     packets = {name: pd.DataFrame() for name in packets}
-    rs_names = manifest_rs_names(cs.capture.get("real_servers"))
-    snaps, snap_errors = hosts.read_snapshots(cs)
-    if snaps:
-        # the hosts name the real servers the manifest does not
-        for rip, name in hosts.farm_names(snaps).items():
-            rs_names.setdefault(rip, name)
-        loaded = _with_host_pins(loaded, snaps)
-    facts = CaptureFacts(summaries=summaries, errors=errors,
-                         scheduler=scheduler_of(cs) or options.scheduler, hosts=clock_hosts(cs),
-                         rs_names=rs_names, capture_span=capture_span_of(cs))
+    loaded, facts, snaps, snap_errors = capture_facts(cs, loaded)
+    facts = replace(facts, summaries=summaries, errors=errors)
     try:
         analysis = analyse_packets(packets, roles, loaded, facts, combined=combined,
                                    progress=progress)
@@ -72,6 +64,24 @@ def analyse_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOp
     analysis.report.errors.extend(snap_errors)
     hosts.join_host_causes(snaps, analysis.report)
     return analysis
+
+
+def capture_facts(cs: CaptureSet, loaded: LoadedOptions
+                  ) -> tuple[LoadedOptions, CaptureFacts, hosts.Snapshots, list[str]]:
+    """What a capture set says besides its packets: the options completed by its host
+    snapshots (pins), the facts (scheduler, clock hosts, real-server names, capture span), the
+    snapshots and the errors of unreadable ones."""
+    rs_names = manifest_rs_names(cs.capture.get("real_servers"))
+    snaps, snap_errors = hosts.read_snapshots(cs)
+    if snaps:
+        # the hosts name the real servers the manifest does not
+        for rip, name in hosts.farm_names(snaps).items():
+            rs_names.setdefault(rip, name)
+        loaded = _with_host_pins(loaded, snaps)
+    facts = CaptureFacts(scheduler=scheduler_of(cs) or loaded.options.scheduler,
+                         hosts=clock_hosts(cs), rs_names=rs_names,
+                         capture_span=capture_span_of(cs))
+    return loaded, facts, snaps, snap_errors
 
 
 def _with_host_pins(loaded: LoadedOptions, snaps: hosts.Snapshots) -> LoadedOptions:

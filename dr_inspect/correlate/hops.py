@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -64,19 +66,34 @@ def estimate_offsets(tv: pd.DataFrame, points: list[str], hosts: dict[str, str] 
     f = _first_sightings(tv, packet)
     nothing = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     scratch = np.full(int(packet.max()) + 1, NEVER, dtype=np.int64)
+
+    def pair(p: str, ref: str) -> tuple[int, int] | None:
+        d = _deltas(f.get(p, nothing), f.get(ref, nothing), scratch)
+        d = d[np.abs(d) <= ESTIMATE_WINDOW_NS]
+        return (_densest_offset(d), len(d)) if len(d) else None
+
+    return resolve_offsets(points, hosts, pair)
+
+
+def resolve_offsets(points: list[str], hosts: dict[str, str],
+                    pair: Callable[[str, str], tuple[int, int] | None]
+                    ) -> tuple[dict[str, int], dict[str, int]]:
+    """(estimated, applied) offset per point against the first point, from pair(p, ref): the
+    offset of p's clock against ref's and the number of packets it rests on (None: no packet
+    seen at both). Each point takes it from the known point it shares the most packets with;
+    points of the first point's host share its clock."""
+    est = {p: 0 for p in points}
     known = {points[0]}
     for _ in range(len(points)):
         progressed = False
         for p in points:
             if p in known:
                 continue
-            mine = f.get(p, nothing)
             best = None
             for ref in sorted(known):
-                d = _deltas(mine, f.get(ref, nothing), scratch)
-                d = d[np.abs(d) <= ESTIMATE_WINDOW_NS]
-                if len(d) and (best is None or len(d) > best[1]):
-                    best = (_densest_offset(d) + est[ref], len(d))
+                found = pair(p, ref)
+                if found is not None and found[1] and (best is None or found[1] > best[1]):
+                    best = (found[0] + est[ref], found[1])
             if best is not None:
                 est[p] = best[0]
                 known.add(p)

@@ -33,13 +33,13 @@ import dr_inspect.analysis.pipeline as _pipeline_mod
 import dr_inspect.rules.engine as _engine_mod
 from dr_inspect.analysis.correlation import Correlation
 from dr_inspect.analysis import hosts
-from dr_inspect.analysis.paths import _with_host_pins
+from dr_inspect.analysis.paths import capture_facts
 from dr_inspect.analysis.pipeline import CaptureFacts, LoadedOptions, analyse_packets, load_options
-from dr_inspect.capturefacts import capture_span_of, clock_hosts, manifest_vip, scheduler_of
+from dr_inspect.capturefacts import manifest_vip
 from dr_inspect.captureset import CaptureSet, load_capture_set
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import (CLOCK_TOLERANCE_NS, ESTIMATE_WINDOW_NS, NEVER, _deltas,
-                                       _first_sightings)
+                                       _first_sightings, resolve_offsets)
 from dr_inspect.correlate.keys import is_tcp, packet_ids, point_codes, tcp_view
 from dr_inspect.correlate.tables import arp_table
 from dr_inspect.decode import decode_file
@@ -49,13 +49,12 @@ from dr_inspect.options import VerifyOptions
 from dr_inspect.rules.engine import evaluate_rule
 from dr_inspect.topology import TopologyPins, merge_pins
 from dr_inspect.topology.learn import LearnedTopology, LearnedVips, learn_topology, learn_vips
-from dr_inspect.topology.pins import manifest_rs_names
 
 __all__ = ["CLOCK_TOLERANCE_NS", "CaptureContext", "Correlation", "ESTIMATE_WINDOW_NS", "Pinned",
            "analyse_bucket", "build_report", "capture_context", "combine_points", "decode_file",
            "decode_plan", "evaluate_rule", "global_arp_table", "is_tcp", "join_host_causes",
            "learn_on", "pair_deltas", "pinned_pins", "pins_for", "point_file_label",
-           "rule_variables", "with_ts"]
+           "resolve_offsets", "rule_variables", "with_ts"]
 
 decode_plan = _decode_plan
 point_file_label = _point_file_label
@@ -171,15 +170,7 @@ class CaptureContext:
 def capture_context(paths: list[str | Path], options: VerifyOptions) -> CaptureContext:
     """As analyse_paths prepares them (the host snapshots complete the pins and names)."""
     cs = load_capture_set(list(paths))
-    loaded = load_options(options)
-    rs_names = manifest_rs_names(cs.capture.get("real_servers"))
-    snaps, snap_errors = hosts.read_snapshots(cs)
-    if snaps:
-        for rip, name in hosts.farm_names(snaps).items():
-            rs_names.setdefault(rip, name)
-        loaded = _with_host_pins(loaded, snaps)
-    facts = CaptureFacts(scheduler=scheduler_of(cs) or options.scheduler, hosts=clock_hosts(cs),
-                         rs_names=rs_names, capture_span=capture_span_of(cs))
+    loaded, facts, snaps, snap_errors = capture_facts(cs, load_options(options))
     return CaptureContext(cs=cs, options=options, loaded=loaded,
                           roles={p.name: p.role for p in cs.points}, facts=facts,
                           manifest_vip=manifest_vip(cs), snapshots=snaps,

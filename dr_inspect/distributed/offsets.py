@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dr_inspect.distributed.adapter import CLOCK_TOLERANCE_NS, pair_deltas
+from dr_inspect.distributed.adapter import CLOCK_TOLERANCE_NS, pair_deltas, resolve_offsets
 from dr_inspect.distributed.buckets import read_bucket
 from dr_inspect.distributed.shards import write_table
 
@@ -135,29 +135,8 @@ def estimate(files: list[str], counts: dict[Pair, int], n_tcp: int, points: list
     if len(points) < 2 or n_tcp == 0:
         return est, dict(est)
     offset = _offsets(files, [pair for pair, n in counts.items() if n], run)
-    known = {points[0]}
-    for _ in range(len(points)):
-        progressed = False
-        for p in points:
-            if p in known:
-                continue
-            best = None
-            for ref in sorted(known):
-                n = counts.get((p, ref), 0)
-                if n and (best is None or n > best[1]):
-                    best = (offset[(p, ref)] + est[ref], n)
-            if best is not None:
-                est[p] = best[0]
-                known.add(p)
-                progressed = True
-        if not progressed:
-            break
-    ref_host = hosts.get(points[0], "")
-    for p in points:
-        if ref_host and hosts.get(p) == ref_host:
-            est[p] = 0
-    applied = {p: (v if abs(v) > CLOCK_TOLERANCE_NS else 0) for p, v in est.items()}
-    return est, applied
+    return resolve_offsets(points, hosts, lambda p, ref: (
+        (offset[(p, ref)], counts[(p, ref)]) if counts.get((p, ref), 0) else None))
 
 
 def bucket_files(root: str, bucket: int) -> tuple[str, str]:
