@@ -268,8 +268,8 @@ def to_vip_table(tv: pd.DataFrame, rows: np.ndarray, topo: LearnedTopology, conn
     # the director: it is judged as arriving there, and DR007 names it lost
     ingress |= member(dst_mac, topo.silent_macs) & ~src_is_director
     # the director sending to its own MAC (a copy it did not re-address, on a shared LAN) is
-    # no arrival
-    ingress &= ~(src_is_director & _same_text(src_mac, dst_mac))
+    # no arrival, nor is a real server sending a forwarded packet back (a loop)
+    ingress &= ~(src_is_director & _same_text(src_mac, dst_mac)) & ~member(src_mac, rs_names)
     forwarded = src_is_director & ~dst_is_director
     leg = np.full(len(rows), 2, dtype=np.int8)
     leg[forwarded] = 1
@@ -455,8 +455,9 @@ def _match_copies(ing: dict, cand: dict, window_ns: int, n_loose: int | None = N
 
 @dataclass
 class _LooseKeys:
-    """Dense integer ids of the loose key (LOOSE_KEY) and of the loose key with the IP ID, for
-    two sets of view rows (a: ingress frames, b: real-server-side frames)."""
+    """Dense integer ids of the loose key (LOOSE_KEY) and of the loose key with the IP ID and
+    the payload length, for two sets of view rows (a: ingress frames, b: real-server-side
+    frames)."""
     loose_a: np.ndarray
     loose_b: np.ndarray
     ident_a: np.ndarray
@@ -496,11 +497,16 @@ def _loose_keys(tv: pd.DataFrame, packet: np.ndarray, rows_a: np.ndarray, rows_b
                           n_loose=n_loose, n_ident=n_loose)
     ident = loose.copy()
     ip_id = tv["ip_id"].to_numpy()[rep[shared]].astype(np.int64)
-    if n_loose < 1 << 29 and ip_id.min() >= -1 and ip_id.max() < (1 << 33) - 1:
-        pair = ident[shared] << 33 | (ip_id + 1)     # exact: (loose id, IP ID) in 62 bits
+    # the length too: a pure ACK and the data segment after it share seq, ack and flags (and,
+    # in IPv6, have no IP ID): each must find its own copy first, GRO/TSO ones by seq range
+    length = tv["payload_len"].to_numpy()[rep[shared]].astype(np.int64)
+    if (n_loose < 1 << 29 and ip_id.min() >= -1 and ip_id.max() < (1 << 17) - 1
+            and length.min() >= 0 and length.max() < 1 << 17):
+        # exact: (loose id, IP ID, length) in 63 bits
+        pair = ident[shared] << 34 | (ip_id + 1) << 17 | length
     else:
-        pair = hash_key(pd.DataFrame({"loose": ident[shared], "ip_id": ip_id}),
-                        ["loose", "ip_id"])
+        pair = hash_key(pd.DataFrame({"loose": ident[shared], "ip_id": ip_id, "len": length}),
+                        ["loose", "ip_id", "len"])
     # these packets get ids after the loose ids (those of their loose keys stay unused)
     pair_ids, pairs = pd.factorize(pair)
     ident[shared] = n_loose + pair_ids
@@ -532,7 +538,9 @@ def _coalesced_copies(m: dict, cand_all: dict, window_ns: int) -> tuple[np.ndarr
                        "copy_ts": cand_all["ts"], "copy_payload_len": cand_all["payload_len"],
                        "cpos": np.arange(len(cand_all["conn"]), dtype=np.int64)})
     rr["copy_rseq"] = rr["rseq"]
-    rr = rr.sort_values("rseq", kind="stable")
+    # a frame without payload carries none of a segment's bytes (a pure ACK at the same seq
+    # would hide the piece that does)
+    rr = rr[rr["copy_payload_len"].to_numpy() > 0].sort_values("rseq", kind="stable")
     lm = lm.sort_values("rseq", kind="stable")
     g = pd.merge_asof(lm, rr, on="rseq", by="conn", direction="backward")
     found = g["cpos"].notna().to_numpy()
@@ -617,14 +625,31 @@ def copy_keys(tv: pd.DataFrame, topo: LearnedTopology, view_rows: np.ndarray,
     topo.vips)); packet: the view's packet ids (tcp_view). The table itself is not read: the
     keys can be made while it is built."""
     rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
-    # a frame to the director's ingress MAC is an original, unless the director sent it: then
-    # it is a copy the director did not re-address (DR001 names it, DR007 must not call the
-    # packet lost)
-    original = (member(tv["dst_mac"], topo.director_in)
+    # a copy leaves the director: a frame another host sends to a director MAC (a client's
+    # original, a looping real server's frame coming back) or to a silent MAC (a client's
+    # stale ARP entry) is none. One the director sends to its own MAC is a copy it did not
+    # re-address (DR001 names it, DR007 must not call the packet lost)
+    not_copy = (member(tv["dst_mac"], topo.director_macs | topo.silent_macs)
                 & ~member(tv["src_mac"], topo.director_out))
-    rs_rows = np.flatnonzero(member(tv["point"], rs_points) & ~original
+    rs_rows = np.flatnonzero(member(tv["point"], rs_points) & ~not_copy
                              & ~endpoint_in(tv["src_ip"], tv["src_port"], topo.vips))
     return CopyKeys(keys=_loose_keys(tv, packet, view_rows, rs_rows), rs_rows=rs_rows)
+
+
+def _first_forward_first(cand: dict, ttl: np.ndarray, n_loose: int, window_ns: int) -> dict:
+    """cand with the times it is matched on pushed beyond the window for every copy whose TTL
+    is below the highest of its packet's copies: a packet forwarded again and again (a loop)
+    is matched to its first forwarding, not to whichever repetition an uncorrected clock puts
+    nearest."""
+    if len(ttl) == 0:
+        return cand
+    ttl = ttl.astype(np.int64)
+    top = np.full(n_loose, -1, dtype=np.int64)
+    np.maximum.at(top, cand["lkey"], ttl)
+    deficit = top[cand["lkey"]] - ttl
+    if not deficit.any():
+        return cand
+    return {**cand, "ts": cand["ts"] + deficit * (2 * window_ns + 1)}
 
 
 def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.ndarray,
@@ -646,7 +671,8 @@ def _find_copies(tv: pd.DataFrame, tovt: pd.DataFrame, ipos: np.ndarray, ts: np.
     n_loose, n_ident = keys.n_loose, keys.n_ident
     del keys, picked, found_keys
 
-    copy = _match_copies(ing, cand, window_ns, n_loose, n_ident)
+    copy = _match_copies(ing, _first_forward_first(cand, tv["ttl"].to_numpy()[cpos], n_loose,
+                                                   window_ns), window_ns, n_loose, n_ident)
     copy_tv = np.append(cpos, -1)[copy]      # tv row of each copy (copy -1: the appended -1)
     del copy
     has = copy_tv >= 0
@@ -1160,7 +1186,13 @@ def _flows_from_to_vip(tovt: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarra
     pick = _first_per_flow(t_flow[syn_in], t_ts[syn_in], n)
     row = np.append(syn_in, -1)[pick]        # pick -1: the appended -1
     if (row < 0).any():
-        # flows without an ingress SYN: their first frame (only their rows are looked at)
+        # flows without an ingress SYN (dropped from the capture there): their SYN elsewhere
+        # (its forwarded copy), else their first frame (only their rows are looked at)
+        syn_any = np.flatnonzero((row < 0)[t_flow]
+                                 & ((tovt["tcp_flags"].to_numpy() & (SYN | ACK)) == SYN))
+        found = _first_per_flow(t_flow[syn_any], t_ts[syn_any], n)
+        row = np.where(row >= 0, row, np.append(syn_any, -1)[found])
+    if (row < 0).any():
         rest = np.flatnonzero((row < 0)[t_flow])
         fallback = _first_per_flow(t_flow[rest], t_ts[rest], n)
         row = np.where(row >= 0, row, np.append(rest, -1)[fallback])

@@ -528,8 +528,10 @@ def _leg_votes(key: np.ndarray | None, src: np.ndarray, dst: np.ndarray, ttl: np
     del new_packet, leg_ttl, leg_ts
     # every leg that is not a packet's original is one of its copies
     in_votes = np.bincount(dst[first[original]], minlength=n_mac)
-    rs_votes = np.bincount(dst[first], minlength=n_mac) - in_votes
     first_copy = first[first_copy]
+    # the first copy goes to a real server; later legs may be a loop coming back (a real server
+    # routing the packet to the director again): not votes for a real server
+    rs_votes = np.bincount(dst[first_copy], minlength=n_mac)
     copy_src, copy_dst = _combos([src[first_copy], dst[first_copy]], [n_mac, n_mac])
     return in_votes, rs_votes, copy_src, copy_dst
 
@@ -636,8 +638,24 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
         packet = None
         key = (tv["strict_key"].to_numpy(dtype=np.uint64)[tov] if "strict_key" in tv.columns
                else hash_key(tv.iloc[tov], STRICT_KEY))
+    # a packet's legs rank by TTL (IPVS lowers it), then by the point's pinned role (a leg on
+    # the VIP segment before one on the real-server segment), then by whether the leg's sender
+    # relays VIP frames (it also receives them: a director, a looping real server; a client
+    # only sends), then by whether it is a client (a MAC replies from the VIP go to and never
+    # come from): the nft director keeps the TTL, and corrected clocks can put a copy
+    # microseconds before its original; then by time
+    relays = np.zeros(n_mac, dtype=np.int32)
+    relays[np.intersect1d(tc_src, tc_dst)] = 1
+    is_client = np.zeros(n_mac, dtype=np.int32)
+    is_client[np.unique(cv.dst_mac[rep])] = 1
+    is_client[np.unique(cv.src_mac[rep])] = 0
+    on_vip_segment = np.array([pins.roles.get(p) == "vip-segment" for p in point_values] + [0],
+                              dtype=np.int32)
+    rank = (tv["ttl"].to_numpy()[tov].astype(np.int32) * 8 + on_vip_segment[t_point] * 4
+            + (1 - relays[t_src]) * 2 + is_client[t_src])
     in_votes, rs_votes, copy_src, copy_dst = _leg_votes(
-        key, t_src, t_dst, tv["ttl"].to_numpy()[tov], tv["ts"].to_numpy()[tov], n_mac, packet)
+        key, t_src, t_dst, rank, tv["ts"].to_numpy()[tov], n_mac, packet)
+    del rank
     del key, packet
     director_in = {macs[m] for m in np.flatnonzero((in_votes > rs_votes) & named)}
     senders = _senders(pk)
@@ -669,6 +687,9 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
                              _member(macs, dmacs))
 
     client_macs = {macs[m] for m in tc_src[is_in[tc_dst]]} - dmacs - {""}
+    # a MAC the director forwards to is a real server: when it routes VIP packets back to the
+    # director (a loop) it sends to it too, but is no client
+    client_macs -= {macs[m] for m in copy_dst}
     unserved = _unserved(tv, cv, vips, is_in)
     # VIP frames from clients to a MAC that never sends anything: a stale ARP entry for the
     # VIP (a former director); they were meant for the director and are lost before it
@@ -728,7 +749,7 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
     # that never is a stale neighbour entry on the director: its copies fail DR001 instead of
     # naming a new server.
     alive = senders | set(pins.host_addresses)
-    alive |= _answered(cv, f_at, f_mac, from_vip, macs,
+    alive |= _answered(tv, cv, f_at, f_mac, from_vip, macs,
                        {m for rs in servers.values() for m in rs.all_macs} - alive)
     found = [rs for rs in servers.values() if rs.all_macs & alive]
     _find_rips(pk, found, {ip for ip, _ in vips} | client_ips, pins)
@@ -750,10 +771,12 @@ def learn_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
                            scheduler=pins.scheduler, conflicts=conflicts, pinned=pins.as_dict())
 
 
-def _answered(cv: _Coded, f_at: np.ndarray, f_mac: np.ndarray, from_vip: np.ndarray,
-              macs: np.ndarray, unproven: set[str]) -> set[str]:
+def _answered(tv: pd.DataFrame, cv: _Coded, f_at: np.ndarray, f_mac: np.ndarray,
+              from_vip: np.ndarray, macs: np.ndarray, unproven: set[str]) -> set[str]:
     """Those of the `unproven` MACs that some connection forwarded to them (view rows f_at,
-    their dst MAC codes f_mac) has a frame from the VIP for (view rows from_vip)."""
+    their dst MAC codes f_mac) has a frame from the VIP for (view rows from_vip). A forwarded
+    SYN is answered by a frame acknowledging its ISN (a client may reuse the 4-tuple: another
+    connection's answer is not this one's); other rows by any frame of their 4-tuple."""
     if not unproven or len(from_vip) == 0:
         return set()
     mine = np.flatnonzero(_member(macs, unproven)[f_mac])
@@ -762,7 +785,15 @@ def _answered(cv: _Coded, f_at: np.ndarray, f_mac: np.ndarray, from_vip: np.ndar
         (cv.src_ip[at], cv.src_port[at], cv.dst_ip[at], cv.dst_port[at]),
         (cv.dst_ip[from_vip], cv.dst_port[from_vip], cv.src_ip[from_vip], cv.src_port[from_vip]),
         n_ip=len(cv.ips))
-    answered = np.isin(f_conn, r_conn)
+    flags = tv["tcp_flags"].to_numpy()
+    syn = (flags[at] & (SYN | ACK)) == SYN
+    answered = np.isin(f_conn, r_conn) & ~syn
+    if syn.any():
+        acked = ((flags[from_vip] & ACK) != 0)
+        keys = _packed([np.concatenate([f_conn[syn], r_conn[acked]]),
+                        np.concatenate([(tv["seq"].to_numpy()[at[syn]].astype(np.int64) + 1)
+                                        % MOD32, tv["ack"].to_numpy()[from_vip[acked]]])])
+        answered[np.flatnonzero(syn)] = np.isin(keys[:int(syn.sum())], keys[int(syn.sum()):])
     return {macs[m] for m in np.unique(f_mac[mine][answered])}
 
 

@@ -5,10 +5,6 @@ marked xfail(strict=True) in tests/test_scenarios_regressions.py; when a class i
 its entry here and the xfail mark there, nothing else."""
 
 KNOWN_GAPS: frozenset[str] = frozenset({
-    "nft+clock_offset",               # nft (TTL kept) and a clock offset: copies taken for originals
-    "shared_segment+forwarding-loop", # the looping server on one LAN is a client/director
-    "forwarding-loop+clock_offset",   # a looped copy coming back is taken for the copy
-    "shared_segment+client-stale-arp",  # one LAN: a client's frames to a dead MAC are "copies"
 })
 
 
