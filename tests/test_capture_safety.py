@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, require
 from dr_inspect.errors import CaptureAgentError, InputError
 from dr_inspect.live.capture import reserve_manifest, write_reserved
 from dr_inspect.live.files import create_new, writer_for
@@ -83,7 +83,8 @@ def test_world_writable_folder_without_sticky_bit_is_refused(tmp_path):
     out.mkdir()
     out.chmod(0o777)
     if out.stat().st_uid == os.geteuid():
-        os.chown(out, 65534, -1) if os.geteuid() == 0 else pytest.skip("needs a foreign owner")
+        require(os.geteuid() == 0, "not root: cannot give the folder a foreign owner")
+        os.chown(out, 65534, -1)
     with pytest.raises(CaptureAgentError, match="other users may write"):
         prepare_out_dir(out)
 
