@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, require_tool
+from conftest import ROOT, require_root_netns, require_tool
 from dr_inspect.cli import main
 from test_cli_verify import write_dr_set
 
@@ -377,3 +377,23 @@ def test_manifest_value_types(tmp_path, edit, fragment):
         assert result.exit_code in (0, 1) and "rules;" in result.stdout
         return
     assert_one_line_error(result, "manifest.toml", fragment)
+
+
+def test_capture_on_a_bridge_of_a_namespace_names_the_namespace():
+    """`capture --bridge br_e` without --netns on a running lab: the bridge is in the lab's
+    switch namespace, and the error says which one and how to reach it."""
+    import subprocess
+
+    from dr_inspect.errors import CaptureAgentError
+    from dr_inspect.live.preflight import check_interface
+    require_root_netns()
+    ns, bridge = "t17h-sw", "t17h_br"
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", bridge, "type", "bridge"], check=True)
+        with pytest.raises(CaptureAgentError, match=f"network namespace {ns}: add --netns {ns}"):
+            check_interface(bridge, None)
+        check_interface(bridge, ns)                  # and there it is found
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)

@@ -43,7 +43,10 @@ def check_interface(interface: str, netns: str | None) -> None:
     """The interface must exist where tcpdump will run (in `netns`, or in this namespace)."""
     if netns is None:
         if interface != "any" and not Path("/sys/class/net", interface).exists():
-            raise CaptureAgentError(f"interface {interface!r} does not exist on this host")
+            where = namespaces_with(interface)
+            hint = (f"; it is in network namespace {', '.join(where)}: add --netns {where[0]}"
+                    if where else "")
+            raise CaptureAgentError(f"interface {interface!r} does not exist on this host{hint}")
         return
     check_netns(netns)
     if interface == "any":
@@ -55,6 +58,26 @@ def check_interface(interface: str, netns: str | None) -> None:
         raise MissingToolError("ip", "iproute2", "needed to capture inside a network namespace") from None
     if result.returncode != 0:
         raise CaptureAgentError(f"interface {interface!r} does not exist in network namespace {netns!r}")
+
+
+def namespaces_with(interface: str) -> list[str]:
+    """The named network namespaces that have `interface` (a lab's bridges live in its switch
+    namespace), for the hint when it is not in this one. Empty when none or `ip` is missing."""
+    try:
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                timeout=10)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return []
+    found = []
+    for line in listed.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if not name:
+            continue
+        shown = subprocess.run(["ip", "-n", name, "link", "show", "dev", interface],
+                               capture_output=True, text=True, timeout=10)
+        if shown.returncode == 0:
+            found.append(name)
+    return found
 
 
 def prepare_out_dir(out_dir: Path) -> Path:
