@@ -288,6 +288,17 @@ class DrCapture:
             (folder / "manifest.toml").write_text("\n".join(lines))
         return folder
 
+    def write_pcapng(self, path: Path) -> Path:
+        """Every point's frames in one pcapng, one interface per point (named after it)."""
+        from scapy.utils import wrpcapng
+        frames = []
+        for point, pkts in self.frames.items():
+            for p in pkts:
+                p.sniffed_on = point
+                frames.append(p)
+        wrpcapng(str(path), sorted(frames, key=lambda p: float(p.time)))
+        return path
+
     def decoded(self, folder: Path) -> dict:
         """Write, then decode every point with the real decoder: point -> packets DataFrame."""
         from dr_inspect.decode import decode_file

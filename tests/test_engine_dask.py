@@ -222,17 +222,9 @@ def test_broken_and_duplicate_files_same_report(tmp_path: Path, scheduler: str) 
 
 def test_pcapng_with_several_interfaces_same_report(tmp_path: Path, scheduler: str) -> None:
     """One file, two interfaces: two points whose frames come from one decoded file."""
-    from scapy.utils import wrpcapng
-
     cap = DrCapture().healthy(connections=8)
     cap.connection(43000, rs=1, drop=("syn",))
-    frames = []
-    for point, pkts in cap.frames.items():
-        for p in pkts:
-            p.sniffed_on = point
-            frames.append(p)
-    path = tmp_path / "both.pcapng"
-    wrpcapng(str(path), sorted(frames, key=lambda p: float(p.time)))
+    path = cap.write_pcapng(tmp_path / "both.pcapng")
     local, dask = _both([path], scheduler, buckets=3)
     assert [p["name"] for p in local["points"]] == ["both.pcapng:br_e", "both.pcapng:br_lvs"]
     _same(local, dask)
