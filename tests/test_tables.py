@@ -66,7 +66,7 @@ def test_max_over_points_counts_a_packet_seen_at_two_points_once():
 
 
 def test_endpoint_text_per_distinct_pair_as_keys_render_it():
-    from dr_inspect.correlate.keys import endpoints_text
+    from dr_inspect.columnar.addresses import endpoints_text
 
     ips = pd.Series(pd.Categorical(["1.2.3.4", "::1", "1.2.3.4", "1.2.3.4"]))
     ports = np.array([80, -1, 65535, 80])
@@ -83,7 +83,7 @@ def test_endpoint_text_per_distinct_pair_as_keys_render_it():
        split=st.integers(0, 30))
 def test_loose_keys_are_dense_ids_of_the_loose_key_and_ip_id(rows, split):
     """Equal ids exactly where the loose key (and the IP ID) are equal, over both row sets."""
-    from dr_inspect.correlate.keys import packet_ids
+    from dr_inspect.columnar.tcp_view import packet_ids
 
     ip, port, seq, ack, flags, ip_id, dst = zip(*rows)
     tv = pd.DataFrame({

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from dr_inspect.columnar.codes import category_codes
+from dr_inspect.columnar.tcp_view import tcp_view
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import estimate_offsets, find_hops
-from dr_inspect.correlate.keys import point_codes, tcp_view
 from dr_inspect.correlate.tables import (arp_table, copy_keys, flow_endpoints, flows_table,
                                          forward_copies, forwards_table, replies_table,
                                          to_vip_table, vip_rows)
@@ -50,7 +51,7 @@ def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = Non
     tv = tcp_view(pk)
     est, applied = estimate_offsets(tv, points, hosts)
     if any(applied.values()):
-        codes, names = point_codes(pk["point"])
+        codes, names = category_codes(pk["point"])
         # one shift per point name; the appended 0 is for a row without a point (code -1)
         per_point = np.array([applied.get(n, 0) for n in names] + [0], dtype=np.int64)
         pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64) - per_point[codes]

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.coded import (as_text, categorical, codes_and_values, mapped, member,
-                                        take, text_rank, with_default)
-from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, dense_ids, endpoint_in,
-                                       endpoints_text, five_tuples, hash_key, ints, is_group_mac,
-                                       obj, packet_ids, same_data, text)
+from dr_inspect.columnar.addresses import endpoint_in, endpoints_text, five_tuples, is_group_mac
+from dr_inspect.columnar.ids import dense_ids, hash_key
+from dr_inspect.columnar.plain import ints, obj, same_data, text
+from dr_inspect.columnar.tcp_view import CONN_KEY, LOOSE_KEY, packet_ids
+from dr_inspect.columnar.text import (as_text, categorical, codes_and_values, mapped, member,
+                                      take, text_rank, with_default)
 from dr_inspect.decode.schema import ACK, PSH, RST, SYN
 from dr_inspect.correlate.coverage import tiles_exactly
 from dr_inspect.correlate.epochs import epoch_keys, split_epochs

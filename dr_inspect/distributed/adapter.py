@@ -37,10 +37,11 @@ from dr_inspect.analysis.paths import capture_facts
 from dr_inspect.analysis.pipeline import CaptureFacts, LoadedOptions, analyse_packets, load_options
 from dr_inspect.capturefacts import manifest_vip
 from dr_inspect.captureset import CaptureSet, load_capture_set
+from dr_inspect.columnar.codes import category_codes
+from dr_inspect.columnar.tcp_view import is_tcp, packet_ids, tcp_view
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import (CLOCK_TOLERANCE_NS, ESTIMATE_WINDOW_NS, NEVER, _deltas,
                                        _first_sightings, resolve_offsets)
-from dr_inspect.correlate.keys import is_tcp, packet_ids, point_codes, tcp_view
 from dr_inspect.correlate.tables import arp_table
 from dr_inspect.decode import decode_file
 from dr_inspect.decode.pointset import _decode_plan, _point_file_label
@@ -197,7 +198,7 @@ def with_ts(pk: pd.DataFrame, applied: dict[str, int]) -> pd.DataFrame:
     is corrected)."""
     pk["ts"] = pk["ts_ns"] if pk["ts_ns"].dtype == np.int64 else pk["ts_ns"].to_numpy(np.int64)
     if any(applied.values()):
-        codes, names = point_codes(pk["point"])
+        codes, names = category_codes(pk["point"])
         per_point = np.array([applied.get(n, 0) for n in names] + [0], dtype=np.int64)
         pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64) - per_point[codes]
     return pk

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.keys import (STRICT_KEY, flags, fmt_endpoint, hash_key, ints,
-                                       is_group_mac, obj, text)
+from dr_inspect.columnar.addresses import fmt_endpoint, is_group_mac
+from dr_inspect.columnar.ids import hash_key
+from dr_inspect.columnar.plain import ints, obj, text
+from dr_inspect.columnar.tcp_view import STRICT_KEY, flags
 from dr_inspect.decode.schema import ACK, RST, SYN
 from dr_inspect.errors import TopologyError
 from dr_inspect.model import RealServer, Topology
