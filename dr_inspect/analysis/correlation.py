@@ -19,7 +19,8 @@ from dr_inspect.correlate.tables import (arp_table, copy_keys, flow_endpoints, f
                                          forward_copies, forwards_table, replies_table,
                                          to_vip_table, vip_rows)
 from dr_inspect.heap import return_freed_heap
-from dr_inspect.topology.learn import LearnedTopology, learn_topology, learn_vips
+from dr_inspect.topology.learn import learn_topology, learn_vips
+from dr_inspect.topology.model import LearnedTopology
 from dr_inspect.topology.pins import TopologyPins
 
 __all__ = ["Correlation", "correlate", "prepare"]

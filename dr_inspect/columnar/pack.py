@@ -32,7 +32,7 @@ def codes(n: int) -> Span:
     return Span(n + 1, -1)
 
 
-def ids(n: int) -> Span:
+def dense(n: int) -> Span:
     """Ids 0..n-1, never missing."""
     return Span(max(n, 1))
 
@@ -94,7 +94,7 @@ def distinct_rows(columns: list[np.ndarray], sizes: list[int]) -> list[np.ndarra
     per column: counted in one array over all combinations when that is small, else sorted."""
     if len(columns[0]) == 0:
         return [np.zeros(0, dtype=np.int64) for _ in columns]
-    spans = [ids(size) for size in sizes]
+    spans = [dense(size) for size in sizes]
     key = pack(columns, spans)
     total = int(np.prod(sizes, dtype=object))
     seen = (np.flatnonzero(np.bincount(key, minlength=total)) if total <= 4 * len(key) + 65536

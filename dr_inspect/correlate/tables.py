@@ -24,7 +24,7 @@ from dr_inspect.decode.schema import ACK, PSH, RST, SYN
 from dr_inspect.correlate.coverage import tiles_exactly
 from dr_inspect.correlate.epochs import epoch_keys, split_epochs
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
-from dr_inspect.topology.learn import LearnedTopology
+from dr_inspect.topology.model import LearnedTopology
 
 MOD32 = 1 << 32
 CLIENT_KEY = ["src_ip", "src_port"]

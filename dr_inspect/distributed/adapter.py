@@ -49,7 +49,8 @@ from dr_inspect.model import PointSummary, RuleResult, VerifyReport
 from dr_inspect.options import VerifyOptions
 from dr_inspect.rules.engine import evaluate_rule
 from dr_inspect.topology import TopologyPins, merge_pins
-from dr_inspect.topology.learn import LearnedTopology, LearnedVips, learn_topology, learn_vips
+from dr_inspect.topology.learn import learn_topology, learn_vips
+from dr_inspect.topology.model import LearnedTopology, LearnedVips
 
 __all__ = ["CLOCK_TOLERANCE_NS", "CaptureContext", "Correlation", "ESTIMATE_WINDOW_NS", "Pinned",
            "analyse_bucket", "build_report", "capture_context", "combine_points", "decode_file",
