@@ -102,7 +102,7 @@ def test_pack_is_exact_and_ordered_and_unpacks():
     ip = rng.integers(-1, 40, size=n)             # codes over 40 addresses, -1 missing
     port = rng.integers(-1, 65536, size=n)
     ttl = rng.integers(-1, 256, size=n)
-    spans = [pack.codes(40), pack.PORT, pack.TTL]
+    spans = [pack.code_span(40), pack.PORT, pack.TTL]
     assert pack.fits(spans)
     key = pack.pack([ip, port, ttl], spans)
     # equal exactly where the rows are equal, and sorted as the rows sort column by column
@@ -117,8 +117,8 @@ def test_pack_is_exact_and_ordered_and_unpacks():
 
 
 def test_fits_refuses_what_overflows_int64():
-    assert pack.fits([pack.codes(46_000), pack.PORT, pack.codes(46_000), pack.PORT])
-    assert not pack.fits([pack.codes(47_000), pack.PORT, pack.codes(47_000), pack.PORT])
+    assert pack.fits([pack.code_span(46_000), pack.PORT, pack.code_span(46_000), pack.PORT])
+    assert not pack.fits([pack.code_span(47_000), pack.PORT, pack.code_span(47_000), pack.PORT])
 
 
 def test_pack_exact_keeps_equality_for_any_range():

@@ -35,7 +35,7 @@ def rule_from(tmp_path, extra: str, base: str = BASE):
 
 
 def forwards(n: int, has_copy: list[bool] | None = None, **cols) -> pd.DataFrame:
-    from dr_inspect.correlate.tables import TABLE_COLUMNS
+    from dr_inspect.correlate.columns import TABLE_COLUMNS
     data = {}
     for c, kind in TABLE_COLUMNS["forwards"].items():
         data[c] = {"str": [""] * n, "int": [0] * n, "float": [0.0] * n, "bool": [False] * n}[kind]

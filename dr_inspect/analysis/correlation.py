@@ -15,9 +15,14 @@ from dr_inspect.columnar.codes import category_codes
 from dr_inspect.columnar.tcp_view import tcp_view
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import estimate_offsets, find_hops
-from dr_inspect.correlate.tables import (arp_table, copy_keys, flow_endpoints, flows_table,
-                                         forward_copies, forwards_table, replies_table,
-                                         to_vip_table, vip_rows)
+from dr_inspect.correlate.arp import arp_table
+from dr_inspect.correlate.connections import flow_endpoints, vip_rows
+from dr_inspect.correlate.copies import forward_copies
+from dr_inspect.correlate.copy_keys import copy_keys
+from dr_inspect.correlate.flows import flows_table
+from dr_inspect.correlate.forwards import forwards_table
+from dr_inspect.correlate.replies import replies_table
+from dr_inspect.correlate.to_vip import to_vip_table
 from dr_inspect.heap import return_freed_heap
 from dr_inspect.topology.learn import learn_topology, learn_vips
 from dr_inspect.topology.model import LearnedTopology

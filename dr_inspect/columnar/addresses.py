@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.columnar.ids import first_rows
+from dr_inspect.columnar.pack import PORT, dense_span, pack, unpack
 from dr_inspect.columnar.plain import text
+from dr_inspect.columnar.text import as_text, categorical, codes_and_values
 
 
 def endpoint_in(ips: pd.Series, ports: pd.Series, endpoints: list[tuple[str, int]]) -> np.ndarray:
@@ -79,3 +81,30 @@ def is_group_mac(macs) -> np.ndarray:
     # the I/G bit is the low bit of the first octet = the low bit of its second hex digit
     group = np.append(digits.isin(list("13579bdfBDF")).to_numpy(dtype=bool), False)
     return group[codes]           # code -1 (missing) takes the appended False
+
+
+def endpoint_category(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> pd.Categorical:
+    """'ip:port' per row ('[ip]:port' for IPv6) as a Categorical, rendered once per distinct
+    pair."""
+    ip_codes, ip_values = codes_and_values(ips)
+    spans = [dense_span(len(ip_values)), PORT]
+    codes, uniq = pd.factorize(pack([ip_codes, ports], spans))
+    if len(uniq) == 0:
+        return as_text(np.zeros(0, dtype=object))
+    ip_at, port = unpack(np.asarray(uniq), spans)
+    return categorical(codes, endpoints_text(pd.Series(ip_values[ip_at], dtype=object), port))
+
+
+def endpoint_strings(ips: pd.Series | pd.Categorical, ports: np.ndarray) -> np.ndarray:
+    """'ip:port' ('[ip]:port' for IPv6) per row of a small table (one per connection): each
+    address and each port is rendered once, each row joined once."""
+    codes, values = codes_and_values(ips)
+    hosts = np.array([f"[{v}]:" if ":" in v else v + ":" for v in values.astype(str)],
+                     dtype=object)
+    slot = np.asarray(ports, dtype=np.int64) - PORT.lo
+    seen = np.bincount(slot, minlength=PORT.size)
+    used = np.flatnonzero(seen)
+    port_text = np.empty(len(seen), dtype=object)
+    port_text[used] = [str(p + PORT.lo) for p in used.tolist()]
+    # object arrays add element by element: one str concatenation per row
+    return hosts[codes] + port_text[slot]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dr_inspect.columnar.pack import dense, pack
+from dr_inspect.columnar.pack import dense_span, pack
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -38,7 +38,7 @@ def most_per_point(group: np.ndarray, point_codes: np.ndarray, n: int) -> np.nda
     if len(group) == 0:
         return np.zeros(n, dtype=np.int64)
     n_points = int(point_codes.max()) + 1
-    counts = np.bincount(pack([group, point_codes], [dense(n), dense(n_points)]),
+    counts = np.bincount(pack([group, point_codes], [dense_span(n), dense_span(n_points)]),
                          minlength=n * n_points)[:n * n_points]
     return counts.reshape(n, n_points).max(axis=1).astype(np.int64)
 

@@ -27,12 +27,12 @@ PORT = Span(65537, -1)              # a TCP port, -1 where missing
 TTL = Span(257, -1)                 # an IP TTL / hop limit, -1 where missing
 
 
-def codes(n: int) -> Span:
+def code_span(n: int) -> Span:
     """Codes 0..n-1 over n values, -1 where missing (a categorical's own codes)."""
     return Span(n + 1, -1)
 
 
-def dense(n: int) -> Span:
+def dense_span(n: int) -> Span:
     """Ids 0..n-1, never missing."""
     return Span(max(n, 1))
 
@@ -94,9 +94,17 @@ def distinct_rows(columns: list[np.ndarray], sizes: list[int]) -> list[np.ndarra
     per column: counted in one array over all combinations when that is small, else sorted."""
     if len(columns[0]) == 0:
         return [np.zeros(0, dtype=np.int64) for _ in columns]
-    spans = [dense(size) for size in sizes]
+    spans = [dense_span(size) for size in sizes]
     key = pack(columns, spans)
     total = int(np.prod(sizes, dtype=object))
     seen = (np.flatnonzero(np.bincount(key, minlength=total)) if total <= 4 * len(key) + 65536
             else np.unique(key))
     return unpack(seen, spans)
+
+
+def span_of(column: np.ndarray) -> Span:
+    """The span of the values a column holds (its min..max; one value for an empty column)."""
+    if len(column) == 0:
+        return Span(1)
+    lo = int(column.min())
+    return Span(int(column.max()) - lo + 1, lo)

@@ -50,3 +50,13 @@ def categorical_at(s: pd.Series, pos: np.ndarray) -> pd.Series:
         return pd.Series(pd.Categorical.from_codes(s.cat.codes.to_numpy()[pos], dtype=s.dtype,
                                                    validate=False), copy=False)
     return s.iloc[pos].reset_index(drop=True)
+
+
+def int_column(s: pd.Series | np.ndarray) -> np.ndarray:
+    """A numpy integer column as it is (the TCP view's are plain already, narrow ones stay
+    narrow), else ints(s): int64 with -1 for missing."""
+    if isinstance(s, pd.Series):
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu":
+            return s.to_numpy()
+        return ints(s)
+    return np.asarray(s)

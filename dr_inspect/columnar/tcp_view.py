@@ -20,6 +20,7 @@ LOOSE_KEY = ["src_ip", "src_port", "seq", "ack", "tcp_flags"]
 CONN_KEY = ["src_ip", "src_port", "dst_ip", "dst_port"]
 
 TCP = 6
+MOD32 = 1 << 32                 # sequence and acknowledgement numbers wrap here
 
 
 def strict_key(df: pd.DataFrame) -> np.ndarray:

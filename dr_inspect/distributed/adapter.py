@@ -42,7 +42,7 @@ from dr_inspect.columnar.tcp_view import is_tcp, packet_ids, tcp_view
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import (CLOCK_TOLERANCE_NS, ESTIMATE_WINDOW_NS, NEVER, _deltas,
                                        _first_sightings, resolve_offsets)
-from dr_inspect.correlate.tables import arp_table
+from dr_inspect.correlate.arp import arp_table
 from dr_inspect.decode import decode_file
 from dr_inspect.decode.pointset import _decode_plan, _point_file_label
 from dr_inspect.model import PointSummary, RuleResult, VerifyReport

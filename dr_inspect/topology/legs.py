@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.columnar.ids import dense_ids, hash_key
-from dr_inspect.columnar.pack import dense, distinct_rows, fits, pack
+from dr_inspect.columnar.pack import dense_span, distinct_rows, fits, pack
 from dr_inspect.columnar.tcp_view import STRICT_KEY
 from dr_inspect.topology.pins import TopologyPins
 from dr_inspect.topology.view import CodedView, VipTraffic
@@ -80,12 +80,12 @@ def _legs(packet: np.ndarray, n_packets: int, src: np.ndarray, dst: np.ndarray,
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each distinct (packet, src, dst) is a leg: (its first row, highest TTL, earliest time;
     per leg after the first, whether it starts a new packet), the legs of a packet adjacent."""
-    spans = [dense(n_packets), dense(n_mac), dense(n_mac)]
+    spans = [dense_span(n_packets), dense_span(n_mac), dense_span(n_mac)]
     if fits(spans):
         leg_key = pack([packet, src, dst], spans)
     else:
         pair, distinct = pd.factorize(pack([src, dst], spans[1:]))
-        leg_key = pack([packet, pair], [spans[0], dense(len(distinct))])
+        leg_key = pack([packet, pair], [spans[0], dense_span(len(distinct))])
         del pair
     # rows sorted on (packet, src, dst), stable: a leg's rows are adjacent, its first row first,
     # and the legs of one packet adjacent (nearly sorted already: packets are numbered in order

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.columnar.codes import category_codes, value_in
-from dr_inspect.columnar.pack import dense, pack, unpack
+from dr_inspect.columnar.pack import dense_span, pack, unpack
 from dr_inspect.columnar.plain import obj
 from dr_inspect.topology.model import RealServerInfo
 from dr_inspect.topology.pins import TopologyPins
@@ -25,7 +25,7 @@ def _pair_counts(mac: pd.Series, ip: pd.Series, macs: set[str]) -> pd.DataFrame:
     compact = np.append(np.where(wanted, np.cumsum(wanted) - 1, -1), -1).astype(np.int32)[
         mac_codes]
     rows = np.flatnonzero((compact >= 0) & (ip_codes >= 0))
-    spans = [dense(int(wanted.sum())), dense(len(ip_values))]
+    spans = [dense_span(int(wanted.sum())), dense_span(len(ip_values))]
     pair = pack([compact[rows], ip_codes[rows]], spans)
     size = spans[0].size * spans[1].size
     if size <= 4 * len(pair) + 65536:

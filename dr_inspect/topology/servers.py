@@ -12,14 +12,15 @@ import pandas as pd
 from dr_inspect.columnar.addresses import is_group_mac
 from dr_inspect.columnar.codes import value_in
 from dr_inspect.columnar.ids import first_rows
-from dr_inspect.columnar.pack import dense, pack, pack_exact, unpack
+from dr_inspect.columnar.pack import dense_span, pack, pack_exact, unpack
 from dr_inspect.columnar.plain import obj
+from dr_inspect.columnar.tcp_view import MOD32
 from dr_inspect.decode.schema import ACK, SYN
 from dr_inspect.topology.directors import Directors
 from dr_inspect.topology.model import RealServerInfo
 from dr_inspect.topology.pins import TopologyPins
 from dr_inspect.topology.rs_identity import apply_rs_pins, find_rips, name_servers, server_order
-from dr_inspect.topology.view import MOD32, CodedView, VipTraffic, conn_keys
+from dr_inspect.topology.view import CodedView, VipTraffic, conn_keys
 
 
 def _segment_roles(macs: np.ndarray, points: np.ndarray, mac_values: np.ndarray,
@@ -28,7 +29,7 @@ def _segment_roles(macs: np.ndarray, points: np.ndarray, mac_values: np.ndarray,
     later pair's point deciding (in the MAC's place of first appearance): `role`, or 'both' at a
     point of role both."""
     out: dict[Any, str] = {}
-    spans = [dense(len(mac_values)), dense(len(point_values))]
+    spans = [dense_span(len(mac_values)), dense_span(len(point_values))]
     pairs = unpack(pd.unique(pack([macs, points], spans)), spans)
     for mac, point in zip(*(p.tolist() for p in pairs)):
         out[mac_values[mac]] = "both" if roles.get(point_values[point]) == "both" else role
@@ -100,7 +101,7 @@ def _best_reply_macs(f_conn: np.ndarray, r_conn: np.ndarray, f_mac: np.ndarray,
     mac_r, mac_f = first_r[both], first_f[in_f[both]]
     named = ~pd.isna(macs)
     keep = named[mac_r] & named[mac_f]
-    spans = [dense(len(macs)), dense(len(macs))]
+    spans = [dense_span(len(macs)), dense_span(len(macs))]
     pairs, n = np.unique(pack([mac_r[keep], mac_f[keep]], spans), return_counts=True)
     pair_r, pair_f = unpack(pairs, spans)
     counted = sorted(zip(macs[pair_r].tolist(), macs[pair_f].tolist(), n.tolist()))

@@ -12,11 +12,10 @@ import pandas as pd
 
 from dr_inspect.columnar.addresses import fmt_endpoint
 from dr_inspect.columnar.codes import category_codes, codes_with_na, shared_codes
-from dr_inspect.columnar.pack import PORT, dense, distinct_rows, fits, pack, pack_exact, unpack
+from dr_inspect.columnar.pack import (PORT, dense_span, distinct_rows, fits, pack, pack_exact,
+                                      unpack)
 from dr_inspect.columnar.tcp_view import flags
 from dr_inspect.decode.schema import ACK, SYN
-
-MOD32 = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def distinct_endpoints(ip: np.ndarray, port: np.ndarray, ips: np.ndarray
     """Distinct (ip value, port) of the rows."""
     if len(ip) == 0:
         return set()
-    spans = [dense(len(ips)), PORT]
+    spans = [dense_span(len(ips)), PORT]
     distinct = pd.unique(pack([ip, port], spans))   # a hash table: a few endpoints, many rows
     ip_code, port_number = unpack(distinct, spans)
     return {(ips[i], p) for i, p in zip(ip_code.tolist(), port_number.tolist())}
@@ -101,7 +100,7 @@ def endpoint_texts(ip: np.ndarray, port: np.ndarray, ips: np.ndarray) -> list[st
 def conn_keys(*sides: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], n_ip: int
               ) -> list[np.ndarray]:
     """One int64 per row and side for (ip, port, ip, port), equal exactly for equal values."""
-    spans = [dense(n_ip), PORT, dense(n_ip), PORT]
+    spans = [dense_span(n_ip), PORT, dense_span(n_ip), PORT]
     if not fits(spans):
         # too many addresses to pack directly: packed over all sides at once
         n = [len(side[0]) for side in sides]

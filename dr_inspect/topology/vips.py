@@ -17,14 +17,15 @@ import pandas as pd
 
 from dr_inspect.columnar.codes import value_in
 from dr_inspect.columnar.group import per_key_range
-from dr_inspect.columnar.pack import dense, pack, pack_exact
+from dr_inspect.columnar.pack import dense_span, pack, pack_exact
 from dr_inspect.columnar.plain import ints, text
+from dr_inspect.columnar.tcp_view import MOD32
 from dr_inspect.decode.schema import ACK, RST, SYN
 from dr_inspect.errors import TopologyError
 from dr_inspect.topology.model import LearnedVips
 from dr_inspect.topology.pins import TopologyPins, vip_text
-from dr_inspect.topology.view import (MOD32, CodedView, coded_view, distinct_endpoints,
-                                      endpoint_rows, endpoint_texts, point_codes_at, syn_rows)
+from dr_inspect.topology.view import (CodedView, coded_view, distinct_endpoints, endpoint_rows,
+                                      endpoint_texts, point_codes_at, syn_rows)
 
 
 def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, cv: CodedView) -> list[tuple[str, int]]:
@@ -56,7 +57,7 @@ def _detect_vips(pk: pd.DataFrame, tv: pd.DataFrame, cv: CodedView) -> list[tupl
         # SYN-ACK's source (a missing MAC differs from every MAC)
         (syn_point, sa_point), point_values = point_codes_at(pk, tv, syn, sa)
         at_point = pack([ids, np.concatenate([syn_point, sa_point])],
-                        [dense(len(uniq)), dense(len(point_values))])
+                        [dense_span(len(uniq)), dense_span(len(point_values))])
         n_keys = len(uniq) * len(point_values)
         if n_keys > 4 * len(at_point) + 1024:
             at_point, distinct = pd.factorize(at_point)
