@@ -306,3 +306,25 @@ def test_offsets_of_points_chained_through_others_equal_a_merge_of_first_sightin
 def test_code_dtype_is_what_pandas_gives_a_categorical(n):
     from dr_inspect.correlate.combine import code_dtype
     assert pd.Categorical.from_codes([0], categories=range(n)).codes.dtype == code_dtype(n)
+
+
+def test_set_wide_values_are_used_as_given(tmp_path):
+    """correlate(set_wide=...) takes the VIPs, topology and clock offsets of a whole set (the
+    distributed engine's buckets): neither learned nor estimated from these packets."""
+    import dataclasses
+
+    from dr_inspect.analysis.correlation import SetWide
+    from dr_inspect.topology.model import LearnedVips
+    packets = DrCapture().healthy(connections=2).decoded(tmp_path)
+    alone = correlate(packets)
+    topo = dataclasses.replace(alone.topology, scheduler="wlc", shape="two-segment")
+    offsets = ({"br_e": 0, "br_lvs": 2_000_000}, {"br_e": 0, "br_lvs": 2_000_000})
+    given = correlate(packets, set_wide=SetWide(vips=LearnedVips(alone.topology.vips, []),
+                                                topology=topo, offsets=offsets))
+    assert given.topology is topo
+    assert (given.offsets_estimated, given.offsets_applied) == offsets
+    assert given.offsets_applied is not offsets[1]             # a copy: the caller's stays
+    # the applied offset moves br_lvs's frames 2 ms earlier in the corrected time
+    shift = given.packets["ts_ns"] - given.packets["ts"]
+    assert set(shift[given.packets["point"] == "br_lvs"]) == {2_000_000}
+    assert alone.offsets_applied == {"br_e": 0, "br_lvs": 0}

@@ -208,6 +208,20 @@ def test_a_note_shows_when_its_condition_holds_and_replaces_or_appends(tmp_path)
     assert result.note == "2 merged at 1.0 ms"
 
 
+def test_a_presolved_result_stands_for_the_evaluation_and_gets_the_notes(tmp_path):
+    note = '[rule.note]\nwhen = "status == \'fail\'"\ntext = "{coalesced} merged"\n'
+    rule = rule_from(tmp_path, 'expect = "has_copy"\n' + note)
+    table = {"forwards": forwards(3, [True, True, True])}       # would pass here
+    elsewhere = evaluate_rule(rule, {"forwards": forwards(2, [True, False])}, {})
+    assert elsewhere.status == "fail"
+    [result] = evaluate_rules([rule], table, {}, facts={"coalesced": 1},
+                              presolved={rule.id: elsewhere})
+    assert result.status == "fail" and result.checked == 2 and result.note == "1 merged"
+    assert elsewhere.note == ""                                  # the given result is not changed
+    [result] = evaluate_rules([rule], table, {}, presolved={"OTHER": elsewhere})
+    assert result.status == "pass" and result.checked == 3
+
+
 def test_balanced_and_when(tmp_path):
     base = BASE.replace('kind = "each"', 'kind = "balanced"').replace('table = "forwards"', 'table = "flows"')
     rule = rule_from(tmp_path, 'column = "real_server"\ntolerance = 0.2\nwhen = "scheduler == \'rr\'"\n'
