@@ -106,7 +106,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_the_imports():
     graph = import_graph()
     assert "dr_inspect.correlate.forwards" in graph["dr_inspect.analysis.correlation"]
-    assert "dr_inspect.topology" in graph["dr_inspect.correlate.forwards"]   # its package runs first
+    assert "dr_inspect.topology" in graph["dr_inspect.correlate.forwards"]  # its package runs first
     assert "dr_inspect.analysis.paths" in graph["dr_inspect"]              # deferred imports count
     assert "dr_inspect.decode" not in graph["dr_inspect.decode.api"]       # its own package
 

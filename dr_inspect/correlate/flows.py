@@ -8,7 +8,8 @@ import pandas as pd
 
 from dr_inspect.columnar.group import count_per, first_per, min_per, most_per_point
 from dr_inspect.columnar.pack import dense_span, pack, unpack
-from dr_inspect.columnar.text import as_text, categorical, codes_and_values, member, take, with_default
+from dr_inspect.columnar.text import (as_text, categorical, codes_and_values, member, take,
+                                      with_default)
 from dr_inspect.correlate.columns import empty_table, finish_table
 from dr_inspect.decode.schema import ACK, RST, SYN
 

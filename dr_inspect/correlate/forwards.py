@@ -9,7 +9,8 @@ import pandas as pd
 
 from dr_inspect.columnar.addresses import endpoint_category, is_group_mac
 from dr_inspect.columnar.group import any_per
-from dr_inspect.columnar.text import categorical, codes_and_values, mapped, member, take, with_default
+from dr_inspect.columnar.text import (categorical, codes_and_values, mapped, member, take,
+                                      with_default)
 from dr_inspect.correlate.columns import empty_table, finish_table
 from dr_inspect.correlate.copies import ForwardCopies, forward_copies
 from dr_inspect.correlate.spans import in_capture_span

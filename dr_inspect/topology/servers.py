@@ -56,8 +56,8 @@ def _answered(tv: pd.DataFrame, cv: CodedView, f_at: np.ndarray, f_mac: np.ndarr
     if syn.any():
         acked = ((flags[from_vip] & ACK) != 0)
         keys = pack_exact([np.concatenate([f_conn[syn], r_conn[acked]]),
-                        np.concatenate([(tv["seq"].to_numpy()[at[syn]].astype(np.int64) + 1)
-                                        % MOD32, tv["ack"].to_numpy()[from_vip[acked]]])])
+                           np.concatenate([(tv["seq"].to_numpy()[at[syn]].astype(np.int64) + 1)
+                                           % MOD32, tv["ack"].to_numpy()[from_vip[acked]]])])
         answered[np.flatnonzero(syn)] = np.isin(keys[:int(syn.sum())], keys[int(syn.sum()):])
     return {macs[m] for m in np.unique(f_mac[mine][answered])}
 
