@@ -2,7 +2,7 @@
 significant): equal exactly where the rows are equal, ordered as the rows sort column by column.
 
 Each kind of value has one span, declared here: a port is -1 (missing) .. 65535, a TTL -1 ..
-255, codes over n values -1 (missing) .. n - 1. A caller that cannot bound its product below
+255, a sequence number 0 .. 2**32 - 1, codes over n values -1 (missing) .. n - 1. A caller that cannot bound its product below
 2**63 asks `fits` first and hashes instead, or uses pack_exact (which numbers what it packs
 densely when it must).
 """
@@ -25,6 +25,7 @@ class Span:
 
 PORT = Span(65537, -1)              # a TCP port, -1 where missing
 TTL = Span(257, -1)                 # an IP TTL / hop limit, -1 where missing
+SEQ = Span(1 << 32)                 # a TCP sequence number (modulo 2**32)
 
 
 def code_span(n: int) -> Span:
