@@ -77,8 +77,8 @@ def tcp_view(pk: pd.DataFrame) -> pd.DataFrame:
     hashed from them equal keys hashed from int64 copies (pandas hashes integers by value once
     widened to 64 bits). seq, ack and IP ID stay int64 (arithmetic modulo 2**32; -1 for a
     missing IPv6 IP ID feeds the strict key). Derived tables are built from this view and turn
-    addresses into str and integers into int64 (tables._finish), so rule expressions never
-    meet NA, categories or narrow integers.
+    addresses into str and integers into int64 (correlate.columns.finish_table), so rule
+    expressions never meet NA, categories or narrow integers.
     """
     # each column is gathered at the TCP rows alone (a filter of the whole table would copy
     # every column of every frame first)
