@@ -4,7 +4,8 @@ The remote side must die with the ssh channel, whatever ends it (our stop, ssh k
 connection lost). ssh -tt (a pty whose hangup kills the command) cannot carry a pcap stream:
 the pty turns \\n into \\r\\n and mixes stderr into stdout. So the command runs under a small sh
 wrapper, with no pty: tcpdump in the background with stdin from /dev/null, and a watcher reading
-the channel's stdin that sends tcpdump SIGINT (flush, print counts, exit) when stdin ends. stdin
+the channel's stdin that sends tcpdump SIGTERM (flush, print counts, exit; SIGINT would not do:
+a background job of a script starts with SIGINT ignored) when stdin ends. stdin
 ends when we close it (a requested stop) and when sshd closes the session (ssh killed, the
 connection dropped: sshd's ClientAlive or TCP notices). The wrapper exits with tcpdump's status.
 """
@@ -26,7 +27,7 @@ from dr_inspect.remote.ssh import SshHost, ssh_argv
 # job's stdin is /dev/null); when tcpdump ends by itself the watcher is killed and its `cat`
 # ends when sshd closes the session.
 WRAPPER = ('exec 3<&0; "$@" </dev/null 3<&- & p=$!; '
-           '{ cat <&3 >/dev/null 2>&1; kill -INT "$p" 2>/dev/null; } >/dev/null 2>&1 & w=$!; '
+           '{ cat <&3 >/dev/null 2>&1; kill -TERM "$p" 2>/dev/null; } >/dev/null 2>&1 & w=$!; '
            'exec 3<&-; wait "$p"; r=$?; kill "$w" 2>/dev/null; exit "$r"')
 _READ_BYTES = 1 << 20
 
