@@ -13,7 +13,6 @@ connection dropped: sshd's ClientAlive or TCP notices). The wrapper exits with t
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 from dr_inspect.errors import CaptureAgentError
 from dr_inspect.live.agent import TcpdumpAgent, _utc_now
 from dr_inspect.live.files import create_new
-from dr_inspect.remote.ssh import SshHost, ssh_argv
+from dr_inspect.remote.ssh import SshHost, end_group, ssh_argv
 
 # $@ is the tcpdump argv. fd 3 keeps the channel's stdin for the watcher only (a background
 # job's stdin is /dev/null); when tcpdump ends by itself the watcher is killed and its `cat`
@@ -91,26 +90,21 @@ class RemoteAgent(TcpdumpAgent):
 
     def stop(self, timeout: float = 10.0) -> int:
         """EOF to the wrapper (tcpdump flushes and prints its counts), then SIGTERM and SIGKILL
-        to ssh (closing the connection, which ends the remote side too). Returns ssh's status."""
+        to ssh's process group (closing the connection, which ends the remote side too).
+        Returns ssh's status."""
         if self.alive():
             self.end_remote()
-        for sig, wait in ((None, timeout), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-            if not self.alive():
-                break
-            if sig is not None:
-                try:
-                    os.kill(self.proc.pid, sig)
-                except ProcessLookupError:
-                    break
-            try:
-                self.proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
-        rc = self.proc.wait()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        rc = end_group(self.proc)
         if not self.state.stopped_at:
             self.state.stopped_at = _utc_now()
         self._copier.join(10.0)
         self._reader.join(5.0)
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.end_remote()
+        try:
+            self.proc.stdin.close()  # type: ignore[union-attr]  # ended on its own: not a stop
+        except OSError:
+            pass
         return rc

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from dr_inspect.errors import CaptureAgentError
-from dr_inspect.remote.ssh import SshHost, find_ssh, first_line, ssh_argv
+from dr_inspect.remote.ssh import SshHost, end_group, find_ssh, first_line, ssh_argv
 
 ROUND_TRIPS = 8
 _PROBE = r"""
@@ -89,7 +89,7 @@ def probe_host(host: SshHost, interfaces: list[str], *, timeout: float = 30.0,
     except (BrokenPipeError, OSError):
         raise CaptureAgentError(_failed(host, proc, timer)) from None
     except BaseException:
-        proc.kill()               # Ctrl-C / SIGTERM while connecting: end ssh now
+        end_group(proc)           # Ctrl-C / SIGTERM while connecting: end ssh (and a ProxyCommand)
         raise
     finally:
         timer.cancel()

@@ -8,8 +8,10 @@ string the remote shell parses: every word is quoted with shlex.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -147,13 +149,32 @@ def multiplexed(host: SshHost, timeout: float = 30.0) -> Iterator[SshHost]:
         else:
             yield host
     finally:
-        master.terminate()
-        try:
-            master.wait(5)
-        except subprocess.TimeoutExpired:
-            master.kill()
-            master.wait()
+        end_group(master)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def end_group(proc: subprocess.Popen, grace: float = 3.0) -> int:
+    """End an ssh started in its own session, with what it started (a ProxyCommand is in its
+    process group, and outlives an ssh killed before it could end it): SIGTERM, then SIGKILL."""
+    signalled = False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            break
+        try:
+            os.killpg(proc.pid, sig)
+            signalled = True
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            continue
+    if signalled:
+        try:                           # what is left of the group (a ProxyCommand): the group
+            os.killpg(proc.pid, signal.SIGKILL)   # id stays taken while it has a member
+        except (ProcessLookupError, PermissionError):
+            pass
+    return proc.wait()
 
 
 SSH_FAILED = 255          # ssh's own exit status: connection, authentication or host key failure
