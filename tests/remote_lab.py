@@ -118,7 +118,8 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 60) 
     return proc.returncode, out, err
 
 
-def children(pid: int, comm: str) -> list[int]:
+def children(pid: int, comm: str | None = None) -> list[int]:
+    """Live child processes of `pid` (named `comm`, when given)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -126,6 +127,6 @@ def children(pid: int, comm: str) -> list[int]:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == pid and _comm(int(entry.name)) == comm:
+            if int(fields[1]) == pid and fields[0] != "Z" and comm in (None, _comm(int(entry.name))):
                 found.append(int(entry.name))
     return found

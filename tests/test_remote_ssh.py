@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from remote_lab import children
 from dr_inspect.capturefacts import clock_disagreements
 from dr_inspect.cli import main
 from dr_inspect.errors import InputError
@@ -128,30 +129,26 @@ def _wrapped(*command: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid and stat[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
 def test_wrapper_stops_the_command_when_stdin_ends():
     proc = _wrapped("sleep", "300")
     deadline = time.monotonic() + 10
-    while len(_children_of(proc.pid)) < 2 and time.monotonic() < deadline:   # sleep + watcher
+    while len(children(proc.pid)) < 2 and time.monotonic() < deadline:   # sleep + watcher
         time.sleep(0.05)
-    children = _children_of(proc.pid)
-    assert len(children) == 2
+    kids = children(proc.pid)
+    assert len(kids) == 2
     proc.stdin.close()                      # what sshd does when the channel closes
     assert proc.wait(10) == 143             # sleep ended by SIGTERM; the wrapper passes it on
-    for pid in children:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in kids)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_wrapper_exits_with_the_commands_status_when_it_ends_itself():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dr_inspect.cli.options import DURATION, DURATION_HELP
+from dr_inspect.cli.options import DURATION, DURATION_HELP, ssh_host_options
 from dr_inspect.errors import CaptureAgentError, InputError
 from dr_inspect.live.capture import CaptureSummary, capture_for
 from dr_inspect.live.options import default_out_dir, parse_pairs, points_from_bridges, snapshot_hosts
@@ -67,22 +67,14 @@ def render_summary(summary: CaptureSummary) -> str:
 @click.option("--snapshot", "snapshots", multiple=True, metavar="HOST=NETNS",
               help="Also snapshot this host's state (NETNS '-' for this namespace); repeatable.")
 @click.option("--no-snapshot", is_flag=True, help="Do not snapshot the capturing host's state.")
-@click.option("--host", "hosts", multiple=True, metavar="NAME=[USER@]HOST[:PORT]",
-              help="A remote host, reached with ssh (your keys and ssh config; BatchMode); "
-                   "repeatable. Its points are --iface NAME:IFACE.")
+@ssh_host_options
 @click.option("--iface", "ifaces", multiple=True, metavar="NAME:IFACE",
               help="Capture on IFACE of remote host NAME (the point NAME-IFACE); repeatable.")
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Remote hosts, their interfaces and ssh settings (TOML; see the README).")
-@click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="ssh -F FILE for the --host hosts (default: your ~/.ssh/config).")
-@click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
-              help="ssh -o KEY=VALUE for the --host hosts; repeatable.")
 @click.option("--max-mb", type=click.IntRange(min=1), metavar="N",
               help="Remote points: stop a point once its file holds N MB.")
 def capture(bridges, netns, duration, count, bpf, snaplen, roles, quiet, out_dir, rotate_mb,
-            rotate_files, snapshots, no_snapshot, hosts, ifaces, inventory, ssh_config,
-            ssh_options, max_mb) -> None:
+            rotate_files, snapshots, no_snapshot, hosts, inventory, ssh_config, ssh_options,
+            ifaces, max_mb) -> None:
     """Capture on each --bridge with tcpdump until Ctrl-C, SIGTERM, --duration or --count.
 
     Writes DIR/<bridge>.pcap per point (rotated files: <bridge>.pcap0, <bridge>.pcap1, ...),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from dr_inspect.cli.options import ssh_host_options
 from dr_inspect.doctor.render import FORMATS, render, render_catalogue
 from dr_inspect.doctor.run import doctor_capture_set, doctor_live, doctor_remote
 from dr_inspect.remote.inventory import build_inventory
@@ -25,15 +26,7 @@ from dr_inspect.errors import InputError
               help="The director's address as real servers see it (repeatable): replies must not use it as gateway.")
 @click.option("--director-mac", "director_macs", multiple=True, metavar="MAC",
               help="The director's MAC (repeatable): a client's ARP entry for the VIP must be it.")
-@click.option("--host", "hosts", multiple=True, metavar="NAME=[USER@]HOST[:PORT]",
-              help="Check a remote host over ssh (read-only; your keys and ssh config); "
-                   "repeatable: the hosts are checked together.")
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Remote hosts (and their roles) from an inventory file (TOML).")
-@click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="ssh -F FILE for the --host hosts.")
-@click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
-              help="ssh -o KEY=VALUE for the --host hosts; repeatable.")
+@ssh_host_options
 @click.option("--list-checks", is_flag=True, help="List the host checks (HC ids) and exit.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Report format.")

@@ -12,7 +12,6 @@ connection dropped: sshd's ClientAlive or TCP notices). The wrapper exits with t
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from dr_inspect.errors import CaptureAgentError
 from dr_inspect.live.agent import TcpdumpAgent, _utc_now
 from dr_inspect.live.files import create_new
+from dr_inspect.live.stream import pipe_chunks
 from dr_inspect.remote.ssh import SshHost, end_group, ssh_argv
 
 # $@ is the tcpdump argv. fd 3 keeps the channel's stdin for the watcher only (a background
@@ -28,7 +28,6 @@ from dr_inspect.remote.ssh import SshHost, end_group, ssh_argv
 WRAPPER = ('exec 3<&0; "$@" </dev/null 3<&- & p=$!; '
            '{ cat <&3 >/dev/null 2>&1; kill -TERM "$p" 2>/dev/null; } >/dev/null 2>&1 & w=$!; '
            'exec 3<&-; wait "$p"; r=$?; kill "$w" 2>/dev/null; exit "$r"')
-_READ_BYTES = 1 << 20
 
 
 def remote_argv(host: SshHost, tcpdump_argv: list[str], ssh: str = "ssh") -> list[str]:
@@ -57,14 +56,7 @@ class RemoteAgent(TcpdumpAgent):
         self._copier.start()
 
     def _copy(self) -> None:
-        fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
-        while True:
-            try:
-                data = os.read(fd, _READ_BYTES)
-            except OSError:
-                data = b""
-            if not data:
-                break
+        for data in pipe_chunks(self.proc.stdout.fileno()):  # type: ignore[union-attr]
             if self.capped or self.write_error:
                 continue                   # drain: tcpdump must not block on a full pipe
             try:
