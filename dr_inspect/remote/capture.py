@@ -93,6 +93,9 @@ def start_remote_capture(inv: Inventory, out_dir: Path, *, snaplen: int | None =
     points = remote_points(inv, probes)
     warnings = [f"{name}: its tcpdump cannot write nanosecond timestamps; files have microseconds"
                 for name, probe in probes.items() if not probe.nano]
+    warnings += [f"{name}: its clock could not be measured (no `date +%s%N` there); verify "
+                 "estimates it from the traffic only" for name, probe in probes.items()
+                 if probe.offset_ns is None]
 
     def make_agent(p: CapturePoint, path: Path) -> RemoteAgent:
         probe = probes[str(p.host)]
