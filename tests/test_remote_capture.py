@@ -122,6 +122,8 @@ def test_remote_capture_verifies_like_a_local_capture_of_the_same_traffic(farm, 
     assert {r.id: r.status for r in remote_report.rules} == {r.id: r.status for r in local_report.rules}
     assert remote_report.flows == local_report.flows == 6
     assert not [e for e in remote_report.errors if e.startswith("clock of")]
+    assert set(remote_report.stats["clock_measured_ns"]) == set(points)
+    assert "clock_measured_ns" not in local_report.stats
 
     # a host whose measured clock disagrees with the traffic beyond the bound gets a note
     text = (tmp_path / "remote" / "manifest.toml").read_text()

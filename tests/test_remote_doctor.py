@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -107,11 +106,10 @@ def test_remote_capture_snapshots_let_verify_join_host_causes(farm, tmp_path):
     assert dr005.status == "fail"
     assert any("HC002" in cause and "rs1" in cause for cause in dr005.host_causes), dr005.host_causes
     # doctor on the set reads the snapshots the capture took over ssh
-    rc, offline = 0, None
     proc = cli("doctor", str(tmp_path / "set"), "--format", "json")
     out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
     offline = json.loads(out)
-    assert proc.returncode == 1
     rs1 = next(h for h in offline["hosts"] if h["host"] == "rs1")
     assert _checks(rs1)[("HC002", "eth14")] == "fail"
     assert wait_clean(state, lab) == []

@@ -64,9 +64,13 @@ def analyse_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOp
         analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {vip} "
                                       "named in manifest.toml")
     analysis.report.errors.extend(snap_errors)
-    analysis.report.errors.extend(clock_disagreements(
-        measured_clocks(cs), analysis.report.stats.get("clock_offsets_ns", {}),
-        cs.points[0].name, CLOCK_TOLERANCE_NS))
+    measured = measured_clocks(cs)
+    if measured:      # a remote capture: the clocks measured over ssh beside the traffic's estimate
+        analysis.report.stats["clock_measured_ns"] = {p: {"offset": o, "bound": b}
+                                                      for p, (o, b) in measured.items()}
+        analysis.report.errors.extend(clock_disagreements(
+            measured, analysis.report.stats.get("clock_offsets_ns", {}), cs.points[0].name,
+            CLOCK_TOLERANCE_NS))
     hosts.join_host_causes(snaps, analysis.report)
     return analysis
 

@@ -17,7 +17,8 @@ from dr_inspect.doctor.result import DoctorReport, HostCheck, HostReport
 from dr_inspect.doctor.snapshot import Runner, read_snapshot, take_snapshot
 from dr_inspect.errors import InputError
 from dr_inspect.netns import check_netns_name
-from dr_inspect.remote.ssh import SshHost
+from dr_inspect.doctor.runners import reachable, ssh_runner
+from dr_inspect.remote.ssh import SshHost, multiplexed
 
 ROLE_ALIASES = {"director": "director", "realserver": "realserver", "real-server": "realserver",
                 "rs": "realserver", "client": "client"}
@@ -127,9 +128,6 @@ def doctor_remote(hosts: list[SshHost], vip: str, *, clients: tuple[str, ...] = 
                   ) -> DoctorReport:
     """Snapshot each host over ssh now (read-only commands) and check them together; each host's
     role is its inventory role, else guessed from its state or name."""
-    from dr_inspect.doctor.runners import reachable, ssh_runner
-    from dr_inspect.remote.ssh import multiplexed
-
     if not hosts:
         raise InputError("no remote host: give --host NAME=[user@]host (or --inventory FILE)")
     vip_ip, port = parse_vip(vip)

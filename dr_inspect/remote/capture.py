@@ -16,10 +16,11 @@ import socket
 from pathlib import Path
 from typing import Any, Callable
 
+from dr_inspect.doctor.runners import ssh_runner
+from dr_inspect.doctor.snapshot import take_snapshot, write_snapshot
 from dr_inspect.errors import CaptureAgentError, DrInspectError, InputError
 from dr_inspect.live.capture import (START_TIMEOUT_S, CapturePoint, CaptureSession, CaptureSummary,
                                      launch_agents, open_capture_set, run_session, validate_points)
-from dr_inspect.doctor.runners import ssh_runner
 from dr_inspect.live.files import trim_partial_record
 from dr_inspect.live.tcpdump import DEFAULT_SNAPLEN, build_argv, check_filter
 from dr_inspect.remote.agent import RemoteAgent, remote_argv
@@ -56,8 +57,6 @@ def probe_hosts(inv: Inventory) -> dict[str, HostProbe]:
 
 def remote_snapshots(hosts: list[SshHost], out_dir: Path) -> tuple[dict[str, Path], list[str]]:
     """snapshots/<host>.json of each host, read over ssh (read-only commands)."""
-    from dr_inspect.doctor.snapshot import take_snapshot, write_snapshot
-
     written: dict[str, Path] = {}
     warnings: list[str] = []
     for host in hosts:
