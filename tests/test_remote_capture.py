@@ -249,3 +249,13 @@ def test_size_bound_ends_each_point(farm, tmp_path):
         assert 1_000_000 <= path.stat().st_size < 3_000_000
         assert complete_length(path) == path.stat().st_size     # whole records only
         assert len(tcp_frames(path)) > 10
+
+
+def test_a_pty_would_corrupt_the_stream(farm):
+    """Why the agent runs without a pty (ssh -T) under the EOF wrapper instead of ssh -tt (whose
+    hangup would also end tcpdump): a pty turns \\n into \\r\\n and mixes stderr into stdout."""
+    state, lab = farm
+    argv = ["ssh", "-F", str(lab.config), "-o", "BatchMode=yes", "-tt", lab.alias("rs1"),
+            "printf 'a\\nb'; echo E >&2"]
+    out = subprocess.run(argv, capture_output=True, timeout=60).stdout
+    assert out.startswith(b"a\r\nb") and b"E" in out
