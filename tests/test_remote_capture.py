@@ -178,6 +178,17 @@ def test_interrupt_before_tcpdump_starts(farm, tmp_path):
     assert not subprocess.run(["pgrep", "-f", hang], capture_output=True).stdout
 
 
+def test_interrupt_while_snapshotting_removes_the_set(farm, tmp_path):
+    """Stopped after every tcpdump started, while the hosts' state is read: the agents are
+    stopped and the half-made set is removed, as when local capture fails to start."""
+    state, lab = farm
+    proc = cli("capture", *_host_args(lab, "rs1:eth12", "director:eth7"), "--out", str(tmp_path / "set"))
+    wait_capturing(lab, ["rs1", "director"], proc)      # snapshots over ssh take seconds more
+    rc, _out, err = stop(proc, signal.SIGTERM)
+    assert rc == 130 and "interrupted" in err             # (once capturing, SIGTERM exits 0)
+    assert not (tmp_path / "set").exists()
+
+
 def test_one_host_failing_stops_the_others(farm, tmp_path):
     state, lab = farm
     proc = cli("capture", *_host_args(lab, "switch:br_e", "rs1:eth12"), "--no-snapshot",

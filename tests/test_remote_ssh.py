@@ -156,3 +156,17 @@ def test_wrapper_exits_with_the_commands_status_when_it_ends_itself():
     assert proc.wait(10) == 3               # with its stdin still open
     assert (proc.stdout.read(), proc.stderr.read()) == (b"out\n", b"err\n")
     proc.stdin.close()                      # sshd closes the channel: the watcher's cat ends
+
+
+def test_manifest_reads_the_measured_clocks(tmp_path):
+    from dr_inspect.captureset import load_capture_set
+    from dr_inspect.capturefacts import measured_clocks
+
+    (tmp_path / "rs1-eth0.pcap").write_bytes(b"")
+    manifest = tmp_path / "manifest.toml"
+    point = '[[points]]\nname = "rs1-eth0"\nfile = "rs1-eth0.pcap"\nhost = "rs1"\nssh = "root@10.0.0.7"\n'
+    manifest.write_text(point + "clock_offset_ns = -1200\nclock_bound_ns = 400\n")
+    assert measured_clocks(load_capture_set([tmp_path])) == {"rs1-eth0": (-1200, 400)}
+    manifest.write_text(point + 'clock_offset_ns = "soon"\n')
+    with pytest.raises(InputError, match="clock_offset_ns must be an integer"):
+        load_capture_set([tmp_path])
