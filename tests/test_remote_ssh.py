@@ -170,3 +170,19 @@ def test_manifest_reads_the_measured_clocks(tmp_path):
     manifest.write_text(point + 'clock_offset_ns = "soon"\n')
     with pytest.raises(InputError, match="clock_offset_ns must be an integer"):
         load_capture_set([tmp_path])
+
+
+def test_a_host_that_never_answers_times_out_and_leaves_nothing(tmp_path):
+    """A ProxyCommand that hangs stands for a host that never answers: the probe gives up with
+    one line, and the ProxyCommand (in ssh's process group) is ended with ssh."""
+    from conftest import require_tool
+    from dr_inspect.errors import CaptureAgentError
+    from dr_inspect.remote.probe import probe_host
+
+    require_tool("ssh", "openssh-client")
+    (tmp_path / "ssh_config").write_text("")         # not the user's ~/.ssh/config
+    host = SshHost("slow", "localhost", config=tmp_path / "ssh_config",
+                   options=("ProxyCommand=sleep 298",))
+    with pytest.raises(CaptureAgentError, match=r"^ssh localhost \(slow\): no answer \(timed out\)$"):
+        probe_host(host, [], timeout=2)
+    assert not subprocess.run(["pgrep", "-f", "sleep 298"], capture_output=True).stdout

@@ -59,7 +59,13 @@ def probe_host(host: SshHost, interfaces: list[str], *, timeout: float = 30.0,
     argv = ssh_argv(host, ["sh", "-c", _PROBE, "dr-inspect-probe", *interfaces], ssh=find_ssh())
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=True)
-    timer = threading.Timer(timeout, proc.kill)    # a host that stops answering ends the probe
+    timed_out = threading.Event()
+
+    def give_up() -> None:             # a host that stops answering ends the probe
+        timed_out.set()
+        end_group(proc)
+
+    timer = threading.Timer(timeout, give_up)
     timer.start()
     try:
         assert proc.stdin is not None and proc.stdout is not None
@@ -70,7 +76,7 @@ def probe_host(host: SshHost, interfaces: list[str], *, timeout: float = 30.0,
                 break
             lines.append(line.strip())
         if not line:
-            raise CaptureAgentError(_failed(host, proc, timer))
+            raise CaptureAgentError(_failed(host, proc, timed_out))
         probe = parse_probe(lines)
         samples = []
         for _ in range(round_trips + 1):
@@ -80,7 +86,7 @@ def probe_host(host: SshHost, interfaces: list[str], *, timeout: float = 30.0,
             answer = proc.stdout.readline()
             t1 = time.time_ns()
             if not answer:
-                raise CaptureAgentError(_failed(host, proc, timer))
+                raise CaptureAgentError(_failed(host, proc, timed_out))
             if not answer.strip().isdigit():
                 break          # a date without %N (busybox): the clock stays unmeasured
             samples.append((t0, int(answer), t1))
@@ -89,7 +95,7 @@ def probe_host(host: SshHost, interfaces: list[str], *, timeout: float = 30.0,
             probe.offset_ns, probe.bound_ns = found
         return probe
     except (BrokenPipeError, OSError):
-        raise CaptureAgentError(_failed(host, proc, timer)) from None
+        raise CaptureAgentError(_failed(host, proc, timed_out)) from None
     except BaseException:
         end_group(proc)           # Ctrl-C / SIGTERM while connecting: end ssh (and a ProxyCommand)
         raise
@@ -103,17 +109,16 @@ def probe_host(host: SshHost, interfaces: list[str], *, timeout: float = 30.0,
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            end_group(proc)
         proc.stderr.close()
 
 
-def _failed(host: SshHost, proc: subprocess.Popen, timer: threading.Timer, what: str = "") -> str:
-    if not timer.is_alive() and proc.poll() is not None:
+def _failed(host: SshHost, proc: subprocess.Popen, timed_out: threading.Event, what: str = "") -> str:
+    if timed_out.is_set():
         return f"ssh {host.target} ({host.name}): no answer (timed out)"
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        end_group(proc)
     err = first_line(proc.stderr.read() or "")
     return f"ssh {host.target} ({host.name}): {err or what or 'the session ended early'}"
