@@ -186,3 +186,17 @@ def test_a_host_that_never_answers_times_out_and_leaves_nothing(tmp_path):
     with pytest.raises(CaptureAgentError, match=r"^ssh localhost \(slow\): no answer \(timed out\)$"):
         probe_host(host, [], timeout=2)
     assert not subprocess.run(["pgrep", "-f", "sleep 298"], capture_output=True).stdout
+
+
+def test_a_remote_command_that_never_answers_is_ssh_failure(tmp_path):
+    from conftest import require_tool
+    from dr_inspect.doctor.runners import ssh_runner
+    from dr_inspect.doctor.snapshot import CommandFailed
+
+    require_tool("ssh", "openssh-client")
+    (tmp_path / "ssh_config").write_text("")
+    host = SshHost("slow", "localhost", config=tmp_path / "ssh_config",
+                   options=("ProxyCommand=sleep 297",))
+    with pytest.raises(CommandFailed, match=r"^ssh localhost \(slow\): no answer from localhost within 1 s$"):
+        ssh_runner(host, timeout=1)(["ip", "addr"])
+    assert not subprocess.run(["pgrep", "-f", "sleep 297"], capture_output=True).stdout

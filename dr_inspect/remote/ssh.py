@@ -189,12 +189,20 @@ def run_remote(host: SshHost, remote: list[str], *, timeout: float = 30.0,
     """Run `remote` on `host` and wait; its CompletedProcess (text). InputError-free: ssh's own
     failures come back as exit status 255 with ssh's message on stderr."""
     argv = ssh_argv(host, remote, ssh=find_ssh())
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input,
-                              stdin=None if input is not None else subprocess.DEVNULL)
+        out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
+        end_group(proc)
+        proc.communicate()
         return subprocess.CompletedProcess(argv, SSH_FAILED, "",
                                            f"no answer from {host.target} within {timeout:g} s")
+    except BaseException:
+        end_group(proc)                   # Ctrl-C: ssh and a ProxyCommand end with us
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def ssh_failure(host: SshHost, proc: subprocess.CompletedProcess) -> str:
