@@ -78,13 +78,8 @@ def capture(bridges, netns, duration, count, bpf, snaplen, roles, quiet, out_dir
     """Capture on each --bridge with tcpdump until Ctrl-C, SIGTERM, --duration or --count.
 
     Writes DIR/<bridge>.pcap per point (rotated files: <bridge>.pcap0, <bridge>.pcap1, ...),
-    DIR/manifest.toml and DIR/snapshots/<host>.json.
-
-    \b
-    Remote hosts over ssh (points HOST-IFACE, each host's state and clock offset recorded):
-      dr-inspect capture --host director=root@10.0.0.5 --iface director:eth0 \\
-                         --host rs1=root@10.0.0.7:2222 --iface rs1:eth0 --duration 30s
-      dr-inspect capture --inventory farm.toml --out set1
+    DIR/manifest.toml and DIR/snapshots/<host>.json. On remote hosts over ssh (--host/--iface
+    or --inventory) the points are HOST-IFACE, and each host's clock offset is recorded.
     """
     progress = StatusLine(quiet=quiet)
     on_tick = lambda session: progress.show(progress_line(session.progress(), progress.elapsed))  # noqa: E731

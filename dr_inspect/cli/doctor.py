@@ -40,8 +40,7 @@ def doctor(capture_set: str | None, role: str | None, vip: str | None, netns: st
     \b
     Live:    dr-inspect doctor --role realserver --vip 192.168.7.33:8000 [--netns NS]
     Offline: dr-inspect doctor CAPTURE_SET   (every host snapshot in its manifest)
-    Remote:  dr-inspect doctor --vip 10.0.0.100:80 --host director=root@10.0.0.5 --host rs1=10.0.0.7
-             dr-inspect doctor --vip 10.0.0.100:80 --inventory farm.toml
+    Remote:  dr-inspect doctor --vip IP:PORT --host NAME=[USER@]HOST ...  (over ssh, read-only)
     Exit 0 all checks pass, 1 a check failed, 2 bad input.
     """
     if list_checks:
