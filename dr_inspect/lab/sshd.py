@@ -95,6 +95,10 @@ def start_sshd(state: LabState, folder: Path, hosts: list[str] | None = None) ->
         raise MissingToolError("sshd", "openssh-server", "the lab's ssh servers")
     sysrun.need_tool("ssh-keygen", "the lab's throwaway ssh keys")
     all_hosts = _hosts(state)
+    unknown = sorted(set(hosts or ()) - set(all_hosts))
+    if unknown:
+        raise LabError(f"sshd: no namespace host {', '.join(unknown)} in lab {state.prefix!r} "
+                       f"(hosts: {', '.join(all_hosts)})")
     chosen = {h: all_hosts[h] for h in (hosts or all_hosts)}
     folder.mkdir(parents=True, exist_ok=True)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)      # sshd's privilege separation folder
