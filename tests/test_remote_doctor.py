@@ -113,3 +113,30 @@ def test_remote_capture_snapshots_let_verify_join_host_causes(farm, tmp_path):
     rs1 = next(h for h in offline["hosts"] if h["host"] == "rs1")
     assert _checks(rs1)[("HC002", "eth14")] == "fail"
     assert wait_clean(state, lab) == []
+
+
+def test_keepalived_state_is_read_when_it_runs():
+    """No lab: a runner answering as a director running keepalived (and one without it)."""
+    from dr_inspect.doctor.snapshot import CommandFailed
+
+    answers = {"pidof keepalived": "812 811\n",
+               "cat /etc/keepalived/keepalived.conf": "vrrp_instance VI_1 {\n state BACKUP\n}\n",
+               "journalctl -u keepalived -n 200 --no-pager -o short-iso":
+                   "2026-12-03T10:00:00 d1 Keepalived_vrrp[812]: (VI_1) Entering BACKUP STATE\n"
+                   "2026-12-03T10:05:00 d1 Keepalived_vrrp[812]: (VI_1) sent 0 priority\n"
+                   "2026-12-03T10:05:01 d1 Keepalived_vrrp[812]: (VI_1) Entering MASTER STATE\n"}
+
+    def runner(argv: list[str]) -> str:
+        try:
+            return answers[" ".join(argv)]
+        except KeyError:
+            raise CommandFailed(f"{argv[0]}: not found") from None
+
+    snap = take_snapshot(runner=runner, host="d1")
+    assert snap["keepalived"]["pids"] == ["812", "811"]
+    assert "state BACKUP" in snap["keepalived"]["conf"]
+    assert [s[-20:] for s in snap["keepalived"]["states"]] == ["Entering BACKUP STATE",
+                                                                "Entering MASTER STATE"]
+    del answers["pidof keepalived"]
+    snap = take_snapshot(runner=runner, host="rs1")
+    assert snap["keepalived"] is None and "keepalived" not in " ".join(snap["errors"])

@@ -15,7 +15,8 @@ A snapshot holds what the checks need and nothing they compute:
                                    "default": {...}, "eth0": {...}}},
       "ipvsadm_ln": "text" | None, "ipvsadm_sn": "text" | None,
       "ipvsadm_stats": "text" | None,   # ipvsadm -Ln --stats
-      "keepalived": {"pids": [...], "conf": "text" | None} | None,   # when keepalived runs
+      "keepalived": {"pids": [...], "conf": "text" | None,     # when keepalived runs;
+                     "states": ["... Entering MASTER STATE", ...]} | None,   # from its journal
       "nft": "text" | None,            # `nft -a list ruleset` (with rule handles, for fixes)
       "iptables_save": "text" | None,
       "listeners": [{"local": "0.0.0.0", "port": 80}, ...] | None,
@@ -213,8 +214,14 @@ def _keepalived(run: Runner, snap: dict[str, Any]) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 - pidof exits 1 when it is not running
         return None
     conf = _try(snap, "keepalived_conf", lambda: run(["cat", "/etc/keepalived/keepalived.conf"]))
-    snap["sources"]["keepalived"] = "pidof keepalived; cat /etc/keepalived/keepalived.conf"
-    return {"pids": pids, "conf": conf}
+    # its VRRP state changes ("Entering MASTER STATE"), read from the journal: asking keepalived
+    # itself (SIGUSR1 dumps) would not be read-only
+    log = _try(snap, "keepalived_log", lambda: run(["journalctl", "-u", "keepalived", "-n", "200",
+                                                    "--no-pager", "-o", "short-iso"]))
+    states = [line for line in (log or "").splitlines() if "STATE" in line][-10:]
+    snap["sources"]["keepalived"] = ("pidof keepalived; cat /etc/keepalived/keepalived.conf; "
+                                     "journalctl -u keepalived")
+    return {"pids": pids, "conf": conf, "states": states}
 
 
 def take_snapshot(netns: str | None = None, *, runner: Runner | None = None,
