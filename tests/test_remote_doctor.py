@@ -135,8 +135,8 @@ def test_keepalived_state_is_read_when_it_runs():
     snap = take_snapshot(runner=runner, host="d1")
     assert snap["keepalived"]["pids"] == ["812", "811"]
     assert "state BACKUP" in snap["keepalived"]["conf"]
-    assert [s[-20:] for s in snap["keepalived"]["states"]] == ["Entering BACKUP STATE",
-                                                                "Entering MASTER STATE"]
+    assert [s.split(": ")[-1] for s in snap["keepalived"]["states"]] == ["(VI_1) Entering BACKUP STATE",
+                                                                    "(VI_1) Entering MASTER STATE"]
     del answers["pidof keepalived"]
     snap = take_snapshot(runner=runner, host="rs1")
     assert snap["keepalived"] is None and "keepalived" not in " ".join(snap["errors"])
