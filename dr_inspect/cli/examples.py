@@ -68,6 +68,8 @@ EXAMPLES: dict[str, list[str]] = {
     "capture": [
         "sudo dr-inspect capture --bridge br_e --bridge br_lvs --duration 10",
         "sudo dr-inspect capture --netns dri-sw --bridge br_e --bridge br_lvs --out set1",
+        "dr-inspect capture --inventory farm.toml --duration 2m --out set1   # over ssh",
+        "dr-inspect capture --host rs1=root@10.0.0.7:2222 --iface rs1:eth0 --duration 30s",
     ],
     "watch": [
         "sudo dr-inspect watch --netns dri-sw --bridge br_e --bridge br_lvs",
@@ -78,6 +80,7 @@ EXAMPLES: dict[str, list[str]] = {
         "sudo dr-inspect doctor --role realserver --vip 192.168.7.33:8000",
         "sudo dr-inspect doctor --role client --vip 192.168.7.33:8000 --netns dri-client",
         "dr-inspect doctor --list-checks",
+        "dr-inspect doctor --vip 10.0.0.100:80 --inventory farm.toml     # the hosts, over ssh",
     ],
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import click
 
@@ -52,3 +53,22 @@ class Duration(click.ParamType):
 
 DURATION = Duration()
 DURATION_MS = Duration(per_second=1000.0)
+
+
+def ssh_host_options(func):
+    """--host, --inventory, --ssh-config, --ssh-option: the remote hosts of capture and doctor."""
+    for decorator in reversed([
+        click.option("--host", "hosts", multiple=True, metavar="NAME=[USER@]HOST[:PORT]",
+                     help="A remote host, reached with ssh (your keys and ssh config; "
+                          "BatchMode, read-only for doctor); repeatable."),
+        click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path),
+                     metavar="FILE", help="Remote hosts, their roles, interfaces and ssh "
+                                          "settings (TOML; see the README)."),
+        click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
+                     metavar="FILE", help="ssh -F FILE for the --host hosts (default: your "
+                                          "~/.ssh/config)."),
+        click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
+                     help="ssh -o KEY=VALUE for the --host hosts; repeatable."),
+    ]):
+        func = decorator(func)
+    return func
