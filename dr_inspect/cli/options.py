@@ -57,8 +57,8 @@ DURATION = Duration()
 DURATION_MS = Duration(per_second=1000.0)
 
 
-TIME_HELP = ("an offset from the capture's first frame (30s, 2m, as durations) or an absolute "
-             "time, ISO 8601 (2026-12-03T16:40:00Z; UTC when it names no zone)")
+TIME_HELP = ("an offset from the capture's first frame as a duration (30s, 2m) or an ISO 8601 "
+             "time (2026-12-03T16:40:00Z; UTC when it names no zone)")
 
 
 class TimeBoundType(click.ParamType):

@@ -32,9 +32,9 @@ def analysis_options(func):
                      help="Judge only connections forwarded to this real server (repeatable; "
                           "names as in the unfiltered report)."),
         click.option("--since", type=TIME_BOUND, metavar="TIME",
-                     help=f"Judge only connections starting at or after TIME ({TIME_HELP})."),
+                     help=f"Judge only connections starting at or after TIME: {TIME_HELP}."),
         click.option("--until", type=TIME_BOUND, metavar="TIME",
-                     help=f"Judge only connections starting before TIME ({TIME_HELP})."),
+                     help=f"Judge only connections starting before TIME: {TIME_HELP}."),
         click.option("--topology", "topology_file", type=click.Path(path_type=Path),
                      metavar="FILE", help="topology.toml pinning VIPs, director and real servers."),
         click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path),
