@@ -296,3 +296,11 @@ def test_every_filter_option_has_help_and_an_example_on_each_command():
                      for c in ("verify", "report", "ladder"))
     for option in ("--client", "--rs", "--vip", "--since", "--until"):
         assert option in shown, option
+
+
+def test_dask_engine_takes_vip_as_a_pin_and_refuses_the_other_filters():
+    from dr_inspect.cli.verify import dask_options
+    pinned = dask_options(VerifyOptions(flow_filter=FlowFilter(vips=("192.168.7.33:8000",))))
+    assert pinned.vips == ("192.168.7.33:8000",) and pinned.flow_filter is None
+    one_error_line(run("verify", str(SEED), "--engine", "dask", "--rs", "rs1"),
+                   "--rs rs1: filters need the local engine (--engine local)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -66,6 +67,16 @@ def flow_filter(vips=(), clients=(), real_servers=(), since=None, until=None
     return flt if flt.active else None
 
 
+def dask_options(options: VerifyOptions) -> VerifyOptions:
+    """The dask engine judges every connection: --vip pins the VIP there (what --vip did before
+    it was a filter); the other filters need the local engine (InputError)."""
+    flt = options.flow_filter
+    if flt.clients or flt.real_servers or flt.since or flt.until:
+        raise InputError(f"{flt.describe()}: filters need the local engine (--engine local); "
+                         "with --engine dask only --vip, which pins the VIP")
+    return replace(options, vips=flt.vips, flow_filter=None)
+
+
 def write_output(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
@@ -113,8 +124,7 @@ def verify(paths, topology_file, rule_files, window_ms, quiet, fmt, output,
     if engine == "dask" and fmt == "html":
         raise InputError("--format html needs the local engine (--engine local)")
     if engine == "dask" and options.flow_filter is not None:
-        raise InputError(f"{options.flow_filter.describe()}: filters need the local engine "
-                         "(--engine local)")
+        options = dask_options(options)
     with StatusLine(quiet=quiet) as status:
         status.show(f"verifying {len(paths)} path(s) ...")
         if engine == "dask":
