@@ -21,7 +21,8 @@ class TimeBound:
 
     def __post_init__(self) -> None:
         if (self.offset_s is None) == (self.epoch_ns is None):
-            raise InputError(f"time {self.text!r}: give an offset or an absolute time, not both")
+            raise InputError(f"time {self.text!r}: exactly one of an offset and an absolute "
+                             "time")
 
     def at_ns(self, capture_start_ns: int) -> int:
         """The bound on the capture's clock (ns since the epoch)."""

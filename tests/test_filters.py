@@ -57,7 +57,8 @@ def failing_connections(analysis) -> dict[str, set[int]]:
     """rule id -> the flow ids its evidence names (rules judged per connection)."""
     kinds = {r.id: r.kind for r in load_rules([])}
     return {r.id: {e.extra["flow_id"] for e in r.evidence if "flow_id" in e.extra}
-            for r in analysis.report.rules if r.status == "fail" and kinds.get(r.id) in PER_CONNECTION}
+            for r in analysis.report.rules
+            if r.status == "fail" and kinds.get(r.id) in PER_CONNECTION}
 
 
 def check_filtered(path: Path, flt: FlowFilter, expected: set[str]) -> None:

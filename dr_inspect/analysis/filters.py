@@ -60,6 +60,15 @@ def _in_networks(networks: list) -> Callable[[str], bool]:
     return accept
 
 
+def _vip_endpoints(wanted: list[Endpoint]) -> Callable[[str], bool]:
+    """Whether a VIP text ('ip:port', '[ip6]:port') is one of `wanted` (a port of None: any)."""
+    def accept(text: str) -> bool:
+        ip = text.rpartition(":")[0].strip("[]")
+        return any(text == vip_text(w_ip, port) or (port is None and ip == w_ip)
+                   for w_ip, port in wanted)
+    return accept
+
+
 def resolve_real_servers(flt: FlowFilter, topology: LearnedTopology) -> set[str]:
     """The names of the real servers --rs names (by name, RIP or MAC); InputError listing the
     known ones for a value that is none of them."""
@@ -69,8 +78,9 @@ def resolve_real_servers(flt: FlowFilter, topology: LearnedTopology) -> set[str]
                  if wanted == rs.name or _same_address(wanted, rs.rip)
                  or wanted.lower() in {m.lower() for m in rs.macs.values()}]
         if not found:
-            known = "; ".join(f"{rs.name} ({', '.join([rs.rip or 'RIP unknown', *rs.macs.values()])})"
-                              for rs in topology.real_servers) or "none learned"
+            known = "; ".join(
+                f"{rs.name} ({', '.join([rs.rip or 'RIP unknown', *rs.macs.values()])})"
+                for rs in topology.real_servers) or "none learned"
             raise InputError(f"--rs {wanted}: no real server has this name, RIP or MAC "
                              f"(known: {known})")
         names.update(found)
@@ -133,9 +143,7 @@ def _flow_masks(flows: pd.DataFrame, flt: FlowFilter, rs_names: set[str],
         wanted = filter_vips(flt)
         seen = _seen(flows["vip"])
         masks[" ".join(f"--vip {v}" for v in flt.vips)] = (
-            _rows_where(flows["vip"], lambda text: any(
-                text == vip_text(ip, port) or (port is None and text.rpartition(":")[0]
-                                               .strip("[]") == ip) for ip, port in wanted)),
+            _rows_where(flows["vip"], _vip_endpoints(wanted)),
             f"VIPs with connections: {_listed(seen)}")
     if flt.since or flt.until:
         lo, hi = _time_bounds(flt, capture_start_ns)
@@ -149,10 +157,11 @@ def _flow_masks(flows: pd.DataFrame, flt: FlowFilter, rs_names: set[str],
     return masks
 
 
-def select_flows(flows: pd.DataFrame, flt: FlowFilter, topology: LearnedTopology,
+def select_flows(flows: pd.DataFrame, flt: FlowFilter, rs_names: set[str],
                  capture_start_ns: int) -> np.ndarray:
-    """The flows rows the filter keeps; InputError naming the filter when it keeps none."""
-    masks = _flow_masks(flows, flt, resolve_real_servers(flt, topology), capture_start_ns)
+    """The flows rows the filter keeps (rs_names: resolve_real_servers' answer); InputError
+    naming the filter when it keeps none."""
+    masks = _flow_masks(flows, flt, rs_names, capture_start_ns)
     keep = np.ones(len(flows), bool)
     for mask, _ in masks.values():
         keep &= mask
@@ -198,7 +207,8 @@ def apply_filter(tables: dict[str, pd.DataFrame], flt: FlowFilter, topology: Lea
     capture_start_ns: the first captured frame's time, the origin of --since/--until offsets.
     InputError when no connection matches."""
     flows = tables["flows"]
-    keep_flows = select_flows(flows, flt, topology, capture_start_ns)
+    rs_names = resolve_real_servers(flt, topology)
+    keep_flows = select_flows(flows, flt, rs_names, capture_start_ns)
     ids = flows["flow_id"].to_numpy(dtype=np.int64)
     # flow ids index a lookup (one slot past the largest for rows of no flow, id -1)
     selected = np.zeros(int(ids.max(initial=0)) + 2, bool)
@@ -210,7 +220,7 @@ def apply_filter(tables: dict[str, pd.DataFrame], flt: FlowFilter, topology: Lea
         rows = selected[np.where((fid >= 0) & (fid < len(selected) - 1), fid, -1)]
         out[name] = table[rows].reset_index(drop=True)
     arp = tables["arp"]
-    keep_arp = _arp_rows(arp, flt, resolve_real_servers(flt, topology), capture_start_ns)
+    keep_arp = _arp_rows(arp, flt, rs_names, capture_start_ns)
     out["arp"] = arp[keep_arp].reset_index(drop=True)
     selection = {"filter": flt.describe(), "connections": int(keep_flows.sum()),
                  "connections_left_out": int((~keep_flows).sum()),

@@ -17,11 +17,11 @@ from dr_inspect.analysis.filters import apply_filter, capture_start_ns, filter_v
 from dr_inspect.analysis.result import Analysis
 from dr_inspect.correlate.points import capture_health, early_copies, points_rows, points_table
 from dr_inspect.decode.pointset import summary_of
+from dr_inspect.errors import TopologyError
 from dr_inspect.heap import return_freed_heap
 from dr_inspect.model import PointSummary, VerifyReport
 from dr_inspect.options import VerifyOptions
 from dr_inspect.rules import Rule, evaluate_rules, load_rules
-from dr_inspect.errors import TopologyError
 from dr_inspect.topology import TopologyPins, load_topology_file, merge_pins
 
 SAMPLE = 1000
