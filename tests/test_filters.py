@@ -254,6 +254,8 @@ def test_cli_reports_say_the_filter_and_what_it_left_out(tmp_path):
     assert "filter" not in json.loads(run("verify", str(SEED), "--format", "json").output)
     markdown = run("verify", str(SEED), "--rs", "rs1", "--format", "markdown").output
     assert "filter: --rs rs1: 3 of 6 connections judged" in markdown
+    junit = run("verify", str(SEED), "--rs", "rs1", "--format", "junit").output
+    assert f'<property name="filter" value="{line}" />' in junit
     html_file = tmp_path / "r.html"
     assert run("report", str(SEED), "--rs", "rs1", "--html", str(html_file)).exit_code == 0
     assert f'<p class="filter" id="filter">{line}</p>' in html_file.read_text()
