@@ -307,3 +307,10 @@ def test_dask_engine_takes_vip_as_a_pin_and_refuses_the_other_filters():
     assert pinned.vips == ("192.168.7.33:8000",) and pinned.flow_filter is None
     one_error_line(run("verify", str(SEED), "--engine", "dask", "--rs", "rs1"),
                    "--rs rs1: filters need the local engine (--engine local)")
+
+
+def test_cli_ladder_flow_outside_the_filter_says_so():
+    one_error_line(run("ladder", str(SEED), "--rs", "rs1", "--flow", "1"),
+                   "flow 1 is not one --rs rs1 selects (flows 2, 4, 6)")
+    drawn = run("ladder", str(SEED), "--rs", "rs1", "--flow", "2")
+    assert drawn.exit_code == 0 and drawn.output.startswith("flow 2: ")
