@@ -98,8 +98,8 @@ def _annotate_manifest(manifest: Path, state: LabState, description: str) -> Non
     """Add the lab's facts to [capture] (keys documented in dr_inspect.captureset).
 
     The capture wrote the manifest; it is read without following a symlink and replaced by a
-    new file (O_EXCL|O_NOFOLLOW, then a rename), so nothing planted in the folder since (a
-    symlink to /etc/..., a hard link) is read or written through: it is refused (LabError)."""
+    new file (O_EXCL|O_NOFOLLOW, then a rename), so nothing planted in the folder since is read
+    or written through: a symlink there is refused (LabError), a hard link replaced."""
     from dr_inspect.live.files import write_new
     from dr_inspect.live.manifest import render_manifest
     try:
