@@ -16,14 +16,18 @@ EXAMPLES: dict[str, list[str]] = {
         "dr-inspect verify br_e.pcap br_lvs.pcap --vip 192.168.7.33:8000",
         "dr-inspect verify SET --format json -o report.json     # for scripts and `diff`",
         "dr-inspect verify SET --evidence-pcap why.pcapng      # open it in Wireshark",
+        "dr-inspect verify SET --client 10.1.0.0/16 --rs rs2   # only these connections",
+        "dr-inspect verify SET --since 30s --until 2m          # started 30 s..2 min in",
     ],
     "ladder": [
         "dr-inspect ladder captures/fault-port-mismatch --list  # every connection, its verdict",
         "dr-inspect ladder captures/fault-port-mismatch --flow 2",
         "dr-inspect ladder SET --client 192.168.7.2:52094 --svg flow.svg",
+        "dr-inspect ladder SET --list --rs rs1 --since 2026-12-03T16:40:00Z",
     ],
     "report": [
         "dr-inspect report captures/fault-rs-answers-arp --html report.html",
+        "dr-inspect report SET --vip 192.168.7.33:8000 --html vip.html",
     ],
     "diff": [
         "dr-inspect verify SET-BEFORE --format json -o old.json",
