@@ -187,7 +187,9 @@ done:
     X(SRC_IP, ip4, src_ip, "u4", uint32_t)                                                     \
     X(DST_IP, ip4, dst_ip, "u4", uint32_t)                                                     \
     X(ARP_SENDER_IP, ip4, arp_sender_ip, "u4", uint32_t)                                       \
-    X(ARP_TARGET_IP, ip4, arp_target_ip, "u4", uint32_t)
+    X(ARP_TARGET_IP, ip4, arp_target_ip, "u4", uint32_t)                                       \
+    X(PAYLOAD_HASH, ints, payload_hash, "u8", uint64_t)                                         \
+    X(PAYLOAD_WHOLE, ints, payload_whole, "b1", uint8_t)
 
 #define AS_ENUM(id, group, name, dtype, T) F_##id,
 enum { FIELD_LIST(AS_ENUM) N_FIELDS };
@@ -210,10 +212,78 @@ typedef struct {
  * after: the column stores are then straight-line code. */
 typedef struct {
     uint64_t v[N_FIELDS];
-    uint8_t ok[32];                   /* N_FIELDS flags, rounded up: cleared in two stores */
+    uint8_t ok[64];                   /* N_FIELDS flags, rounded up: cleared in a few stores */
     uint8_t ip6[32];
     int has_ip6;
 } Row;
+
+/* ------------------------------------------------------------------ payload digest */
+
+/* decode/digest.py defines it: two lanes, H = sum(b[j] * B**(L-1-j)) mod P, P = 2**29 - 3,
+ * packed lane 1 << 32 | lane 2. A table gives both lanes' terms of a byte at each position of
+ * an 8-byte step in one uint64 (each lane's sum of eight stays below 2**32), so a step costs
+ * eight loads and adds; four steps make a 32-byte block whose lane values are combined off the
+ * dependency chain, which then carries one multiply and fold per 32 bytes. Values between
+ * steps are kept below 2**30 (folded, not fully reduced: x = hi * 2**29 + lo = hi * 3 + lo). */
+#define DIGEST_P 536870909ULL
+#define DIGEST_MASK ((1ULL << 29) - 1)
+static const uint64_t DIGEST_BASE[2] = {278270624ULL, 500476775ULL};
+static uint64_t digest_table[8][256];  /* both lanes' b * B**(7-k) mod P, byte k of a step */
+static uint64_t digest_pow[2][4];      /* B**8, B**16, B**24, B**32 */
+
+static inline uint64_t fold(uint64_t x) {      /* x < 2**63 -> below 2**30, same value mod P */
+    x = (x & DIGEST_MASK) + (x >> 29) * 3;
+    return (x & DIGEST_MASK) + (x >> 29) * 3;
+}
+
+static uint64_t mul_mod(uint64_t a, uint64_t b) { return (a * b) % DIGEST_P; }
+
+static void digest_init(void) {
+    for (int lane = 0; lane < 2; lane++) {
+        uint64_t w = 1;
+        for (int k = 7; k >= 0; k--) {
+            for (uint64_t b = 0; b < 256; b++)
+                digest_table[k][b] |= mul_mod(b, w) << (lane ? 0 : 32);
+            w = mul_mod(w, DIGEST_BASE[lane]);
+        }
+        digest_pow[lane][0] = w;
+        for (int j = 1; j < 4; j++)
+            digest_pow[lane][j] = mul_mod(digest_pow[lane][j - 1], w);
+    }
+}
+
+static inline uint64_t digest_step(const uint8_t *p) {
+    uint64_t s = 0;
+    for (int k = 0; k < 8; k++)
+        s += digest_table[k][p[k]];
+    return s;
+}
+
+static inline uint64_t digest(const uint8_t *p, int64_t n) {
+    uint64_t h1 = 0, h2 = 0;
+    const uint64_t lo = 0xFFFFFFFFULL;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const uint64_t a = digest_step(p + i), b = digest_step(p + i + 8),
+                       c = digest_step(p + i + 16), d = digest_step(p + i + 24);
+        const uint64_t v1 = fold((a >> 32) * digest_pow[0][2] + (b >> 32) * digest_pow[0][1])
+                            + fold((c >> 32) * digest_pow[0][0] + (d >> 32));
+        const uint64_t v2 = fold((a & lo) * digest_pow[1][2] + (b & lo) * digest_pow[1][1])
+                            + fold((c & lo) * digest_pow[1][0] + (d & lo));
+        h1 = fold(h1 * digest_pow[0][3] + v1);
+        h2 = fold(h2 * digest_pow[1][3] + v2);
+    }
+    for (; i + 8 <= n; i += 8) {
+        const uint64_t a = digest_step(p + i);
+        h1 = fold(h1 * digest_pow[0][0] + (a >> 32));
+        h2 = fold(h2 * digest_pow[1][0] + (a & lo));
+    }
+    for (; i < n; i++) {
+        h1 = fold(h1 * DIGEST_BASE[0] + p[i]);
+        h2 = fold(h2 * DIGEST_BASE[1] + p[i]);
+    }
+    return (h1 % DIGEST_P) << 32 | (h2 % DIGEST_P);
+}
 
 static inline void put(Row *r, int f, uint64_t value) {
     r->v[f] = value;
@@ -325,7 +395,12 @@ static inline int decode_one(const uint8_t *p, int64_t cap, int64_t wire, int32_
         put(r, F_SEQ, be32(t + 4));
         put(r, F_ACK, be32(t + 8));
         put(r, F_TCP_FLAGS, ((uint32_t)(t[12] & 0x0F) << 8) | t[13]);
-        put(r, F_PAYLOAD_LEN, (uint32_t)(int32_t)(ip_payload - doff));
+        const int64_t payload = ip_payload - doff, captured = cap4 - doff;
+        put(r, F_PAYLOAD_LEN, (uint32_t)(int32_t)payload);
+        /* the captured payload bytes (Ethernet padding past the IP packet is none of them) */
+        const int64_t hashed = payload < captured ? payload : captured;
+        put(r, F_PAYLOAD_HASH, digest(t + doff, hashed > 0 ? hashed : 0));
+        put(r, F_PAYLOAD_WHOLE, captured >= payload);
     } else if (proto == 17) {
         if (cap4 < 8)
             return 1;
@@ -538,6 +613,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
+    digest_init();
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
@@ -558,6 +634,13 @@ PyMODINIT_FUNC PyInit__native(void) {
     }
     if (PyModule_AddObject(m, "FIELDS", fields) < 0) {
         Py_DECREF(fields);
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* the digest's definition, for the check that digest.py holds the same */
+    PyObject *spec = Py_BuildValue("(KKK)", DIGEST_P, DIGEST_BASE[0], DIGEST_BASE[1]);
+    if (!spec || PyModule_AddObject(m, "DIGEST", spec) < 0) {
+        Py_XDECREF(spec);
         Py_DECREF(m);
         return NULL;
     }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dr_inspect.decode import digest
 from dr_inspect.decode.containers import FrameIndex
 from dr_inspect.decode.fields import Col, Fields, at_offsets, be16, be32, u48
 from dr_inspect.decode.gather import gather
@@ -320,9 +321,21 @@ def _transport_layer(b: _Batch, link: _Link, net: _Net
     payload = np.where(tcp, ip_payload - doff, np.where(udp | icmp, ip_payload - 8, 0))
     payload_ok = (tcp & flags_ok & ~bad_doff) | (udp & (cap4 >= 8)) | (icmp & (cap4 >= 4))
     ints["payload_len"] = Col(payload, payload_ok)
+    _payload_digest(b, link.l3off + net.l4off + doff, tcp & flags_ok & ~bad_doff, payload,
+                    cap4 - doff)
     ints["icmp_type"] = Col(g4[:, 0].copy(), icmp & (cap4 >= 1))
     ints["icmp_code"] = Col(g4[:, 1].copy(), icmp & (cap4 >= 2))
     return g4, cap4, icmp6
+
+
+def _payload_digest(b: _Batch, off: np.ndarray, tcp_ok: np.ndarray, payload: np.ndarray,
+                    captured: np.ndarray) -> None:
+    """payload_hash (digest.py) of the captured TCP payload bytes at `off` from each frame's
+    start, and payload_whole: the capture holds all payload_len of them (frames cut by the
+    snaplen hold a part; Ethernet padding past the IP packet is no payload)."""
+    count = np.where(tcp_ok, np.clip(np.minimum(payload, captured), 0, None), 0)
+    b.f.ints["payload_hash"] = Col(digest.digests(b.buf, b.data + off, count), tcp_ok)
+    b.f.ints["payload_whole"] = Col(captured >= payload, tcp_ok)
 
 
 def _neighbour_discovery(b: _Batch, link: _Link, net: _Net, g4: np.ndarray, cap4: np.ndarray,

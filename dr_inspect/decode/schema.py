@@ -65,6 +65,10 @@ SCHEMA: tuple[Column, ...] = (
     Column("nd_lladdr", "category", _ADDR_MAC, public=False,
            doc="its source/target link-layer address option (MAC)"),
     Column("nd_flags", "UInt8", ("ints",), public=False, doc="NA flags byte (R=0x80, S=0x40, O=0x20)"),
+    Column("payload_hash", "UInt64", ("ints",), public=False,
+           doc="digest of the captured TCP payload bytes (decode/digest.py: concatenable)"),
+    Column("payload_whole", "boolean", ("ints",), public=False,
+           doc="the whole TCP payload is within the captured bytes (payload_hash covers it)"),
 )
 
 # The public columns, in this order (`dr-inspect decode` prints exactly these).
@@ -76,7 +80,8 @@ DTYPES: dict[str, str] = {c.name: c.dtype for c in SCHEMA}
 
 # numpy type of a decoded number (by its column's pandas dtype) and of a held address
 NUMPY_DTYPES: dict[str, str] = {"UInt8": "u1", "UInt16": "u2", "UInt32": "u4", "Int32": "i4",
-                                "int32": "i4", "int64": "i8", "macs": "u8", "ip4": "u4"}
+                                "UInt64": "u8", "boolean": "b1", "int32": "i4", "int64": "i8",
+                                "macs": "u8", "ip4": "u4"}
 
 
 def _numpy_dtype(column: Column, group: str) -> str:
