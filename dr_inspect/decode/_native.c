@@ -188,6 +188,15 @@ done:
     X(DST_IP, ip4, dst_ip, "u4", uint32_t)                                                     \
     X(ARP_SENDER_IP, ip4, arp_sender_ip, "u4", uint32_t)                                       \
     X(ARP_TARGET_IP, ip4, arp_target_ip, "u4", uint32_t)                                       \
+    X(IP_DF, ints, ip_df, "b1", uint8_t)                                                       \
+    X(TCP_MSS, ints, tcp_mss, "u2", uint16_t)                                                  \
+    X(ICMP_MTU, ints, icmp_mtu, "u4", uint32_t)                                                \
+    X(INNER_SRC_IP, ip4, inner_src_ip, "u4", uint32_t)                                         \
+    X(INNER_DST_IP, ip4, inner_dst_ip, "u4", uint32_t)                                         \
+    X(INNER_PROTO, ints, inner_proto, "u1", uint8_t)                                           \
+    X(INNER_SRC_PORT, ints, inner_src_port, "u2", uint16_t)                                    \
+    X(INNER_DST_PORT, ints, inner_dst_port, "u2", uint16_t)                                    \
+    X(INNER_SEQ, ints, inner_seq, "u4", uint32_t)                                              \
     X(PAYLOAD_HASH, ints, payload_hash, "u8", uint64_t)                                         \
     X(PAYLOAD_WHOLE, ints, payload_whole, "b1", uint8_t)
 
@@ -299,6 +308,49 @@ static inline void store_row(const Columns *c, Py_ssize_t i, const Row *r) {
 #undef AS_STORE
 }
 
+/* The first MSS option among the TCP options of t up to end (layers.py's _tcp_mss walks
+ * them the same way). */
+static inline void tcp_mss(const uint8_t *t, int64_t end, Row *r) {
+    int64_t p = 20;
+    while (p < end) {
+        const uint8_t kind = t[p];
+        if (kind == 0)
+            return;
+        if (kind == 1) {
+            p++;
+            continue;
+        }
+        const int64_t size = p + 1 < end ? t[p + 1] : 0;
+        if (kind == 2 && size == 4 && p + 4 <= end) {
+            put(r, F_TCP_MSS, be16(t + p + 2));
+            return;
+        }
+        if (size < 2)
+            return;
+        p += size;
+    }
+}
+
+/* The IPv4 header (and the first 8 bytes after it) an ICMP error quotes, cap bytes of it
+ * captured (layers.py's _icmp_errors decodes the same fields the same way). */
+static inline void quoted_ip4(const uint8_t *u, int64_t cap, Row *r) {
+    if (cap < 20 || (u[0] >> 4) != 4 || (u[0] & 0x0F) < 5)
+        return;
+    const int64_t ihl = (int64_t)(u[0] & 0x0F) * 4;
+    const uint32_t proto = u[9];
+    put(r, F_INNER_SRC_IP, be32(u + 12));
+    put(r, F_INNER_DST_IP, be32(u + 16));
+    put(r, F_INNER_PROTO, proto);
+    if ((be16(u + 6) & 0x1FFF) != 0)
+        return;                      /* a later fragment: no transport header quoted */
+    if ((proto == 6 || proto == 17) && cap >= ihl + 4) {
+        put(r, F_INNER_SRC_PORT, be16(u + ihl));
+        put(r, F_INNER_DST_PORT, be16(u + ihl + 2));
+    }
+    if (proto == 6 && cap >= ihl + 8)
+        put(r, F_INNER_SEQ, be32(u + ihl + 4));
+}
+
 /* Decode one frame into r (cleared before: value 0, not valid); returns 0 when done, 1 when the
  * frame is for layers.py (then what was decoded of it is overwritten by the caller). Every byte
  * read is inside the captured length (checked before it is read). */
@@ -342,6 +394,7 @@ static inline int decode_one(const uint8_t *p, int64_t cap, int64_t wire, int32_
         proto = q[9];
         put(r, F_IP_VERSION, 4);
         put(r, F_IP_ID, be16(q + 4));
+        put(r, F_IP_DF, (q[6] >> 6) & 1);
         put(r, F_TTL, q[8]);
         put(r, F_PROTO, proto);
         put(r, F_SRC_IP, be32(q + 12));
@@ -401,6 +454,7 @@ static inline int decode_one(const uint8_t *p, int64_t cap, int64_t wire, int32_
         const int64_t hashed = payload < captured ? payload : captured;
         put(r, F_PAYLOAD_HASH, digest(t + doff, hashed > 0 ? hashed : 0));
         put(r, F_PAYLOAD_WHOLE, captured >= payload);
+        tcp_mss(t, doff < cap4 ? doff : cap4, r);
     } else if (proto == 17) {
         if (cap4 < 8)
             return 1;
@@ -413,6 +467,11 @@ static inline int decode_one(const uint8_t *p, int64_t cap, int64_t wire, int32_
         put(r, F_ICMP_TYPE, t[0]);
         put(r, F_ICMP_CODE, t[1]);
         put(r, F_PAYLOAD_LEN, (uint32_t)(int32_t)(ip_payload - 8));
+        const uint8_t type = t[0];
+        if (type == 3 && t[1] == 4 && cap4 >= 8)
+            put(r, F_ICMP_MTU, be16(t + 6));          /* fragmentation needed: next-hop MTU */
+        if (type == 3 || type == 4 || type == 5 || type == 11 || type == 12)
+            quoted_ip4(t + 8, cap4 - 8, r);
     } else if (proto == 58 && !v4) {
         return 1;              /* ICMPv6: neighbour discovery options are layers.py's */
     }
