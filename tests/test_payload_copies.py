@@ -86,16 +86,21 @@ def test_same_length_rewrite_of_a_plain_copy_fails(tmp_path):
 
 
 def test_rewrite_inside_a_coalesced_copy_fails(tmp_path):
-    cap = _connection(gro=True)
-    (copy,) = _data_copies(cap)
-    _flip(copy, at=20)                      # in the second of the three segments it carries
-    assert _dr002(cap, tmp_path / "set")[0] == "fail"
+    for shape in ("two-segment", "shared-segment"):
+        cap = DrCapture(shape).healthy()
+        cap.connection(CPORT, gro=True)
+        (copy,) = [p for p in _data_copies(cap) if p.src == cap.dir_out]
+        _flip(copy, at=20)                  # in the second of the three segments it carries
+        assert _dr002(cap, tmp_path / shape)[0] == "fail", shape
 
 
 def test_rewrite_of_one_tso_piece_fails(tmp_path):
-    cap = _connection(tso=True)
-    _flip(_data_copies(cap)[2], at=1)       # the last piece, not the one matched to the original
-    assert _dr002(cap, tmp_path / "set")[0] == "fail"
+    for shape in ("two-segment", "shared-segment"):     # on one LAN the original is beside them
+        cap = DrCapture(shape).healthy()
+        cap.connection(CPORT, tso=True)
+        pieces = [p for p in _data_copies(cap) if p.src == cap.dir_out]
+        _flip(pieces[2], at=1)              # the last piece, not the one matched to the original
+        assert _dr002(cap, tmp_path / shape)[0] == "fail", shape
 
 
 def _retransmitted(cap: DrCapture, rewrite: int | None) -> None:

@@ -99,10 +99,11 @@ def _ints(tv: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _pieces(tv: pd.DataFrame, copies: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(view rows that may be pieces of the same original as the copies: same point and
-    4-tuple, ids of those groups per such row, and per copy). The view's text columns are
-    categoricals: their codes make the group key."""
-    key_cols = ("point", "src_ip", "src_port", "dst_ip", "dst_port")
+    """(view rows that may be pieces of the same original as the copies: same point, MACs and
+    4-tuple (on one LAN the original is at the copies' point, from another MAC), ids of those
+    groups per such row, and per copy). The view's text columns are categoricals: their codes
+    make the group key."""
+    key_cols = ("point", "src_mac", "dst_mac", "src_ip", "src_port", "dst_ip", "dst_port")
     # only rows of the copies' client ports can be pieces: the key is built for those alone
     rows = np.flatnonzero(np.isin(tv["src_port"].to_numpy(), tv["src_port"].to_numpy()[copies]))
     parts = {}
