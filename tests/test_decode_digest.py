@@ -58,9 +58,10 @@ def test_changed_byte_changes_the_digest() -> None:
 
 
 def _frames() -> list[tuple[bytes, bytes, int, int]]:
-    """(frame, its TCP payload, where the payload starts, captured length) of TCP frames of every digest path: payloads
-    of 0..1448 bytes (whole steps of eight and tails), a short frame padded to the Ethernet
-    minimum (the padding is no payload), IPv6 and frames cut by a snaplen."""
+    """(frame, its TCP payload, where the payload starts, captured length) of TCP frames of
+    every digest path: payloads of 0..1448 bytes (whole steps of eight and tails), a short
+    frame padded to the Ethernet minimum (the padding is no payload), IPv6 and frames cut by a
+    snaplen."""
     from scapy.all import IP, TCP, Ether, IPv6, Raw  # type: ignore[import-untyped]
     e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
     rng = np.random.default_rng(5)

@@ -308,7 +308,7 @@ static inline void store_row(const Columns *c, Py_ssize_t i, const Row *r) {
 #undef AS_STORE
 }
 
-/* The first MSS option among the TCP options of t up to end (layers.py's _tcp_mss walks
+/* The first MSS option among the TCP options of t up to end (deeper.py's tcp_mss walks
  * them the same way). */
 static inline void tcp_mss(const uint8_t *t, int64_t end, Row *r) {
     int64_t p = 20;
@@ -332,7 +332,7 @@ static inline void tcp_mss(const uint8_t *t, int64_t end, Row *r) {
 }
 
 /* The IPv4 header (and the first 8 bytes after it) an ICMP error quotes, cap bytes of it
- * captured (layers.py's _icmp_errors decodes the same fields the same way). */
+ * captured (deeper.py's icmp_errors decodes the same fields the same way). */
 static inline void quoted_ip4(const uint8_t *u, int64_t cap, Row *r) {
     if (cap < 20 || (u[0] >> 4) != 4 || (u[0] & 0x0F) < 5)
         return;
