@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dr_inspect.decode.gather import gather
+
 P = (1 << 29) - 3
 BASES = (278270624, 500476775)       # 2**1000003 and 2**2000003 mod P: primitive roots
 _P = np.uint64(P)
@@ -84,8 +86,9 @@ def combine(left: np.ndarray, right: np.ndarray, right_len: np.ndarray) -> np.nd
 
 def digests(buf: np.ndarray, start: np.ndarray, count: np.ndarray) -> np.ndarray:
     """The digest of buf[start[i]:start[i] + count[i]] for every i (count >= 0), vectorised:
-    every byte times its lane's power, summed per string (a term is below 2**37: sums of up to
-    _LONG bytes fit in 64 bits; longer strings, rare, are hashed in parts and combined)."""
+    every 8-byte word's value times its lane's power, reduced, summed per string (a term is
+    below 2**29: sums of up to _LONG / 8 words fit in 64 bits; longer strings, rare, are hashed
+    in parts and combined)."""
     start = np.asarray(start, dtype=np.int64)
     count = np.asarray(count, dtype=np.int64)
     out = np.zeros(len(count), np.uint64)
@@ -111,18 +114,46 @@ def digests(buf: np.ndarray, start: np.ndarray, count: np.ndarray) -> np.ndarray
 
 
 def _digests_of(buf: np.ndarray, start: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """digests of strings that are all non-empty."""
-    total = int(count.sum())
-    first = np.cumsum(count) - count                    # each string's first flat position
-    within = np.arange(total, dtype=np.int64) - np.repeat(first, count)
-    data = buf[np.repeat(start, count) + within].astype(np.uint64)
-    exponent = np.repeat(count, count) - 1 - within
-    del within
+    """digests of strings that are all non-empty, eight bytes at a time: each string is cut in
+    8-byte words from its end (zero bytes before its start fill the first word: leading zeros
+    add nothing to a polynomial), a word's value is sum(b[k] * B**(7-k)), and the word w places
+    from the end weighs B**(8*w)."""
+    words = (count + 7) // 8
+    first = np.cumsum(words) - words                    # each string's first word
+    from_end = np.repeat(words - 1 + first, words) - np.arange(int(words.sum()))
+    at = np.repeat(start + count, words) - 8 * (from_end + 1)
+    data = gather(buf, np.maximum(at, 0), 8)
+    for i in np.flatnonzero(at < 0):                    # a string in the first bytes of buf
+        data[i, :-at[i]] = 0
+        data[i, -at[i]:] = buf[:8 + at[i]]
+    lead = start - at[first]                            # bytes of a first word before its string
+    data[first] = np.where(np.arange(8) < lead[:, None], 0, data[first])
+    del at
+    # both lanes' word values at once: byte k's terms from a table, each lane's sum < 2**32
+    value = _byte_terms()[0][data[:, 0]]
+    for k in range(1, 8):
+        value += _byte_terms()[k][data[:, k]]
+    del data
     lanes_out = []
-    for lane in (0, 1):
-        terms = data * powers(lane, int(count.max()))[exponent]
+    for lane, word in ((0, value >> np.uint64(32)), (1, value & _LANE)):
+        table = powers(lane, 8 * int(words.max()))
+        terms = _mod(_mod(word) * table[8 * from_end])
         lanes_out.append(_mod(np.add.reduceat(terms, first)))
     return pack(*lanes_out)
+
+
+_TERMS: list[np.ndarray] = []
+
+
+def _byte_terms() -> np.ndarray:
+    """(8, 256): b * B**(7-k) mod P of byte value b at position k of a word, lane 1 in the
+    high half, lane 2 in the low (the C kernel's digest_table)."""
+    if not _TERMS:
+        b = np.arange(256, dtype=np.uint64)
+        rows = [pack(_mod(b * powers(0, 8)[7 - k]), _mod(b * powers(1, 8)[7 - k]))
+                for k in range(8)]
+        _TERMS.append(np.stack(rows))
+    return _TERMS[0]
 
 
 def reference(data: bytes) -> int:
