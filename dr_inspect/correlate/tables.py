@@ -22,6 +22,7 @@ from dr_inspect.correlate.keys import (CONN_KEY, LOOSE_KEY, dense_ids, endpoint_
 from dr_inspect.decode.schema import ACK, PSH, RST, SYN
 from dr_inspect.correlate.coverage import tiles_exactly
 from dr_inspect.correlate.epochs import epoch_keys, split_epochs
+from dr_inspect.correlate.payload import payload_changed
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
 from dr_inspect.topology.learn import LearnedTopology
 
@@ -50,7 +51,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "flags_kept": "bool",
         "delay_us": "float", "copy_dst_is_rs": "bool", "copy_src_is_director": "bool",
         "real_server": "str", "coalesced": "bool", "copies": "int", "copy_ttls": "int",
-        "likely_cause": "str", "in_capture_span": "bool",
+        "likely_cause": "str", "in_capture_span": "bool", "payload_changed": "bool",
     },
     "replies": {
         "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "flow_id": "int",
@@ -777,6 +778,8 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m["has_copy"] = has
     m["coalesced"] = coalesced
     m["copy_ttls"], m["copies"] = found.copy_ttls, found.copies
+    m["payload_changed"] = payload_changed(tv, pk, m["flow_id"], vip_rows(tv, topo.vips)[rows],
+                                           np.where(has, at, -1), coalesced)
     del found, rows, at
 
     m["ttl_drop"] = np.where(has, m["ttl"] - m["copy_ttl"], 0).astype(np.int16)
