@@ -65,3 +65,34 @@ def clock_hosts(cs: CaptureSet) -> dict[str, str]:
     """point -> the host whose clock stamped it; points captured on one host share its clock
     (netns-only points: the capturing machine)."""
     return {p.name: p.host or "this-machine" for p in cs.points if p.host or p.netns}
+
+
+def measured_clocks(cs: CaptureSet) -> dict[str, tuple[int, int]]:
+    """point -> (clock offset, bound) in ns that a remote capture measured over ssh (the point's
+    host clock minus the collector's); only points that have one."""
+    return {p.name: (p.clock_offset_ns, p.clock_bound_ns or 0) for p in cs.points
+            if p.clock_offset_ns is not None}
+
+
+def clock_disagreements(measured: dict[str, tuple[int, int]], estimated: dict[str, int],
+                        reference: str, tolerance_ns: int) -> list[str]:
+    """Notes for points whose measured clock offset and the one the traffic shows (`estimated`,
+    against `reference`, the set's first point) differ by more than the measurement's bound
+    plus `tolerance_ns` (the forwarding delay the traffic estimate cannot tell from an offset).
+    Pure."""
+    if reference not in measured:
+        return []
+    ref_offset, ref_bound = measured[reference]
+    notes = []
+    for point, (offset, bound) in measured.items():
+        if point == reference or point not in estimated:
+            continue
+        relative, limit = offset - ref_offset, bound + ref_bound
+        gap = estimated[point] - relative
+        if abs(gap) > limit + tolerance_ns:
+            notes.append(f"clock of {point}: measured over ssh {relative / 1e6:+.3f} ms "
+                         f"(within {limit / 1e6:.3f} ms) against {reference}, the traffic shows "
+                         f"{estimated[point] / 1e6:+.3f} ms: they disagree by {abs(gap) / 1e6:.3f} ms "
+                         "(a clock stepped during the capture, or the traffic's estimate rests on "
+                         "few packets); timestamps are corrected by the traffic's estimate")
+    return notes

@@ -26,6 +26,9 @@ doctor):
     received = 120                 # tcpdump: packets received by filter
     dropped = 0                    # tcpdump: packets dropped by kernel
     snaplen = 262144
+    ssh = "root@10.0.0.5"          # remote capture: the ssh target of the point's host
+    clock_offset_ns = -1200        # its clock minus the collector's, measured over ssh,
+    clock_bound_ns = 400           # within this (half the shortest round trip)
 
     [snapshots]                    # host state snapshots (JSON), host name -> relative path
     director = "snapshots/director.json"
@@ -61,7 +64,7 @@ PLACEHOLDER_HEAD = "# capture in progress (dr-inspect); rewritten when it stops"
 _CAPTURE_KEYS = {"tool", "host", "started", "stopped", "director", "faults", "description",
                  "real_servers", "vip", "port", "scheduler"}
 _POINT_KEYS = {"name", "file", "files", "role", "interface", "netns", "host", "received", "dropped",
-               "snaplen", "started", "stopped"}
+               "snaplen", "started", "stopped", "ssh", "clock_offset_ns", "clock_bound_ns"}
 
 
 @dataclass
@@ -76,6 +79,8 @@ class Point:
     dropped: int | None = None
     snaplen: int | None = None
     files: list[Path] = field(default_factory=list)   # every file of the point, oldest first
+    clock_offset_ns: int | None = None    # measured (remote capture): host clock - collector's
+    clock_bound_ns: int | None = None
 
     def __post_init__(self) -> None:
         if not self.files:
@@ -130,6 +135,7 @@ def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
 _POINT_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "file": str, "files": list, "role": str, "interface": str, "netns": str,
     "host": str, "received": int, "dropped": int, "snaplen": int, "started": str, "stopped": str,
+    "ssh": str, "clock_offset_ns": int, "clock_bound_ns": int,
 }
 _CAPTURE_TYPES: dict[str, type | tuple[type, ...]] = {
     "tool": str, "host": str, "started": str, "stopped": str, "director": str, "faults": list,
@@ -194,7 +200,9 @@ def read_manifest(directory: Path) -> CaptureSet:
         points.append(Point(name=raw["name"], file=file, files=files, role=role,
                             interface=raw.get("interface", ""), netns=raw.get("netns", ""),
                             host=raw.get("host", ""), received=raw.get("received"),
-                            dropped=raw.get("dropped"), snaplen=raw.get("snaplen")))
+                            dropped=raw.get("dropped"), snaplen=raw.get("snaplen"),
+                            clock_offset_ns=raw.get("clock_offset_ns"),
+                            clock_bound_ns=raw.get("clock_bound_ns")))
     names = [p.name for p in points]
     if len(set(names)) != len(names):
         raise InputError(f"{path}: point names are not unique: {', '.join(names)}")

@@ -92,6 +92,9 @@ class VerifyReport:
     stats: dict[str, Any] = field(default_factory=dict)
     # failing host checks (snapshots) that no failing rule shows: latent misconfiguration
     host_findings: list[str] = field(default_factory=list)
+    # the connection filter (--client/--rs/--vip/--since/--until) and what it kept and left
+    # out: {"filter", "connections", "connections_left_out", "arp_frames", "arp_left_out"}
+    filter: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:

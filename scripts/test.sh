@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: reference decoder (tshark), capture (tcpdump), the lab
 # (iproute2, nftables, ipvsadm, qemu for the IPVS director VM, busybox-static for its initramfs,
-# curl for its traffic), and headless Chromium for the HTML report test.
+# curl for its traffic), headless Chromium for the HTML report test, and OpenSSH (sshd in the
+# lab's namespaces for remote capture and doctor).
 need_pkgs=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$1"); }
-for pkg in tshark tcpdump iproute2 nftables ipvsadm qemu-system-x86 busybox-static curl chromium procps util-linux mount; do
+for pkg in tshark tcpdump iproute2 nftables ipvsadm qemu-system-x86 busybox-static curl chromium procps util-linux mount openssh-server openssh-client; do
     want "$pkg"
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

@@ -4,6 +4,7 @@ section; flows are numbered from 1; the two ways to an HTML report say which is 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import pytest
@@ -93,3 +94,42 @@ def test_readme_shows_the_new_commands():
                  "--evidence-pcap why.pcapng", "watch --metrics", "lab exec director",
                  "--fault rs-answers-arp@rs2"):
         assert text in readme, text
+
+
+def test_documented_completion_lines_work_with_the_installed_command():
+    """Each shell line of the README's "Shell completion" section, run as written with the
+    installed console script: bash's completes an option (the filters included), zsh's and
+    fish's print their shell's script."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT, require
+    section = (ROOT / "README.md").read_text().split("## Shell completion", 1)[1]
+    lines = {m.group(2): m.group(1).split("#")[0].strip() for m in
+             re.finditer(r"^    (.*_DR_INSPECT_COMPLETE=(bash|zsh|fish)_source dr-inspect.*)$",
+                         section, re.M)}
+    assert set(lines) == {"bash", "zsh", "fish"}, lines
+    bindir = str(Path(sys.executable).parent)
+    script = shutil.which("dr-inspect", path=os.pathsep.join([bindir, os.environ["PATH"]]))
+    require(script is not None, "the dr-inspect console script is not installed (pip install -e .)")
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(script).parent), os.environ["PATH"]]))
+
+    def bash(command: str) -> str:
+        done = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert lines["bash"] == 'eval "$(_DR_INSPECT_COMPLETE=bash_source dr-inspect)"'
+    completed = bash(lines["bash"] + "; complete -p dr-inspect; COMP_WORDS=(dr-inspect verify "
+                     "--cl); COMP_CWORD=2; _dr_inspect_completion dr-inspect; "
+                     'printf "%s\\n" "${COMPREPLY[@]}"').splitlines()
+    assert completed == ["complete -o nosort -F _dr_inspect_completion dr-inspect", "--client"]
+    # zsh and fish need not be installed: the command inside their line prints the script
+    zsh = bash(re.search(r"\$\((.*)\)", lines["zsh"]).group(1))
+    assert zsh.startswith("#compdef dr-inspect") and "_DR_INSPECT_COMPLETE=zsh_complete" in zsh
+    fish = bash(lines["fish"].split("|")[0])
+    assert "_DR_INSPECT_COMPLETE=fish_complete" in fish and "complete --no-files --command dr-inspect" in fish

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import capturegen as cg  # noqa: E402
 from conftest import require_tool  # noqa: E402
 
-from dr_inspect.decode import decode_file  # noqa: E402
+from dr_inspect.decode import decode_file, digest  # noqa: E402
 from dr_inspect.decode import source  # noqa: E402
 from dr_inspect.decode.containers import ContainerError, ContainerParser  # noqa: E402
 from dr_inspect.errors import CaptureError  # noqa: E402
@@ -36,7 +36,8 @@ FIELDS = [
     "udp.length", "arp.opcode", "arp.src.hw_mac", "arp.src.proto_ipv4", "arp.dst.hw_mac",
     "arp.dst.proto_ipv4", "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code",
     "icmpv6.nd.ns.target_address", "icmpv6.nd.na.target_address", "icmpv6.opt.linkaddr",
-    "icmpv6.nd.na.flag",
+    "icmpv6.nd.na.flag", "ip.flags.df", "tcp.options.mss_val", "tcp.payload", "icmp.mtu",
+    "icmpv6.mtu", "tcp.seq",
 ]
 IPV6_EXT = {0, 43, 44, 60, 51}
 
@@ -104,6 +105,7 @@ def tshark_values(row: dict[str, list[str]], our_proto: object, our_vlan: bool
         put("ip_id", "ip.id", _int)
         put("ttl", "ip.ttl", int)
         put("proto", "ip.proto", int)
+        put("ip_df", "ip.flags.df", lambda v: v in ("1", "True"))
     elif version == "6" and row["ipv6.src"]:
         out["ip_version"] = 6
         put("src_ip", "ipv6.src")
@@ -118,6 +120,8 @@ def tshark_values(row: dict[str, list[str]], our_proto: object, our_vlan: bool
         put("ack", "tcp.ack_raw", int)
         put("tcp_flags", "tcp.flags", _int)
         put("payload_len", "tcp.len", int)
+        put("tcp_mss", "tcp.options.mss_val", int)
+        put("payload_hash", "tcp.payload", lambda v: digest.reference(bytes.fromhex(v)))
     elif our_proto == 17:
         put("src_port", "udp.srcport", int)
         put("dst_port", "udp.dstport", int)
@@ -129,15 +133,39 @@ def tshark_values(row: dict[str, list[str]], our_proto: object, our_vlan: bool
     if our_proto == 1:
         put("icmp_type", "icmp.type", int)
         put("icmp_code", "icmp.code", int)
+        put("icmp_mtu", "icmp.mtu", int)
+        _quoted(row, out, "ip.src", "ip.dst", "ip.proto")
     if our_proto == 58:
         put("icmp_type", "icmpv6.type", int)
         put("icmp_code", "icmpv6.code", int)
+        put("icmp_mtu", "icmpv6.mtu", int)
+        _quoted(row, out, "ipv6.src", "ipv6.dst", "ipv6.nxt")
         target = _first(row, "icmpv6.nd.ns.target_address", "icmpv6.nd.na.target_address")
         if target:
             out["nd_target"] = target
         put("nd_lladdr", "icmpv6.opt.linkaddr")
         put("nd_flags", "icmpv6.nd.na.flag", lambda v: _int(v) >> 24)
     return out
+
+
+def _quoted(row: dict[str, list[str]], out: dict[str, object], src: str, dst: str,
+            proto: str) -> None:
+    """The header an ICMP error quotes: tshark's second IP header, and the transport header
+    after it (the frame's only TCP/UDP one)."""
+    if len(row[src]) < 2:
+        return
+    out["inner_src_ip"], out["inner_dst_ip"] = row[src][1], row[dst][1]
+    if len(row[proto]) >= 2:
+        out["inner_proto"] = int(row[proto][1])
+    kind = {6: "tcp", 17: "udp"}.get(out.get("inner_proto"))      # type: ignore[arg-type]
+    if kind and row[f"{kind}.srcport"]:
+        out["inner_src_port"] = int(row[f"{kind}.srcport"][0])
+        out["inner_dst_port"] = int(row[f"{kind}.dstport"][0])
+    # (in an ICMPv4 error tshark gives the quoted sequence number as tcp.seq only, unrelated
+    # to any conversation: the raw value)
+    seq = _first(row, "tcp.seq_raw", "tcp.seq")
+    if kind == "tcp" and seq is not None:
+        out["inner_seq"] = int(seq)
 
 
 def compare(ours: pd.DataFrame, theirs: list[dict[str, list[str]]]
@@ -184,7 +212,63 @@ def _lab_files(tmp: Path) -> list[Path]:
                      [cg.NgPacket(0, bytes(eth[3]), cg.T0 * 10**6 + 13)], big_endian=True),
     ]
     files.append(cg.write_pcapng(tmp / "multi.pcapng", secs))
+    files.append(cg.write_pcap(tmp / "options.pcap", _option_frames()))
+    files.append(cg.write_pcap(tmp / "icmp-errors.pcap", icmp_error_frames()))
     return files
+
+
+def icmp_error_frames() -> list[bytes]:
+    """ICMP and ICMPv6 errors about TCP and UDP packets: fragmentation needed with its MTU
+    (the path-MTU black hole of a tunnel), packet too big, unreachable and time exceeded, with
+    quotes of 8 bytes past the header (RFC 792) or more, IP options in the quote, and a quote
+    of a later fragment (no ports)."""
+    from scapy.all import (ICMP, IP, TCP, UDP, Ether, ICMPv6DestUnreach,  # type: ignore
+                           ICMPv6PacketTooBig, ICMPv6TimeExceeded, IPOption, IPv6, IPerror,
+                           IPerror6, Raw, TCPerror, UDPerror)
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    quoted_tcp = bytes(IP(src="192.168.7.2", dst="192.168.7.33", flags="DF")
+                       / TCP(sport=40000, dport=8000, seq=123456789, flags="PA") / Raw(b"x" * 40))
+    frames = [
+        e / IP(src="10.0.0.1", dst="192.168.7.2") / ICMP(type=3, code=4, nexthopmtu=1480)
+        / Raw(quoted_tcp[:28]),
+        e / IP(src="10.0.0.1", dst="192.168.7.2") / ICMP(type=3, code=4, nexthopmtu=1400)
+        / Raw(quoted_tcp),
+        e / IP() / ICMP(type=11, code=0) / IPerror(src="10.1.1.1", dst="10.2.2.2")
+        / UDPerror(sport=5353, dport=53),
+        e / IP() / ICMP(type=3, code=3) / IPerror(options=[IPOption(b"\x94\x04\x00\x00")])
+        / TCPerror(sport=1, dport=2, seq=7),
+        e / IP() / ICMP(type=3, code=1) / IPerror(frag=20, proto=6) / Raw(b"z" * 8),
+        e / IPv6(src="fd00::1", dst="fd00::2") / ICMPv6PacketTooBig(mtu=1280)
+        / IPv6(src="fd00::2", dst="fd00::33") / TCP(sport=40001, dport=8000, seq=99) / Raw(b"y" * 30),
+        e / IPv6() / ICMPv6DestUnreach(code=4) / IPerror6(src="fd00::5", dst="fd00::6")
+        / UDPerror(sport=9, dport=10),
+        e / IPv6() / ICMPv6TimeExceeded() / IPerror6(src="fd00::7", dst="fd00::8", nh=59),
+    ]
+    return [bytes(f) for f in frames]
+
+
+def _option_frames() -> list[bytes]:
+    """TCP options in every place the MSS walk meets them (first, after NOPs and other
+    options, absent, a malformed length before it), DF set and clear, IPv6, and payloads."""
+    from scapy.all import IP, TCP, Ether, IPv6, Raw  # type: ignore[import-untyped]
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    syn = dict(sport=40000, dport=80, flags="S", seq=1)
+    frames = [
+        e / IP(flags="DF") / TCP(options=[("MSS", 1460)], **syn),
+        e / IP() / TCP(options=[("NOP", None), ("NOP", None), ("SAckOK", b""),
+                                ("Timestamp", (1, 2)), ("WScale", 7), ("MSS", 1380)], **syn),
+        e / IP(flags="DF") / TCP(options=[("Timestamp", (5, 6))], flags="PA") / Raw(b"q" * 77),
+        e / IPv6() / TCP(options=[("WScale", 2), ("MSS", 1220)], **syn),
+        e / IP(flags="DF+MF") / TCP(options=[("EOL", None), ("MSS", 999)], **syn),
+        e / IP() / TCP(options=[("MSS", 536)], flags="SA") / Raw(b"with data"),
+    ]
+    out = [bytes(f) for f in frames]
+    # an option of length 1 (malformed) before the MSS option: the walk stops there
+    tcp = bytearray(bytes(TCP(options=[("NOP", None), ("NOP", None), ("NOP", None),
+                                       ("NOP", None), ("MSS", 1400)], **syn)))
+    tcp[20:22] = b"\x08\x01"
+    out.append(bytes(e / IP(proto=6) / Raw(bytes(tcp))))
+    return out
 
 
 def test_lab_captures_match_tshark(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def test_cli_list():
     assert "6 connections, 3 breaking a rule" in result.output
 
 
-@pytest.mark.parametrize("extra", [["--flow", "1"], ["--client", "192.168.7.2"]])
+@pytest.mark.parametrize("extra", [["--flow", "1"], ["--client", "192.168.7.2:40000"]])
 def test_cli_list_excludes_one_flow_options(extra):
     result = CliRunner().invoke(main, ["ladder", str(ROOT / "captures/seed-ipvs"), "--list", *extra])
     assert result.exit_code == 2 and "--list shows every connection" in result.output

@@ -76,3 +76,29 @@ def test_lab_down_removes_what_the_markers_name_without_a_state_file(namespaces)
     assert ours not in sysrun.list_netns() and any(ours in line for line in removed)
     assert foreign in sysrun.list_netns()
     assert marked_namespaces(PREFIX) == []
+
+
+def test_lab_up_names_foreign_namespaces_and_does_not_advise_lab_down(namespaces):
+    """A namespace that shares the prefix but no lab made: lab up says which, that lab down
+    leaves it alone, and what to do instead; it touches nothing."""
+    from dr_inspect.lab import lab_up
+    foreign = namespaces(f"{PREFIX}-cni0")
+    with pytest.raises(LabError) as caught:
+        lab_up(LabConfig(prefix=PREFIX, director="nft"))
+    message = str(caught.value)
+    assert f"network namespace(s) {foreign} exist but no lab made them" in message
+    assert "lab down leaves them alone: use another --prefix" in message
+    assert f"ip netns delete {foreign}" in message and "run 'dr-inspect lab down" not in message
+    assert foreign in sysrun.list_netns() and not state_path(PREFIX).exists()
+
+
+def test_lab_up_on_its_own_leftovers_advises_lab_down(namespaces):
+    from dr_inspect.lab import lab_up
+    ours = f"{PREFIX}-sw"
+    save_state(LabState(prefix=PREFIX, config=LabConfig(prefix=PREFIX), switch_netns=ours,
+                        hosts={}, namespaces=[ours]))
+    namespaces(ours)
+    state_path(PREFIX).unlink()              # only the marker says it is the lab's
+    with pytest.raises(LabError, match=f"lab '{PREFIX}' is already up or left over \\({ours}\\): "
+                                       f"run 'dr-inspect lab down --prefix {PREFIX}' first"):
+        lab_up(LabConfig(prefix=PREFIX, director="nft"))

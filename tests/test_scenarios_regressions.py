@@ -91,6 +91,11 @@ FIXED = [
                           faults=(Fault("copy-mangled", 0, "strip"),)), id="copy-payload-stripped"),
     pytest.param(Scenario(seed=0, real_servers=1, clients=1,
                           faults=(Fault("copy-mangled", 0, "short"),)), id="copy-payload-shortened"),
+    # (issue 18) ... or rewrites a byte of it, the length kept: only the payload digest tells
+    pytest.param(Scenario(seed=0, real_servers=1, clients=1,
+                          faults=(Fault("copy-mangled", 0, "rewrite"),)), id="copy-payload-rewritten"),
+    pytest.param(Scenario(seed=4, family=6, real_servers=2, clients=2,
+                          faults=(Fault("copy-mangled", 1, "rewrite"),)), id="copy-payload-rewritten-v6"),
     pytest.param(Scenario(seed=5, real_servers=2, clients=1, port_reuse=2), id="reused-5-tuples"),
     pytest.param(Scenario(seed=3, shape=SHARED, real_servers=2, clients=2,
                           faults=(Fault("rs-answers-arp", 0, "all"),)), id="single-lan-rs-answers-arp"),

@@ -28,7 +28,7 @@ from dr_inspect.topology.learn import learn_topology, learn_vips
 from dr_inspect.topology.model import LearnedTopology, LearnedVips
 from dr_inspect.topology.pins import TopologyPins
 
-__all__ = ["Correlation", "SetWide", "correlate", "prepare"]
+__all__ = ["Correlation", "SetWide", "correlate", "forward_counts", "prepare"]
 
 ClockOffsets = tuple[dict[str, int], dict[str, int]]     # (estimated, applied) ns per point
 
@@ -56,6 +56,13 @@ class Correlation:
     hops: pd.DataFrame
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
+
+
+def forward_counts(fw: pd.DataFrame) -> dict[str, int]:
+    """The report's counts of the forwards table: coalesced, forwarded, not forwarded."""
+    return {"coalesced": int(fw["coalesced"].sum()) if len(fw) else 0,
+            "forwarded": int(fw["has_copy"].sum()) if len(fw) else 0,
+            "not_forwarded": int((~fw["has_copy"]).sum()) if len(fw) else 0}
 
 
 def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = None,
@@ -175,11 +182,7 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
         arp_job = side.submit(arp_table, pk, topo)
         flows = flows_table(conns, tovt, fw, rp)
         arp = arp_job.result()
-    stats = {
-        "coalesced": int(fw["coalesced"].sum()) if len(fw) else 0,
-        "forwarded": int(fw["has_copy"].sum()) if len(fw) else 0,
-        "not_forwarded": int((~fw["has_copy"]).sum()) if len(fw) else 0,
-    }
+    stats = forward_counts(fw)
     if span_note:
         stats["capture_span"] = span_note
     return Correlation(packets=pk, topology=topo, offsets_estimated=est, offsets_applied=applied,

@@ -28,7 +28,7 @@ def _breaks_by_frame(report, fid: int) -> dict[tuple[str, int], list[str]]:
 
 def build_ladder(analysis: Analysis, *, flow: int | None = None, client: str | None = None) -> Ladder:
     """One connection across the points, in the seed's narrative order."""
-    row = _pick_flow(analysis.tables["flows"], flow, client)
+    row = _pick_flow(analysis.tables["flows"], flow, client, analysis.report.filter)
     fid = int(row["flow_id"])
     topo = analysis.correlation.topology if analysis.correlation else None
     legs = _legs(analysis.tables, fid, topo.rs_name_by_mac() if topo else {})
@@ -51,12 +51,18 @@ def build_ladder(analysis: Analysis, *, flow: int | None = None, client: str | N
                   violations=violations)
 
 
-def _pick_flow(flows: pd.DataFrame, flow: int | None, client: str | None) -> pd.Series:
-    """The flows row of flow id `flow`, or the first from client "IP[:PORT]", or the first."""
+def _pick_flow(flows: pd.DataFrame, flow: int | None, client: str | None,
+               selection: dict | None = None) -> pd.Series:
+    """The flows row of flow id `flow`, or the first from client "IP[:PORT]", or the first.
+    selection: the report's filter (its flows keep their unfiltered ids)."""
     if len(flows) == 0:
         raise InputError("no connection to a VIP in these captures: nothing to draw")
     if flow is not None:
         pick = flows[flows["flow_id"] == flow]
+        if len(pick) == 0 and selection:
+            ids = [str(i) for i in flows["flow_id"].head(10)]
+            raise InputError(f"flow {flow} is not one {selection['filter']} selects (flows "
+                             f"{', '.join(ids)}{', ...' if len(flows) > 10 else ''})")
         if len(pick) == 0:
             raise InputError(f"no flow {flow} (flows 1..{int(flows['flow_id'].max())})")
     elif client is not None:

@@ -16,7 +16,9 @@ import pandas as pd
 from dr_inspect.analysis import hosts
 from dr_inspect.analysis.pipeline import CaptureFacts, LoadedOptions, analyse_packets, load_options
 from dr_inspect.analysis.result import Analysis
-from dr_inspect.capturefacts import capture_span_of, clock_hosts, manifest_vip, scheduler_of
+from dr_inspect.capturefacts import (capture_span_of, clock_disagreements, clock_hosts,
+                                    manifest_vip, measured_clocks, scheduler_of)
+from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
 from dr_inspect.captureset import CaptureSet, load_capture_set
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.decode.pointset import decode_set
@@ -62,6 +64,13 @@ def analyse_paths(paths: Sequence[str | Path], options: VerifyOptions = VerifyOp
         analysis.report.errors.append(f"no DR traffic pattern found; used the VIP {vip} "
                                       "named in manifest.toml")
     analysis.report.errors.extend(snap_errors)
+    measured = measured_clocks(cs)
+    if measured:      # a remote capture: the clocks measured over ssh beside the traffic's estimate
+        analysis.report.stats["clock_measured_ns"] = {p: {"offset": o, "bound": b}
+                                                      for p, (o, b) in measured.items()}
+        analysis.report.errors.extend(clock_disagreements(
+            measured, analysis.report.stats.get("clock_offsets_ns", {}), cs.points[0].name,
+            CLOCK_TOLERANCE_NS))
     hosts.join_host_causes(snaps, analysis.report)
     return analysis
 

@@ -6,16 +6,18 @@ Internal: the public entry point is dr_inspect.verify; the CLI's ladder and HTML
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from dr_inspect.analysis.correlation import Correlation, correlate
+from dr_inspect.analysis.correlation import Correlation, correlate, forward_counts
+from dr_inspect.analysis.filters import apply_filter, capture_start_ns, filter_vips, unlearned_vips
 from dr_inspect.analysis.result import Analysis
 from dr_inspect.correlate.points import capture_health, early_copies, points_rows, points_table
 from dr_inspect.decode.pointset import summary_of
+from dr_inspect.errors import TopologyError
 from dr_inspect.heap import return_freed_heap
 from dr_inspect.model import PointSummary, RuleResult, VerifyReport
 from dr_inspect.options import VerifyOptions
@@ -38,6 +40,8 @@ class LoadedOptions:
 
 def load_options(options: VerifyOptions) -> LoadedOptions:
     """Read the options' rule files and topology file (RuleFileError / TopologyError)."""
+    if options.flow_filter is not None:
+        filter_vips(options.flow_filter)        # a bad --vip fails before the decoding
     rules = load_rules(list(options.rule_files))
     pins = load_topology_file(options.topology_file) if options.topology_file else None
     return LoadedOptions(options, rules, pins)
@@ -106,6 +110,28 @@ def _verdict_errors(results: list, rules: list[Rule], errors: list[str],
     return ("pass" if not failed and core and not unexercised else "fail"), report_errors
 
 
+def _correlate(packets: dict[str, pd.DataFrame], pins: TopologyPins, options: VerifyOptions,
+               facts: CaptureFacts, combined: pd.DataFrame | None) -> Correlation:
+    """correlate(); a filter's --vip that the traffic does not show as a VIP is pinned beside
+    the learned ones (as a pinned --vip was before it became a filter), when none is pinned."""
+    def run(pinned: TopologyPins) -> Correlation:
+        return correlate(packets, pins=pinned, window_ms=options.window_ms, hosts=facts.hosts,
+                         combined=combined, capture_span=facts.capture_span)
+
+    flt = options.flow_filter
+    wanted = filter_vips(flt) if flt is not None and not pins.vips else []
+    try:
+        corr = run(pins)
+    except TopologyError:
+        if not wanted:
+            raise
+        return run(replace(pins, vips=wanted))
+    missing = unlearned_vips(flt, corr.topology.vips) if wanted else []
+    if missing:
+        corr = run(replace(pins, vips=list(corr.topology.vips) + missing))
+    return corr
+
+
 def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str],
                     loaded: LoadedOptions, facts: CaptureFacts | None = None, *,
                     combined: pd.DataFrame | None = None,
@@ -128,9 +154,8 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str],
                                 None, None) for p, df in packets.items()]
     if progress is not None:
         progress("correlating")
-    corr = correlation if correlation is not None else correlate(
-        packets, pins=pins, window_ms=options.window_ms, hosts=facts.hosts, combined=combined,
-        capture_span=facts.capture_span)
+    corr = (correlation if correlation is not None
+            else _correlate(packets, pins, options, facts, combined))
     topo = corr.topology
     for s in summaries:
         s.role = topo.roles.get(s.name, s.role)
@@ -138,6 +163,13 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str],
     rows = points_rows(summaries, topo.roles, corr.packets, corr.offsets_estimated,
                        corr.offsets_applied, early_copies(corr.tables["forwards"]))
     tables = dict(corr.tables)
+    selection = None
+    if options.flow_filter is not None and options.flow_filter.active:
+        # after the points rows: capture health is about the whole capture
+        tables, selection = apply_filter(tables, options.flow_filter, topo,
+                                         capture_start_ns(corr.packets))
+        corr.tables = dict(tables)
+        corr.stats.update(forward_counts(tables["forwards"]))
     tables["points"] = points_table(rows)
     variables = {"window_ms": options.window_ms,
                  "scheduler": topo.scheduler or facts.scheduler or "unknown",
@@ -156,7 +188,8 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str],
                                  "clock_offsets_ns": {k: int(v) for k, v in
                                                       corr.offsets_estimated.items()},
                                  "window_ms": options.window_ms,
-                                 "scheduler": variables["scheduler"]})
+                                 "scheduler": variables["scheduler"]},
+                          filter=selection)
     return Analysis(packets=corr.packets, topology=model_topo, hops=corr.hops,
                     flows=tables["flows"], tables=tables, points=summaries, report=report,
                     correlation=corr, errors=report_errors)

@@ -3,10 +3,14 @@ or every host snapshot of a capture set."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from dr_inspect.cli.options import ssh_host_options
 from dr_inspect.doctor.render import FORMATS, render, render_catalogue
-from dr_inspect.doctor.run import doctor_capture_set, doctor_live
+from dr_inspect.doctor.run import doctor_capture_set, doctor_live, doctor_remote
+from dr_inspect.remote.inventory import build_inventory
 from dr_inspect.errors import InputError
 
 
@@ -22,25 +26,36 @@ from dr_inspect.errors import InputError
               help="The director's address as real servers see it (repeatable): replies must not use it as gateway.")
 @click.option("--director-mac", "director_macs", multiple=True, metavar="MAC",
               help="The director's MAC (repeatable): a client's ARP entry for the VIP must be it.")
+@ssh_host_options
 @click.option("--list-checks", is_flag=True, help="List the host checks (HC ids) and exit.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file.")
 def doctor(capture_set: str | None, role: str | None, vip: str | None, netns: str | None,
            clients: tuple[str, ...], director_ips: tuple[str, ...], director_macs: tuple[str, ...],
-           list_checks: bool, fmt: str, output: str | None) -> None:
+           hosts: tuple[str, ...], inventory: Path | None, ssh_config: Path | None,
+           ssh_options: tuple[str, ...], list_checks: bool, fmt: str, output: str | None) -> None:
     """Find the host misconfiguration behind a DR symptom (host checks HC000-HC020: --list-checks).
 
     \b
     Live:    dr-inspect doctor --role realserver --vip 192.168.7.33:8000 [--netns NS]
     Offline: dr-inspect doctor CAPTURE_SET   (every host snapshot in its manifest)
+    Remote:  dr-inspect doctor --vip IP:PORT --host NAME=[USER@]HOST ...  (over ssh, read-only)
     Exit 0 all checks pass, 1 a check failed, 2 bad input.
     """
     if list_checks:
         click.echo(render_catalogue(fmt), nl=False)
         return
     hints = {"clients": clients, "director_ips": director_ips, "director_macs": director_macs}
-    if capture_set is not None:
+    if hosts or inventory:
+        if capture_set is not None or role or netns:
+            raise InputError("--host/--inventory check remote hosts: no CAPTURE_SET, --role "
+                             "(roles come from the inventory or are guessed) or --netns with them")
+        if not vip:
+            raise InputError("a remote check needs --vip IP[:PORT]")
+        inv = build_inventory(inventory, hosts, (), {}, ssh_config=ssh_config, ssh_options=ssh_options)
+        report = doctor_remote(list(inv.hosts.values()), vip, **hints)
+    elif capture_set is not None:
         if role or netns:
             raise InputError("--role and --netns apply to a live host, not to a capture set "
                              "(roles come from the snapshots)")

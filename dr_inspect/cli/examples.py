@@ -16,14 +16,18 @@ EXAMPLES: dict[str, list[str]] = {
         "dr-inspect verify br_e.pcap br_lvs.pcap --vip 192.168.7.33:8000",
         "dr-inspect verify SET --format json -o report.json     # for scripts and `diff`",
         "dr-inspect verify SET --evidence-pcap why.pcapng      # open it in Wireshark",
+        "dr-inspect verify SET --client 10.1.0.0/16 --rs rs2   # only these connections",
+        "dr-inspect verify SET --since 30s --until 2m          # started 30 s..2 min in",
     ],
     "ladder": [
         "dr-inspect ladder captures/fault-port-mismatch --list  # every connection, its verdict",
         "dr-inspect ladder captures/fault-port-mismatch --flow 2",
         "dr-inspect ladder SET --client 192.168.7.2:52094 --svg flow.svg",
+        "dr-inspect ladder SET --list --rs rs1 --since 2026-12-03T16:40:00Z",
     ],
     "report": [
         "dr-inspect report captures/fault-rs-answers-arp --html report.html",
+        "dr-inspect report SET --vip 192.168.7.33:8000 --html vip.html",
     ],
     "diff": [
         "dr-inspect verify SET-BEFORE --format json -o old.json",
@@ -68,6 +72,8 @@ EXAMPLES: dict[str, list[str]] = {
     "capture": [
         "sudo dr-inspect capture --bridge br_e --bridge br_lvs --duration 10",
         "sudo dr-inspect capture --netns dri-sw --bridge br_e --bridge br_lvs --out set1",
+        "dr-inspect capture --inventory farm.toml --duration 2m --out set1   # over ssh",
+        "dr-inspect capture --host rs1=root@10.0.0.7:2222 --iface rs1:eth0 --duration 30s",
     ],
     "watch": [
         "sudo dr-inspect watch --netns dri-sw --bridge br_e --bridge br_lvs",
@@ -78,6 +84,7 @@ EXAMPLES: dict[str, list[str]] = {
         "sudo dr-inspect doctor --role realserver --vip 192.168.7.33:8000",
         "sudo dr-inspect doctor --role client --vip 192.168.7.33:8000 --netns dri-client",
         "dr-inspect doctor --list-checks",
+        "dr-inspect doctor --vip 10.0.0.100:80 --inventory farm.toml     # the hosts, over ssh",
     ],
 }
 

@@ -13,12 +13,16 @@ from dr_inspect.cli.verify import analysis_options, verify_options, write_output
 from dr_inspect.errors import InputError
 from dr_inspect.options import VerifyOptions
 from dr_inspect.report import render_ladder_svg, render_ladder_text
+from dr_inspect.report.format import filter_line
 from dr_inspect.cli.status import StatusLine
 
 
-def check_client(text: str) -> None:
-    """--client is IP, IP:PORT, IPv6 or [IPv6]:PORT; anything else is bad input (before the
-    analysis, not a miss after it)."""
+def names_port(text: str) -> bool:
+    """Whether --client names one connection (IP:PORT, [IPv6]:PORT) rather than selecting
+    clients (IP, IPv6, CIDR: checked by the filter). A malformed IP:PORT is bad input before
+    the analysis, not a miss after it."""
+    if "/" in text:
+        return False
     found = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", text)
     if found:
         ip, port = found.group(1), found.group(2)
@@ -32,45 +36,53 @@ def check_client(text: str) -> None:
         raise InputError(f"--client {text!r}: {ip!r} is not an IP address (expected IP:PORT)") from None
     if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
         raise InputError(f"--client {text!r}: port {port!r} is not a number 1..65535")
+    return port is not None
 
 
 @click.command()
 @analysis_options
 @click.option("--flow", type=click.IntRange(min=1), metavar="N",
               help="Flow id, from 1 (as in reports and --list).")
-@click.option("--client", metavar="IP:PORT", help="The connection from this client address.")
 @click.option("--list", "list_flows", is_flag=True,
               help="List every connection (flow id, client, real server, verdict, rules broken) "
-                   "instead of drawing one.")
+                   "instead of drawing one; the filters narrow the list.")
 @click.option("--svg", "svg_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Also write the ladder as an SVG picture.")
 @click.option("--png", "png_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="Also write the ladder as a PNG picture (rendered by headless Chromium).")
-def ladder(paths, vips, topology_file, rule_files, window_ms, quiet, flow, client, list_flows,
-           svg_file, png_file) -> None:
+def ladder(paths, topology_file, rule_files, window_ms, quiet, flow, list_flows,
+           svg_file, png_file, **selection) -> None:
     """Show one connection the way the LVS-DR tutorial (the seed) narrates it: client send,
     director receive, director send, server receive, server send, client receive.
 
     --list shows every connection first: its real server, verdict and the rules it breaks.
+    --client IP:PORT draws that client's connection; --client IP|CIDR, --rs, --vip, --since
+    and --until select connections (--list lists them, else the first one is drawn).
     """
+    pickers = [c for c in selection["clients"] if names_port(c)]
+    if pickers and len(selection["clients"]) > 1:
+        raise click.UsageError("--client IP:PORT names one connection: give --client once")
+    if pickers:
+        selection["clients"] = ()
+    options = verify_options(selection, topology_file, rule_files, window_ms)
     if list_flows:
-        if flow is not None or client is not None or svg_file or png_file:
-            raise click.UsageError("--list shows every connection: no --flow, --client, --svg, --png")
-        _list_flows(paths, quiet, verify_options(vips, topology_file, rule_files, window_ms))
+        if flow is not None or pickers or svg_file or png_file:
+            raise click.UsageError("--list shows every connection the filters select: no "
+                                   "--flow, --client IP:PORT, --svg, --png")
+        _list_flows(paths, quiet, options)
         return
-    if (flow is None) == (client is None):
+    if (flow is not None and pickers) or (flow is None and not pickers
+                                          and options.flow_filter is None):
         raise click.UsageError("give exactly one of --flow N or --client IP:PORT "
-                               "(--list shows the connections)")
-    if client is not None:
-        check_client(client)
+                               "(--list shows the connections; a filter such as --rs NAME "
+                               "draws the first it selects)")
     from dr_inspect.analysis.ladder import build_ladder
     from dr_inspect.analysis.paths import analyse_paths
 
     with StatusLine(quiet=quiet) as status:
         status.show(f"analysing {len(paths)} path(s) ...")
-        analysis = analyse_paths(paths, verify_options(vips, topology_file, rule_files, window_ms),
-                                 progress=status.show)
-        result = build_ladder(analysis, flow=flow, client=client)
+        analysis = analyse_paths(paths, options, progress=status.show)
+        result = build_ladder(analysis, flow=flow, client=pickers[0] if pickers else None)
     click.echo(render_ladder_text(result), nl=False)
     svg = render_ladder_svg(result) if svg_file is not None or png_file is not None else None
     if svg_file is not None:
@@ -98,6 +110,9 @@ def _list_flows(paths, quiet: bool, options: VerifyOptions) -> None:
         status.show(f"analysing {len(paths)} path(s) ...")
         analysis = analyse_paths(paths, options, progress=status.show)
     rows = flow_rows(analysis.report, analysis.flows)
+    selected = filter_line(analysis.report)
+    if selected:
+        click.echo(selected)
     if not rows:
         click.echo("no connection to a VIP in these captures")
         return

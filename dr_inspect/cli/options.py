@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import click
+
+from dr_inspect.options import TimeBound
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(?P<n>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?P<u>ms|s|m|h)?\s*$")
@@ -52,3 +56,58 @@ class Duration(click.ParamType):
 
 DURATION = Duration()
 DURATION_MS = Duration(per_second=1000.0)
+
+
+def ssh_host_options(func):
+    """--host, --inventory, --ssh-config, --ssh-option: the remote hosts of capture and doctor."""
+    for decorator in reversed([
+        click.option("--host", "hosts", multiple=True, metavar="NAME=[USER@]HOST[:PORT]",
+                     help="A remote host, reached with ssh (your keys and ssh config; "
+                          "BatchMode, read-only for doctor); repeatable."),
+        click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path),
+                     metavar="FILE", help="Remote hosts, their roles, interfaces and ssh "
+                                          "settings (TOML; see the README)."),
+        click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
+                     metavar="FILE", help="ssh -F FILE for the --host hosts (default: your "
+                                          "~/.ssh/config)."),
+        click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
+                     help="ssh -o KEY=VALUE for the --host hosts; repeatable."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+TIME_HELP = ("an offset from the capture's first frame as a duration (30s, 2m) or an ISO 8601 "
+             "time (2026-12-03T16:40:00Z; UTC when it names no zone)")
+
+
+class TimeBoundType(click.ParamType):
+    """--since/--until: an offset from the capture start (a duration, see parse_duration) or
+    an absolute ISO 8601 time, as the library's TimeBound."""
+
+    name = "time"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "TIME"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> TimeBound:
+        if isinstance(value, TimeBound):
+            return value
+        text = str(value).strip()
+        try:
+            return TimeBound(text, offset_s=parse_duration(text))
+        except ValueError:
+            pass
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            self.fail(f"{text!r} is neither an offset (30s, 2m) nor an ISO 8601 time "
+                      "(2026-12-03T16:40:00Z)", param, ctx)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return TimeBound(text, epoch_ns=(when - epoch) // timedelta(microseconds=1) * 1000)
+
+
+TIME_BOUND = TimeBoundType()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from dr_inspect.cli.options import DURATION_HELP, DURATION_MS
+from dr_inspect.cli.options import DURATION_HELP, DURATION_MS, TIME_BOUND, TIME_HELP
 from dr_inspect.errors import InputError
-from dr_inspect.options import VerifyOptions
+from dr_inspect.options import FlowFilter, VerifyOptions
 from dr_inspect.report import render_junit, render_markdown, render_table
 from dr_inspect.report.format import verdict_line
 from dr_inspect.cli.status import StatusLine
@@ -21,8 +22,20 @@ def analysis_options(func):
     """Capture paths and the options that shape the analysis (shared by verify, ladder, report)."""
     for decorator in reversed([
         click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path)),
-        click.option("--vip", "vips", multiple=True, metavar="IP:PORT",
-                     help="Pin a VIP (repeatable); default: learned from the traffic."),
+        click.option("--vip", "vips", multiple=True, metavar="IP[:PORT]",
+                     help="Judge only connections to this VIP (repeatable; a bare IP: every "
+                          "port). A VIP the traffic does not show as one is pinned, as for a "
+                          "capture holding only part of the traffic."),
+        click.option("--client", "clients", multiple=True, metavar="IP|CIDR",
+                     help="Judge only connections from this client address or network "
+                          "(repeatable)."),
+        click.option("--rs", "real_servers", multiple=True, metavar="NAME|RIP|MAC",
+                     help="Judge only connections forwarded to this real server (repeatable; "
+                          "names as in the unfiltered report)."),
+        click.option("--since", type=TIME_BOUND, metavar="TIME",
+                     help=f"Judge only connections starting at or after TIME: {TIME_HELP}."),
+        click.option("--until", type=TIME_BOUND, metavar="TIME",
+                     help=f"Judge only connections starting before TIME: {TIME_HELP}."),
         click.option("--topology", "topology_file", type=click.Path(path_type=Path),
                      metavar="FILE", help="topology.toml pinning VIPs, director and real servers."),
         click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path),
@@ -37,12 +50,31 @@ def analysis_options(func):
     return func
 
 
-def verify_options(vips, topology_file, rule_files, window_ms, max_evidence: int = 10
-                   ) -> VerifyOptions:
-    """The library's options from the shared command-line options."""
-    return VerifyOptions(vips=tuple(vips), topology_file=topology_file,
-                         rule_files=tuple(rule_files), window_ms=window_ms,
-                         max_evidence=max_evidence)
+def verify_options(selection: dict, topology_file, rule_files, window_ms,
+                   max_evidence: int = 10) -> VerifyOptions:
+    """The library's options from the shared command-line options (selection: the filter
+    options, as analysis_options passes them)."""
+    return VerifyOptions(topology_file=topology_file, rule_files=tuple(rule_files),
+                         window_ms=window_ms, max_evidence=max_evidence,
+                         flow_filter=flow_filter(**selection))
+
+
+def flow_filter(vips=(), clients=(), real_servers=(), since=None, until=None
+                ) -> FlowFilter | None:
+    """The connection filter of --vip/--client/--rs/--since/--until (None: none given)."""
+    flt = FlowFilter(clients=clients, real_servers=real_servers, vips=vips, since=since,
+                     until=until)
+    return flt if flt.active else None
+
+
+def dask_options(options: VerifyOptions) -> VerifyOptions:
+    """The dask engine judges every connection: --vip pins the VIP there (what --vip did before
+    it was a filter); the other filters need the local engine (InputError)."""
+    flt = options.flow_filter
+    if flt.clients or flt.real_servers or flt.since or flt.until:
+        raise InputError(f"{flt.describe()}: filters need the local engine (--engine local); "
+                         "with --engine dask only --vip, which pins the VIP")
+    return replace(options, vips=flt.vips, flow_filter=None)
 
 
 def write_output(text: str, output: Path | None) -> None:
@@ -78,16 +110,21 @@ def write_output(text: str, output: Path | None) -> None:
 @click.option("--shard-dir", type=click.Path(path_type=Path), metavar="DIR",
               help="dask: where the Parquet shards go (storage every worker sees at this path; "
                    "default: the temp folder).")
-def verify(paths, vips, topology_file, rule_files, window_ms, quiet, fmt, output,
+def verify(paths, topology_file, rule_files, window_ms, quiet, fmt, output,
            max_evidence, evidence_pcap, engine, scheduler, workers, memory_limit,
-           shard_dir) -> None:
+           shard_dir, **selection) -> None:
     """Verify the LVS-DR invariants on a capture set (a directory or capture files).
+
+    --client, --rs, --vip, --since and --until judge only the connections they select (the
+    topology is still learned from the whole set); a filter that selects nothing is an error.
 
     Exit status: 0 when no error-severity rule failed, 1 when one did, 2 for bad input.
     """
-    options = verify_options(vips, topology_file, rule_files, window_ms, max_evidence)
+    options = verify_options(selection, topology_file, rule_files, window_ms, max_evidence)
     if engine == "dask" and fmt == "html":
         raise InputError("--format html needs the local engine (--engine local)")
+    if engine == "dask" and options.flow_filter is not None:
+        options = dask_options(options)
     with StatusLine(quiet=quiet) as status:
         status.show(f"verifying {len(paths)} path(s) ...")
         if engine == "dask":

@@ -30,7 +30,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "flags_kept": "bool",
         "delay_us": "float", "copy_dst_is_rs": "bool", "copy_src_is_director": "bool",
         "real_server": "str", "coalesced": "bool", "copies": "int", "copy_ttls": "int",
-        "likely_cause": "str", "in_capture_span": "bool",
+        "likely_cause": "str", "in_capture_span": "bool", "payload_changed": "bool",
     },
     "replies": {
         "point": "str", "role": "str", "frame": "int", "ts_ns": "int", "flow_id": "int",

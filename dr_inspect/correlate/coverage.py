@@ -22,13 +22,20 @@ def tiles_exactly(seg_conn: np.ndarray, seg_seq: np.ndarray, seg_len: np.ndarray
     q_seq, none reaches past its end, and their lengths add up to q_len (so no gap and, the
     segments being distinct, no overlap). Sequence numbers are raw 32-bit values; connections
     are integer ids shared by both sides."""
-    out = np.zeros(len(q_conn), dtype=bool)
-    if len(q_conn) == 0 or len(seg_conn) == 0:
-        return out
+    pairs = segments_inside(seg_conn, seg_seq, seg_len, q_conn, q_seq, q_len)
+    return tiled(pairs, np.asarray(q_len, dtype=np.int64))
+
+
+def segments_inside(seg_conn: np.ndarray, seg_seq: np.ndarray, seg_len: np.ndarray,
+                    q_conn: np.ndarray, q_seq: np.ndarray, q_len: np.ndarray) -> pd.DataFrame:
+    """Pairs of a query range (as tiles_exactly) and a distinct segment with bytes (the first
+    of equal (conn, seq, len) ones) that starts inside it: columns q (query position), seg
+    (segment position), rel (its seq relative to the query's start) and len."""
     seg = pd.DataFrame({"conn": np.asarray(seg_conn, dtype=np.int64),
                         "seq": np.asarray(seg_seq, dtype=np.int64) % MOD32,
                         "len": np.asarray(seg_len, dtype=np.int64)})
-    seg = seg[seg["len"] > 0].drop_duplicates()
+    seg["seg"] = np.arange(len(seg), dtype=np.int64)
+    seg = seg[seg["len"] > 0].drop_duplicates(["conn", "seq", "len"])
     q_conn = np.asarray(q_conn, dtype=np.int64)
     q_seq = np.asarray(q_seq, dtype=np.int64) % MOD32
     q_len = np.asarray(q_len, dtype=np.int64)
@@ -38,11 +45,16 @@ def tiles_exactly(seg_conn: np.ndarray, seg_seq: np.ndarray, seg_len: np.ndarray
                                     "start": q_seq, "qlen": q_len}), on="conn")
     rel = (pairs["seq"].to_numpy() - pairs["start"].to_numpy()) % MOD32
     inside = rel < pairs["qlen"].to_numpy()
-    pairs = pairs[inside].assign(rel=rel[inside])
+    return pairs[inside].assign(rel=rel[inside])[["q", "seg", "rel", "len"]]
+
+
+def tiled(pairs: pd.DataFrame, q_len: np.ndarray) -> np.ndarray:
+    """Per query: whether its segments_inside pairs cover its range exactly (tiles_exactly)."""
+    out = np.zeros(len(q_len), dtype=bool)
     if len(pairs) == 0:
         return out
-    pairs["end"] = pairs["rel"] + pairs["len"]
-    agg = pairs.groupby("q").agg(first=("rel", "min"), last=("end", "max"), total=("len", "sum"))
+    agg = pairs.assign(end=pairs["rel"] + pairs["len"]).groupby("q").agg(
+        first=("rel", "min"), last=("end", "max"), total=("len", "sum"))
     q = agg.index.to_numpy()
     out[q] = ((agg["first"].to_numpy() == 0) & (agg["last"].to_numpy() == q_len[q])
               & (agg["total"].to_numpy() == q_len[q]))

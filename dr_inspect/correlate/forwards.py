@@ -12,7 +12,9 @@ from dr_inspect.columnar.group import any_per
 from dr_inspect.columnar.text import (categorical, codes_and_values, mapped, member, take,
                                       with_default)
 from dr_inspect.correlate.columns import empty_table, finish_table
+from dr_inspect.correlate.connections import vip_rows
 from dr_inspect.correlate.copies import ForwardCopies, forward_copies
+from dr_inspect.correlate.payload import payload_changed
 from dr_inspect.correlate.spans import in_capture_span
 from dr_inspect.decode.schema import ACK, PSH, SYN
 from dr_inspect.topology.model import LearnedTopology
@@ -59,6 +61,8 @@ def forwards_table(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     m["has_copy"] = has
     m["coalesced"] = coalesced
     m["copy_ttls"], m["copies"] = found.copy_ttls, found.copies
+    m["payload_changed"] = payload_changed(tv, pk, m["flow_id"], vip_rows(tv, topo.vips)[rows],
+                                           np.where(has, at, -1), coalesced)
     del found, rows, at
 
     m["ttl_drop"] = np.where(has, m["ttl"] - m["copy_ttl"], 0).astype(np.int16)

@@ -187,7 +187,18 @@ done:
     X(SRC_IP, ip4, src_ip, "u4", uint32_t)                                                     \
     X(DST_IP, ip4, dst_ip, "u4", uint32_t)                                                     \
     X(ARP_SENDER_IP, ip4, arp_sender_ip, "u4", uint32_t)                                       \
-    X(ARP_TARGET_IP, ip4, arp_target_ip, "u4", uint32_t)
+    X(ARP_TARGET_IP, ip4, arp_target_ip, "u4", uint32_t)                                       \
+    X(IP_DF, ints, ip_df, "b1", uint8_t)                                                       \
+    X(TCP_MSS, ints, tcp_mss, "u2", uint16_t)                                                  \
+    X(ICMP_MTU, ints, icmp_mtu, "u4", uint32_t)                                                \
+    X(INNER_SRC_IP, ip4, inner_src_ip, "u4", uint32_t)                                         \
+    X(INNER_DST_IP, ip4, inner_dst_ip, "u4", uint32_t)                                         \
+    X(INNER_PROTO, ints, inner_proto, "u1", uint8_t)                                           \
+    X(INNER_SRC_PORT, ints, inner_src_port, "u2", uint16_t)                                    \
+    X(INNER_DST_PORT, ints, inner_dst_port, "u2", uint16_t)                                    \
+    X(INNER_SEQ, ints, inner_seq, "u4", uint32_t)                                              \
+    X(PAYLOAD_HASH, ints, payload_hash, "u8", uint64_t)                                         \
+    X(PAYLOAD_WHOLE, ints, payload_whole, "b1", uint8_t)
 
 #define AS_ENUM(id, group, name, dtype, T) F_##id,
 enum { FIELD_LIST(AS_ENUM) N_FIELDS };
@@ -210,10 +221,78 @@ typedef struct {
  * after: the column stores are then straight-line code. */
 typedef struct {
     uint64_t v[N_FIELDS];
-    uint8_t ok[32];                   /* N_FIELDS flags, rounded up: cleared in two stores */
+    uint8_t ok[64];                   /* N_FIELDS flags, rounded up: cleared in a few stores */
     uint8_t ip6[32];
     int has_ip6;
 } Row;
+
+/* ------------------------------------------------------------------ payload digest */
+
+/* decode/digest.py defines it: two lanes, H = sum(b[j] * B**(L-1-j)) mod P, P = 2**29 - 3,
+ * packed lane 1 << 32 | lane 2. A table gives both lanes' terms of a byte at each position of
+ * an 8-byte step in one uint64 (each lane's sum of eight stays below 2**32), so a step costs
+ * eight loads and adds; four steps make a 32-byte block whose lane values are combined off the
+ * dependency chain, which then carries one multiply and fold per 32 bytes. Values between
+ * steps are kept below 2**30 (folded, not fully reduced: x = hi * 2**29 + lo = hi * 3 + lo). */
+#define DIGEST_P 536870909ULL
+#define DIGEST_MASK ((1ULL << 29) - 1)
+static const uint64_t DIGEST_BASE[2] = {278270624ULL, 500476775ULL};
+static uint64_t digest_table[8][256];  /* both lanes' b * B**(7-k) mod P, byte k of a step */
+static uint64_t digest_pow[2][4];      /* B**8, B**16, B**24, B**32 */
+
+static inline uint64_t fold(uint64_t x) {      /* x < 2**63 -> below 2**30, same value mod P */
+    x = (x & DIGEST_MASK) + (x >> 29) * 3;
+    return (x & DIGEST_MASK) + (x >> 29) * 3;
+}
+
+static uint64_t mul_mod(uint64_t a, uint64_t b) { return (a * b) % DIGEST_P; }
+
+static void digest_init(void) {
+    for (int lane = 0; lane < 2; lane++) {
+        uint64_t w = 1;
+        for (int k = 7; k >= 0; k--) {
+            for (uint64_t b = 0; b < 256; b++)
+                digest_table[k][b] |= mul_mod(b, w) << (lane ? 0 : 32);
+            w = mul_mod(w, DIGEST_BASE[lane]);
+        }
+        digest_pow[lane][0] = w;
+        for (int j = 1; j < 4; j++)
+            digest_pow[lane][j] = mul_mod(digest_pow[lane][j - 1], w);
+    }
+}
+
+static inline uint64_t digest_step(const uint8_t *p) {
+    uint64_t s = 0;
+    for (int k = 0; k < 8; k++)
+        s += digest_table[k][p[k]];
+    return s;
+}
+
+static inline uint64_t digest(const uint8_t *p, int64_t n) {
+    uint64_t h1 = 0, h2 = 0;
+    const uint64_t lo = 0xFFFFFFFFULL;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const uint64_t a = digest_step(p + i), b = digest_step(p + i + 8),
+                       c = digest_step(p + i + 16), d = digest_step(p + i + 24);
+        const uint64_t v1 = fold((a >> 32) * digest_pow[0][2] + (b >> 32) * digest_pow[0][1])
+                            + fold((c >> 32) * digest_pow[0][0] + (d >> 32));
+        const uint64_t v2 = fold((a & lo) * digest_pow[1][2] + (b & lo) * digest_pow[1][1])
+                            + fold((c & lo) * digest_pow[1][0] + (d & lo));
+        h1 = fold(h1 * digest_pow[0][3] + v1);
+        h2 = fold(h2 * digest_pow[1][3] + v2);
+    }
+    for (; i + 8 <= n; i += 8) {
+        const uint64_t a = digest_step(p + i);
+        h1 = fold(h1 * digest_pow[0][0] + (a >> 32));
+        h2 = fold(h2 * digest_pow[1][0] + (a & lo));
+    }
+    for (; i < n; i++) {
+        h1 = fold(h1 * DIGEST_BASE[0] + p[i]);
+        h2 = fold(h2 * DIGEST_BASE[1] + p[i]);
+    }
+    return (h1 % DIGEST_P) << 32 | (h2 % DIGEST_P);
+}
 
 static inline void put(Row *r, int f, uint64_t value) {
     r->v[f] = value;
@@ -227,6 +306,49 @@ static inline void store_row(const Columns *c, Py_ssize_t i, const Row *r) {
     c->ok[F_##id][i] = r->ok[F_##id];
     FIELD_LIST(AS_STORE)
 #undef AS_STORE
+}
+
+/* The first MSS option among the TCP options of t up to end (deeper.py's tcp_mss walks
+ * them the same way). */
+static inline void tcp_mss(const uint8_t *t, int64_t end, Row *r) {
+    int64_t p = 20;
+    while (p < end) {
+        const uint8_t kind = t[p];
+        if (kind == 0)
+            return;
+        if (kind == 1) {
+            p++;
+            continue;
+        }
+        const int64_t size = p + 1 < end ? t[p + 1] : 0;
+        if (kind == 2 && size == 4 && p + 4 <= end) {
+            put(r, F_TCP_MSS, be16(t + p + 2));
+            return;
+        }
+        if (size < 2)
+            return;
+        p += size;
+    }
+}
+
+/* The IPv4 header (and the first 8 bytes after it) an ICMP error quotes, cap bytes of it
+ * captured (deeper.py's icmp_errors decodes the same fields the same way). */
+static inline void quoted_ip4(const uint8_t *u, int64_t cap, Row *r) {
+    if (cap < 20 || (u[0] >> 4) != 4 || (u[0] & 0x0F) < 5)
+        return;
+    const int64_t ihl = (int64_t)(u[0] & 0x0F) * 4;
+    const uint32_t proto = u[9];
+    put(r, F_INNER_SRC_IP, be32(u + 12));
+    put(r, F_INNER_DST_IP, be32(u + 16));
+    put(r, F_INNER_PROTO, proto);
+    if ((be16(u + 6) & 0x1FFF) != 0)
+        return;                      /* a later fragment: no transport header quoted */
+    if ((proto == 6 || proto == 17) && cap >= ihl + 4) {
+        put(r, F_INNER_SRC_PORT, be16(u + ihl));
+        put(r, F_INNER_DST_PORT, be16(u + ihl + 2));
+    }
+    if (proto == 6 && cap >= ihl + 8)
+        put(r, F_INNER_SEQ, be32(u + ihl + 4));
 }
 
 /* Decode one frame into r (cleared before: value 0, not valid); returns 0 when done, 1 when the
@@ -272,6 +394,7 @@ static inline int decode_one(const uint8_t *p, int64_t cap, int64_t wire, int32_
         proto = q[9];
         put(r, F_IP_VERSION, 4);
         put(r, F_IP_ID, be16(q + 4));
+        put(r, F_IP_DF, (q[6] >> 6) & 1);
         put(r, F_TTL, q[8]);
         put(r, F_PROTO, proto);
         put(r, F_SRC_IP, be32(q + 12));
@@ -325,7 +448,13 @@ static inline int decode_one(const uint8_t *p, int64_t cap, int64_t wire, int32_
         put(r, F_SEQ, be32(t + 4));
         put(r, F_ACK, be32(t + 8));
         put(r, F_TCP_FLAGS, ((uint32_t)(t[12] & 0x0F) << 8) | t[13]);
-        put(r, F_PAYLOAD_LEN, (uint32_t)(int32_t)(ip_payload - doff));
+        const int64_t payload = ip_payload - doff, captured = cap4 - doff;
+        put(r, F_PAYLOAD_LEN, (uint32_t)(int32_t)payload);
+        /* the captured payload bytes (Ethernet padding past the IP packet is none of them) */
+        const int64_t hashed = payload < captured ? payload : captured;
+        put(r, F_PAYLOAD_HASH, digest(t + doff, hashed > 0 ? hashed : 0));
+        put(r, F_PAYLOAD_WHOLE, captured >= payload);
+        tcp_mss(t, doff < cap4 ? doff : cap4, r);
     } else if (proto == 17) {
         if (cap4 < 8)
             return 1;
@@ -338,6 +467,11 @@ static inline int decode_one(const uint8_t *p, int64_t cap, int64_t wire, int32_
         put(r, F_ICMP_TYPE, t[0]);
         put(r, F_ICMP_CODE, t[1]);
         put(r, F_PAYLOAD_LEN, (uint32_t)(int32_t)(ip_payload - 8));
+        const uint8_t type = t[0];
+        if (type == 3 && t[1] == 4 && cap4 >= 8)
+            put(r, F_ICMP_MTU, be16(t + 6));          /* fragmentation needed: next-hop MTU */
+        if (type == 3 || type == 4 || type == 5 || type == 11 || type == 12)
+            quoted_ip4(t + 8, cap4 - 8, r);
     } else if (proto == 58 && !v4) {
         return 1;              /* ICMPv6: neighbour discovery options are layers.py's */
     }
@@ -538,6 +672,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
+    digest_init();
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
@@ -558,6 +693,13 @@ PyMODINIT_FUNC PyInit__native(void) {
     }
     if (PyModule_AddObject(m, "FIELDS", fields) < 0) {
         Py_DECREF(fields);
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* the digest's definition, for the check that digest.py holds the same */
+    PyObject *spec = Py_BuildValue("(KKK)", DIGEST_P, DIGEST_BASE[0], DIGEST_BASE[1]);
+    if (!spec || PyModule_AddObject(m, "DIGEST", spec) < 0) {
+        Py_XDECREF(spec);
         Py_DECREF(m);
         return NULL;
     }

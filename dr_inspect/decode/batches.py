@@ -11,8 +11,12 @@ from dr_inspect.decode import native
 from dr_inspect.decode.containers import FrameIndex
 from dr_inspect.decode.fields import Col, Fields
 from dr_inspect.decode.layers import decode_batch
+from dr_inspect.decode.schema import SCHEMA
 
 
+# IPv6 address columns the kernel never fills (ND targets, ICMPv6-quoted addresses: ICMPv6
+# frames are all the numpy decoder's)
+NUMPY_ONLY_IP6 = [c.name for c in SCHEMA if "ip6" in c.held and c.name not in ("src_ip", "dst_ip")]
 BATCH = 65536   # frames decoded together: temporaries stay small, cache-resident and reused
 
 
@@ -85,7 +89,8 @@ def kernel_fields(buf: np.ndarray, idx: FrameIndex,
     if len(rows) == 0:
         f.ip6["src_ip"] = Col(ip6[:, :16], v6)
         f.ip6["dst_ip"] = Col(ip6[:, 16:], v6)
-        f.ip6["nd_target"] = Col(np.zeros((0, 16), np.uint8), np.zeros(n, bool))
+        for name in NUMPY_ONLY_IP6:
+            f.ip6[name] = Col(np.zeros((0, 16), np.uint8), np.zeros(n, bool))
         return f
     rest = merge_fields(_numpy_batches(buf, _take(idx, rows)))
     for group in ("ints", "macs", "ip4"):
@@ -94,7 +99,8 @@ def kernel_fields(buf: np.ndarray, idx: FrameIndex,
             target.values[rows] = col.values
             target.valid[rows] = col.valid
     for name, fast, fast_valid in (("src_ip", ip6[:, :16], v6), ("dst_ip", ip6[:, 16:], v6),
-                                   ("nd_target", ip6[:0, :16], np.zeros(n, bool))):
+                                   *((name, ip6[:0, :16], np.zeros(n, bool))
+                                     for name in NUMPY_ONLY_IP6)):
         f.ip6[name] = _ip6_rows(fast, fast_valid, rest.ip6[name], rows)
     f.undecodable[rows] = rest.undecodable
     f.reasons = rest.reasons

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dr_inspect.decode import deeper
 from dr_inspect.decode.containers import FrameIndex
 from dr_inspect.decode.fields import Col, Fields, at_offsets, be16, be32, u48
 from dr_inspect.decode.gather import gather
@@ -240,6 +241,7 @@ def _network_layer(b: _Batch, link: _Link) -> _Net:
 
     f.ints["ip_version"] = Col(np.where(is4, 4, np.where(is6, 6, 0)), is4 | is6)
     f.ints["ip_id"] = Col(be16(g3, 4), v4)
+    f.ints["ip_df"] = Col((g3[:, 6] & 0x40) != 0, v4)
     f.ints["ttl"] = Col(np.where(v6, g3[:, 7], g3[:, 8]), v4 | v6)
     f.ip4["src_ip"] = Col(be32(g3, 12), v4)
     f.ip4["dst_ip"] = Col(be32(g3, 16), v4)
@@ -320,8 +322,14 @@ def _transport_layer(b: _Batch, link: _Link, net: _Net
     payload = np.where(tcp, ip_payload - doff, np.where(udp | icmp, ip_payload - 8, 0))
     payload_ok = (tcp & flags_ok & ~bad_doff) | (udp & (cap4 >= 8)) | (icmp & (cap4 >= 4))
     ints["payload_len"] = Col(payload, payload_ok)
+    tcp_ok = tcp & flags_ok & ~bad_doff
+    l4 = b.data + link.l3off + net.l4off          # where each frame's transport header starts
+    ints["payload_hash"], ints["payload_whole"] = deeper.payload_digest(
+        b.buf, l4 + doff, tcp_ok, payload, cap4 - doff)
+    ints["tcp_mss"] = deeper.tcp_mss(b.buf, l4, tcp_ok, np.minimum(doff, cap4))
     ints["icmp_type"] = Col(g4[:, 0].copy(), icmp & (cap4 >= 1))
     ints["icmp_code"] = Col(g4[:, 1].copy(), icmp & (cap4 >= 2))
+    deeper.icmp_errors(b.f, b.buf, l4, g4, cap4, icmp4, icmp6)
     return g4, cap4, icmp6
 
 

@@ -65,6 +65,24 @@ SCHEMA: tuple[Column, ...] = (
     Column("nd_lladdr", "category", _ADDR_MAC, public=False,
            doc="its source/target link-layer address option (MAC)"),
     Column("nd_flags", "UInt8", ("ints",), public=False, doc="NA flags byte (R=0x80, S=0x40, O=0x20)"),
+    Column("ip_df", "boolean", ("ints",), public=False, doc="IPv4 don't-fragment flag"),
+    Column("tcp_mss", "UInt16", ("ints",), public=False,
+           doc="TCP maximum segment size option (the first one, within the captured header)"),
+    Column("icmp_mtu", "UInt32", ("ints",), public=False,
+           doc="next-hop MTU of an ICMP fragmentation-needed (type 3 code 4) or ICMPv6 "
+               "packet-too-big error"),
+    Column("inner_src_ip", "category", _IP, public=False,
+           doc="source address of the packet an ICMP/ICMPv6 error quotes"),
+    Column("inner_dst_ip", "category", _IP, public=False, doc="its destination address"),
+    Column("inner_proto", "UInt8", ("ints",), public=False,
+           doc="its protocol (IPv6: the first next header)"),
+    Column("inner_src_port", "UInt16", ("ints",), public=False, doc="its TCP/UDP source port"),
+    Column("inner_dst_port", "UInt16", ("ints",), public=False, doc="its destination port"),
+    Column("inner_seq", "UInt32", ("ints",), public=False, doc="its TCP sequence number"),
+    Column("payload_hash", "UInt64", ("ints",), public=False,
+           doc="digest of the captured TCP payload bytes (decode/digest.py: concatenable)"),
+    Column("payload_whole", "boolean", ("ints",), public=False,
+           doc="the whole TCP payload is within the captured bytes (payload_hash covers it)"),
 )
 
 # The public columns, in this order (`dr-inspect decode` prints exactly these).
@@ -76,7 +94,8 @@ DTYPES: dict[str, str] = {c.name: c.dtype for c in SCHEMA}
 
 # numpy type of a decoded number (by its column's pandas dtype) and of a held address
 NUMPY_DTYPES: dict[str, str] = {"UInt8": "u1", "UInt16": "u2", "UInt32": "u4", "Int32": "i4",
-                                "int32": "i4", "int64": "i8", "macs": "u8", "ip4": "u4"}
+                                "UInt64": "u8", "boolean": "b1", "int32": "i4", "int64": "i8",
+                                "macs": "u8", "ip4": "u4"}
 
 
 def _numpy_dtype(column: Column, group: str) -> str:

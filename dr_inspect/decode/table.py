@@ -89,6 +89,8 @@ def ip_column(v4: Col | None, v6: Col | None) -> pd.Categorical:
 
 def _nullable(col: Col, dtype: str) -> pd.api.extensions.ExtensionArray:
     values = col.values.astype(_INT_DTYPES[dtype], copy=False)
+    if dtype == "boolean":
+        return pd.arrays.BooleanArray(values, ~col.valid)
     return pd.arrays.IntegerArray(values, ~col.valid)
 
 

@@ -90,22 +90,29 @@ def render_junit(report: DoctorReport) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _md(text: object) -> str:
+    """Host-provided text (interface names, sysctl values, command output) as one Markdown
+    table cell: no raw HTML, no table break (| and newlines), no markup of its own (backticks
+    included)."""
+    # deferred: only Markdown output needs the report package (and what it loads)
+    from dr_inspect.report.escape import md_cell
+    return md_cell(text).replace("`", "\\`")
 
 
 def render_markdown(report: DoctorReport) -> str:
-    out = [f"# dr-inspect doctor: {report.vip}", "", f"**{_summary(report)}**", ""]
+    from dr_inspect.report.escape import md_code
+    out = [f"# dr-inspect doctor: {_md(report.vip)}", "", f"**{_md(_summary(report))}**", ""]
     for h in report.hosts:
         out += [f"## {_md(_host_title(h))}", ""]
         out += ["| id | check | subject | status | found | needed |", "|---|---|---|---|---|---|"]
         for c in h.checks:
-            out.append(f"| {c.id} | {c.name} | {_md(c.subject)} | {_MARK[c.status]} | {_md(_detail(c))} | "
-                       f"{_md(c.needed) if c.status == 'fail' else ''} |")
+            out.append(f"| {_md(c.id)} | {_md(c.name)} | {_md(c.subject)} | {_MARK[c.status]} "
+                       f"| {_md(_detail(c))} | {_md(c.needed) if c.status == 'fail' else ''} |")
         fixes = _fixes(h)
         if fixes:
             out += ["", "Fix:", ""]
-            out += [f"- {_md(who)}: `{fix}`" for who, fix in fixes]
+            out += [f"- {_md(who)}: {md_code(fix)}"
+                    for who, fix in fixes]
         out.append("")
     return "\n".join(out)
 

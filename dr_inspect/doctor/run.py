@@ -17,6 +17,8 @@ from dr_inspect.doctor.result import DoctorReport, HostCheck, HostReport
 from dr_inspect.doctor.snapshot import Runner, read_snapshot, take_snapshot
 from dr_inspect.errors import InputError
 from dr_inspect.netns import check_netns_name
+from dr_inspect.doctor.runners import reachable, ssh_runner
+from dr_inspect.remote.ssh import SshHost, multiplexed
 
 ROLE_ALIASES = {"director": "director", "realserver": "realserver", "real-server": "realserver",
                 "rs": "realserver", "client": "client"}
@@ -119,6 +121,25 @@ def doctor_live(role: str, vip: str, netns: str | None = None, *, clients: tuple
     name = str(snap["host"])
     return doctor_snapshots({name: snap}, vip_ip, port, roles={name: role_n} if role_n else {},
                             source="live", **hints)
+
+
+def doctor_remote(hosts: list[SshHost], vip: str, *, clients: tuple[str, ...] = (),
+                  director_ips: tuple[str, ...] = (), director_macs: tuple[str, ...] = ()
+                  ) -> DoctorReport:
+    """Snapshot each host over ssh now (read-only commands) and check them together; each host's
+    role is its inventory role, else guessed from its state or name."""
+    if not hosts:
+        raise InputError("no remote host: give --host NAME=[user@]host (or --inventory FILE)")
+    vip_ip, port = parse_vip(vip)
+    hints = _hints(clients, director_ips, director_macs)
+    snaps = {}
+    for host in hosts:
+        with multiplexed(host) as shared:
+            runner = ssh_runner(shared)
+            reachable(host, runner)
+            snaps[host.name] = take_snapshot(runner=runner, host=host.name, role=host.role)
+    roles = {h.name: h.role for h in hosts if h.role}
+    return doctor_snapshots(snaps, vip_ip, port, roles=roles, source="ssh", **hints)
 
 
 def doctor_capture_set(path: str | Path, vip: str | None = None, *, clients: tuple[str, ...] = (),

@@ -14,6 +14,9 @@ A snapshot holds what the checks need and nothing they compute:
                  "net.ipv4.conf": {"all": {"arp_ignore": 0, "arp_announce": 0, "rp_filter": 0},
                                    "default": {...}, "eth0": {...}}},
       "ipvsadm_ln": "text" | None, "ipvsadm_sn": "text" | None,
+      "ipvsadm_stats": "text" | None,   # ipvsadm -Ln --stats
+      "keepalived": {"pids": [...], "conf": "text" | None,     # when keepalived runs;
+                     "states": ["... Entering MASTER STATE", ...]} | None,   # from its journal
       "nft": "text" | None,            # `nft -a list ruleset` (with rule handles, for fixes)
       "iptables_save": "text" | None,
       "listeners": [{"local": "0.0.0.0", "port": 80}, ...] | None,
@@ -203,6 +206,24 @@ def _listeners(run: Runner, snap: dict[str, Any]) -> list[dict[str, Any]] | None
         return textparse.parse_proc_net_tcp(text)
 
 
+def _keepalived(run: Runner, snap: dict[str, Any]) -> dict[str, Any] | None:
+    """keepalived's processes and configuration when it runs (None, no error, when it does not:
+    most real servers have none)."""
+    try:
+        pids = run(["pidof", "keepalived"]).split()
+    except Exception:  # noqa: BLE001 - pidof exits 1 when it is not running
+        return None
+    conf = _try(snap, "keepalived_conf", lambda: run(["cat", "/etc/keepalived/keepalived.conf"]))
+    # its VRRP state changes ("Entering MASTER STATE"), read from the journal: asking keepalived
+    # itself (SIGUSR1 dumps) would not be read-only
+    log = _try(snap, "keepalived_log", lambda: run(["journalctl", "-u", "keepalived", "-n", "200",
+                                                    "--no-pager", "-o", "short-iso"]))
+    states = [line for line in (log or "").splitlines() if "STATE" in line][-10:]
+    snap["sources"]["keepalived"] = ("pidof keepalived; cat /etc/keepalived/keepalived.conf; "
+                                     "journalctl -u keepalived")
+    return {"pids": pids, "conf": conf, "states": states}
+
+
 def take_snapshot(netns: str | None = None, *, runner: Runner | None = None,
                   host: str | None = None, role: str | None = None) -> dict[str, Any]:
     """Collect the host (or namespace) state DR depends on. Never raises for one missing item:
@@ -235,6 +256,8 @@ def take_snapshot(netns: str | None = None, *, runner: Runner | None = None,
     snap["sysctl"] = _read_sysctls(runner, snap, _interfaces(snap["addr"], runner, snap))
     snap["ipvsadm_ln"] = _try(snap, "ipvsadm_ln", lambda: runner(["ipvsadm", "-Ln"]))
     snap["ipvsadm_sn"] = _try(snap, "ipvsadm_sn", lambda: runner(["ipvsadm", "-Sn"]))
+    snap["ipvsadm_stats"] = _try(snap, "ipvsadm_stats", lambda: runner(["ipvsadm", "-Ln", "--stats"]))
+    snap["keepalived"] = _keepalived(runner, snap)
     snap["nft"] = _try(snap, "nft", lambda: runner(["nft", "-a", "list", "ruleset"]))
     snap["iptables_save"] = _try(snap, "iptables_save", lambda: runner(["iptables-save"]))
     snap["listeners"] = _listeners(runner, snap)
@@ -250,7 +273,7 @@ def write_snapshot(snapshot: dict[str, Any], path: Path | str) -> Path:
 
 
 _LIST_ITEMS = ("addr", "route4", "route6", "neigh", "listeners")
-_TEXT_ITEMS = ("ipvsadm_ln", "ipvsadm_sn", "nft", "iptables_save")
+_TEXT_ITEMS = ("ipvsadm_ln", "ipvsadm_sn", "ipvsadm_stats", "nft", "iptables_save")
 
 
 _ROUTE_FIELDS = {"dst": str, "gateway": str, "dev": str, "prefsrc": str, "type": str, "metric": int}

@@ -21,6 +21,7 @@ from dr_inspect.lab.director_nft import nft_director_ruleset
 from dr_inspect.lab.faults import FaultEffects, check_faults, fault_effects
 from dr_inspect.lab.plan import BRIDGE_RS, BRIDGE_VIP, LabConfig, LabPlan, PlannedHost, plan_lab
 from dr_inspect.lab.state import LabHost, LabState, load_state, save_state, state_path, workdir_for
+from dr_inspect.lab.teardown import prefix_namespaces
 
 BRIDGE_MACS = {BRIDGE_VIP: "02:00:00:00:0e:01", BRIDGE_RS: "02:00:00:00:0e:02"}
 
@@ -67,8 +68,21 @@ def ipvs_in_kernel() -> bool:
     return Path("/proc/net/ip_vs").exists()
 
 
-def existing_lab_namespaces(prefix: str) -> list[str]:
-    return [ns for ns in sysrun.list_netns() if ns.startswith(f"{prefix}-")]
+def _check_prefix_free(prefix: str) -> None:
+    """LabError when a lab of this prefix is up or left over (lab down removes it), or when
+    namespaces named `<prefix>-*` exist that no lab made (lab down leaves those alone, so it
+    cannot be the advice)."""
+    own, foreign = prefix_namespaces(prefix)
+    if state_path(prefix).exists() or own:
+        raise LabError(f"lab {prefix!r} is already up or left over "
+                       f"({', '.join(own) or state_path(prefix)}): run 'dr-inspect lab down "
+                       f"--prefix {prefix}' first, or use another --prefix")
+    if foreign:
+        raise LabError(f"--prefix {prefix}: network namespace(s) {', '.join(foreign)} exist but "
+                       f"no lab made them (no state file or marker of lab {prefix!r} names them); "
+                       "the lab never touches a namespace it did not make, and lab down leaves "
+                       f"them alone: use another --prefix, or, if they are yours and unused, "
+                       f"remove them with 'ip netns delete {foreign[0]}'")
 
 
 def lab_up(cfg: LabConfig, progress: Callable[[str], None] | None = None) -> LabState:
@@ -84,10 +98,7 @@ def lab_up(cfg: LabConfig, progress: Callable[[str], None] | None = None) -> Lab
         sysrun.need_tool("nft", "the nft director backend")
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, bridges, nftables)")
-    busy = existing_lab_namespaces(cfg.prefix)
-    if state_path(cfg.prefix).exists() or busy:
-        raise LabError(f"lab {cfg.prefix!r} is already up or left over ({', '.join(busy) or state_path(cfg.prefix)}): "
-                       f"run 'dr-inspect lab down --prefix {cfg.prefix}' first, or use another --prefix")
+    _check_prefix_free(cfg.prefix)
     mode = "nft"
     if cfg.director == "ipvs":
         if ipvs_in_kernel():

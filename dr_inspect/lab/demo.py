@@ -8,7 +8,10 @@ backend, faults, VIP) in the manifest's [capture] table.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import signal
+import stat
 import threading
 import time
 import tomllib
@@ -92,15 +95,33 @@ def _real_servers(state: LabState) -> list[dict[str, str]]:
 
 
 def _annotate_manifest(manifest: Path, state: LabState, description: str) -> None:
-    """Add the lab's facts to [capture] (keys documented in dr_inspect.captureset)."""
+    """Add the lab's facts to [capture] (keys documented in dr_inspect.captureset).
+
+    The capture wrote the manifest; it is read without following a symlink and replaced by a
+    new file (O_EXCL|O_NOFOLLOW, then a rename), so nothing planted in the folder since is read
+    or written through: a symlink there is refused (LabError), a hard link replaced."""
+    from dr_inspect.live.files import write_new
     from dr_inspect.live.manifest import render_manifest
-    data = tomllib.loads(manifest.read_text())
-    capture = dict(data.get("capture", {}))
-    capture.update({"director": state.config.director, "faults": list(state.config.faults),
-                    "real_servers": _real_servers(state), "vip": state.config.vip,
-                    "port": state.config.port, "description": description})
-    capture["scheduler"] = state.config.effective_scheduler
-    manifest.write_text(render_manifest(capture, data.get("points", []), data.get("snapshots", {})))
+    try:
+        fd = os.open(manifest, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+            data = tomllib.loads(f.read().decode())
+        capture = dict(data.get("capture", {}))
+        capture.update({"director": state.config.director, "faults": list(state.config.faults),
+                        "real_servers": _real_servers(state), "vip": state.config.vip,
+                        "port": state.config.port, "description": description})
+        capture["scheduler"] = state.config.effective_scheduler
+        fresh = manifest.with_name(f".{manifest.name}.new")
+        write_new(fresh, render_manifest(capture, data.get("points", []),
+                                         data.get("snapshots", {})).encode())
+        os.replace(fresh, manifest)
+    except OSError as exc:
+        raise LabError(f"{manifest}: cannot add the lab's facts: {exc.strerror or exc} (a "
+                       "symlink or file planted in the capture folder is never followed or "
+                       f"overwritten); the capture files are kept in {manifest.parent}") from None
 
 
 def capture_traffic(state: LabState, out_dir: Path, traffic: Callable[[LabState], list[TrafficResult]],

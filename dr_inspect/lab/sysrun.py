@@ -20,6 +20,7 @@ TOOL_PACKAGES = {
     "curl": "curl",
     "sysctl": "procps",
     "qemu-system-x86_64": "qemu-system-x86",
+    "ssh-keygen": "openssh-client",
     "apt-cache": "apt",
     "apt-get": "apt",
     "dpkg": "dpkg",

@@ -29,6 +29,17 @@ def _lab_namespaces(prefix: str, state: LabState | None = None) -> list[str]:
     return sorted(ns for ns in _prefixed_namespaces(prefix) if ns in recorded)
 
 
+def prefix_namespaces(prefix: str) -> tuple[list[str], list[str]]:
+    """(the existing `<prefix>-*` namespaces the lab recorded, those it never made)."""
+    state = None
+    try:
+        state = load_state(prefix)
+    except LabError:
+        pass                        # an unreadable state file: the markers still tell
+    own = _lab_namespaces(prefix, state)
+    return own, sorted(set(_prefixed_namespaces(prefix)) - set(own))
+
+
 def _recorded_pids(state: LabState | None) -> dict[str, int]:
     if state is None:
         return {}

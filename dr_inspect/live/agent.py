@@ -44,7 +44,7 @@ class TcpdumpAgent:
     dr-inspect decides how the agents stop (and can tell a crash from a requested stop).
     """
 
-    def __init__(self, name: str, argv: list[str], *, stream: bool = False):
+    def __init__(self, name: str, argv: list[str], *, stream: bool = False, keep_stdin: bool = False):
         self.name = name
         self.argv = argv
         self.state = AgentState()
@@ -52,7 +52,8 @@ class TcpdumpAgent:
         self._cond = threading.Condition()
         try:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL,
+                # keep_stdin: a pipe the caller closes to end the agent (a remote one over ssh)
+                argv, stdin=subprocess.PIPE if keep_stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if stream else subprocess.DEVNULL,
                 stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent)
         except OSError as exc:

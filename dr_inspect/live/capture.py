@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable
 
 from dr_inspect import __version__
 from dr_inspect.captureset import PLACEHOLDER_HEAD, ROLES
@@ -45,6 +46,8 @@ class CapturePoint:
     interface: str                  # the bridge / interface tcpdump listens on
     netns: str | None = None        # network namespace it lives in (None: this one)
     role: str | None = None         # vip-segment | rs-segment | both | unknown
+    host: str | None = None         # the (remote) host it is captured on; None: this machine
+    extra: dict[str, Any] = field(default_factory=dict)   # more manifest keys (remote capture)
 
 
 @dataclass
@@ -61,6 +64,8 @@ class PointResult:
     error: str | None = None        # tcpdump died on its own: its message
     started: str = ""               # when this point's tcpdump was listening
     stopped: str = ""               # when it ended
+    host: str | None = None         # CapturePoint.host
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,7 +176,8 @@ class CaptureSession:
                 name=point.name, interface=point.interface, netns=point.netns, role=point.role,
                 files=point_files(self.out_dir, base), received=st.received, dropped=st.dropped,
                 captured=st.captured, exit_code=rc, error=error,
-                started=agent.state.listening_at, stopped=agent.state.stopped_at))
+                started=agent.state.listening_at, stopped=agent.state.stopped_at,
+                host=point.host, extra=dict(point.extra)))
         summary = CaptureSummary(out_dir=self.out_dir, manifest=self.out_dir / "manifest.toml",
                                  started=self.started, stopped=stopped, points=results,
                                  snapshots=self.snapshots, warnings=list(self.warnings))
@@ -199,9 +205,10 @@ def manifest_text(summary: CaptureSummary, *, host: str, snaplen: int, descripti
         points.append({"name": p.name, "file": rel[0],
                        # `files` only when tcpdump rotated: every file of the point, oldest first.
                        "files": rel if len(rel) > 1 else None,
-                       "role": p.role, "interface": p.interface, "netns": p.netns, "host": host,
-                       "received": p.received, "dropped": p.dropped, "snaplen": snaplen,
-                       "started": p.started or summary.started, "stopped": p.stopped or summary.stopped})
+                       "role": p.role, "interface": p.interface, "netns": p.netns,
+                       "host": p.host or host, "received": p.received, "dropped": p.dropped,
+                       "snaplen": snaplen, "started": p.started or summary.started,
+                       "stopped": p.stopped or summary.stopped, **p.extra})
     snaps = {h: str(path.relative_to(summary.out_dir)) for h, path in summary.snapshots.items()}
     capture["real_servers"] = _real_servers(summary.snapshots) or None
     return render_manifest(capture, points, snaps)
@@ -287,13 +294,41 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
     for p in points:
         check_interface(p.interface, p.netns)
     check_snapshot_hosts(snapshot_hosts)
-    created = not Path(out_dir).exists()
-    out_dir = prepare_out_dir(Path(out_dir))
     if rotate_mb is not None and rotate_files is None:
         rotate_files = DEFAULT_RING_FILES
-    try:
+
+    def ring_fits(folder: Path) -> None:
         if rotate_mb is not None:
-            check_ring_fits(out_dir, len(points), rotate_mb, rotate_files or DEFAULT_RING_FILES)
+            check_ring_fits(folder, len(points), rotate_mb, rotate_files or DEFAULT_RING_FILES)
+
+    out_dir, created = open_capture_set(Path(out_dir), ring_fits)
+    nano = supports_nano(tcpdump)
+    # as root, tcpdump drops to the folder's owner where that user can write it, else stays root
+    run_as = (writer_for(out_dir) or "root") if os.geteuid() == 0 else None
+    warnings = [] if nano else ["this tcpdump cannot write nanosecond timestamps; files have microseconds"]
+
+    def make_agent(p: CapturePoint, path: Path) -> TcpdumpAgent:
+        argv = build_argv(tcpdump, p.interface, str(path), netns=p.netns, snaplen=snaplen,
+                          bpf=bpf, count=count, rotate_mb=rotate_mb, rotate_files=rotate_files,
+                          nano=nano, run_as=run_as)
+        return TcpdumpAgent(p.name, argv)
+
+    agents, bases, started, snapshots, snap_warnings = launch_agents(
+        points, out_dir, created, make_agent,
+        lambda folder: take_snapshots(dict(snapshot_hosts or {}), folder), start_timeout)
+    return CaptureSession(points, agents, out_dir, bases, snaplen=snaplen, started=started,
+                          host=socket.gethostname(), snapshots=snapshots,
+                          warnings=warnings + snap_warnings, description=description)
+
+
+def open_capture_set(out_dir: Path, check: Callable[[Path], None] | None = None) -> tuple[Path, bool]:
+    """Create the (new or empty) output folder and reserve its manifest; (folder, whether this
+    run created it). check(folder) may refuse it (CaptureAgentError); nothing is left then."""
+    created = not out_dir.exists()
+    out_dir = prepare_out_dir(out_dir)
+    try:
+        if check is not None:
+            check(out_dir)
         reserve_manifest(out_dir)
     except OSError as exc:
         _remove_partial(out_dir, [], created)
@@ -301,34 +336,36 @@ def start_capture(points: list[CapturePoint], out_dir: Path, *, snaplen: int = D
     except CaptureAgentError:
         _remove_partial(out_dir, [], created)
         raise
-    host = socket.gethostname()
-    nano = supports_nano(tcpdump)
-    # as root, tcpdump drops to the folder's owner where that user can write it, else stays root
-    run_as = (writer_for(out_dir) or "root") if os.geteuid() == 0 else None
-    warnings = [] if nano else ["this tcpdump cannot write nanosecond timestamps; files have microseconds"]
+    return out_dir, created
+
+
+Snapshotter = Callable[[Path], "tuple[dict[str, Path], list[str]]"]
+
+
+def launch_agents(points: list[CapturePoint], out_dir: Path, created: bool,
+                  make_agent: Callable[[CapturePoint, Path], TcpdumpAgent], snapshot: Snapshotter,
+                  start_timeout: float) -> tuple[list[TcpdumpAgent], list[str], str,
+                                                 dict[str, Path], list[str]]:
+    """Start one agent per point (make_agent(point, out_dir/<point>.pcap)), wait until every one
+    captures, then snapshot the hosts (the state the captured traffic met). On any failure or
+    interrupt every agent started is stopped and what this run wrote is removed.
+    Returns (agents, file bases, started, snapshots, snapshot warnings)."""
     agents: list[TcpdumpAgent] = []
     bases: list[str] = []
     try:
         for p in points:
-            base = f"{p.name}.pcap"
-            argv = build_argv(tcpdump, p.interface, str(out_dir / base), netns=p.netns, snaplen=snaplen,
-                              bpf=bpf, count=count, rotate_mb=rotate_mb, rotate_files=rotate_files,
-                              nano=nano, run_as=run_as)
-            agents.append(TcpdumpAgent(p.name, argv))
-            bases.append(base)
+            bases.append(f"{p.name}.pcap")
+            agents.append(make_agent(p, out_dir / bases[-1]))
         for a in agents:
             a.wait_listening(start_timeout)
         started = utc_now()       # from now on every point captures
-        # Snapshot while capturing: the state the captured traffic met.
-        snapshots, snap_warnings = take_snapshots(dict(snapshot_hosts or {}), out_dir)
+        snapshots, snap_warnings = snapshot(out_dir)
     except BaseException:
         for a in agents:
             a.stop(timeout=2.0)
         _remove_partial(out_dir, bases, created)
         raise
-    return CaptureSession(points, agents, out_dir, bases, snaplen=snaplen, started=started, host=host,
-                          snapshots=snapshots, warnings=warnings + snap_warnings,
-                          description=description)
+    return agents, bases, started, snapshots, snap_warnings
 
 
 def _remove_partial(out_dir: Path, bases: list[str], created: bool) -> None:
@@ -349,7 +386,14 @@ def capture_for(points: list[CapturePoint], out_dir: Path, *, duration: float | 
 
     on_tick(session) is called every tick_s seconds (live progress).
     """
-    session = start_capture(points, out_dir, **options)
+    return run_session(start_capture(points, out_dir, **options), duration=duration,
+                       on_tick=on_tick, tick_s=tick_s)
+
+
+def run_session(session: CaptureSession, *, duration: float | None = None, on_tick=None,
+                tick_s: float = 0.5) -> CaptureSummary:
+    """Let a started session capture until `duration`, its agents end, one crashes, or Ctrl-C /
+    SIGTERM (KeyboardInterrupt); then stop it (manifest written) and return the summary."""
     try:
         deadline = None if duration is None else time.monotonic() + duration
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,6 +18,18 @@ _F_SETPIPE_SZ = 1031
 # bridge while the verifier holds the CPU, so tcpdump does not block and the kernel does not drop.
 _PIPE_BYTES = (32 << 20, 1 << 20)
 _READ_BYTES = 1 << 20
+
+
+def pipe_chunks(fd: int, size: int = _READ_BYTES) -> Iterator[bytes]:
+    """The bytes of a pipe as they arrive, until its end (or a read error)."""
+    while True:
+        try:
+            data = os.read(fd, size)
+        except OSError:
+            return
+        if not data:
+            return
+        yield data
 
 
 class StreamAgent:
@@ -55,14 +68,7 @@ class StreamAgent:
         self._thread.start()
 
     def _drain(self) -> None:
-        fd = self.agent.proc.stdout.fileno()  # type: ignore[union-attr]
-        while True:
-            try:
-                data = os.read(fd, _READ_BYTES)
-            except OSError:
-                data = b""
-            if not data:
-                break
+        for data in pipe_chunks(self.agent.proc.stdout.fileno()):  # type: ignore[union-attr]
             if self._tee is not None and self.tee_error is None:
                 try:
                     self._tee.write(data)

@@ -162,6 +162,18 @@ def rule_counts(report: VerifyReport) -> dict[str, int]:
     return counts
 
 
+def filter_line(report: VerifyReport) -> str | None:
+    """'filter: --rs rs1: 3 of 6 connections judged (3 left out); ARP/ND frames: 8 kept, 2 left
+    out', or None for an unfiltered report."""
+    f = report.filter
+    if not f:
+        return None
+    total = f["connections"] + f["connections_left_out"]
+    return (f"filter: {f['filter']}: {f['connections']} of {total} connections judged "
+            f"({f['connections_left_out']} left out); ARP/ND frames: {f['arp_frames']} kept, "
+            f"{f['arp_left_out']} left out")
+
+
 def verdict_line(report: VerifyReport) -> str:
     """One line a person (and a log grep) can read: 'FAIL: 2 error rules failed ...'."""
     c = rule_counts(report)

@@ -13,7 +13,7 @@ from typing import Any
 from dr_inspect.model import Ladder, RuleResult, VerifyReport
 from dr_inspect.report.escape import clean_report
 from dr_inspect.report.charts import latency_chart, share_chart
-from dr_inspect.report.format import evidence_rows, host_fixes, verdict_line
+from dr_inspect.report.format import evidence_rows, filter_line, host_fixes, verdict_line
 from dr_inspect.report.ladder_svg import render_ladder_svg
 from dr_inspect.report.ladder_text import render_ladder_text
 from dr_inspect.report.ladders import ReportLadders, select_ladders
@@ -138,8 +138,11 @@ def render_html(report: VerifyReport, analysis: Any = None, *,
         ladders = select_ladders(report, analysis) if analysis is not None else ReportLadders()
     body = [f"<h1>{_e(title)}</h1>",
             f'<div class="verdict {report.verdict}" id="verdict">Verdict: {report.verdict.upper()}'
-            f'<div class="summary">{_e(verdict_line(report))}</div></div>',
-            "<h2>Rules</h2>", _rule_table(report)]
+            f'<div class="summary">{_e(verdict_line(report))}</div></div>']
+    selected = filter_line(report)
+    if selected:
+        body.append(f'<p class="filter" id="filter">{_e(selected)}</p>')
+    body += ["<h2>Rules</h2>", _rule_table(report)]
     if report.host_findings:
         body.append("<h3>Host problems the traffic did not show</h3><ul>"
                     + "".join(f"<li>{_e(f)}</li>" for f in report.host_findings) + "</ul>")

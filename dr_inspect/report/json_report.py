@@ -25,7 +25,10 @@ Schema (``schema`` = "dr-inspect.verify/1"; keys are only ever added, never rena
                                         "forward_delay_us": {"count","min","p50","p95","max"},
                                         "response_us": {...same}}]},
       "connections": [{"flow_id", "five_tuple", "client", "vip", "real_server",
-                       "community_id"}]      (verify --format json; absent where not computed)
+                       "community_id"}],     (verify --format json; absent where not computed)
+      "filter": {"filter", "connections", "connections_left_out", "arp_frames",
+                 "arp_left_out"}             (only with --client/--rs/--vip/--since/--until:
+                                              the options and what they kept and left out)
     }
 
 community_id is the Community ID v1 of the connection (report/community_id.py), the key Zeek,
@@ -118,6 +121,8 @@ def report_document(report: VerifyReport,
         "host_findings": list(report.host_findings),
         "stats": _stats(report.stats),
     }
+    if report.filter is not None:
+        document["filter"] = dict(report.filter)
     if connections is not None:
         document["connections"] = connections
     return document

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 from dr_inspect.model import RuleResult, VerifyReport
 from dr_inspect.report.escape import clean_report
-from dr_inspect.report.format import failure_lines, rule_counts, verdict_line
+from dr_inspect.report.format import failure_lines, filter_line, rule_counts, verdict_line
 from dr_inspect.report.table import topology_lines
 
 CLASSNAME = "dr-inspect.DR"
@@ -53,6 +53,9 @@ def render_junit(report: VerifyReport) -> str:
                         ("hops", str(report.hops)),
                         ("points", ",".join(p.name for p in report.points))):
         ET.SubElement(props, "property", {"name": name, "value": value})
+    selected = filter_line(report)
+    if selected:
+        ET.SubElement(props, "property", {"name": "filter", "value": selected})
     for rule in report.rules:
         _testcase(suite, rule)
     out = ET.SubElement(suite, "system-out")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dr_inspect.model import RuleResult, VerifyReport
 from dr_inspect.report.escape import clean_report, md_block, md_cell, md_code, md_text
-from dr_inspect.report.format import evidence_rows, host_fixes, verdict_line
+from dr_inspect.report.format import evidence_rows, filter_line, host_fixes, verdict_line
 from dr_inspect.report.table import topology_lines, undecodable_text
 
 _STATUS = {"pass": "pass", "fail": "**FAIL**", "not-exercised": "not exercised"}
@@ -39,7 +39,9 @@ def _rule_details(rule: RuleResult) -> list[str]:
 def render_markdown(report: VerifyReport) -> str:
     report = clean_report(report)
     icon = ":white_check_mark:" if report.verdict == "pass" else ":x:"
+    selected = filter_line(report)
     lines = [f"## dr-inspect {icon} {report.verdict.upper()}", "", verdict_line(report), "",
+             *([md_text(selected), ""] if selected else []),
              "| id | name | severity | status | violations | checked |",
              "|---|---|---|---|---:|---:|"]
     for r in report.rules:

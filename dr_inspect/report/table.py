@@ -6,7 +6,7 @@ from tabulate import tabulate
 
 from dr_inspect.model import PointSummary, RuleResult, Topology, VerifyReport
 from dr_inspect.report.escape import clean_report
-from dr_inspect.report.format import failure_lines, verdict_line
+from dr_inspect.report.format import failure_lines, filter_line, verdict_line
 
 _RESET = "\x1b[0m"
 _COLOURS = {"red": "\x1b[31;1m", "yellow": "\x1b[33;1m", "green": "\x1b[32m", "dim": "\x1b[2m",
@@ -83,7 +83,9 @@ def render_table(report: VerifyReport, *, colour: bool = False) -> str:
     """The default terminal report. ANSI colour only when the caller says so (a TTY). Every
     text from the input is one line (escaped control characters): no forged lines or colours."""
     report = clean_report(report)
-    out: list[str] = [_rules_table(report, colour), ""]
+    selected = filter_line(report)
+    out: list[str] = [selected, ""] if selected else []
+    out += [_rules_table(report, colour), ""]
     failing = [r for r in report.rules if r.status == "fail"]
     for rule in failing:
         out.extend(_evidence_section(rule, colour))

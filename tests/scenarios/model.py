@@ -51,7 +51,8 @@ FAULT_RULES: dict[str, tuple[str, ...]] = {
     # which resets it: DR008
     "flow-split": ("DR008",),
     # the director changes the copies of data packets to this server: payload stripped to 0
-    # bytes or shortened by 10, or another IP ID (issue 18): DR002
+    # bytes or shortened by 10, a byte of it rewritten (same length), or another IP ID
+    # (issue 18): DR002
     "copy-mangled": ("DR002",),
     # a client (index `rs` modulo the clients) holds a permanent ARP/ND entry for the VIP with
     # the MAC of a former director nobody owns: its frames never reach the director (DR007, as
@@ -73,7 +74,8 @@ class Fault:
     kind: str
     rs: int = 0                  # index of the real server it sits on
     # ARP faults: which clients keep the server's claim ("none", "some", "all"; "all" means
-    # no client->VIP traffic reaches the director). copy-mangled: "strip", "short", "ipid".
+    # no client->VIP traffic reaches the director). copy-mangled: "strip", "short", "rewrite",
+    # "ipid".
     variant: str = ""
 
 

@@ -242,6 +242,10 @@ class Flow:
                 payload = b""
             elif self.mangle == "short":
                 payload = payload[:-10]
+            elif self.mangle == "rewrite":
+                # the same length, one byte changed (a rewriting helper): only the digest tells
+                payload = payload[:1] + bytes([payload[1] ^ 0x20]) + payload[2:] \
+                    if len(payload) > 1 else bytes([payload[0] ^ 0x20])
             else:
                 ip_id += 1
             tags += (("DR002", self.key),)

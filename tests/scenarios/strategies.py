@@ -45,7 +45,7 @@ def switches_of(sc: Scenario) -> frozenset[str]:
             out.add(f"{f.kind}:follow")
         if f.variant == "all":
             out.add("rs-answers-arp:all")
-        if f.kind == "copy-mangled" and f.variant in ("strip", "short"):
+        if f.kind == "copy-mangled" and f.variant in ("strip", "short", "rewrite"):
             out.add("copy-mangled:payload")
     return frozenset(out)
 
@@ -91,7 +91,8 @@ def _faults(draw, allowed: frozenset[str], sc: Scenario, max_faults: int) -> tup
                 variants.append("all")
             variant = draw(st.sampled_from(variants[::-1]))    # the bias to the first: "all"
         elif kind == "copy-mangled":
-            variants = (["strip", "short"] if "copy-mangled:payload" in allowed else []) \
+            variants = (["strip", "short", "rewrite"] if "copy-mangled:payload" in allowed
+                        else []) \
                 + (["ipid"] if sc.family == 4 else [])
             assume(variants)
             variant = draw(st.sampled_from(variants))
