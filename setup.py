@@ -1,5 +1,5 @@
 """Build step for the compiled kernels: the decoder's (dr_inspect/decode/_native.c) and the
-correlator's key numbering (dr_inspect/correlate/_hashids.c).
+columnar toolkit's key numbering (dr_inspect/columnar/_hashids.c).
 
 Everything else is in pyproject.toml. The extensions are optional: where no C compiler is found,
 the install still succeeds and the numpy code they stand in for does the work
@@ -10,5 +10,5 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[
     Extension("dr_inspect.decode._native", ["dr_inspect/decode/_native.c"], optional=True),
-    Extension("dr_inspect.correlate._hashids", ["dr_inspect/correlate/_hashids.c"], optional=True),
+    Extension("dr_inspect.columnar._hashids", ["dr_inspect/columnar/_hashids.c"], optional=True),
 ])

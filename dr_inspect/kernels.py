@@ -1,4 +1,4 @@
-"""Whether the compiled kernels run (dr_inspect/decode/_native.c, dr_inspect/correlate/_hashids.c).
+"""Whether the compiled kernels run (dr_inspect/decode/_native.c, dr_inspect/columnar/_hashids.c).
 
 They run wherever they were built, unless DR_INSPECT_NATIVE=0 is in the environment; then the
 numpy code, which is the reference and the fallback where no C compiler was found at install

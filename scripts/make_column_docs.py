@@ -5,7 +5,7 @@
     python scripts/make_column_docs.py --check    # exit 1 when the file is not current
 
 The packets table comes from dr_inspect/decode/schema.py (SCHEMA), the rule tables from
-dr_inspect/correlate/tables.py (TABLE_COLUMNS), the variables and note facts from
+dr_inspect/correlate/columns.py (TABLE_COLUMNS), the variables and note facts from
 dr_inspect/rules/loader.py. The text between the two markers is replaced; tests/test_docs.py
 fails when it is stale.
 """
@@ -36,7 +36,7 @@ def _wrap(items: list[str], indent: str = "    ", width: int = 96) -> list[str]:
 def column_reference() -> str:
     """The generated section (without the markers)."""
     sys.path.insert(0, str(ROOT))
-    from dr_inspect.correlate.tables import TABLE_COLUMNS
+    from dr_inspect.correlate.columns import TABLE_COLUMNS
     from dr_inspect.decode.schema import SCHEMA
     from dr_inspect.rules.loader import NOTE_FACTS, VARIABLES
 

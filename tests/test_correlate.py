@@ -168,15 +168,6 @@ def test_copy_times_stay_exact_when_some_frames_are_not_forwarded():
     assert (fw.loc[~fw["has_copy"], "copy_ts_ns"] == -1).all()
 
 
-def test_shared_text_codes_of_columns_without_values():
-    # a capture without MACs (raw IP, some SLL): the MAC columns are all missing
-    from dr_inspect.correlate.keys import shared_text_codes
-    empty = pd.Series(pd.Categorical([None, None], categories=pd.Index([], dtype=object)))
-    some = pd.Series(pd.Categorical(["02:00:00:00:00:01", None]))
-    a, b = shared_text_codes([empty, some])
-    assert list(a) == ["", ""] and list(b) == ["02:00:00:00:00:01", ""]
-
-
 def test_combine_points_keeps_codes_and_missing_values_across_points():
     import numpy as np
     a = pd.DataFrame({"frame": [1, 2, 3], "ts_ns": [1, 2, 3],
@@ -207,7 +198,7 @@ def test_combine_points_keeps_codes_and_missing_values_across_points():
 def test_tcp_view_gathers_tcp_rows_with_point_names_sorted(tmp_path):
     import numpy as np
 
-    from dr_inspect.correlate.keys import tcp_view
+    from dr_inspect.columnar.tcp_view import tcp_view
     packets = DrCapture().healthy(connections=2).decoded(tmp_path)
     # points named against their order, so that sorted and first-seen order differ
     packets = {"zz": packets["br_e"], "aa": packets["br_lvs"]}
@@ -311,83 +302,29 @@ def test_offsets_of_points_chained_through_others_equal_a_merge_of_first_sightin
     assert estimate_offsets(cat, points) == (est, applied)
 
 
-def test_hash_key_in_pieces_equals_one_hash_of_all_rows(monkeypatch):
-    import numpy as np
-
-    import dr_inspect.correlate.keys as keys
-    n = 1000
-    i = np.arange(n)
-    df = pd.DataFrame({
-        "a": pd.Categorical(np.where(i % 7 == 0, None, (i % 13).astype(str)).astype(object)),
-        "b": pd.array(np.where(i % 5 == 0, None, i).astype(object), dtype="UInt16"),
-        "c": np.array([None if v % 11 == 0 else f"x{v % 17}" for v in i], dtype=object),
-        "d": i.astype(np.int16)})
-    whole = keys.hash_key(df, list(df.columns))
-    monkeypatch.setattr(keys, "HASH_ROWS", 64)
-    assert (keys.hash_key(df, list(df.columns)) == whole).all()
-    assert len(np.unique(whole)) > 100
-
-
-def _numbering(monkeypatch, kernel: str) -> None:
-    """Key numbering by the compiled kernel (correlate/_hashids.c) or by the numpy split."""
-    import dr_inspect.correlate.keys as keys
-    from dr_inspect import kernels
-    if kernel == "compiled":
-        from conftest import require
-        require(keys._hashids is not None, "the correlator's C extension was not built")
-    monkeypatch.setenv(kernels.ENV, "1" if kernel == "compiled" else "0")
-    monkeypatch.setattr(keys, "HASH_ROWS", 16)        # the split path even on small arrays
-
-
-@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
-def test_first_appearance_ids_equal_factorize(monkeypatch, kernel):
-    import numpy as np
-
-    import dr_inspect.correlate.keys as keys
-    _numbering(monkeypatch, kernel)
-    rng = np.random.default_rng(5)
-    assert len(keys.first_appearance_ids(np.zeros(0, dtype=np.uint64))) == 0
-    for n, distinct in [(5000, 40), (5000, 4000), (3000, 1), (17, 17)]:
-        values = rng.integers(0, 2**64 - 1, size=distinct, dtype=np.uint64, endpoint=True)
-        k = values[rng.integers(0, distinct, size=n)]
-        ids = keys.first_appearance_ids(k)
-        assert ids.dtype == np.int32 and (ids == pd.factorize(k)[0]).all()
-    # every key in one part (the top bits alike)
-    k = rng.integers(0, 2**40, size=2000, dtype=np.uint64)[rng.integers(0, 2000, size=4000)]
-    assert (keys.first_appearance_ids(k) == pd.factorize(k)[0]).all()
-
-
-def test_argsort_hashes_equals_a_stable_argsort(monkeypatch):
-    import numpy as np
-
-    import dr_inspect.correlate.keys as keys
-    monkeypatch.setattr(keys, "HASH_ROWS", 16)        # take the split path on small arrays
-    rng = np.random.default_rng(9)
-    for n, distinct in [(5000, 300), (5000, 5000), (40, 3)]:
-        values = rng.integers(0, 2**64 - 1, size=distinct, dtype=np.uint64, endpoint=True)
-        k = values[rng.integers(0, distinct, size=n)]      # ties keep their row order
-        assert (keys.argsort_hashes(k) == np.argsort(k, kind="stable")).all()
-
-
-@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
-def test_dense_ids_equal_where_the_keys_are_equal(monkeypatch, kernel):
-    import numpy as np
-
-    import dr_inspect.correlate.keys as keys
-    _numbering(monkeypatch, kernel)
-    rng = np.random.default_rng(7)
-    for n, distinct in [(5000, 40), (5000, 4000), (3000, 1), (17, 17), (10, 3)]:
-        values = rng.integers(0, 2**64 - 1, size=distinct, dtype=np.uint64, endpoint=True)
-        k = values[rng.integers(0, distinct, size=n)]
-        ids, count = keys.dense_ids(k)
-        want = pd.factorize(k)[0]
-        assert count == want.max() + 1 and ids.min() == 0 and ids.max() == count - 1
-        # one id per key and one key per id: the same partition as factorize's
-        pairs = np.unique(np.stack([ids, want]), axis=1)
-        assert pairs.shape[1] == count
-
-
 @pytest.mark.parametrize("n", [1, 126, 127, 128, 32766, 32767, 40000])
 def test_code_dtype_is_what_pandas_gives_a_categorical(n):
     from dr_inspect.correlate.combine import code_dtype
     assert pd.Categorical.from_codes([0], categories=range(n)).codes.dtype == code_dtype(n)
+
+
+def test_set_wide_values_are_used_as_given(tmp_path):
+    """correlate(set_wide=...) takes the VIPs, topology and clock offsets of a whole set (the
+    distributed engine's buckets): neither learned nor estimated from these packets."""
+    import dataclasses
+
+    from dr_inspect.analysis.correlation import SetWide
+    from dr_inspect.topology.model import LearnedVips
+    packets = DrCapture().healthy(connections=2).decoded(tmp_path)
+    alone = correlate(packets)
+    topo = dataclasses.replace(alone.topology, scheduler="wlc", shape="two-segment")
+    offsets = ({"br_e": 0, "br_lvs": 2_000_000}, {"br_e": 0, "br_lvs": 2_000_000})
+    given = correlate(packets, set_wide=SetWide(vips=LearnedVips(alone.topology.vips, []),
+                                                topology=topo, offsets=offsets))
+    assert given.topology is topo
+    assert (given.offsets_estimated, given.offsets_applied) == offsets
+    assert given.offsets_applied is not offsets[1]             # a copy: the caller's stays
+    # the applied offset moves br_lvs's frames 2 ms earlier in the corrected time
+    shift = given.packets["ts_ns"] - given.packets["ts"]
+    assert set(shift[given.packets["point"] == "br_lvs"]) == {2_000_000}
+    assert alone.offsets_applied == {"br_e": 0, "br_lvs": 0}

@@ -19,7 +19,7 @@ def test_column_reference_is_current():
 
 
 def test_column_reference_names_every_declared_column():
-    from dr_inspect.correlate.tables import TABLE_COLUMNS
+    from dr_inspect.correlate.columns import TABLE_COLUMNS
     reference = make_column_docs.column_reference()
     for table, columns in TABLE_COLUMNS.items():
         assert f"    {table} ({len(columns)} columns):" in reference

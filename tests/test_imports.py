@@ -105,8 +105,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_the_imports():
     graph = import_graph()
-    assert "dr_inspect.correlate.tables" in graph["dr_inspect.analysis.correlation"]
-    assert "dr_inspect.topology" in graph["dr_inspect.correlate.tables"]   # its package runs first
+    assert "dr_inspect.correlate.forwards" in graph["dr_inspect.analysis.correlation"]
+    assert "dr_inspect.topology" in graph["dr_inspect.correlate.forwards"]  # its package runs first
     assert "dr_inspect.analysis.paths" in graph["dr_inspect"]              # deferred imports count
     assert "dr_inspect.decode" not in graph["dr_inspect.decode.api"]       # its own package
 
@@ -118,3 +118,38 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_no_import_cycle_in_dr_inspect():
     cycles = _cycles(import_graph())
     assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+# The analysis core's packages, lowest first: a package imports only those before it (the
+# pipeline's order; rules read correlate's column contract, analysis runs the rules, report
+# renders the analysis).
+LAYERS = ["decode", "columnar", "topology", "correlate", "rules", "analysis", "report"]
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def back_edges(graph: dict[str, set[str]]) -> list[str]:
+    """'a.b -> c.d' for each import from a core package to one after it in LAYERS."""
+    rank = {p: i for i, p in enumerate(LAYERS)}
+    found = []
+    for module, deps in sorted(graph.items()):
+        for dep in sorted(deps):
+            a, b = _package(module), _package(dep)
+            if a in rank and b in rank and rank[a] < rank[b]:
+                found.append(f"{module} -> {dep}")
+    return found
+
+
+def test_the_layer_check_finds_a_back_edge():
+    graph = {"dr_inspect.topology.learn": {"dr_inspect.correlate.columns",
+                                           "dr_inspect.columnar.ids"},
+             "dr_inspect.correlate.flows": {"dr_inspect.topology.model"}}
+    assert back_edges(graph) == ["dr_inspect.topology.learn -> dr_inspect.correlate.columns"]
+
+
+def test_core_packages_depend_one_way():
+    found = back_edges(import_graph())
+    assert found == [], "imports against the layers " + " < ".join(LAYERS) + ": " + "; ".join(found)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import IN_CI
 
-import dr_inspect.correlate.keys as keys
+import dr_inspect.columnar.ids as keys
 from dr_inspect import kernels
 from dr_inspect.decode import native
 

@@ -239,7 +239,7 @@ def test_dr011_not_exercised_for_other_schedulers(tmp_path):
 
 def test_dr013_without_points_is_not_exercised():
     """Every real run has a point; the rule still never passes on an empty points table."""
-    from dr_inspect.correlate.tables import points_table
+    from dr_inspect.correlate.points import points_table
     from dr_inspect.rules import evaluate_rule, load_rules
     rule = next(r for r in load_rules() if r.id == "DR013")
     result = evaluate_rule(rule, {"points": points_table([])}, {})

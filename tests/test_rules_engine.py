@@ -35,7 +35,7 @@ def rule_from(tmp_path, extra: str, base: str = BASE):
 
 
 def forwards(n: int, has_copy: list[bool] | None = None, **cols) -> pd.DataFrame:
-    from dr_inspect.correlate.tables import TABLE_COLUMNS
+    from dr_inspect.correlate.columns import TABLE_COLUMNS
     data = {}
     for c, kind in TABLE_COLUMNS["forwards"].items():
         data[c] = {"str": [""] * n, "int": [0] * n, "float": [0.0] * n, "bool": [False] * n}[kind]
@@ -206,6 +206,20 @@ def test_a_note_shows_when_its_condition_holds_and_replaces_or_appends(tmp_path)
     [result] = evaluate_rules([replaced], {"forwards": forwards(0)}, {"window_ms": 1.0},
                               facts={"coalesced": 2})
     assert result.note == "2 merged at 1.0 ms"
+
+
+def test_a_presolved_result_stands_for_the_evaluation_and_gets_the_notes(tmp_path):
+    note = '[rule.note]\nwhen = "status == \'fail\'"\ntext = "{coalesced} merged"\n'
+    rule = rule_from(tmp_path, 'expect = "has_copy"\n' + note)
+    table = {"forwards": forwards(3, [True, True, True])}       # would pass here
+    elsewhere = evaluate_rule(rule, {"forwards": forwards(2, [True, False])}, {})
+    assert elsewhere.status == "fail"
+    [result] = evaluate_rules([rule], table, {}, facts={"coalesced": 1},
+                              presolved={rule.id: elsewhere})
+    assert result.status == "fail" and result.checked == 2 and result.note == "1 merged"
+    assert elsewhere.note == ""                                  # the given result is not changed
+    [result] = evaluate_rules([rule], table, {}, presolved={"OTHER": elsewhere})
+    assert result.status == "pass" and result.checked == 3
 
 
 def test_balanced_and_when(tmp_path):

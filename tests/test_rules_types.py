@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dr_inspect.correlate.tables import TABLE_COLUMNS
+from dr_inspect.correlate.columns import TABLE_COLUMNS
 from dr_inspect.errors import RuleFileError
 from dr_inspect.rules import evaluate_rule, load_rule_file
 from test_rules_engine import BASE, forwards, rule_from

@@ -1,5 +1,5 @@
-"""Helpers of the rule tables (dr_inspect.correlate.tables) against the pandas operations they
-stand in for."""
+"""Helpers of the rule tables (dr_inspect.correlate) and the columnar reductions and joins they
+use, against the pandas operations they stand in for."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dr_inspect.correlate import tables
+from dr_inspect.columnar import addresses, group
+from dr_inspect.correlate import arp, coalesced, copy_keys, flows, forwards, replies, to_vip
 
 
 def merge_asof_nearest(left_key, left_ts, right_key, right_ts, window):
@@ -35,7 +36,7 @@ def test_nearest_by_key_is_merge_asof_nearest(left, right, window):
     lt = np.array([t for _, t in left], dtype=np.int64)
     rk = np.array([k for k, _ in right], dtype=np.uint64)
     rt = np.array([t for _, t in right], dtype=np.int64)
-    got = tables._nearest_by_key(lk, lt, rk, rt, window)
+    got = group.nearest_by_key(lk, lt, rk, rt, window)
     if len(lk) and len(rk):
         want = merge_asof_nearest(lk, lt, rk, rt, window)
     else:
@@ -49,28 +50,28 @@ def test_copy_counts_per_packet_and_point():
     lkey = np.array([1, 1, 1, 2], dtype=np.uint64)
     point = np.array([0, 0, 1, 0])
     ttl = np.array([64, 63, 64, 64])
-    ttls, copies = tables._copy_counts(lkey, point, ttl, np.array([1, 2, 3], dtype=np.uint64))
+    ttls, copies = coalesced.copy_counts(lkey, point, ttl, np.array([1, 2, 3], dtype=np.uint64))
     assert ttls.tolist() == [2, 1, 0] and copies.tolist() == [3, 1, 0]
 
 
 def test_first_per_flow_takes_the_earliest_row_and_the_first_of_equal_times():
     flow = np.array([0, 1, 0, 0, 2])
     ts = np.array([5, 3, 2, 2, 9])
-    assert tables._first_per_flow(flow, ts, 4).tolist() == [2, 1, 4, -1]
+    assert group.first_per(flow, ts, 4).tolist() == [2, 1, 4, -1]
 
 
 def test_max_over_points_counts_a_packet_seen_at_two_points_once():
     flow = np.array([0, 0, 0, 1])
     point = np.array([0, 1, 0, 1])
-    assert tables._max_over_points(flow, point, 3).tolist() == [2, 1, 0]
+    assert group.most_per_point(flow, point, 3).tolist() == [2, 1, 0]
 
 
 def test_endpoint_text_per_distinct_pair_as_keys_render_it():
-    from dr_inspect.correlate.keys import endpoints_text
+    from dr_inspect.columnar.addresses import endpoints_text
 
     ips = pd.Series(pd.Categorical(["1.2.3.4", "::1", "1.2.3.4", "1.2.3.4"]))
     ports = np.array([80, -1, 65535, 80])
-    got = list(tables._endpoint_text(ips, ports))
+    got = list(addresses.endpoint_category(ips, ports))
     assert got == list(endpoints_text(ips.astype(object), ports))
     assert got == ["1.2.3.4:80", "[::1]:-1", "1.2.3.4:65535", "1.2.3.4:80"]
 
@@ -83,7 +84,7 @@ def test_endpoint_text_per_distinct_pair_as_keys_render_it():
        split=st.integers(0, 30))
 def test_loose_keys_are_dense_ids_of_the_loose_key_and_ip_id(rows, split):
     """Equal ids exactly where the loose key (and the IP ID) are equal, over both row sets."""
-    from dr_inspect.correlate.keys import packet_ids
+    from dr_inspect.columnar.tcp_view import packet_ids
 
     ip, port, seq, ack, flags, ip_id, dst = zip(*rows)
     tv = pd.DataFrame({
@@ -94,7 +95,7 @@ def test_loose_keys_are_dense_ids_of_the_loose_key_and_ip_id(rows, split):
         "ip_id": np.array(ip_id, np.int64), "payload_len": np.zeros(len(rows), np.int32)})
     a = np.arange(min(split, len(rows)))
     b = np.arange(len(rows))[::-1][: max(len(rows) - split, 1)]
-    keys = tables._loose_keys(tv, packet_ids(tv), a, b)
+    keys = copy_keys.loose_keys(tv, packet_ids(tv), a, b)
     loose = np.concatenate([keys.loose_a, keys.loose_b])
     ident = np.concatenate([keys.ident_a, keys.ident_b])
     at = np.concatenate([a, b])
@@ -112,9 +113,9 @@ def test_nearest_by_key_on_dense_ids_as_on_hashes():
     lt = np.array([10, 5, 9, 0, 4], dtype=np.int64)
     rk = np.array([1, 1, 3, 2, 2], dtype=np.int64)
     rt = np.array([6, 8, 30, 1, 5], dtype=np.int64)
-    want = tables._nearest_by_key(lk.astype(np.uint64) * 7919, lt, rk.astype(np.uint64) * 7919,
+    want = group.nearest_by_key(lk.astype(np.uint64) * 7919, lt, rk.astype(np.uint64) * 7919,
                                   rt, 3)
-    assert tables._nearest_by_key(lk, lt, rk, rt, 3, n_keys=4).tolist() == want.tolist()
+    assert group.nearest_by_key(lk, lt, rk, rt, 3, n_keys=4).tolist() == want.tolist()
     assert want.tolist() == [-1, 0, 1, -1, 4]
 
 
@@ -142,18 +143,18 @@ def test_reply_connections_pair_rows_with_every_connection_they_match():
                               "client_port": np.array([c[1] for c in clients], np.int64),
                               "vip_port": np.array([c[2] for c in clients], np.int64)})
         maybe = np.arange(len(tv))
-        lpos, cpos = tables._reply_connections(tv, maybe, conns)
+        lpos, cpos = replies._reply_connections(tv, maybe, conns)
         assert list(zip(lpos.tolist(), cpos.tolist())) == want
         # the same pairs when the addresses are not shared categoricals (hashed keys)
         plain = conns.assign(client_ip=conns["client_ip"].astype(object))
-        lpos, cpos = tables._reply_connections(tv, maybe, plain)
+        lpos, cpos = replies._reply_connections(tv, maybe, plain)
         assert list(zip(lpos.tolist(), cpos.tolist())) == want
 
 
 def test_endpoints_render_each_row_as_the_per_row_format():
     ips = pd.Series(pd.Categorical(["1.2.3.4", "::1", "1.2.3.4", None]))
     ports = np.array([80, -1, 65535, 7])
-    assert list(tables._endpoints(ips, ports)) == ["1.2.3.4:80", "[::1]:-1", "1.2.3.4:65535",
+    assert list(addresses.endpoint_strings(ips, ports)) == ["1.2.3.4:80", "[::1]:-1", "1.2.3.4:65535",
                                                    ":7"]
 
 
@@ -187,7 +188,7 @@ def test_arp_causes_per_distinct_case_equal_the_per_row_texts():
         "is_rs": [False, False, True, False, False, False, False, False],
         "is_director": [True, True, False, True, False, True, False, True]})
     prev = pd.Series([np.nan, np.nan, "m2", "m9", np.nan, np.nan, "m3", np.nan], dtype=object)
-    got = tables._arp_causes(t, prev)
+    got = arp._arp_causes(t, prev)
     assert list(got) == list(per_row(t, prev))
     assert list(got.categories) == list(pd.unique(per_row(t, prev)))
 
@@ -196,7 +197,7 @@ def test_present_values_of_a_column_as_unique_gives_them():
     for s in (pd.Series(pd.Categorical(["a", None, "a"], categories=["z", "a"])),
               pd.Series(pd.Categorical(["a", "b"])), pd.Series(["a", None], dtype=object)):
         want = set(s.dropna().unique()) | ({""} if s.isna().any() else set())
-        assert tables._present(s) == want
+        assert forwards._present(s) == want
 
 
 def test_flow_first_frame_is_the_first_ingress_syn_else_the_first_frame():
@@ -205,12 +206,12 @@ def test_flow_first_frame_is_the_first_ingress_syn_else_the_first_frame():
     # two at one time); flow 3: nothing
     tovt = pd.DataFrame({
         "leg": pd.Categorical(["ingress", "ingress", "forwarded", "ingress", "ingress"],
-                              dtype=tables.LEGS),
+                              dtype=to_vip.LEGS),
         "flow_id": np.array([1, 1, 2, 2, 2]), "ts_ns": np.array([5, 9, 3, 7, 3]),
         "point": pd.Categorical(["e", "e", "l", "e", "e"]),
         "tcp_flags": np.array([ACK, SYN, ACK, ACK, ACK], dtype=np.int16),
         "frame": np.arange(1, 6), "seq": np.array([10, 20, 30, 40, 50])})
     out: dict = {}
-    tables._flows_from_to_vip(tovt, 3, out)
+    flows._flows_from_to_vip(tovt, 3, out)
     assert out["frame"].tolist() == [2, 3, -1] and out["ts_ns"].tolist() == [9, 3, -1]
     assert out["syn_seen"].tolist() == [True, False, False]

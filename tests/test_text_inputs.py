@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import dr_inspect.correlate  # noqa: F401  (loaded before topology: they import each other)
 from dr_inspect.captureset import PLACEHOLDER_HEAD, load_capture_set, read_expected
 from dr_inspect.cli import main
 from dr_inspect.errors import DrInspectError, InputError, TopologyError

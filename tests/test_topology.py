@@ -170,7 +170,7 @@ def test_learning_reads_the_view_however_its_columns_are_stored(tmp_path):
 def test_legs_rank_by_ttl_then_time_then_first_in_the_view():
     import numpy as np
 
-    from dr_inspect.topology.learn import _leg_votes
+    from dr_inspect.topology.legs import _leg_votes
     # rows: packet key, src MAC code, dst MAC code, TTL, time
     rows = [(7, 0, 1, 64, 10),   # packet 7: original (highest TTL) to MAC 1
             (7, 2, 3, 63, 11),   # two copies tie on TTL and time: the first in the view ranks 1
@@ -180,8 +180,9 @@ def test_legs_rank_by_ttl_then_time_then_first_in_the_view():
             (8, 0, 1, 64, 19),
             (9, 0, 1, 64, 30)]   # seen once: no leg votes
     key, src, dst, ttl, ts = (np.array(c) for c in zip(*rows))
-    in_votes, rs_votes, copy_src, copy_dst = _leg_votes(key.astype(np.uint64), src, dst,
-                                                        ttl.astype(np.int16), ts, 5)
+    votes = _leg_votes(key.astype(np.uint64), src, dst, ttl.astype(np.int16), ts, 5)
+    in_votes, rs_votes, copy_src, copy_dst = (votes.in_votes, votes.rs_votes, votes.copy_src,
+                                              votes.copy_dst)
     assert in_votes.tolist() == [0, 2, 0, 0, 0]
     # real-server votes are the first copies only (a later leg may be a loop coming back)
     assert rs_votes.tolist() == [0, 0, 0, 2, 0]
@@ -192,14 +193,16 @@ def test_legs_rank_by_ttl_then_time_then_first_in_the_view():
 def test_legs_of_packets_seen_twice_rank_the_same_way():
     import numpy as np
 
-    from dr_inspect.topology.learn import _leg_votes
+    from dr_inspect.topology.legs import _leg_votes
     rows = [(1, 0, 1, 64, 5), (1, 2, 3, 63, 6),    # TTL falls
             (2, 2, 3, 64, 8), (2, 0, 1, 64, 7),    # TTL tie: the earlier is the original
             (3, 0, 1, 64, 9), (3, 2, 4, 64, 9)]    # TTL and time tie: the first in the view
     key, src, dst, ttl, ts = (np.array(c) for c in zip(*rows))
     for packet in (None, key.astype(np.int32)):
-        in_votes, rs_votes, copy_src, copy_dst = _leg_votes(key.astype(np.uint64), src, dst,
-                                                            ttl.astype(np.int16), ts, 5, packet)
+        votes = _leg_votes(key.astype(np.uint64), src, dst, ttl.astype(np.int16), ts, 5,
+                           packet)
+        in_votes, rs_votes, copy_src, copy_dst = (votes.in_votes, votes.rs_votes,
+                                                  votes.copy_src, votes.copy_dst)
         assert in_votes.tolist() == [0, 3, 0, 0, 0]
         assert rs_votes.tolist() == [0, 0, 0, 2, 1]
         assert list(zip(copy_src.tolist(), copy_dst.tolist())) == [(2, 3), (2, 4)]

@@ -5,23 +5,46 @@ and dr_inspect.topology."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from dr_inspect.columnar.codes import category_codes
+from dr_inspect.columnar.tcp_view import tcp_view
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import estimate_offsets, find_hops
-from dr_inspect.correlate.keys import point_codes, tcp_view
-from dr_inspect.correlate.tables import (arp_table, copy_keys, flow_endpoints, flows_table,
-                                         forward_copies, forwards_table, replies_table,
-                                         to_vip_table, vip_rows)
+from dr_inspect.correlate.arp import arp_table
+from dr_inspect.correlate.connections import flow_endpoints, vip_rows
+from dr_inspect.correlate.copies import forward_copies
+from dr_inspect.correlate.copy_keys import copy_keys
+from dr_inspect.correlate.flows import flows_table
+from dr_inspect.correlate.forwards import forwards_table
+from dr_inspect.correlate.replies import replies_table
+from dr_inspect.correlate.to_vip import to_vip_table
 from dr_inspect.heap import return_freed_heap
-from dr_inspect.topology.learn import LearnedTopology, learn_topology, learn_vips
+from dr_inspect.topology.learn import learn_topology, learn_vips
+from dr_inspect.topology.model import LearnedTopology, LearnedVips
 from dr_inspect.topology.pins import TopologyPins
 
-__all__ = ["Correlation", "correlate", "forward_counts", "prepare"]
+__all__ = ["Correlation", "SetWide", "correlate", "forward_counts", "prepare"]
+
+ClockOffsets = tuple[dict[str, int], dict[str, int]]     # (estimated, applied) ns per point
+
+
+@dataclass(frozen=True)
+class SetWide:
+    """What was computed over a whole capture set, for a correlation of part of it (the
+    distributed engine correlates the set bucket by bucket): used as given instead of being
+    learned or estimated from the part.
+
+    vips, topology: learn_vips / learn_topology of the whole set (topology None: learned from
+    the part with these VIPs); offsets: estimate_offsets of the whole set."""
+
+    vips: LearnedVips
+    topology: LearnedTopology | None
+    offsets: ClockOffsets
 
 
 @dataclass
@@ -43,11 +66,13 @@ def forward_counts(fw: pd.DataFrame) -> dict[str, int]:
 
 
 def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = None,
-            combined: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+            combined: pd.DataFrame | None = None, offsets: ClockOffsets | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """Combine the points, estimate clock offsets, add the adjusted timestamp column `ts`.
 
     combined: combine_points(packets) made by the caller (who could then free the per-point
-    tables); packets then only gives the point names, in order."""
+    tables); packets then only gives the point names, in order.
+    offsets: (estimated, applied) to use instead of estimating them here (SetWide)."""
     pk = combined if combined is not None else combine_points(packets)
     points = list(packets)
     # until a clock is corrected ts is ts_ns: one array, shared copy-on-write (tcp_view shares
@@ -55,15 +80,31 @@ def prepare(packets: dict[str, pd.DataFrame], hosts: dict[str, str] | None = Non
     pk["ts"] = (pk["ts_ns"] if pk["ts_ns"].dtype == np.int64
                 else pk["ts_ns"].to_numpy(dtype=np.int64))
     tv = tcp_view(pk)
-    est, applied = estimate_offsets(tv, points, hosts)
+    if offsets is None:
+        est, applied = estimate_offsets(tv, points, hosts)
+    else:
+        est, applied = dict(offsets[0]), dict(offsets[1])
     if any(applied.values()):
-        codes, names = point_codes(pk["point"])
+        codes, names = category_codes(pk["point"])
         # one shift per point name; the appended 0 is for a row without a point (code -1)
         per_point = np.array([applied.get(n, 0) for n in names] + [0], dtype=np.int64)
         pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64) - per_point[codes]
         # same rows in the same order: only the adjusted ts changes
         tv["ts"] = pk["ts"].to_numpy(dtype=np.int64)[tv["row"].to_numpy()]
     return pk, tv, est, applied
+
+
+def _learned_vips(pk: pd.DataFrame, tv: pd.DataFrame, pins: TopologyPins | None,
+                  set_wide: SetWide | None) -> LearnedVips:
+    return set_wide.vips if set_wide is not None else learn_vips(pk, tv, pins)
+
+
+def _learned_topology(pk: pd.DataFrame, tv: pd.DataFrame, points: list[str],
+                      pins: TopologyPins | None, vips_job: Future,
+                      set_wide: SetWide | None) -> LearnedTopology:
+    if set_wide is not None and set_wide.topology is not None:
+        return set_wide.topology
+    return learn_topology(pk, tv, points, pins, vips_job.result())
 
 
 def _connections(tv: pd.DataFrame, vips: list[tuple[str, int]]
@@ -77,14 +118,18 @@ def _connections(tv: pd.DataFrame, vips: list[tuple[str, int]]
 def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = None,
               window_ms: float = 500.0, hosts: dict[str, str] | None = None,
               combined: pd.DataFrame | None = None,
-              capture_span: tuple[int, int] | None = None) -> Correlation:
+              capture_span: tuple[int, int] | None = None,
+              set_wide: SetWide | None = None) -> Correlation:
     """Learn the topology and build hops, flows and the rule tables. TopologyError if no VIP.
 
     hosts: point -> capturing host (manifest); points of one host share a clock.
     combined: see prepare.
     capture_span: (started, stopped) ns in which every point was capturing (manifest), if known:
-    packets too close to its edges are not judged for a counterpart at another point."""
-    pk, tv, est, applied = prepare(packets, hosts, combined)
+    packets too close to its edges are not judged for a counterpart at another point.
+    set_wide: the VIPs, topology and clock offsets of the whole set these packets are part of
+    (then neither learned nor estimated here)."""
+    pk, tv, est, applied = prepare(packets, hosts, combined,
+                                   set_wide.offsets if set_wide is not None else None)
     window_ns = int(window_ms * 1_000_000)
     span_note = ""
     if capture_span is not None and len(pk):
@@ -102,9 +147,9 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     # allocates there is all temporary, so that core's heap is returned whole afterwards.
     points = list(packets)
     with ThreadPoolExecutor(1) as side:
-        vips_job = side.submit(learn_vips, pk, tv, pins)
+        vips_job = side.submit(_learned_vips, pk, tv, pins, set_wide)
         # the one worker runs the jobs in turn: the VIPs are there when this one starts
-        topo_job = side.submit(lambda: learn_topology(pk, tv, points, pins, vips_job.result()))
+        topo_job = side.submit(_learned_topology, pk, tv, points, pins, vips_job, set_wide)
         hops = find_hops(tv, window_ns)
         rows, conns, row_conn = _connections(tv, vips_job.result().vips)
         topo = topo_job.result()

@@ -18,10 +18,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.coded import codes_and_values
+from dr_inspect.columnar.text import codes_and_values
 from dr_inspect.errors import InputError
 from dr_inspect.options import FlowFilter
-from dr_inspect.topology.learn import LearnedTopology
+from dr_inspect.topology.model import LearnedTopology
 from dr_inspect.topology.pins import parse_vip, vip_text
 
 CONNECTION_TABLES = ("to_vip", "forwards", "replies", "flows")

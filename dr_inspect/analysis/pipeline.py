@@ -19,7 +19,7 @@ from dr_inspect.correlate.points import capture_health, early_copies, points_row
 from dr_inspect.decode.pointset import summary_of
 from dr_inspect.errors import TopologyError
 from dr_inspect.heap import return_freed_heap
-from dr_inspect.model import PointSummary, VerifyReport
+from dr_inspect.model import PointSummary, RuleResult, VerifyReport
 from dr_inspect.options import VerifyOptions
 from dr_inspect.rules import Rule, evaluate_rules, load_rules
 from dr_inspect.topology import TopologyPins, load_topology_file, merge_pins
@@ -135,11 +135,16 @@ def _correlate(packets: dict[str, pd.DataFrame], pins: TopologyPins, options: Ve
 def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str],
                     loaded: LoadedOptions, facts: CaptureFacts | None = None, *,
                     combined: pd.DataFrame | None = None,
-                    progress: Progress | None = None) -> Analysis:
+                    progress: Progress | None = None,
+                    correlation: Correlation | None = None,
+                    presolved: dict[str, RuleResult] | None = None) -> Analysis:
     """Verify decoded packets tables (point -> DataFrame); roles: point -> role.
 
     combined: combine_points(packets) already made (packets then only names the points);
-    progress(stage) at stage starts. TopologyError when no VIP is pinned or learned."""
+    progress(stage) at stage starts. TopologyError when no VIP is pinned or learned.
+    correlation: the correlation of these packets made elsewhere (the distributed engine merges
+    its buckets'), used instead of correlating them here; presolved: results of rules evaluated
+    elsewhere (see rules.evaluate_rules)."""
     facts = facts or CaptureFacts()
     options = loaded.options
     pins = merge_pins(loaded.file_pins, list(options.vips), roles, facts.rs_names)
@@ -149,7 +154,8 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str],
                                 None, None) for p, df in packets.items()]
     if progress is not None:
         progress("correlating")
-    corr = _correlate(packets, pins, options, facts, combined)
+    corr = (correlation if correlation is not None
+            else _correlate(packets, pins, options, facts, combined))
     topo = corr.topology
     for s in summaries:
         s.role = topo.roles.get(s.name, s.role)
@@ -172,7 +178,8 @@ def analyse_packets(packets: dict[str, pd.DataFrame], roles: dict[str, str],
         progress("rules")
     return_freed_heap()
     facts_seen = _note_facts(tables["flows"], corr, capture_health(rows, corr.offsets_applied))
-    results = evaluate_rules(loaded.rules, tables, variables, options.max_evidence, facts_seen)
+    results = evaluate_rules(loaded.rules, tables, variables, options.max_evidence, facts_seen,
+                             presolved)
     verdict, report_errors = _verdict_errors(results, loaded.rules, facts.errors, corr)
     model_topo = topo.to_model()
     report = VerifyReport(verdict=verdict, rules=results, topology=model_topo, points=summaries,

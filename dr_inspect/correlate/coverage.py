@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-MOD32 = 1 << 32
+from dr_inspect.columnar.tcp_view import MOD32
 
 
 def tiles_exactly(seg_conn: np.ndarray, seg_seq: np.ndarray, seg_len: np.ndarray,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dr_inspect.columnar.pack import SEQ, dense_span, pack, unpack
+
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -37,11 +39,11 @@ def split_epochs(codes: np.ndarray, is_syn: np.ndarray, seq: np.ndarray, ts: np.
     n = int(codes.max()) + 1
     ts = np.asarray(ts, dtype=np.int64)
     # (5-tuple, ISN) of each SYN: the epochs, each starting at its first sighting
-    pair = (codes[syn].astype(np.int64) << 32) | (np.asarray(seq)[syn].astype(np.int64)
-                                                  & 0xFFFF_FFFF)
+    spans = [dense_span(n), SEQ]
+    pair = pack([codes[syn], np.asarray(seq)[syn].astype(np.int64) % SEQ.size], spans)
     pair_ids, pairs = pd.factorize(pair)
     start = _per_code_min(pair_ids, ts[syn], len(pairs))
-    pair_code = np.asarray(pairs) >> 32
+    pair_code = unpack(np.asarray(pairs), spans)[0]
     n_epochs = np.bincount(pair_code, minlength=n)
     first_start = _per_code_min(pair_code, start, n)
     first_row = _per_code_min(codes, ts, n)
@@ -61,8 +63,7 @@ def split_epochs(codes: np.ndarray, is_syn: np.ndarray, seq: np.ndarray, ts: np.
     matched = pd.merge_asof(left, right, on="at", by="code", direction="backward")
     epoch = np.zeros(len(codes), dtype=np.int64)
     epoch[matched["row"].to_numpy()] = matched["epoch"].fillna(0).to_numpy(dtype=np.int64)
-    width = int(epoch.max()) + 1
-    return pd.factorize(codes.astype(np.int64) * width + epoch)[0]
+    return pd.factorize(pack([codes, epoch], [dense_span(n), dense_span(int(epoch.max()) + 1)]))[0]
 
 
 def epoch_keys(first_ts: np.ndarray, ts: np.ndarray, tolerance_ns: int

@@ -7,7 +7,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate.keys import argsort_hashes, packet_ids, point_codes, strict_key
+from dr_inspect.columnar.codes import category_codes
+from dr_inspect.columnar.ids import argsort_hashes
+from dr_inspect.columnar.tcp_view import packet_ids, strict_key
 
 # Below this an estimated offset is indistinguishable from forwarding delay on one clock, so
 # timestamps are left as they are (the estimate is still reported).
@@ -23,7 +25,7 @@ def _first_sightings(tv: pd.DataFrame, packet: np.ndarray
     """Per point: (packet ids seen there, ascending; the first ts_ns of each there).
     The minimum per packet is scattered into one array indexed by packet id (no grouping, no
     sort), reused point after point."""
-    codes, names = point_codes(tv["point"])
+    codes, names = category_codes(tv["point"])
     ts = tv["ts_ns"].to_numpy(dtype=np.int64)
     first = np.full(int(packet.max()) + 1 if len(packet) else 0, NEVER, dtype=np.int64)
     out = {}
@@ -141,7 +143,7 @@ def find_hops(tv: pd.DataFrame, window_ns: int) -> pd.DataFrame:
     ts = tv["ts"].to_numpy(dtype=np.int64)
     order = np.lexsort((ts, packet))
     packet, ts = packet[order], ts[order]
-    point = point_codes(tv["point"])[0][order]
+    point = category_codes(tv["point"])[0][order]
     src = _codes(tv["src_mac"])[order]
     dst = _codes(tv["dst_mac"])[order]
     keep = np.zeros(len(order), dtype=bool)
@@ -162,7 +164,7 @@ def find_hops(tv: pd.DataFrame, window_ns: int) -> pd.DataFrame:
     b, a = order[at], order[at - 1]
     k = strict_key(tv)[b]
     by_key = argsort_hashes(k)
-    codes, names = point_codes(tv["point"])
+    codes, names = category_codes(tv["point"])
     frames = tv["frame"].to_numpy(dtype=np.int64)
     ts_ns = tv["ts_ns"].to_numpy(dtype=np.int64)
     ts_adj = tv["ts"].to_numpy(dtype=np.int64)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.correlate.hops import CLOCK_TOLERANCE_NS
-from dr_inspect.correlate.tables import points_table
+from dr_inspect.correlate.columns import empty_table, finish_table
 from dr_inspect.model import PointSummary
 
 
@@ -112,3 +112,10 @@ def capture_health(rows: list[dict[str, Any]], applied: dict[str, int]) -> str:
 
 
 __all__ = ["capture_health", "early_copies", "points_rows", "points_table"]
+
+
+def points_table(rows: list[dict]) -> pd.DataFrame:
+    """The points table of points_rows' rows."""
+    if not rows:
+        return empty_table("points")
+    return finish_table(pd.DataFrame(rows), "points")

@@ -7,54 +7,46 @@ adapted here alone.
 Three steps of the single-machine pipeline are global and cannot run inside a bucket: the clock
 offsets (estimate_offsets), the topology (learn_vips, learn_topology) and, for the rules over
 the per-frame tables, their evaluation over the whole tables. The engine computes them for the
-whole set; they are pinned into every bucket's `correlate` call and into the report's
-analyse_packets call. None of these functions takes them as arguments yet, so the module-level
-names they call are wrapped (once, idempotently) by functions that return the pinned value when
-the call carries one (a marked TopologyPins or hosts mapping in the bucket's correlate call; a
-value set for this thread while build_report runs) and call the original otherwise. The hook
-that would replace this: `correlate(..., learned=(vips, topology), offsets=(estimated,
-applied))`, `analyse_packets(..., correlation=corr, results={rule id: RuleResult})`.
+whole set and passes them to the library as its parameters for this: every bucket's
+`correlate(..., set_wide=SetWide(vips, topology, offsets))`, and the report's
+`analyse_packets(..., correlation=merged, presolved={rule id: RuleResult})`.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-import dr_inspect.analysis.correlation as _correlation_mod
-import dr_inspect.analysis.pipeline as _pipeline_mod
-import dr_inspect.rules.engine as _engine_mod
-from dr_inspect.analysis.correlation import Correlation
 from dr_inspect.analysis import hosts
+from dr_inspect.analysis.correlation import Correlation, SetWide, correlate
 from dr_inspect.analysis.paths import capture_facts
 from dr_inspect.analysis.pipeline import CaptureFacts, LoadedOptions, analyse_packets, load_options
 from dr_inspect.capturefacts import manifest_vip
 from dr_inspect.captureset import CaptureSet, load_capture_set
+from dr_inspect.columnar.codes import category_codes
+from dr_inspect.columnar.tcp_view import is_tcp, packet_ids, tcp_view
+from dr_inspect.correlate.arp import arp_table
 from dr_inspect.correlate.combine import combine_points
 from dr_inspect.correlate.hops import (CLOCK_TOLERANCE_NS, ESTIMATE_WINDOW_NS, NEVER, _deltas,
                                        _first_sightings, resolve_offsets)
-from dr_inspect.correlate.keys import is_tcp, packet_ids, point_codes, tcp_view
-from dr_inspect.correlate.tables import arp_table
 from dr_inspect.decode import decode_file
 from dr_inspect.decode.pointset import _decode_plan, _point_file_label
 from dr_inspect.model import PointSummary, RuleResult, VerifyReport
 from dr_inspect.options import VerifyOptions
 from dr_inspect.rules.engine import evaluate_rule
 from dr_inspect.topology import TopologyPins, merge_pins
-from dr_inspect.topology.learn import LearnedTopology, LearnedVips, learn_topology, learn_vips
+from dr_inspect.topology.learn import learn_topology, learn_vips
+from dr_inspect.topology.model import LearnedTopology, LearnedVips
 
 __all__ = ["CLOCK_TOLERANCE_NS", "CaptureContext", "Correlation", "ESTIMATE_WINDOW_NS", "Pinned",
-           "analyse_bucket", "build_report", "capture_context", "combine_points", "decode_file",
-           "decode_plan", "evaluate_rule", "global_arp_table", "is_tcp", "join_host_causes",
-           "learn_on", "pair_deltas", "pinned_pins", "pins_for", "point_file_label",
-           "resolve_offsets", "rule_variables", "with_ts"]
+           "PinnedPins", "analyse_bucket", "build_report", "capture_context", "combine_points",
+           "decode_file", "decode_plan", "evaluate_rule", "global_arp_table", "is_tcp",
+           "join_host_causes", "learn_on", "pair_deltas", "pinned_pins", "pins_for",
+           "point_file_label", "resolve_offsets", "rule_variables", "with_ts"]
 
 decode_plan = _decode_plan
 point_file_label = _point_file_label
@@ -68,83 +60,17 @@ class Pinned:
     topology: LearnedTopology | None = None
 
 
-class _OffsetHosts(dict):
-    """The hosts mapping (point -> capturing host) carrying the set's clock offsets."""
+@dataclass
+class PinnedPins:
+    """A bucket's topology pins and what the whole set gave (sent to the workers as one)."""
 
-    offsets: tuple[dict[str, int], dict[str, int]] = ({}, {})
-
-
-def _marked(pins: Any) -> Pinned | None:
-    return getattr(pins, "_dr_pinned", None)
+    pins: TopologyPins
+    pinned: Pinned
 
 
-def _wrap_once(module: Any, name: str, pinned: Callable[..., Any]) -> None:
-    """module.name becomes a function that returns pinned(*args, **kw) when that is not None,
-    else calls the original (installed once per process)."""
-    original = getattr(module, name)
-    if getattr(original, "_dr_wrapped", False):
-        return
-
-    @functools.wraps(original)
-    def wrapper(*args: Any, **kw: Any) -> Any:
-        value = pinned(*args, **kw)
-        return original(*args, **kw) if value is None else value
-
-    wrapper._dr_wrapped = True   # type: ignore[attr-defined]
-    setattr(module, name, wrapper)
-
-
-def _arg(args: tuple, kw: dict, at: int, name: str) -> Any:
-    return args[at] if len(args) > at else kw.get(name)
-
-
-def _pinned_vips(*args: Any, **kw: Any) -> LearnedVips | None:
-    marked = _marked(_arg(args, kw, 2, "pins"))
-    return marked.vips if marked else None
-
-
-def _pinned_topology(*args: Any, **kw: Any) -> LearnedTopology | None:
-    marked = _marked(_arg(args, kw, 3, "pins"))
-    return marked.topology if marked else None
-
-
-def _pinned_offsets(*args: Any, **kw: Any) -> tuple[dict, dict] | None:
-    hosts = _arg(args, kw, 2, "hosts")
-    return copy.deepcopy(hosts.offsets) if isinstance(hosts, _OffsetHosts) else None
-
-
-# while build_report runs in this thread: the merged correlation, and the results of the rules
-# already evaluated bucket by bucket
-_REPORT = threading.local()
-
-
-def _pinned_correlation(*args: Any, **kw: Any) -> Correlation | None:
-    return getattr(_REPORT, "correlation", None)
-
-
-def _presolved_rule(rule: Any, *args: Any, **kw: Any) -> RuleResult | None:
-    result = getattr(_REPORT, "results", {}).get(rule.id)
-    # a copy: the engine adds the rule's notes to it
-    return copy.deepcopy(result) if result is not None else None
-
-
-_INSTALL_LOCK = threading.Lock()
-
-
-def _install() -> None:
-    with _INSTALL_LOCK:
-        _wrap_once(_correlation_mod, "learn_vips", _pinned_vips)
-        _wrap_once(_correlation_mod, "learn_topology", _pinned_topology)
-        _wrap_once(_correlation_mod, "estimate_offsets", _pinned_offsets)
-        _wrap_once(_pipeline_mod, "correlate", _pinned_correlation)
-        _wrap_once(_engine_mod, "evaluate_rule", _presolved_rule)
-
-
-def pinned_pins(pins: TopologyPins, pinned: Pinned) -> TopologyPins:
-    """A copy of pins that carries the set's learned values."""
-    out = copy.copy(pins)
-    out._dr_pinned = pinned      # type: ignore[attr-defined]
-    return out
+def pinned_pins(pins: TopologyPins, pinned: Pinned) -> PinnedPins:
+    """The pins with the set's learned values, for analyse_bucket."""
+    return PinnedPins(pins=pins, pinned=pinned)
 
 
 # -- the capture set -------------------------------------------------------------------------
@@ -197,7 +123,7 @@ def with_ts(pk: pd.DataFrame, applied: dict[str, int]) -> pd.DataFrame:
     is corrected)."""
     pk["ts"] = pk["ts_ns"] if pk["ts_ns"].dtype == np.int64 else pk["ts_ns"].to_numpy(np.int64)
     if any(applied.values()):
-        codes, names = point_codes(pk["point"])
+        codes, names = category_codes(pk["point"])
         per_point = np.array([applied.get(n, 0) for n in names] + [0], dtype=np.int64)
         pk["ts"] = pk["ts_ns"].to_numpy(dtype=np.int64) - per_point[codes]
     return pk
@@ -236,17 +162,14 @@ def pair_deltas(pk: pd.DataFrame) -> tuple[int, dict[tuple[str, str], np.ndarray
 
 # -- buckets and the report ------------------------------------------------------------------
 
-def analyse_bucket(pk: pd.DataFrame, points: list[str], pins: TopologyPins, window_ms: float,
+def analyse_bucket(pk: pd.DataFrame, points: list[str], pins: PinnedPins, window_ms: float,
                    offsets: tuple[dict[str, int], dict[str, int]],
                    capture_span: tuple[int, int] | None) -> Correlation:
     """correlate() over one bucket's packets (pk: combined, every point, no `ts`) with the set's
-    topology (in pins, see pinned_pins) and clock offsets."""
-    _install()
-    hosts = _OffsetHosts()
-    hosts.offsets = offsets
-    return _correlation_mod.correlate({p: pd.DataFrame() for p in points}, pins=pins,
-                                      window_ms=window_ms, hosts=hosts, combined=pk,
-                                      capture_span=capture_span)
+    topology (pinned_pins) and clock offsets."""
+    set_wide = SetWide(vips=pins.pinned.vips, topology=pins.pinned.topology, offsets=offsets)
+    return correlate({p: pd.DataFrame() for p in points}, pins=pins.pins, window_ms=window_ms,
+                     combined=pk, capture_span=capture_span, set_wide=set_wide)
 
 
 def rule_variables(topo: LearnedTopology, ctx: CaptureContext, n_points: int) -> dict[str, Any]:
@@ -261,14 +184,9 @@ def build_report(ctx: CaptureContext, corr: Correlation, summaries: list[PointSu
                  ) -> VerifyReport:
     """The report analyse_packets makes of the merged correlation. presolved: results of rules
     already evaluated (bucket by bucket); the other rules are evaluated on corr's tables."""
-    _install()
-    _REPORT.correlation, _REPORT.results = corr, presolved or {}
-    try:
-        facts = replace(ctx.facts, summaries=summaries, errors=list(errors))
-        analysis = analyse_packets({s.name: pd.DataFrame() for s in summaries}, ctx.roles,
-                                   ctx.loaded, facts, combined=corr.packets)
-    finally:
-        _REPORT.correlation, _REPORT.results = None, {}
+    facts = replace(ctx.facts, summaries=summaries, errors=list(errors))
+    analysis = analyse_packets({s.name: pd.DataFrame() for s in summaries}, ctx.roles,
+                               ctx.loaded, facts, correlation=corr, presolved=presolved or {})
     return analysis.report
 
 

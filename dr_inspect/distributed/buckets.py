@@ -2,7 +2,7 @@
 
 The key is the client's end of the connection, not a symmetric 5-tuple: what the correlator
 matches across points keeps the client endpoint (a forwarded copy whose VIP or port was
-rewritten, a reply from the real server's own address; see correlate.tables), and those
+rewritten, a reply from the real server's own address; see correlate.copy_keys), and those
 rewrites are exactly the faults verify must see. A frame's client end is its source, except
 for a frame from a VIP endpoint (or from a VIP port, not to a VIP): then its destination.
 

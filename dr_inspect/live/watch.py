@@ -266,47 +266,35 @@ def _save_capture_set(save_dir: Path, points: list[CapturePoint], agents: list[S
     return saved
 
 
-def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float | None = None,
-          options: VerifyOptions = VerifyOptions(), duration: float | None = None,
-          count: int | None = None,
-          snaplen: int = WATCH_SNAPLEN, bpf: str | None = None, save_dir: Path | None = None,
-          snapshot_hosts: dict[str, str | None] | None = None,
-          on_interval: Callable[[IntervalVerdict], None] | None = None,
-          on_tick: Callable[[dict[str, tuple[int, int | None]]], None] | None = None,
-          start_timeout: float = START_TIMEOUT_S) -> WatchResult:
-    """Capture and verify until `duration`, --count at every point, a crash or Ctrl-C/SIGTERM.
+def _lab_scheduler(points: list[CapturePoint], options: VerifyOptions) -> VerifyOptions:
+    """options with the watched lab director's real scheduler when none is given (the nft one
+    hashes flows)."""
+    if options.scheduler is not None:
+        return options
+    from dr_inspect.lab.state import scheduler_for_netns
+    lab_scheduler = next((s for s in map(scheduler_for_netns, sorted(
+        {p.netns for p in points if p.netns})) if s), None)
+    return replace(options, scheduler=lab_scheduler) if lab_scheduler else options
 
-    window_s: how much recent traffic each verdict looks at (default: 5 intervals, at least 10 s).
-    save_dir: also keep the capture set there (the streams teed to <point>.pcap, a manifest).
-    options: what shapes each window's verification; options.scheduler is the director's
-    scheduler for DR011 (e.g. "flow-hash" for the lab's nft director), a topology file's wins.
-    """
-    validate_points(points)
-    if options.scheduler is None:
-        # watching a lab: its director's real scheduler (the nft one hashes flows)
-        from dr_inspect.lab.state import scheduler_for_netns
-        lab_scheduler = next((s for s in map(scheduler_for_netns, sorted(
-            {p.netns for p in points if p.netns})) if s), None)
-        if lab_scheduler:
-            options = replace(options, scheduler=lab_scheduler)
+
+def _window_s(interval: float, window_s: float | None) -> float:
+    """The window each verdict looks at (InputError for an interval or window that cannot
+    work)."""
     if interval <= 0:
         raise InputError(f"--interval must be positive, got {interval}")
     window_s = window_s if window_s is not None else max(5 * interval, 10.0)
     if window_s < interval + 2 * EDGE_S:
         raise InputError(f"--window ({window_s:g} s) must be at least the interval plus "
                          f"{2 * EDGE_S:g} s ({interval + 2 * EDGE_S:g} s): each moment is judged away from a window edge")
-    tcpdump = find_tcpdump()
-    for p in points:
-        check_interface(p.interface, p.netns)
-    if save_dir is not None:
-        check_snapshot_hosts(snapshot_hosts)
-    analyse, edge_free = _analyser(points, options)
-    if save_dir is not None:
-        save_dir = prepare_out_dir(Path(save_dir))
-        try:
-            reserve_manifest(save_dir)
-        except OSError as exc:
-            raise CaptureAgentError(f"{save_dir}: cannot write: {exc.strerror}") from None
+    return window_s
+
+
+def _start_agents(points: list[CapturePoint], tcpdump: str, *, snaplen: int, bpf: str | None,
+                  count: int | None, save_dir: Path | None,
+                  snapshot_hosts: dict[str, str | None] | None, start_timeout: float
+                  ) -> tuple[list[StreamAgent], str, dict[str, Path], list[str]]:
+    """(the agents, listening at every point; when they all were; the host snapshots taken
+    then and their warnings). Agents already started are stopped when one fails."""
     nano = supports_nano(tcpdump)
     agents: list[StreamAgent] = []
     try:
@@ -324,8 +312,14 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
         for a in agents:
             a.stop(timeout=2.0)
         raise
-    watcher = Watcher(points, agents, interval=interval, window_s=window_s, analyse=analyse,
-                      max_evidence=options.max_evidence, on_interval=on_interval, edge_free=edge_free)
+    return agents, started, snapshots, warnings
+
+
+def _run(watcher: Watcher, agents: list[StreamAgent], interval: float, duration: float | None,
+         on_tick: Callable[[dict[str, tuple[int, int | None]]], None] | None
+         ) -> tuple[dict[str, str], str, dict[str, int]]:
+    """Pump and verify every interval until the end; (crashed agents' errors, when the capture
+    stopped, each agent's exit status)."""
     crashed: dict[str, str] = {}
     t_end = None if duration is None else time.monotonic() + duration
     next_tick = time.monotonic() + interval
@@ -348,6 +342,45 @@ def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float 
     finally:
         stopped = utc_now()
         codes = {a.name: a.stop() for a in agents}
+    return crashed, stopped, codes
+
+
+def watch(points: list[CapturePoint], *, interval: float = 2.0, window_s: float | None = None,
+          options: VerifyOptions = VerifyOptions(), duration: float | None = None,
+          count: int | None = None,
+          snaplen: int = WATCH_SNAPLEN, bpf: str | None = None, save_dir: Path | None = None,
+          snapshot_hosts: dict[str, str | None] | None = None,
+          on_interval: Callable[[IntervalVerdict], None] | None = None,
+          on_tick: Callable[[dict[str, tuple[int, int | None]]], None] | None = None,
+          start_timeout: float = START_TIMEOUT_S) -> WatchResult:
+    """Capture and verify until `duration`, --count at every point, a crash or Ctrl-C/SIGTERM.
+
+    window_s: how much recent traffic each verdict looks at (default: 5 intervals, at least 10 s).
+    save_dir: also keep the capture set there (the streams teed to <point>.pcap, a manifest).
+    options: what shapes each window's verification; options.scheduler is the director's
+    scheduler for DR011 (e.g. "flow-hash" for the lab's nft director), a topology file's wins.
+    """
+    validate_points(points)
+    options = _lab_scheduler(points, options)
+    window_s = _window_s(interval, window_s)
+    tcpdump = find_tcpdump()
+    for p in points:
+        check_interface(p.interface, p.netns)
+    if save_dir is not None:
+        check_snapshot_hosts(snapshot_hosts)
+    analyse, edge_free = _analyser(points, options)
+    if save_dir is not None:
+        save_dir = prepare_out_dir(Path(save_dir))
+        try:
+            reserve_manifest(save_dir)
+        except OSError as exc:
+            raise CaptureAgentError(f"{save_dir}: cannot write: {exc.strerror}") from None
+    agents, started, snapshots, warnings = _start_agents(
+        points, tcpdump, snaplen=snaplen, bpf=bpf, count=count, save_dir=save_dir,
+        snapshot_hosts=snapshot_hosts, start_timeout=start_timeout)
+    watcher = Watcher(points, agents, interval=interval, window_s=window_s, analyse=analyse,
+                      max_evidence=options.max_evidence, on_interval=on_interval, edge_free=edge_free)
+    crashed, stopped, codes = _run(watcher, agents, interval, duration, on_tick)
     watcher.pump()
     watcher.finish_streams()
     watcher.evaluate(final=True)

@@ -3,6 +3,7 @@ not-exercised (a rule that matched nothing never passes)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -200,13 +201,20 @@ def _add_notes(rule: Rule, result: RuleResult, variables: dict[str, Any],
 
 
 def evaluate_rules(rules: list[Rule], tables: dict[str, pd.DataFrame], variables: dict[str, Any],
-                   max_evidence: int = 10, facts: dict[str, Any] | None = None) -> list[RuleResult]:
-    """Every rule's result; facts: the NOTE_FACTS values the rules' notes may show."""
+                   max_evidence: int = 10, facts: dict[str, Any] | None = None,
+                   presolved: dict[str, RuleResult] | None = None) -> list[RuleResult]:
+    """Every rule's result; facts: the NOTE_FACTS values the rules' notes may show.
+
+    presolved: rule id -> its result, evaluated already elsewhere (the distributed engine
+    evaluates the rules over the per-frame tables bucket by bucket); a copy of it stands for
+    evaluate_rule's and gets the rule's notes like any other."""
     facts = {**dict.fromkeys(NOTE_FACTS, 0), "capture_health": "", "unserved": "",
              **(facts or {})}
+    presolved = presolved or {}
     results = []
     for rule in rules:
-        result = evaluate_rule(rule, tables, variables, max_evidence)
+        result = (copy.deepcopy(presolved[rule.id]) if rule.id in presolved
+                  else evaluate_rule(rule, tables, variables, max_evidence))
         _add_notes(rule, result, variables, facts)
         results.append(result)
     return results

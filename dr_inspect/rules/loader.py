@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dr_inspect.correlate.tables import TABLE_COLUMNS
+from dr_inspect.correlate.columns import TABLE_COLUMNS
 from dr_inspect.errors import InputError, RuleFileError
 from dr_inspect.rules.expr import ExprError, check_types, parse
 from dr_inspect.textinput import parse_toml, read_text

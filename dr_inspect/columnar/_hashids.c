@@ -2,7 +2,7 @@
  * over an open-addressing table, the slots of keys a few rows ahead fetched meanwhile: a table of
  * a million keys is mostly cache misses, and this keeps several of them in flight.
  *
- * Optional, as the decoder's kernels: dr_inspect/correlate/keys.py falls back to its numpy code
+ * Optional, as the decoder's kernels: dr_inspect/columnar/ids.py falls back to its numpy code
  * (a radix split and pandas' factorize) where this module was not built.
  */
 #define PY_SSIZE_T_CLEAN
@@ -88,7 +88,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_hashids", "Dense ids of hash keys (see correlate/keys.py).", -1,
+    PyModuleDef_HEAD_INIT, "_hashids", "Dense ids of hash keys (see columnar/ids.py).", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

@@ -1,4 +1,4 @@
-"""Text columns as categoricals (dr_inspect.correlate.coded): each helper agrees with doing the
+"""Text columns as categoricals (dr_inspect.columnar.text): each helper agrees with doing the
 same per row on plain str values."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dr_inspect.correlate import coded
+from dr_inspect.columnar import text as coded
 
 VALUES = ["b", None, "a", "b", "", "c", "a"]
 
