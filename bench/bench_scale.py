@@ -160,8 +160,15 @@ def _peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def child(directory: str, workers: int, memory_limit: str | None, shard_dir: str | None) -> int:
-    """One dask run: prints a JSON line (seconds, verdict, client and worker peak RSS)."""
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def child(directory: str, workers: int, memory_limit: str | None, shard_dir: str | None,
+          buckets: int | None = None) -> int:
+    """One dask run: prints a JSON line (seconds, verdict, rules, client and worker peak RSS,
+    the client's RSS before the run)."""
     import logging
 
     from dask.distributed import Client, LocalCluster
@@ -173,23 +180,28 @@ def child(directory: str, workers: int, memory_limit: str | None, shard_dir: str
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         # the workers import dr-inspect before the clock starts, as a running cluster's have
         client.run(importlib.import_module, "dr_inspect.distributed.merge")
+        start_kb = _rss_kb()          # the client with its scheduler, before any work
         t0, c0 = time.perf_counter(), time.process_time()
         report = verify_on_dask([directory], dask=DaskOptions(
             scheduler=cluster.scheduler_address,
-            shard_dir=Path(shard_dir) if shard_dir else None))
+            shard_dir=Path(shard_dir) if shard_dir else None, buckets=buckets))
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         peaks = client.run(_peak_kb)
     print(json.dumps({"seconds": seconds, "client_cpu_seconds": cpu, "client_hwm_kb": _peak_kb(),
+                      "client_start_kb": start_kb,
                       "worker_hwm_kb": sorted(peaks.values()), "verdict": report.verdict,
                       "flows": report.flows, "hops": report.hops,
                       "rules": {r.id: [r.status, r.checked, r.violations] for r in report.rules}}))
     return 0
 
 
-def run_dask(directory: Path, workers: int, memory_limit: str | None, shard_dir: Path | None
-             ) -> dict:
+def run_dask(directory: Path, workers: int, memory_limit: str | None, shard_dir: Path | None,
+             buckets: int | None = None) -> dict:
+    """One dask run in a fresh interpreter (child's JSON; CalledProcessError if it failed)."""
     argv = [sys.executable, "-m", "bench.bench_scale", "--child", str(directory),
             "--workers", str(workers)]
+    if buckets:
+        argv += ["--buckets", str(buckets)]
     if memory_limit:
         argv += ["--memory-limit", memory_limit]
     if shard_dir:
@@ -232,7 +244,7 @@ def _dask_row(directory: Path, frames: int, label: str, truth: dict, w: int,
               local_rate: float | None, args: argparse.Namespace) -> tuple[list, bool]:
     progress(f"dask engine, {w} worker(s), on {directory.name}")
     try:
-        d = run_dask(directory, w, args.memory_limit, args.shard_dir)
+        d = run_dask(directory, w, args.memory_limit, args.shard_dir, args.buckets)
     except subprocess.CalledProcessError as exc:
         return [label, "dask", w, "", "", "", "", "",
                 f"failed: exit code {exc.returncode}", "", ""], False
@@ -264,6 +276,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", action="store_true", help="keep generated sets for the next run")
     parser.add_argument("--dir", type=Path, default=None, help="cache folder for the sets")
     parser.add_argument("--shard-dir", type=Path, default=None, help="where dask writes shards")
+    parser.add_argument("--buckets", type=int, default=None,
+                        help="Dask buckets (default: from the frame count)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -273,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
     if args.child:
         return child(args.child, worker_counts[0], args.memory_limit,
-                     str(args.shard_dir) if args.shard_dir else None)
+                     str(args.shard_dir) if args.shard_dir else None, args.buckets)
     sizes = [beyond_ram_frames()] if args.beyond_ram else \
         args.sizes or (QUICK if args.quick else SIZES)
     work = cache_dir(args.dir)

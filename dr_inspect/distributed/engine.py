@@ -131,6 +131,8 @@ def _extract_table(plan: PointPlan, decoded: list[DecodedFile]) -> pd.DataFrame:
         df = concat_rows(parts) if parts else pd.DataFrame()
         tables[name] = df.sort_values("frame", kind="stable").reset_index(drop=True) \
             if len(parts) > 1 else df
+    for d in decoded:
+        d.extract = None          # copied into the tables: not held twice for the whole run
     return adapter.combine_points(tables)
 
 
@@ -272,6 +274,8 @@ def _run(run: _Runner, ctx: adapter.CaptureContext, opts: DaskOptions, root: Pat
     # every rule over a per-frame table evaluated bucket by bucket, or those tables merged whole
     whole = any(r.table in ROW_TABLES and not bucket_local(r) for r in ctx.rules)
     corr, new_ids = merge_buckets(parts, names, offsets, rows=whole)
+    for p in parts:
+        p.flows = p.flow_keys = None      # merged into corr: not held twice
     corr.topology = topo
     non_tcp = learn_pk.iloc[np.flatnonzero(~adapter.is_tcp(learn_pk))].reset_index(drop=True)
     corr.tables["arp"] = adapter.global_arp_table(non_tcp, topo)
@@ -301,10 +305,12 @@ def _bucket_rules(run: _Runner, parts: list[BucketResult], new_ids: list[np.ndar
     found = run.each(evaluate_bucket, [(p.tables, ids, local, variables, max_evidence, names,
                                         offsets[1], rs_names)
                                        for p, ids in zip(parts, new_ids)], stage="rules, bucket")
-    rows = pd.concat([b.report_rows for b in found], ignore_index=True)
-    rows = rows.take(np.lexsort((rows["k2"].to_numpy(), rows["k1"].to_numpy(),
-                                 rows["k0"].to_numpy())))
-    corr.tables["forwards"] = rows.drop(columns=["k0", "k1", "k2"]).reset_index(drop=True)
+    rows = concat_rows([b.report_rows for b in found])
+    order = np.lexsort((rows.pop("k2").to_numpy(), rows.pop("k1").to_numpy(),
+                        rows.pop("k0").to_numpy()))
+    for b in found:
+        b.report_rows = None
+    corr.tables["forwards"] = rows.take(order).reset_index(drop=True)
     return {r.id: reduce_rule(r, [b.partials[r.id] for b in found], max_evidence) for r in local}
 
 
