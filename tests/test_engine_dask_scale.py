@@ -64,6 +64,12 @@ def scale_run(tmp_path_factory):
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     assert not list(tmp.glob("dr-inspect-dask-*")), "the shard folder is removed"
+    # the figures, for a CI log (pytest -s or -rP)
+    print(f"dask scale: {truth['frames']:,} frames, packets table {table_bytes / 2**20:,.0f} MiB, "
+          f"worker limit {WORKER_LIMIT}, peak RSS workers "
+          f"{[kb // 1024 for kb in run['worker_hwm_kb']]} MiB, client "
+          f"{run['client_hwm_kb'] // 1024} MiB ({run['client_start_kb'] // 1024} MiB before the "
+          f"run), {run['seconds']:.0f} s")
     return truth, run, table_bytes
 
 
