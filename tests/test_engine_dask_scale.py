@@ -134,3 +134,37 @@ def test_report_rows_are_compact() -> None:
     assert len(rows) == sum(1 for i in range(n) if i % 4 != 3 and i % 5 != 0)
     assert sorted(rows["real_server"].unique()) == ["rs1", "rs2", "rs3"]
     assert rows.memory_usage(deep=True).sum() / len(rows) < 40
+
+
+def _slow_square(x: int) -> int:
+    import time
+
+    time.sleep(0.05 * (6 - x))        # later items end first: results come back out of order
+    return x * x
+
+
+def test_stage_results_are_released_as_they_arrive() -> None:
+    """A stage's results come back in item order, and each is let go on the cluster when it
+    arrives (no reference to its future is left), not when the stage's last task ends: the
+    workers do not hold every bucket's result at once."""
+    require(importlib.util.find_spec("distributed") is not None, "dask[distributed] not installed")
+    import time
+
+    from dask.distributed import Client, LocalCluster
+
+    from dr_inspect.distributed.engine import _Runner
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        held: list[int] = []
+
+        def progress(message: str) -> None:
+            done, total = (int(x) for x in message.split()[-1].split("/"))
+            deadline = time.monotonic() + 10      # the release is sent by the client's loop
+            while len(client.refcount) > total - done and time.monotonic() < deadline:
+                time.sleep(0.01)
+            held.append(len(client.refcount))
+
+        assert _Runner(client, progress)(_slow_square, list(range(6)), stage="s") == \
+            [x * x for x in range(6)]
+    assert held == [5, 4, 3, 2, 1, 0]

@@ -103,10 +103,21 @@ class _Runner:
         if not items:
             return []
         futures = self.client.map(fn, items, *[[a] * len(items) for a in args], pure=False)
-        if stage and self.progress is not None:
-            for done, _ in enumerate(as_completed(futures), 1):
+        at = {f.key: n for n, f in enumerate(futures)}
+        # each result fetched as its task ends and its future dropped (as_completed holds the
+        # only other reference until then), so the workers free it: they do not hold a whole
+        # stage's results (e.g. every bucket's flows) until its last task ends
+        pending = as_completed(futures, with_results=True)
+        del futures
+        results: list = [None] * len(items)
+        done = 0
+        for future, result in pending:      # (not enumerate: its tuple would keep the future)
+            results[at[future.key]] = result
+            del future
+            done += 1
+            if stage and self.progress is not None:
                 self.progress(f"{stage} {done}/{len(items)}")
-        return self.client.gather(futures)
+        return results
 
     def each(self, fn: Callable, rows: list[tuple], stage: str = "") -> list:
         """fn(*row) per row."""
