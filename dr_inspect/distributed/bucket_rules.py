@@ -22,7 +22,7 @@ import pandas as pd
 
 from dr_inspect.distributed.adapter import CLOCK_TOLERANCE_NS, evaluate_rule
 from dr_inspect.distributed.merge import ROW_TABLES, order_keys
-from dr_inspect.distributed.shards import read_table
+from dr_inspect.distributed.shards import object_categories, read_table
 from dr_inspect.model import RuleResult
 
 ORDER = "_dr_order"
@@ -93,7 +93,9 @@ def report_rows(fw: pd.DataFrame, keys: np.ndarray, rs_names: list[str]) -> pd.D
     out = pd.DataFrame({f"k{i}": keys[rows, i] for i in range(3)})
     for c in columns:
         values = fw[c].to_numpy()
-        out[c] = values[rows] if values.dtype != object else np.asarray(values, dtype=object)[rows]
+        # text (a few names) as codes: one row per forwarded copy comes to the client
+        out[c] = values[rows] if values.dtype != object else \
+            object_categories(np.asarray(values, dtype=object)[rows])
     return out
 
 

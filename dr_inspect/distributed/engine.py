@@ -103,10 +103,21 @@ class _Runner:
         if not items:
             return []
         futures = self.client.map(fn, items, *[[a] * len(items) for a in args], pure=False)
-        if stage and self.progress is not None:
-            for done, _ in enumerate(as_completed(futures), 1):
+        at = {f.key: n for n, f in enumerate(futures)}
+        # each result fetched as its task ends and its future dropped (as_completed holds the
+        # only other reference until then), so the workers free it: they do not hold a whole
+        # stage's results (e.g. every bucket's flows) until its last task ends
+        pending = as_completed(futures, with_results=True)
+        del futures
+        results: list = [None] * len(items)
+        done = 0
+        for future, result in pending:      # (not enumerate: its tuple would keep the future)
+            results[at[future.key]] = result
+            del future
+            done += 1
+            if stage and self.progress is not None:
                 self.progress(f"{stage} {done}/{len(items)}")
-        return self.client.gather(futures)
+        return results
 
     def each(self, fn: Callable, rows: list[tuple], stage: str = "") -> list:
         """fn(*row) per row."""
@@ -131,6 +142,8 @@ def _extract_table(plan: PointPlan, decoded: list[DecodedFile]) -> pd.DataFrame:
         df = concat_rows(parts) if parts else pd.DataFrame()
         tables[name] = df.sort_values("frame", kind="stable").reset_index(drop=True) \
             if len(parts) > 1 else df
+    for d in decoded:
+        d.extract = None          # copied into the tables: not held twice for the whole run
     return adapter.combine_points(tables)
 
 
@@ -272,6 +285,8 @@ def _run(run: _Runner, ctx: adapter.CaptureContext, opts: DaskOptions, root: Pat
     # every rule over a per-frame table evaluated bucket by bucket, or those tables merged whole
     whole = any(r.table in ROW_TABLES and not bucket_local(r) for r in ctx.rules)
     corr, new_ids = merge_buckets(parts, names, offsets, rows=whole)
+    for p in parts:
+        p.flows = p.flow_keys = None      # merged into corr: not held twice
     corr.topology = topo
     non_tcp = learn_pk.iloc[np.flatnonzero(~adapter.is_tcp(learn_pk))].reset_index(drop=True)
     corr.tables["arp"] = adapter.global_arp_table(non_tcp, topo)
@@ -301,10 +316,12 @@ def _bucket_rules(run: _Runner, parts: list[BucketResult], new_ids: list[np.ndar
     found = run.each(evaluate_bucket, [(p.tables, ids, local, variables, max_evidence, names,
                                         offsets[1], rs_names)
                                        for p, ids in zip(parts, new_ids)], stage="rules, bucket")
-    rows = pd.concat([b.report_rows for b in found], ignore_index=True)
-    rows = rows.take(np.lexsort((rows["k2"].to_numpy(), rows["k1"].to_numpy(),
-                                 rows["k0"].to_numpy())))
-    corr.tables["forwards"] = rows.drop(columns=["k0", "k1", "k2"]).reset_index(drop=True)
+    rows = concat_rows([b.report_rows for b in found])
+    order = np.lexsort((rows.pop("k2").to_numpy(), rows.pop("k1").to_numpy(),
+                        rows.pop("k0").to_numpy()))
+    for b in found:
+        b.report_rows = None
+    corr.tables["forwards"] = rows.take(order).reset_index(drop=True)
     return {r.id: reduce_rule(r, [b.partials[r.id] for b in found], max_evidence) for r in local}
 
 
