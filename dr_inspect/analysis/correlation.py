@@ -180,7 +180,7 @@ def correlate(packets: dict[str, pd.DataFrame], *, pins: TopologyPins | None = N
     # the ARP/ND table reads the packets table only: built beside the flows
     with ThreadPoolExecutor(1) as side:
         arp_job = side.submit(arp_table, pk, topo)
-        flows = flows_table(conns, tovt, fw, rp)
+        flows = flows_table(conns, tovt, fw, rp, applied)
         arp = arp_job.result()
     stats = forward_counts(fw)
     if span_note:

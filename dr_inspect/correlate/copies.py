@@ -35,17 +35,33 @@ class ForwardCopies:
 
 
 def _ingress_rows(tovt: pd.DataFrame, pk: pd.DataFrame, spans: dict[str, tuple[int, int]],
-                  topo: LearnedTopology, rs_points: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(tovt rows, clock-adjusted ts) of the frames at the director's ingress whose copy a
-    real-server-side point could see."""
+                  topo: LearnedTopology, rs_points: list[str]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tovt rows, clock-adjusted ts, whether a real-server-side point could see the copy) of
+    the frames at the director's ingress."""
     ingress = ((tovt["leg"] == "ingress").to_numpy()
                & member(tovt["role"], ("vip-segment", "both")))
     ipos = np.flatnonzero(ingress)
     # tovt holds raw ts_ns; the clock-adjusted ts is ts_ns less its point's offset
     ts_adj = adjusted_ts(pk, tovt["point"].iloc[ipos],
                           tovt["ts_ns"].to_numpy(dtype=np.int64)[ipos])
-    observable = copy_observable(ts_adj, spans, topo, rs_points)
-    return ipos[observable], ts_adj[observable]
+    return ipos, ts_adj, copy_observable(ts_adj, spans, topo, rs_points)
+
+
+def _judged(found: ForwardCopies, ipos: np.ndarray, observable: np.ndarray, n_rows: int
+            ) -> ForwardCopies:
+    """The frames to judge: those a real-server-side point could see the copy of, and every
+    frame whose copy was found. Spans are known only to the clock estimate's error: a copy
+    the estimate puts just before its original can be its point's last frame, leaving the
+    original "after" the span, though its copy is right there (issue 12)."""
+    seen = np.zeros(n_rows, dtype=bool)
+    seen[ipos[observable]] = True
+    keep = seen[found.rows] | (found.copy_tv >= 0)
+    if keep.all():
+        return found
+    return ForwardCopies(rows=found.rows[keep], ts=found.ts[keep], copy_tv=found.copy_tv[keep],
+                         coalesced=found.coalesced[keep], copy_ttls=found.copy_ttls[keep],
+                         copies=found.copies[keep], empty_points=found.empty_points)
 
 
 def _match_copies(ing: dict, cand: dict, window_ns: int, n_loose: int | None = None,
@@ -163,14 +179,15 @@ def forward_copies(tv: pd.DataFrame, tovt: pd.DataFrame, pk: pd.DataFrame, topo:
     rs_points = [p for p, r in topo.roles.items() if r in ("rs-segment", "both")]
     spans = point_spans(pk)
     empty_points = [p for p in rs_points if p not in spans]
-    ipos, ts = _ingress_rows(tovt, pk, spans, topo, rs_points)
-    if len(ipos) == 0:
+    ipos, ts, observable = _ingress_rows(tovt, pk, spans, topo, rs_points)
+    if not observable.any():
         none = np.zeros(0, dtype=np.int64)
         return ForwardCopies(rows=none, ts=none, copy_tv=none, coalesced=none.astype(bool),
                              copy_ttls=none, copies=none, empty_points=empty_points)
     if keys is None:
         keys = copy_keys(tv, topo, vip_rows(tv, topo.vips), packet_ids(tv))
-    found = _find_copies(tv, tovt, ipos, ts, window_ns, keys)
+    found = _judged(_find_copies(tv, tovt, ipos, ts, window_ns, keys), ipos, observable,
+                    len(tovt))
     found.empty_points = empty_points
     return found
 

@@ -11,15 +11,18 @@ from dr_inspect.columnar.pack import dense_span, pack, unpack
 from dr_inspect.columnar.text import (as_text, categorical, codes_and_values, member, take,
                                       with_default)
 from dr_inspect.correlate.columns import empty_table, finish_table
+from dr_inspect.correlate.spans import shifted_ts
 from dr_inspect.decode.schema import ACK, RST, SYN
 
 
-def _flows_from_to_vip(tovt: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarray, np.ndarray]:
+def _flows_from_to_vip(tovt: pd.DataFrame, n: int, out: dict,
+                       offsets: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The flow columns the client->VIP frames give (first frame, SYNs, packets in); returns
-    (first SYN time, has one) per flow for the response time."""
+    (first SYN time on the common clock, has one) per flow for the response time."""
     ing = np.flatnonzero((tovt["leg"] == "ingress").to_numpy())
     t_flow = tovt["flow_id"].to_numpy().astype(np.int32) - 1
-    t_ts = tovt["ts_ns"].to_numpy(dtype=np.int64)
+    t_raw = tovt["ts_ns"].to_numpy(dtype=np.int64)
+    t_ts = shifted_ts(t_raw, tovt["point"], offsets)
     t_point = codes_and_values(tovt["point"])[0]
     syn_in = ing[(tovt["tcp_flags"].to_numpy()[ing] & (SYN | ACK)) == SYN]
     pick = first_per(t_flow[syn_in], t_ts[syn_in], n)
@@ -39,7 +42,7 @@ def _flows_from_to_vip(tovt: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarra
     at = np.maximum(row, 0)
     out["point"] = with_default(take(tovt["point"], at), got)
     out["frame"] = np.where(got, tovt["frame"].to_numpy(dtype=np.int64)[at], -1)
-    out["ts_ns"] = np.where(got, t_ts[at], -1)
+    out["ts_ns"] = np.where(got, t_raw[at], -1)
     out["seq"] = np.where(got, tovt["seq"].to_numpy().astype(np.int64)[at], -1)
     syn_counts = most_per_point(t_flow[syn_in], t_point[syn_in], n)
     out["syn_seen"] = syn_counts > 0
@@ -48,9 +51,11 @@ def _flows_from_to_vip(tovt: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarra
     return min_per(t_flow[syn_in], t_ts[syn_in], n)
 
 
-def _flows_from_forwards(fw: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarray, np.ndarray]:
+def _flows_from_forwards(fw: pd.DataFrame, n: int, out: dict,
+                         offsets: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The flow columns the forwarded copies give (SYN forwarded, real server by most copies,
-    forwarding delay); returns (first forwarded SYN's copy time, has one) per flow."""
+    forwarding delay); returns (first forwarded SYN's copy time on the common clock, has one)
+    per flow."""
     f_flow = fw["flow_id"].to_numpy().astype(np.int32) - 1
     hc = fw["has_copy"].to_numpy(dtype=bool)
     syn_fw = hc & fw["syn"].to_numpy(dtype=bool)
@@ -91,12 +96,15 @@ def _flows_from_forwards(fw: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarra
     out["forward_delay_us"] = (pd.Series(fw["delay_us"].to_numpy(dtype=np.float64)[fwc])
                                .groupby(f_flow[fwc]).median()
                                .reindex(np.arange(n)).to_numpy(dtype=np.float64))
-    return min_per(f_flow[syn_fw], fw["copy_ts_ns"].to_numpy(dtype=np.int64)[syn_fw], n)
+    copy_ts = shifted_ts(fw["copy_ts_ns"].to_numpy(dtype=np.int64)[syn_fw],
+                         fw["copy_point"].iloc[np.flatnonzero(syn_fw)], offsets)
+    return min_per(f_flow[syn_fw], copy_ts, n)
 
 
-def _flows_from_replies(rp: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarray, np.ndarray]:
+def _flows_from_replies(rp: pd.DataFrame, n: int, out: dict,
+                        offsets: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The flow columns the replies give (real server when no copy names one, SYN-ACK, RST,
-    packets out); returns (first SYN-ACK time, has one) per flow."""
+    packets out); returns (first SYN-ACK time on the common clock, has one) per flow."""
     r_flow = rp["flow_id"].to_numpy().astype(np.int32) - 1
     r_codes, r_names = codes_and_values(rp["real_server"])
     # rows whose real server has a name (judged once per name)
@@ -115,14 +123,19 @@ def _flows_from_replies(rp: pd.DataFrame, n: int, out: dict) -> tuple[np.ndarray
     out["rst_from_vip"] = count_per(r_flow[from_vip & ((r_flags & RST) != 0)], n) > 0
     vseg = member(rp["role"], ("vip-segment", "both"))
     out["packets_out"] = most_per_point(r_flow[vseg], codes_and_values(rp["point"])[0][vseg], n)
-    return min_per(r_flow[sa], rp["ts_ns"].to_numpy(dtype=np.int64)[sa], n)
+    sa_ts = shifted_ts(rp["ts_ns"].to_numpy(dtype=np.int64)[sa],
+                       rp["point"].iloc[np.flatnonzero(sa)], offsets)
+    return min_per(r_flow[sa], sa_ts, n)
 
 
 def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
-                rp: pd.DataFrame) -> pd.DataFrame:
+                rp: pd.DataFrame, offsets: dict[str, int] | None = None) -> pd.DataFrame:
     """One row per connection, aggregated with bincounts over flow positions (flow_id - 1: the
     ids are 1..n in conns order). Each source table is read by its own function, so its
-    per-row temporaries are gone before the next one's."""
+    per-row temporaries are gone before the next one's.
+
+    offsets: the clock correction applied per point (point -> ns): times taken at two points
+    (the response time: forwarded SYN -> SYN-ACK) are compared on the common clock."""
     if len(conns) == 0:
         return empty_table("flows")
     n = len(conns)
@@ -130,9 +143,9 @@ def flows_table(conns: pd.DataFrame, tovt: pd.DataFrame, fw: pd.DataFrame,
                  "client_ip": as_text(conns["client_ip"]),
                  "client_port": conns["client_port"].to_numpy(dtype=np.int64),
                  "vip": as_text(conns["vip"]), "five_tuple": as_text(conns["five_tuple"])}
-    syn_ts = _flows_from_to_vip(tovt, n, out)
-    syn_copy_ts = _flows_from_forwards(fw, n, out)
-    sa_ts = _flows_from_replies(rp, n, out)
+    syn_ts = _flows_from_to_vip(tovt, n, out, offsets)
+    syn_copy_ts = _flows_from_forwards(fw, n, out, offsets)
+    sa_ts = _flows_from_replies(rp, n, out, offsets)
     out["real_server"] = as_text(np.where(out.pop("_has_chosen"), out.pop("_chosen"),
                                           out.pop("_from_replies")).astype(object))
     out["refused"] = out["rst_from_vip"] & ~out["synack_seen"]

@@ -64,6 +64,18 @@ def adjusted_ts(pk: pd.DataFrame, points: pd.Series | pd.Categorical, ts_ns: np.
     return np.asarray(ts_ns, dtype=np.int64) - per[codes]
 
 
+def shifted_ts(ts_ns: np.ndarray, points: pd.Series | pd.Categorical,
+               offsets: dict[str, int] | None) -> np.ndarray:
+    """Raw times of rows at these points on the common clock: ts_ns less the correction
+    applied to each row's point (offsets: point -> ns, as prepare applied them)."""
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    if not offsets or not any(offsets.values()) or len(ts) == 0:
+        return ts
+    codes, names = codes_and_values(points)
+    per = np.array([offsets.get(str(n), 0) for n in names] + [0], dtype=np.int64)
+    return ts - per[codes]     # a row without a point (code -1) takes the appended 0
+
+
 def in_capture_span(ts: np.ndarray, capture_span: tuple[int, int] | None,
                     window_ns: int) -> np.ndarray:
     """Whether each (clock-adjusted) time lies where a counterpart at another point could be
