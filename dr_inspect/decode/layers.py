@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dr_inspect.decode import deeper
-from dr_inspect.decode.containers import FrameIndex
+from dr_inspect.decode.frames import FrameIndex
 from dr_inspect.decode.fields import Col, Fields, at_offsets, be16, be32, u48
 from dr_inspect.decode.gather import gather
 from dr_inspect.decode.schema import DECODED_FIELDS
