@@ -12,7 +12,7 @@ import numpy as np
 
 # No real frame is bigger than this; a larger length is a corrupt header, not an allocation request.
 MAX_RECORD = 16 * 1024 * 1024
-HEAD_BYTES = 96      # leading frame bytes decoded by layers.py (see K_FRAME in link.py)
+HEAD_BYTES = 96      # leading frame bytes decoded by layers.py (see K_FRAME in frame_batch.py)
 
 
 class ContainerError(Exception):
