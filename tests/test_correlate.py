@@ -168,6 +168,26 @@ def test_copy_times_stay_exact_when_some_frames_are_not_forwarded():
     assert (fw.loc[~fw["has_copy"], "copy_ts_ns"] == -1).all()
 
 
+def test_the_combined_table_carries_only_the_columns_the_stages_read():
+    """Decoded columns no verify stage reads are left out of verify's combined table (memory per
+    frame), but stay in the decoder's table (`decode --all-columns`)."""
+    import re
+
+    from conftest import ROOT
+
+    from dr_inspect.decode import schema
+    unread = [c for c in schema.DTYPES if c not in schema.ANALYSED_COLUMNS]
+    assert unread and set(unread) <= set(schema.EXTRA_COLUMNS)
+    assert list(combine_points({"a": pd.DataFrame()}).columns) == ["point"] + \
+        schema.ANALYSED_COLUMNS
+    # a stage that starts to read one must mark it analysed in decode/schema.py
+    readers = [f"{path.relative_to(ROOT)}: {name}"
+               for path in sorted((ROOT / "dr_inspect").rglob("*.py"))
+               if "decode" not in path.parts
+               for name in unread if re.search(rf"[\"']{name}[\"']", path.read_text())]
+    assert readers == []
+
+
 def test_combine_points_keeps_codes_and_missing_values_across_points():
     import numpy as np
     a = pd.DataFrame({"frame": [1, 2, 3], "ts_ns": [1, 2, 3],

@@ -10,7 +10,7 @@ import numpy as np
 from conftest import ROOT, require
 from dr_inspect.decode import native, schema
 from dr_inspect.decode.batches import decode_fields
-from dr_inspect.decode.containers import FrameIndex
+from dr_inspect.decode.frames import FrameIndex
 
 C_SOURCE = ROOT / "dr_inspect" / "decode" / "_native.c"
 KERNEL_FIELDS = {key: dtype for key, dtype in schema.DECODED_FIELDS.items() if key[0] != "ip6"}

@@ -24,7 +24,8 @@ from conftest import require_tool  # noqa: E402
 
 from dr_inspect.decode import decode_file, digest  # noqa: E402
 from dr_inspect.decode import source  # noqa: E402
-from dr_inspect.decode.containers import ContainerError, ContainerParser  # noqa: E402
+from dr_inspect.decode.containers import ContainerParser  # noqa: E402
+from dr_inspect.decode.frames import ContainerError  # noqa: E402
 from dr_inspect.errors import CaptureError  # noqa: E402
 
 FIELDS = [

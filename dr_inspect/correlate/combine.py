@@ -9,9 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dr_inspect.decode.schema import COLUMNS, DTYPES, EXTRA_COLUMNS
-
-ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
+from dr_inspect.decode.schema import ANALYSED_COLUMNS, DTYPES
 
 
 def _object_categories(cat: pd.Categorical) -> pd.Categorical:
@@ -107,7 +105,8 @@ def _concat(columns: list[pd.Series]):
 
 
 def combine_points(packets: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One table for all points: `point` (category) + the schema columns."""
+    """One table for all points: `point` (category) + the schema columns the verify stages read
+    (ANALYSED_COLUMNS; the others are left out)."""
     names = list(packets)
     frames = [packets[p] for p in names] or [pd.DataFrame()]
     lengths = [len(f) for f in frames]
@@ -116,7 +115,7 @@ def combine_points(packets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     columns = {"point": pd.Categorical.from_codes(
         np.repeat(np.arange(len(names), dtype=code_dtype(len(names))), lengths if names else []),
         categories=names, validate=False)}
-    for col in ALL_COLUMNS:
+    for col in ANALYSED_COLUMNS:
         parts = [_conformed(f, col) for f in frames]
         columns[col] = _union(parts) if DTYPES[col] == "category" else _concat(parts)
     # the arrays are new (or a single point's own columns, shared copy-on-write): no

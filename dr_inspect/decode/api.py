@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.decode import native, source, walk
-from dr_inspect.decode.containers import (ContainerError, ContainerParser, FrameIndex, concat_index,
-                                          detect_format)
+from dr_inspect.decode.containers import ContainerParser, detect_format
 from dr_inspect.decode.batches import (decode_field_batches, decode_fields, kernel_fields,
                                        merge_fields)
 from dr_inspect.decode.fields import Fields
+from dr_inspect.decode.frames import ContainerError, FrameIndex, concat_index
 from dr_inspect.decode.stats import DecodedCapture, DecodeStats
 from dr_inspect.decode.table import build_table, concat_packets
 from dr_inspect.errors import CaptureError
@@ -147,17 +147,19 @@ def _decode_pcap_span(loaded: source.Loaded, parser: ContainerParser, name: str,
             raise _capture_error(loaded, name, exc) from None
         if pos == 0:
             return Span([], [], 0, None)
+    pcap = parser.pcap
+    assert pcap is not None
     # Room for every record a typical capture could hold (none smaller than 64 bytes with its
     # header); a file of smaller records gets more room as it goes (PcapRecords).
-    records = native.PcapRecords((stop - pos) // 64 + min(stop - pos, WINDOW) // parser.hdrlen + 1)
+    records = native.PcapRecords((stop - pos) // 64 + min(stop - pos, WINDOW) // pcap.hdrlen + 1)
     error: CaptureError | None = None
     while True:
         limit = min(stop, pos + WINDOW)
-        end, status = records.walk(buf, pos, limit, parser.hdrlen, parser.little,
-                                   parser.max_caplen, parser.frac_ns, parser.linktype)
+        end, status = records.walk(buf, pos, limit, pcap.hdrlen, pcap.little,
+                                   pcap.max_caplen, pcap.frac_ns, pcap.linktype)
         if status != walk.OK:
             try:
-                pos = parser.records_end(buf, walk.WalkResult(buf[:0], end, status), 0, final)
+                pos = pcap.records_end(buf, walk.WalkResult(buf[:0], end, status), 0, final)
             except ContainerError as exc:
                 error = _capture_error(loaded, name, exc)
                 pos = end
@@ -169,7 +171,7 @@ def _decode_pcap_span(loaded: source.Loaded, parser: ContainerParser, name: str,
     (data_pos, caplen, wirelen, ts_ns), cols, slow, ip6 = records.columns()
     del records
     idx = FrameIndex(data_pos, caplen, wirelen, ts_ns, np.zeros(len(caplen), np.int32),
-                     np.full(len(caplen), parser.linktype, np.int32))
+                     np.full(len(caplen), pcap.linktype, np.int32))
     fields = kernel_fields(loaded.buf, idx, cols, slow, ip6)
     idx.data_pos = idx.data_pos[:0]
     return Span([fields] if len(idx) else [], [idx] if len(idx) else [], pos, error)

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import numpy as np
 
 from dr_inspect.decode import native
-from dr_inspect.decode.containers import FrameIndex
 from dr_inspect.decode.fields import Col, Fields
+from dr_inspect.decode.frames import FrameIndex
 from dr_inspect.decode.layers import decode_batch
 from dr_inspect.decode.schema import SCHEMA
 

@@ -1,6 +1,6 @@
 """The decoder's compiled kernels (`_native.c`), when they were built, as plain array functions.
 
-The numpy decoder (walk.py, containers.py, layers.py) is the reference and the fallback: where no
+The numpy decoder (walk.py, pcap.py, pcapng.py, layers.py) is the reference and the fallback: where no
 C compiler was found at install time, or with DR_INSPECT_NATIVE=0 in the environment, it does all
 the work. The kernels only speed up what they fully understand (classic pcap record walk; frames
 of ordinary Ethernet/IP/TCP/UDP/ICMP/ARP) and hand every other frame back to layers.py, so both
@@ -66,7 +66,7 @@ def _i64(a: np.ndarray) -> np.ndarray:
 def pcap_walk(buf: np.ndarray, start: int, hdrlen: int, little: bool, max_caplen: int,
               frac_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     """The classic pcap records of buf from `start` (a record start), as walk.walk with
-    containers' pcap step: (record positions, caplen, wirelen, ts_ns, end, status), status
+    pcap.pcap_step: (record positions, caplen, wirelen, ts_ns, end, status), status
     walk.OK / INCOMPLETE / INVALID at `end`."""
     room = max(0, len(buf) - start) // hdrlen + 1
     # Room for the most records the bytes could hold; pages never written are never mapped in.
@@ -79,7 +79,7 @@ def pcap_walk(buf: np.ndarray, start: int, hdrlen: int, little: bool, max_caplen
 def pcapng_walk(buf: np.ndarray, start: int, little: bool, max_block: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """The blocks of one pcapng section of buf from `start` (a block start), as walk.walk with
-    containers' pcapng step followed by its trailer check: (block positions, types, total
+    pcapng.pcapng_step followed by its trailer check: (block positions, types, total
     lengths, end, status), status walk.OK / INCOMPLETE / INVALID / STOP (a section header
     block) at `end`."""
     out = [np.empty(max(0, len(buf) - start) // 12 + 1, np.int64) for _ in range(3)]

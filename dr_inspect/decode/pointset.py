@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dr_inspect.captureset import CaptureSet, check_point_count
+from dr_inspect.decode.schema import ANALYSED_COLUMNS, DTYPES
 from dr_inspect.decode.stats import DecodeStats
 from dr_inspect.decode.table import concat_packets
 from dr_inspect.errors import CaptureError
@@ -27,6 +28,9 @@ Progress = Callable[[str], None]
 # Processes decoding at once: this one and DECODE_THREADS - 1 forked helper (decoding holds the
 # GIL most of the time, so threads would not run it in parallel); 1 decodes everything here.
 DECODE_THREADS = 2
+# Decoded columns no verify stage reads: each point's table drops them at once (`dr-inspect
+# decode --all-columns` shows them).
+UNREAD_COLUMNS = [c for c in DTYPES if c not in ANALYSED_COLUMNS]
 
 
 def _digest(paths: list[Path]) -> str:
@@ -69,7 +73,7 @@ def _decode_point(files: list[Path], decoded: list[Any]
             first_failure = first_failure or result
             continue
         st = result.stats
-        df = result.packets
+        df = result.packets.drop(columns=UNREAD_COLUMNS)
         if offset and len(df):
             df["frame"] = df["frame"].to_numpy() + offset
         offset += st.frames_read

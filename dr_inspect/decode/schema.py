@@ -24,6 +24,9 @@ class Column:
     held: tuple[str, ...] = ()
     public: bool = True             # in COLUMNS (`dr-inspect decode` prints these) or EXTRA
     doc: str = ""
+    # read by a verify stage: verify's combined packets table carries only these (decoded but
+    # unread columns would cost memory per frame for nothing)
+    analysed: bool = True
 
 
 _ADDR_MAC, _IP, _IP4 = ("macs",), ("ip4", "ip6"), ("ip4",)
@@ -65,20 +68,25 @@ SCHEMA: tuple[Column, ...] = (
     Column("nd_lladdr", "category", _ADDR_MAC, public=False,
            doc="its source/target link-layer address option (MAC)"),
     Column("nd_flags", "UInt8", ("ints",), public=False, doc="NA flags byte (R=0x80, S=0x40, O=0x20)"),
-    Column("ip_df", "boolean", ("ints",), public=False, doc="IPv4 don't-fragment flag"),
-    Column("tcp_mss", "UInt16", ("ints",), public=False,
+    Column("ip_df", "boolean", ("ints",), public=False, analysed=False,
+           doc="IPv4 don't-fragment flag"),
+    Column("tcp_mss", "UInt16", ("ints",), public=False, analysed=False,
            doc="TCP maximum segment size option (the first one, within the captured header)"),
-    Column("icmp_mtu", "UInt32", ("ints",), public=False,
+    Column("icmp_mtu", "UInt32", ("ints",), public=False, analysed=False,
            doc="next-hop MTU of an ICMP fragmentation-needed (type 3 code 4) or ICMPv6 "
                "packet-too-big error"),
-    Column("inner_src_ip", "category", _IP, public=False,
+    Column("inner_src_ip", "category", _IP, public=False, analysed=False,
            doc="source address of the packet an ICMP/ICMPv6 error quotes"),
-    Column("inner_dst_ip", "category", _IP, public=False, doc="its destination address"),
-    Column("inner_proto", "UInt8", ("ints",), public=False,
+    Column("inner_dst_ip", "category", _IP, public=False, analysed=False,
+           doc="its destination address"),
+    Column("inner_proto", "UInt8", ("ints",), public=False, analysed=False,
            doc="its protocol (IPv6: the first next header)"),
-    Column("inner_src_port", "UInt16", ("ints",), public=False, doc="its TCP/UDP source port"),
-    Column("inner_dst_port", "UInt16", ("ints",), public=False, doc="its destination port"),
-    Column("inner_seq", "UInt32", ("ints",), public=False, doc="its TCP sequence number"),
+    Column("inner_src_port", "UInt16", ("ints",), public=False, analysed=False,
+           doc="its TCP/UDP source port"),
+    Column("inner_dst_port", "UInt16", ("ints",), public=False, analysed=False,
+           doc="its destination port"),
+    Column("inner_seq", "UInt32", ("ints",), public=False, analysed=False,
+           doc="its TCP sequence number"),
     Column("payload_hash", "UInt64", ("ints",), public=False,
            doc="digest of the captured TCP payload bytes (decode/digest.py: concatenable)"),
     Column("payload_whole", "boolean", ("ints",), public=False,
@@ -89,6 +97,8 @@ SCHEMA: tuple[Column, ...] = (
 COLUMNS: list[str] = [c.name for c in SCHEMA if c.public]
 # Further columns the later stages read; `decode --all-columns` shows them.
 EXTRA_COLUMNS: list[str] = [c.name for c in SCHEMA if not c.public]
+# The columns verify's stages read, in schema order (its combined packets table holds these).
+ANALYSED_COLUMNS: list[str] = [c.name for c in SCHEMA if c.analysed]
 # Column dtypes (pandas). "category" columns hold text categories.
 DTYPES: dict[str, str] = {c.name: c.dtype for c in SCHEMA}
 

@@ -13,8 +13,8 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from dr_inspect.decode import schema
-from dr_inspect.decode.containers import FrameIndex
 from dr_inspect.decode.fields import Col, Fields
+from dr_inspect.decode.frames import FrameIndex
 
 # numpy type of each numeric pandas dtype of the schema
 _INT_DTYPES = {dtype: np.dtype(code).type for dtype, code in schema.NUMPY_DTYPES.items()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dr_inspect.decode.schema import ANALYSED_COLUMNS
 from dr_inspect.distributed.adapter import combine_points, is_tcp
 from dr_inspect.distributed.points import FileRoute
 from dr_inspect.distributed.shards import concat_rows, read_table, write_table
@@ -77,7 +78,9 @@ def partition_shard(shard: str, route: FileRoute, vips: VipEndpoints, n_buckets:
     """Split one shard's TCP frames into out_dir/b<bucket>/s<shard_no>.parquet, with their
     point name and frame number in the set. Returns rows per bucket."""
     df = read_table(shard)
-    df = df[[c for c in df.columns if c not in NOT_TCP]].iloc[np.flatnonzero(is_tcp(df))]
+    # (nor the columns no verify stage reads: the combined table leaves them out)
+    df = df[[c for c in df.columns if c not in NOT_TCP and c in ANALYSED_COLUMNS]
+            ].iloc[np.flatnonzero(is_tcp(df))]
     if not len(df):
         return {}
     if route.offset:

@@ -18,7 +18,8 @@ import numpy as np
 
 from dr_inspect.decode import source
 from dr_inspect.decode.api import decode_span, finish_decode
-from dr_inspect.decode.containers import ContainerError, ContainerParser, detect_format
+from dr_inspect.decode.containers import ContainerParser, detect_format
+from dr_inspect.decode.frames import ContainerError
 from dr_inspect.distributed.shards import (DecodedFile, add_interface, learning_extract,
                                           write_pieces)
 from dr_inspect.errors import CaptureError

@@ -18,7 +18,8 @@ import numpy as np
 
 from dr_inspect.captureset import load_capture_set
 from dr_inspect.decode import source
-from dr_inspect.decode.containers import ContainerError, ContainerParser, FrameIndex
+from dr_inspect.decode.containers import ContainerParser
+from dr_inspect.decode.frames import ContainerError, FrameIndex
 from dr_inspect.errors import InputError
 from dr_inspect.model import VerifyReport
 
