@@ -60,8 +60,7 @@ def adjusted_ts(pk: pd.DataFrame, points: pd.Series | pd.Categorical, ts_ns: np.
     codes, names = codes_and_values(points)
     if not all(str(n) in shifts for n in names[np.unique(codes)]):
         raise KeyError("to_vip rows of a point missing from the packets table")
-    per = np.array([shifts.get(str(n), 0) for n in names], dtype=np.int64)
-    return np.asarray(ts_ns, dtype=np.int64) - per[codes]
+    return shifted_ts(ts_ns, points, shifts)
 
 
 def shifted_ts(ts_ns: np.ndarray, points: pd.Series | pd.Categorical,
